@@ -12,93 +12,73 @@
  *   its ts is not before the previous   (else `time-regression`)
  * and the file ends with a newline      (else `torn-tail`).
  */
-import { isCanonicalText } from "./encoding/canonical.js";
-import {
-	type Entry,
-	GENESIS_PREV,
-	type Head,
-	leafHashOfText,
-} from "./entry.js";
+import { isCanonicalText } from './encoding/canonical.js';
+import { type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 
 export type FailureReason =
-	| "malformed"
-	| "not-canonical"
-	| "seq-gap"
-	| "prev-mismatch"
-	| "hash-mismatch"
-	| "foreign-entry"
-	| "torn-tail"
-	| "time-regression";
+  | 'malformed'
+  | 'not-canonical'
+  | 'seq-gap'
+  | 'prev-mismatch'
+  | 'hash-mismatch'
+  | 'foreign-entry'
+  | 'torn-tail'
+  | 'time-regression';
 
 /** The first bad entry: its expected seq, 1-based line number, byte offset and why. */
 export interface VerifyFailure {
-	seq: number;
-	line: number;
-	offset: number;
-	reason: FailureReason;
-	message: string;
+  seq: number;
+  line: number;
+  offset: number;
+  reason: FailureReason;
+  message: string;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const LOG_ID = /^[0-9a-f]{32}$/;
 const TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const FIELDS = new Set([
-	"v",
-	"log",
-	"seq",
-	"ts",
-	"id",
-	"actor",
-	"action",
-	"targets",
-	"outcome",
-	"data",
-	"prev",
-	"hash",
+  'v',
+  'log',
+  'seq',
+  'ts',
+  'id',
+  'actor',
+  'action',
+  'targets',
+  'outcome',
+  'data',
+  'prev',
+  'hash',
 ]);
 
 /** Parses a line into an Entry, or returns why it is not one. */
 export function parseEntry(text: string): Entry | string {
-	let value: unknown;
-	try {
-		value = JSON.parse(text);
-	} catch (error) {
-		return `not JSON (${(error as Error).message})`;
-	}
-	if (typeof value !== "object" || value === null || Array.isArray(value))
-		return "not a JSON object";
-	const e = value as Record<string, unknown>;
-	if (e.v !== 1) return `unknown format version ${JSON.stringify(e.v)}`;
-	if (typeof e.log !== "string" || !LOG_ID.test(e.log))
-		return "log is not a 32-digit hex identifier";
-	if (!Number.isSafeInteger(e.seq) || (e.seq as number) < 0)
-		return "seq is not a non-negative integer";
-	if (typeof e.ts !== "string" || !TS.test(e.ts))
-		return "ts is not an RFC 3339 UTC time with milliseconds";
-	if (typeof e.id !== "string" || e.id.length === 0) return "id is missing";
-	if (typeof e.actor !== "string" || typeof e.action !== "string")
-		return "actor or action is missing";
-	if (typeof e.prev !== "string" || !HEX64.test(e.prev))
-		return "prev is not a 64-digit hex hash";
-	if (typeof e.hash !== "string" || !HEX64.test(e.hash))
-		return "hash is not a 64-digit hex hash";
-	if (
-		e.targets !== undefined &&
-		!(Array.isArray(e.targets) && e.targets.every((t) => typeof t === "string"))
-	) {
-		return "targets is not an array of strings";
-	}
-	if (e.outcome !== undefined && typeof e.outcome !== "string")
-		return "outcome is not a string";
-	if (
-		e.data !== undefined &&
-		(typeof e.data !== "object" || e.data === null || Array.isArray(e.data))
-	) {
-		return "data is not an object";
-	}
-	for (const name in e)
-		if (!FIELDS.has(name)) return `unknown member ${JSON.stringify(name)}`;
-	return e as unknown as Entry;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return `not JSON (${(error as Error).message})`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const e = value as Record<string, unknown>;
+  if (e.v !== 1) return `unknown format version ${JSON.stringify(e.v)}`;
+  if (typeof e.log !== 'string' || !LOG_ID.test(e.log)) return 'log is not a 32-digit hex identifier';
+  if (!Number.isSafeInteger(e.seq) || (e.seq as number) < 0) return 'seq is not a non-negative integer';
+  if (typeof e.ts !== 'string' || !TS.test(e.ts)) return 'ts is not an RFC 3339 UTC time with milliseconds';
+  if (typeof e.id !== 'string' || e.id.length === 0) return 'id is missing';
+  if (typeof e.actor !== 'string' || typeof e.action !== 'string') return 'actor or action is missing';
+  if (typeof e.prev !== 'string' || !HEX64.test(e.prev)) return 'prev is not a 64-digit hex hash';
+  if (typeof e.hash !== 'string' || !HEX64.test(e.hash)) return 'hash is not a 64-digit hex hash';
+  if (e.targets !== undefined && !(Array.isArray(e.targets) && e.targets.every((t) => typeof t === 'string'))) {
+    return 'targets is not an array of strings';
+  }
+  if (e.outcome !== undefined && typeof e.outcome !== 'string') return 'outcome is not a string';
+  if (e.data !== undefined && (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data))) {
+    return 'data is not an object';
+  }
+  for (const name in e) if (!FIELDS.has(name)) return `unknown member ${JSON.stringify(name)}`;
+  return e as unknown as Entry;
 }
 
 /**
@@ -108,84 +88,71 @@ export function parseEntry(text: string): Entry | string {
  * strings), so its last occurrence is the top-level member.
  */
 export function recomputeHash(text: string, entry: Entry): string {
-	const member = `"hash":"${entry.hash}",`;
-	const at = text.lastIndexOf(member);
-	if (at < 0) return "";
-	return leafHashOfText(text.slice(0, at) + text.slice(at + member.length));
+  const member = `"hash":"${entry.hash}",`;
+  const at = text.lastIndexOf(member);
+  if (at < 0) return '';
+  return leafHashOfText(text.slice(0, at) + text.slice(at + member.length));
 }
 
 /** Checks a log's lines in order. Holds only the previous entry's hash and time: constant memory. */
 export class ChainVerifier {
-	#logId: string | null;
-	#size = 0;
-	#hash = GENESIS_PREV;
-	#ts: string | null = null;
+  #logId: string | null;
+  #size = 0;
+  #hash = GENESIS_PREV;
+  #ts: string | null = null;
 
-	/** `logId`: the log's identifier if known in advance; otherwise the first entry's is taken. */
-	constructor(logId: string | null = null) {
-		this.#logId = logId;
-	}
+  /** `logId`: the log's identifier if known in advance; otherwise the first entry's is taken. */
+  constructor(logId: string | null = null) {
+    this.#logId = logId;
+  }
 
-	/** Entries accepted so far, and the last one's hash. */
-	get head(): Head {
-		return {
-			log: this.#logId,
-			size: this.#size,
-			hash: this.#hash,
-			ts: this.#ts,
-		};
-	}
+  /** Entries accepted so far, and the last one's hash. */
+  get head(): Head {
+    return {
+      log: this.#logId,
+      size: this.#size,
+      hash: this.#hash,
+      ts: this.#ts,
+    };
+  }
 
-	/** Checks the next complete line (without its newline); null when it is good. */
-	check(text: string, offset: number): VerifyFailure | null {
-		const seq = this.#size;
-		const fail = (reason: FailureReason, message: string): VerifyFailure => ({
-			seq,
-			line: seq + 1,
-			offset,
-			reason,
-			message,
-		});
-		const entry = parseEntry(text);
-		if (typeof entry === "string") return fail("malformed", entry);
-		if (!isCanonicalText(text, entry))
-			return fail("not-canonical", "line is not RFC 8785 canonical JSON");
-		if (recomputeHash(text, entry) !== entry.hash)
-			return fail("hash-mismatch", "hash does not match the entry");
-		if (this.#logId !== null && entry.log !== this.#logId) {
-			return fail(
-				"foreign-entry",
-				`entry belongs to log ${entry.log}, not ${this.#logId}`,
-			);
-		}
-		if (entry.seq !== seq)
-			return fail("seq-gap", `expected seq ${seq}, found ${entry.seq}`);
-		if (entry.prev !== this.#hash)
-			return fail(
-				"prev-mismatch",
-				`prev does not match the hash of entry ${seq - 1}`,
-			);
-		if (this.#ts !== null && entry.ts < this.#ts) {
-			return fail(
-				"time-regression",
-				`ts ${entry.ts} is before the previous entry's ${this.#ts}`,
-			);
-		}
-		this.#logId = entry.log;
-		this.#size = seq + 1;
-		this.#hash = entry.hash;
-		this.#ts = entry.ts;
-		return null;
-	}
+  /** Checks the next complete line (without its newline); null when it is good. */
+  check(text: string, offset: number): VerifyFailure | null {
+    const seq = this.#size;
+    const fail = (reason: FailureReason, message: string): VerifyFailure => ({
+      seq,
+      line: seq + 1,
+      offset,
+      reason,
+      message,
+    });
+    const entry = parseEntry(text);
+    if (typeof entry === 'string') return fail('malformed', entry);
+    if (!isCanonicalText(text, entry)) return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
+    if (recomputeHash(text, entry) !== entry.hash) return fail('hash-mismatch', 'hash does not match the entry');
+    if (this.#logId !== null && entry.log !== this.#logId) {
+      return fail('foreign-entry', `entry belongs to log ${entry.log}, not ${this.#logId}`);
+    }
+    if (entry.seq !== seq) return fail('seq-gap', `expected seq ${seq}, found ${entry.seq}`);
+    if (entry.prev !== this.#hash) return fail('prev-mismatch', `prev does not match the hash of entry ${seq - 1}`);
+    if (this.#ts !== null && entry.ts < this.#ts) {
+      return fail('time-regression', `ts ${entry.ts} is before the previous entry's ${this.#ts}`);
+    }
+    this.#logId = entry.log;
+    this.#size = seq + 1;
+    this.#hash = entry.hash;
+    this.#ts = entry.ts;
+    return null;
+  }
 
-	/** The failure for bytes after the last newline: a write that never completed. */
-	tornTail(offset: number, bytes: number): VerifyFailure {
-		return {
-			seq: this.#size,
-			line: this.#size + 1,
-			offset,
-			reason: "torn-tail",
-			message: `last line is incomplete (${bytes} bytes without a newline)`,
-		};
-	}
+  /** The failure for bytes after the last newline: a write that never completed. */
+  tornTail(offset: number, bytes: number): VerifyFailure {
+    return {
+      seq: this.#size,
+      line: this.#size + 1,
+      offset,
+      reason: 'torn-tail',
+      message: `last line is incomplete (${bytes} bytes without a newline)`,
+    };
+  }
 }

@@ -7,67 +7,67 @@
  *   hash = SHA-256(0x00 || canonical bytes of the entry minus `hash`)
  * so the chain's hashes are also the Merkle tree's leaves.
  */
-import { hash as digest, randomBytes, randomUUID } from "node:crypto";
-import { canonicalize, fieldPath } from "./encoding/canonical.js";
-import { InvalidEntryError } from "./errors.js";
+import { hash as digest, randomBytes, randomUUID } from 'node:crypto';
+import { canonicalize, fieldPath } from './encoding/canonical.js';
+import { InvalidEntryError } from './errors.js';
 
 /** What a caller records. */
 export interface EntryInput {
-	/** Who acted: a user, agent, service or bot identifier. */
-	actor: string;
-	/** What was done, as a dotted verb such as `proposal.approve`. */
-	action: string;
-	/** What it was done to. */
-	targets?: readonly string[] | undefined;
-	/** How it ended, such as `success`, `denied`, `error`. */
-	outcome?: string | undefined;
-	/** Any further detail, as a plain JSON object. */
-	data?: Record<string, unknown> | undefined;
+  /** Who acted: a user, agent, service or bot identifier. */
+  actor: string;
+  /** What was done, as a dotted verb such as `proposal.approve`. */
+  action: string;
+  /** What it was done to. */
+  targets?: readonly string[] | undefined;
+  /** How it ended, such as `success`, `denied`, `error`. */
+  outcome?: string | undefined;
+  /** Any further detail, as a plain JSON object. */
+  data?: Record<string, unknown> | undefined;
 }
 
 /** A stored entry, as it appears on its line. */
 export interface Entry {
-	/** Format version. */
-	v: 1;
-	/** The log this entry belongs to: copied from the log's first entry. */
-	log: string;
-	/** 0-based position in the log. */
-	seq: number;
-	/** RFC 3339 UTC time with milliseconds, assigned under the lock; never earlier than the previous entry's. */
-	ts: string;
-	/** Unique identifier (a random UUID). */
-	id: string;
-	actor: string;
-	action: string;
-	targets?: string[];
-	outcome?: string;
-	data?: Record<string, unknown>;
-	/** Hash of the previous entry; GENESIS_PREV for seq 0. */
-	prev: string;
-	/** This entry's leaf hash, hex. */
-	hash: string;
+  /** Format version. */
+  v: 1;
+  /** The log this entry belongs to: copied from the log's first entry. */
+  log: string;
+  /** 0-based position in the log. */
+  seq: number;
+  /** RFC 3339 UTC time with milliseconds, assigned under the lock; never earlier than the previous entry's. */
+  ts: string;
+  /** Unique identifier (a random UUID). */
+  id: string;
+  actor: string;
+  action: string;
+  targets?: string[];
+  outcome?: string;
+  data?: Record<string, unknown>;
+  /** Hash of the previous entry; GENESIS_PREV for seq 0. */
+  prev: string;
+  /** This entry's leaf hash, hex. */
+  hash: string;
 }
 
 /** The position an entry is appended after: the log's current last entry. */
 export interface Head {
-	/** The log's identifier (null until the first entry is written). */
-	log: string | null;
-	/** Number of entries, which is the next entry's seq. */
-	size: number;
-	/** Hash of the last entry, or GENESIS_PREV for an empty log. */
-	hash: string;
-	/** Time of the last entry, or null for an empty log. */
-	ts: string | null;
+  /** The log's identifier (null until the first entry is written). */
+  log: string | null;
+  /** Number of entries, which is the next entry's seq. */
+  size: number;
+  /** Hash of the last entry, or GENESIS_PREV for an empty log. */
+  hash: string;
+  /** Time of the last entry, or null for an empty log. */
+  ts: string | null;
 }
 
 /** `prev` of the first entry. */
-export const GENESIS_PREV = "0".repeat(64);
+export const GENESIS_PREV = '0'.repeat(64);
 
 export const EMPTY_HEAD: Head = Object.freeze({
-	log: null,
-	size: 0,
-	hash: GENESIS_PREV,
-	ts: null,
+  log: null,
+  size: 0,
+  hash: GENESIS_PREV,
+  ts: null,
 });
 
 export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024;
@@ -79,148 +79,122 @@ export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024;
  * Canonical member order: action actor data | hash | id log outcome prev seq targets ts v.
  */
 export interface PreparedEntry {
-	readonly input: EntryInput;
-	/** `"action":…,"actor":…[,"data":…]` */
-	readonly before: string;
-	/** `,"outcome":…` or '' */
-	readonly outcome: string;
-	/** `,"targets":…` or '' */
-	readonly targets: string;
-	/** Upper bound of the final line's UTF-8 length, newline included. */
-	readonly maxBytes: number;
+  readonly input: EntryInput;
+  /** `"action":…,"actor":…[,"data":…]` */
+  readonly before: string;
+  /** `,"outcome":…` or '' */
+  readonly outcome: string;
+  /** `,"targets":…` or '' */
+  readonly targets: string;
+  /** Upper bound of the final line's UTF-8 length, newline included. */
+  readonly maxBytes: number;
 }
 
 const ACTION = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 const MAX_NAME = 256;
-const INPUT_FIELDS = new Set(["actor", "action", "targets", "outcome", "data"]);
+const INPUT_FIELDS = new Set(['actor', 'action', 'targets', 'outcome', 'data']);
 
 // `,"hash":"<64>"` + `,"id":"<36>"` + `,"log":"<32>"` + `,"prev":"<64>"` + `,"seq":<16 digits>`
 // + `,"ts":"<24>"` + `,"v":1` + `}` + `\n`: the most the log's own members add to a line.
 const ASSIGNED_BYTES = 75 + 42 + 39 + 74 + 23 + 30 + 6 + 2;
 
 /** Validates `input` and encodes it; throws InvalidEntryError naming the field. */
-export function prepareEntry(
-	input: unknown,
-	maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
-): PreparedEntry {
-	if (typeof input !== "object" || input === null || Array.isArray(input)) {
-		throw new InvalidEntryError(
-			"$",
-			"an entry must be a JSON object with actor and action",
-		);
-	}
-	const record = input as Record<string, unknown>;
-	for (const name of Object.keys(record)) {
-		if (!INPUT_FIELDS.has(name)) {
-			const why = ["v", "log", "seq", "ts", "id", "prev", "hash"].includes(name)
-				? "is assigned by the log and cannot be supplied"
-				: "is not an entry field (expected actor, action, targets, outcome, data)";
-			throw new InvalidEntryError(fieldPath("$", name), why);
-		}
-	}
-	const actor = requireName(record.actor, "$.actor");
-	const action = requireName(record.action, "$.action");
-	if (!ACTION.test(action)) {
-		throw new InvalidEntryError(
-			"$.action",
-			`${JSON.stringify(action)} is not a dotted verb such as proposal.approve`,
-		);
-	}
-	let targets = "";
-	if (record.targets !== undefined) {
-		if (!Array.isArray(record.targets))
-			throw new InvalidEntryError("$.targets", "must be an array of strings");
-		record.targets.forEach((t, i) => requireName(t, `$.targets[${i}]`, 4096));
-		targets = `,"targets":${canonicalize(record.targets, "$.targets")}`;
-	}
-	let outcome = "";
-	if (record.outcome !== undefined) {
-		outcome = `,"outcome":${canonicalize(requireName(record.outcome, "$.outcome"), "$.outcome")}`;
-	}
-	let before = `"action":${canonicalize(action, "$.action")},"actor":${canonicalize(actor, "$.actor")}`;
-	if (record.data !== undefined) {
-		const data = record.data;
-		if (typeof data !== "object" || data === null || Array.isArray(data)) {
-			throw new InvalidEntryError("$.data", "must be a plain JSON object");
-		}
-		before += `,"data":${canonicalize(data, "$.data")}`;
-	}
-	const maxBytes =
-		Buffer.byteLength(before) +
-		Buffer.byteLength(outcome) +
-		Buffer.byteLength(targets) +
-		ASSIGNED_BYTES;
-	if (maxBytes > maxEntryBytes) {
-		throw new InvalidEntryError(
-			"$",
-			`entry encodes to ${maxBytes} bytes, over the ${maxEntryBytes}-byte limit`,
-		);
-	}
-	return { input: input as EntryInput, before, outcome, targets, maxBytes };
+export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES): PreparedEntry {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new InvalidEntryError('$', 'an entry must be a JSON object with actor and action');
+  }
+  const record = input as Record<string, unknown>;
+  for (const name of Object.keys(record)) {
+    if (!INPUT_FIELDS.has(name)) {
+      const why = ['v', 'log', 'seq', 'ts', 'id', 'prev', 'hash'].includes(name)
+        ? 'is assigned by the log and cannot be supplied'
+        : 'is not an entry field (expected actor, action, targets, outcome, data)';
+      throw new InvalidEntryError(fieldPath('$', name), why);
+    }
+  }
+  const actor = requireName(record.actor, '$.actor');
+  const action = requireName(record.action, '$.action');
+  if (!ACTION.test(action)) {
+    throw new InvalidEntryError('$.action', `${JSON.stringify(action)} is not a dotted verb such as proposal.approve`);
+  }
+  let targets = '';
+  if (record.targets !== undefined) {
+    if (!Array.isArray(record.targets)) throw new InvalidEntryError('$.targets', 'must be an array of strings');
+    for (const [i, target] of record.targets.entries()) requireName(target, `$.targets[${i}]`, 4096);
+    targets = `,"targets":${canonicalize(record.targets, '$.targets')}`;
+  }
+  let outcome = '';
+  if (record.outcome !== undefined) {
+    outcome = `,"outcome":${canonicalize(requireName(record.outcome, '$.outcome'), '$.outcome')}`;
+  }
+  let before = `"action":${canonicalize(action, '$.action')},"actor":${canonicalize(actor, '$.actor')}`;
+  if (record.data !== undefined) {
+    const data = record.data;
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      throw new InvalidEntryError('$.data', 'must be a plain JSON object');
+    }
+    before += `,"data":${canonicalize(data, '$.data')}`;
+  }
+  const maxBytes = Buffer.byteLength(before) + Buffer.byteLength(outcome) + Buffer.byteLength(targets) + ASSIGNED_BYTES;
+  if (maxBytes > maxEntryBytes) {
+    throw new InvalidEntryError('$', `entry encodes to ${maxBytes} bytes, over the ${maxEntryBytes}-byte limit`);
+  }
+  return { input: input as EntryInput, before, outcome, targets, maxBytes };
 }
 
 function requireName(value: unknown, field: string, max = MAX_NAME): string {
-	if (typeof value !== "string" || value.length === 0)
-		throw new InvalidEntryError(field, "must be a non-empty string");
-	if (value.length > max)
-		throw new InvalidEntryError(
-			field,
-			`is ${value.length} characters, over the limit of ${max}`,
-		);
-	// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-	if (/[\u0000-\u001f\u007f]/.test(value))
-		throw new InvalidEntryError(field, "must not contain control characters");
-	return value;
+  if (typeof value !== 'string' || value.length === 0) throw new InvalidEntryError(field, 'must be a non-empty string');
+  if (value.length > max) throw new InvalidEntryError(field, `is ${value.length} characters, over the limit of ${max}`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new InvalidEntryError(field, 'must not contain control characters');
+  return value;
 }
 
 /** The fields the log assigns when it seals an entry. */
 export interface Assigned {
-	log: string;
-	seq: number;
-	ts: string;
-	id: string;
-	prev: string;
+  log: string;
+  seq: number;
+  ts: string;
+  id: string;
+  prev: string;
 }
 
 /** A sealed entry: its line (with trailing newline) and hash. */
 export interface Sealed {
-	line: string;
-	hash: string;
+  line: string;
+  hash: string;
 }
 
 /** Seals a prepared entry at a position: the canonical line and its leaf hash. */
 export function sealEntry(p: PreparedEntry, a: Assigned): Sealed {
-	const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1}`;
-	const hash = leafHashOfText(`{${p.before},${after}`);
-	return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash };
+  const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1}`;
+  const hash = leafHashOfText(`{${p.before},${after}`);
+  return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash };
 }
 
 /** RFC 9162 §2.1.1 leaf hash, hex: SHA-256(0x00 || UTF-8 of text). U+0000 encodes as the single byte 0x00. */
 export function leafHashOfText(text: string): string {
-	return digest("sha256", `\u0000${text}`, "hex");
+  return digest('sha256', `\u0000${text}`, 'hex');
 }
 
 /** The canonical text an entry's hash covers: the entry without its `hash` member. */
 export function hashedText(entry: Entry): string {
-	const { hash: _omit, ...rest } = entry;
-	return canonicalize(rest);
+  const { hash: _omit, ...rest } = entry;
+  return canonicalize(rest);
 }
 
 /** A new random log identifier: 128 bits, hex. */
 export function newLogId(): string {
-	return randomBytes(16).toString("hex");
+  return randomBytes(16).toString('hex');
 }
 
 /** A new unique entry identifier. */
 export function newEntryId(): string {
-	return randomUUID();
+  return randomUUID();
 }
 
 /** The timestamp for an entry sealed now after `previous`: RFC 3339 UTC, ms, never earlier than `previous`. */
-export function nextTimestamp(
-	previous: string | null,
-	now: number = Date.now(),
-): string {
-	const ts = new Date(now).toISOString();
-	return previous !== null && previous > ts ? previous : ts;
+export function nextTimestamp(previous: string | null, now: number = Date.now()): string {
+  const ts = new Date(now).toISOString();
+  return previous !== null && previous > ts ? previous : ts;
 }

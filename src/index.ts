@@ -6,38 +6,38 @@
  *   const { ok, failure } = await log.verify();
  */
 export {
-	type FailureReason,
-	type VerifyFailure,
-	ChainVerifier,
-	parseEntry,
-} from "./chain.js";
-export { canonicalize } from "./encoding/canonical.js";
+  ChainVerifier,
+  type FailureReason,
+  parseEntry,
+  type VerifyFailure,
+} from './chain.js';
+export { canonicalize } from './encoding/canonical.js';
 export {
-	DEFAULT_MAX_ENTRY_BYTES,
-	type Entry,
-	type EntryInput,
-	GENESIS_PREV,
-	type Head,
-	hashedText,
-	leafHashOfText,
-} from "./entry.js";
-export * from "./errors.js";
-export { Log, type LogOptions, resolveLogDir } from "./log.js";
+  DEFAULT_MAX_ENTRY_BYTES,
+  type Entry,
+  type EntryInput,
+  GENESIS_PREV,
+  type Head,
+  hashedText,
+  leafHashOfText,
+} from './entry.js';
+export * from './errors.js';
+export { Log, type LogOptions, resolveLogDir } from './log.js';
 export {
-	type Durability,
-	FileStore,
-	type FileStoreOptions,
-	LOG_FILE,
-	matchesAction,
-} from "./store/file/file-store.js";
-export type { Files } from "./store/file/files.js";
-export { nodeFiles } from "./store/file/files.js";
+  type Durability,
+  FileStore,
+  type FileStoreOptions,
+  LOG_FILE,
+  matchesAction,
+} from './store/file/file-store.js';
+export type { Files } from './store/file/files.js';
+export { nodeFiles } from './store/file/files.js';
 export type {
-	ReadQuery,
-	Recovery,
-	SealedBatch,
-	Store,
-	VerifyOptions,
-	VerifyProgress,
-	VerifyResult,
-} from "./store/store.js";
+  ReadQuery,
+  Recovery,
+  SealedBatch,
+  Store,
+  VerifyOptions,
+  VerifyProgress,
+  VerifyResult,
+} from './store/store.js';

@@ -9,337 +9,312 @@
  * that sync. Validation and encoding happen in the caller, before the
  * queue, so a bad entry never reaches a batch and never holds the lock.
  */
-import { EventEmitter } from "node:events";
-import { resolve } from "node:path";
+import { EventEmitter } from 'node:events';
+import { resolve } from 'node:path';
 import {
-	DEFAULT_MAX_ENTRY_BYTES,
-	type Entry,
-	type EntryInput,
-	type Head,
-	newEntryId,
-	newLogId,
-	nextTimestamp,
-	type PreparedEntry,
-	prepareEntry,
-	sealEntry,
-} from "./entry.js";
-import {
-	InvalidOptionError,
-	LogClosedError,
-	QueueFullError,
-	RecordFailedError,
-} from "./errors.js";
-import { type Durability, FileStore } from "./store/file/file-store.js";
-import type { Files } from "./store/file/files.js";
-import type {
-	ReadQuery,
-	Recovery,
-	SealedBatch,
-	Store,
-	VerifyOptions,
-	VerifyResult,
-} from "./store/store.js";
+  DEFAULT_MAX_ENTRY_BYTES,
+  type Entry,
+  type EntryInput,
+  type Head,
+  newEntryId,
+  newLogId,
+  nextTimestamp,
+  type PreparedEntry,
+  prepareEntry,
+  sealEntry,
+} from './entry.js';
+import { InvalidEntryError, InvalidOptionError, LogClosedError, QueueFullError, RecordFailedError } from './errors.js';
+import { type Durability, FileStore } from './store/file/file-store.js';
+import type { Files } from './store/file/files.js';
+import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from './store/store.js';
 
 export interface LogOptions {
-	/** The log directory. Default: $EVIDENT_DIR, else ./.evident */
-	dir?: string | undefined;
-	/** 'fsync' (default) or 'write'; see README "Durability". */
-	durability?: Durability | undefined;
-	/** Create the log if it does not exist. Default false: a mistyped directory is an error, not a new log. */
-	create?: boolean | undefined;
-	/** Open for reading only: no lock taken, nothing ever written (not even torn-tail recovery). */
-	readOnly?: boolean | undefined;
-	/** Largest encoded entry, in bytes. Default 65536. */
-	maxEntryBytes?: number | undefined;
-	/** Most entries in one commit. Default 4096. */
-	maxBatch?: number | undefined;
-	/** Most events `record()` holds before it throws QueueFullError. Default 10000. */
-	maxQueue?: number | undefined;
-	/** The file layer (a seam for tests). */
-	files?: Files | undefined;
-	/** A different backend; overrides dir/durability/create/files. */
-	store?: Store | undefined;
+  /** The log directory. Default: $EVIDENT_DIR, else ./.evident */
+  dir?: string | undefined;
+  /** 'fsync' (default) or 'write'; see README "Durability". */
+  durability?: Durability | undefined;
+  /** Create the log if it does not exist. Default false: a mistyped directory is an error, not a new log. */
+  create?: boolean | undefined;
+  /** Open for reading only: no lock taken, nothing ever written (not even torn-tail recovery). */
+  readOnly?: boolean | undefined;
+  /** Largest encoded entry, in bytes. Default 65536. */
+  maxEntryBytes?: number | undefined;
+  /** Most entries in one commit. Default 4096. */
+  maxBatch?: number | undefined;
+  /** Most events `record()` holds before it throws QueueFullError. Default 10000. */
+  maxQueue?: number | undefined;
+  /** The file layer (a seam for tests). */
+  files?: Files | undefined;
+  /** A different backend; overrides dir/durability/create/files. */
+  store?: Store | undefined;
 }
 
 export interface LogEvents {
-	/** A torn last line was moved to quarantine when the log was opened. */
-	recovered: [Recovery];
-	/** Background `record()` events could not be written. */
-	error: [RecordFailedError];
+  /** A torn last line was moved to quarantine when the log was opened. */
+  recovered: [Recovery];
+  /** Background `record()` events could not be written. */
+  error: [RecordFailedError];
 }
 
 interface Pending {
-	prepared: PreparedEntry[];
-	/** Absent for background `record()` events. */
-	resolve?: (entries: Entry[]) => void;
-	reject?: (error: unknown) => void;
+  prepared: PreparedEntry[];
+  /** Absent for background `record()` events. */
+  resolve?: (entries: Entry[]) => void;
+  reject?: (error: unknown) => void;
 }
 
 /** The directory a log lives in, from an option, then $EVIDENT_DIR, then ./.evident */
 export function resolveLogDir(dir?: string): string {
-	return resolve(dir ?? process.env.EVIDENT_DIR ?? ".evident");
+  return resolve(dir ?? process.env.EVIDENT_DIR ?? '.evident');
 }
 
 export class Log extends EventEmitter<LogEvents> {
-	readonly dir: string;
-	readonly #store: Store;
-	readonly #maxEntryBytes: number;
-	readonly #maxBatch: number;
-	readonly #maxQueue: number;
-	#opening: Promise<void> | null = null;
-	#queue: Pending[] = [];
-	#queuedEntries = 0;
-	#recorded = 0; // background events queued or in flight
-	#draining = false;
-	#idle: (() => void)[] = [];
-	#recordError: RecordFailedError | null = null;
-	#closed = false;
+  readonly dir: string;
+  readonly #store: Store;
+  readonly #maxEntryBytes: number;
+  readonly #maxBatch: number;
+  readonly #maxQueue: number;
+  #opening: Promise<void> | null = null;
+  #queue: Pending[] = [];
+  #queuedEntries = 0;
+  #recorded = 0; // background events queued or in flight
+  #draining = false;
+  #idle: (() => void)[] = [];
+  #recordError: RecordFailedError | null = null;
+  #closed = false;
 
-	constructor(options: LogOptions = {}) {
-		super();
-		this.dir = resolveLogDir(options.dir);
-		this.#maxEntryBytes = positive(
-			options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
-			"maxEntryBytes",
-		);
-		this.#maxBatch = positive(options.maxBatch ?? 4096, "maxBatch");
-		this.#maxQueue = positive(options.maxQueue ?? 10_000, "maxQueue");
-		const durability = options.durability ?? "fsync";
-		if (durability !== "fsync" && durability !== "write") {
-			throw new InvalidOptionError(
-				`durability must be 'fsync' or 'write', not ${JSON.stringify(durability)}`,
-			);
-		}
-		this.#store =
-			options.store ??
-			new FileStore(this.dir, {
-				durability,
-				create: options.create,
-				readOnly: options.readOnly,
-				files: options.files,
-				onRecover: (recovery) => this.emit("recovered", recovery),
-			});
-	}
+  constructor(options: LogOptions = {}) {
+    super();
+    this.dir = resolveLogDir(options.dir);
+    this.#maxEntryBytes = positive(options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES, 'maxEntryBytes');
+    this.#maxBatch = positive(options.maxBatch ?? 4096, 'maxBatch');
+    this.#maxQueue = positive(options.maxQueue ?? 10_000, 'maxQueue');
+    const durability = options.durability ?? 'fsync';
+    if (durability !== 'fsync' && durability !== 'write') {
+      throw new InvalidOptionError(`durability must be 'fsync' or 'write', not ${JSON.stringify(durability)}`);
+    }
+    this.#store =
+      options.store ??
+      new FileStore(this.dir, {
+        durability,
+        create: options.create,
+        readOnly: options.readOnly,
+        files: options.files,
+        onRecover: (recovery) => this.emit('recovered', recovery),
+      });
+  }
 
-	/** Creates (if needed) and opens a log eagerly. */
-	static async open(options: LogOptions = {}): Promise<Log> {
-		const log = new Log(options);
-		await log.ready();
-		return log;
-	}
+  /** Creates (if needed) and opens a log eagerly. */
+  static async open(options: LogOptions = {}): Promise<Log> {
+    const log = new Log(options);
+    await log.ready();
+    return log;
+  }
 
-	/** Opens the log if no one has yet. Concurrent first callers share one open. */
-	ready(): Promise<void> {
-		if (this.#closed) return Promise.reject(new LogClosedError());
-		this.#opening ??= this.#store.open().catch((error: unknown) => {
-			this.#opening = null; // let a later call try again (the directory may appear)
-			throw error;
-		});
-		return this.#opening;
-	}
+  /** Opens the log if no one has yet. Concurrent first callers share one open. */
+  ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(new LogClosedError());
+    this.#opening ??= this.#store.open().catch((error: unknown) => {
+      this.#opening = null; // let a later call try again (the directory may appear)
+      throw error;
+    });
+    return this.#opening;
+  }
 
-	/** Appends one entry; resolves with it once it is durable. */
-	async append(input: EntryInput): Promise<Entry> {
-		const [entry] = await this.appendBatch([input]);
-		return entry as Entry;
-	}
+  /** Appends one entry; resolves with it once it is durable. */
+  async append(input: EntryInput): Promise<Entry> {
+    const [entry] = await this.appendBatch([input]);
+    return entry as Entry;
+  }
 
-	/** Appends entries atomically: all in one commit, consecutive, or none. */
-	appendBatch(inputs: readonly EntryInput[]): Promise<Entry[]> {
-		if (this.#closed) return Promise.reject(new LogClosedError());
-		let prepared: PreparedEntry[];
-		try {
-			prepared = inputs.map((input) =>
-				prepareEntry(input, this.#maxEntryBytes),
-			);
-		} catch (error) {
-			return Promise.reject(error);
-		}
-		if (prepared.length === 0) return Promise.resolve([]);
-		return new Promise<Entry[]>((resolve, reject) =>
-			this.#enqueue({ prepared, resolve, reject }),
-		);
-	}
+  /** Appends entries atomically: all in one commit, consecutive, or none. */
+  appendBatch(inputs: readonly EntryInput[]): Promise<Entry[]> {
+    if (this.#closed) return Promise.reject(new LogClosedError());
+    const prepared: PreparedEntry[] = [];
+    for (const [index, input] of inputs.entries()) {
+      try {
+        prepared.push(prepareEntry(input, this.#maxEntryBytes));
+      } catch (error) {
+        const named = error instanceof InvalidEntryError && inputs.length > 1;
+        return Promise.reject(named ? new InvalidEntryError(error.field, error.problem, index) : error);
+      }
+    }
+    if (prepared.length === 0) return Promise.resolve([]);
+    return new Promise<Entry[]>((resolve, reject) => this.#enqueue({ prepared, resolve, reject }));
+  }
 
-	/**
-	 * Queues an entry for the background writer and returns at once.
-	 * Throws InvalidEntryError for a bad entry and QueueFullError when
-	 * maxQueue events are waiting (nothing is dropped). A failed commit is
-	 * reported as an 'error' event and by the next flush() rejecting.
-	 */
-	record(input: EntryInput): void {
-		if (this.#closed) throw new LogClosedError();
-		if (this.#recorded >= this.#maxQueue)
-			throw new QueueFullError(this.#maxQueue);
-		const prepared = prepareEntry(input, this.#maxEntryBytes);
-		this.#recorded++;
-		this.#enqueue({ prepared: [prepared] });
-	}
+  /**
+   * Queues an entry for the background writer and returns at once.
+   * Throws InvalidEntryError for a bad entry and QueueFullError when
+   * maxQueue events are waiting (nothing is dropped). A failed commit is
+   * reported as an 'error' event and by the next flush() rejecting.
+   */
+  record(input: EntryInput): void {
+    if (this.#closed) throw new LogClosedError();
+    if (this.#recorded >= this.#maxQueue) throw new QueueFullError(this.#maxQueue);
+    const prepared = prepareEntry(input, this.#maxEntryBytes);
+    this.#recorded++;
+    this.#enqueue({ prepared: [prepared] });
+  }
 
-	/** Resolves when everything queued so far is durable; rejects if background events failed since the last flush. */
-	async flush(): Promise<void> {
-		while (this.#draining || this.#queue.length > 0)
-			await new Promise<void>((done) => this.#idle.push(done));
-		const failed = this.#recordError;
-		this.#recordError = null;
-		if (failed !== null) throw failed;
-	}
+  /** Resolves when everything queued so far is durable; rejects if background events failed since the last flush. */
+  async flush(): Promise<void> {
+    while (this.#draining || this.#queue.length > 0) await new Promise<void>((done) => this.#idle.push(done));
+    const failed = this.#recordError;
+    this.#recordError = null;
+    if (failed !== null) throw failed;
+  }
 
-	/** The current head: size, last hash, last time. */
-	async head(): Promise<Head> {
-		await this.ready();
-		return this.#store.head();
-	}
+  /** The current head: size, last hash, last time. */
+  async head(): Promise<Head> {
+    await this.ready();
+    return this.#store.head();
+  }
 
-	/** Entries matching `query`, in order. Throws LogCorruptError on a malformed line rather than skipping it. */
-	async *read(query: ReadQuery = {}): AsyncGenerator<Entry> {
-		await this.ready();
-		yield* this.#store.read(query);
-	}
+  /** Entries matching `query`, in order. Throws LogCorruptError on a malformed line rather than skipping it. */
+  async *read(query: ReadQuery = {}): AsyncGenerator<Entry> {
+    await this.ready();
+    yield* this.#store.read(query);
+  }
 
-	/** Checks the whole chain in one streaming pass; names the first bad entry. */
-	async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-		await this.ready();
-		return this.#store.verify(options);
-	}
+  /** Checks the whole chain in one streaming pass; names the first bad entry. */
+  async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+    await this.ready();
+    return this.#store.verify(options);
+  }
 
-	/** Drains what is queued, then releases the files. Rejects if background events failed. */
-	async close(): Promise<void> {
-		if (this.#closed) return;
-		this.#closed = true; // refuse new work; what is queued still drains
-		let failure: unknown = null;
-		try {
-			await this.flush();
-		} catch (error) {
-			failure = error;
-		}
-		if (this.#opening !== null) {
-			await this.#opening.catch(() => undefined);
-			await this.#store.close();
-		}
-		if (failure !== null) throw failure;
-	}
+  /** Drains what is queued, then releases the files. Rejects if background events failed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true; // refuse new work; what is queued still drains
+    let failure: unknown = null;
+    try {
+      await this.flush();
+    } catch (error) {
+      failure = error;
+    }
+    if (this.#opening !== null) {
+      await this.#opening.catch(() => undefined);
+      await this.#store.close();
+    }
+    if (failure !== null) throw failure;
+  }
 
-	#enqueue(pending: Pending): void {
-		this.#queue.push(pending);
-		this.#queuedEntries += pending.prepared.length;
-		if (!this.#draining) {
-			this.#draining = true;
-			// A microtask later, so every append made in this tick joins the first batch.
-			queueMicrotask(() => void this.#drain());
-		}
-	}
+  #enqueue(pending: Pending): void {
+    this.#queue.push(pending);
+    this.#queuedEntries += pending.prepared.length;
+    if (!this.#draining) {
+      this.#draining = true;
+      // A microtask later, so every append made in this tick joins the first batch.
+      queueMicrotask(() => void this.#drain());
+    }
+  }
 
-	/** Commits queued entries batch after batch until the queue is empty. */
-	async #drain(): Promise<void> {
-		try {
-			await this.ready();
-		} catch (error) {
-			this.#failAll(error);
-		}
-		while (this.#queue.length > 0) {
-			const batch = this.#takeBatch();
-			try {
-				const sealed = await this.#store.commit((head) => seal(head, batch));
-				const entries = parseSealed(sealed);
-				let at = 0;
-				for (const pending of batch) {
-					const mine = entries.slice(at, at + pending.prepared.length);
-					at += pending.prepared.length;
-					if (pending.resolve) pending.resolve(mine);
-					else this.#recorded--;
-				}
-			} catch (error) {
-				this.#fail(batch, error);
-			}
-		}
-		this.#draining = false;
-		for (const done of this.#idle.splice(0)) done();
-	}
+  /** Commits queued entries batch after batch until the queue is empty. */
+  async #drain(): Promise<void> {
+    try {
+      await this.ready();
+    } catch (error) {
+      this.#failAll(error);
+    }
+    while (this.#queue.length > 0) {
+      const batch = this.#takeBatch();
+      try {
+        const sealed = await this.#store.commit((head) => seal(head, batch));
+        const entries = parseSealed(sealed);
+        let at = 0;
+        for (const pending of batch) {
+          const mine = entries.slice(at, at + pending.prepared.length);
+          at += pending.prepared.length;
+          if (pending.resolve) pending.resolve(mine);
+          else this.#recorded--;
+        }
+      } catch (error) {
+        this.#fail(batch, error);
+      }
+    }
+    this.#draining = false;
+    for (const done of this.#idle.splice(0)) done();
+  }
 
-	/** Takes whole requests from the queue up to maxBatch entries (always at least one request). */
-	#takeBatch(): Pending[] {
-		let count = 0;
-		let n = 0;
-		while (n < this.#queue.length) {
-			const size = (this.#queue[n] as Pending).prepared.length;
-			if (n > 0 && count + size > this.#maxBatch) break;
-			count += size;
-			n++;
-		}
-		this.#queuedEntries -= count;
-		return this.#queue.splice(0, n);
-	}
+  /** Takes whole requests from the queue up to maxBatch entries (always at least one request). */
+  #takeBatch(): Pending[] {
+    let count = 0;
+    let n = 0;
+    while (n < this.#queue.length) {
+      const size = (this.#queue[n] as Pending).prepared.length;
+      if (n > 0 && count + size > this.#maxBatch) break;
+      count += size;
+      n++;
+    }
+    this.#queuedEntries -= count;
+    return this.#queue.splice(0, n);
+  }
 
-	#failAll(error: unknown): void {
-		const all = this.#queue.splice(0);
-		this.#queuedEntries = 0;
-		this.#fail(all, error);
-	}
+  #failAll(error: unknown): void {
+    const all = this.#queue.splice(0);
+    this.#queuedEntries = 0;
+    this.#fail(all, error);
+  }
 
-	#fail(batch: Pending[], error: unknown): void {
-		const recorded: EntryInput[] = [];
-		for (const pending of batch) {
-			if (pending.reject) pending.reject(error);
-			else {
-				this.#recorded--;
-				recorded.push(...pending.prepared.map((p) => p.input));
-			}
-		}
-		if (recorded.length > 0) {
-			const failure = new RecordFailedError(recorded, error);
-			// flush() and close() reject with every failed event since the last flush.
-			const earlier = this.#recordError?.inputs ?? [];
-			this.#recordError =
-				earlier.length === 0
-					? failure
-					: new RecordFailedError([...earlier, ...recorded], error);
-			if (this.listenerCount("error") > 0) this.emit("error", failure);
-			else process.emitWarning(failure.message, { code: failure.code });
-		}
-	}
+  #fail(batch: Pending[], error: unknown): void {
+    const recorded: EntryInput[] = [];
+    for (const pending of batch) {
+      if (pending.reject) pending.reject(error);
+      else {
+        this.#recorded--;
+        recorded.push(...pending.prepared.map((p) => p.input));
+      }
+    }
+    if (recorded.length > 0) {
+      const failure = new RecordFailedError(recorded, error);
+      // flush() and close() reject with every failed event since the last flush.
+      const earlier = this.#recordError?.inputs ?? [];
+      this.#recordError = earlier.length === 0 ? failure : new RecordFailedError([...earlier, ...recorded], error);
+      if (this.listenerCount('error') > 0) this.emit('error', failure);
+      else process.emitWarning(failure.message, { code: failure.code });
+    }
+  }
 }
 
 /** Seals a batch after `head`: assigns seq, ts, id and prev, and chains the hashes. */
 function seal(head: Head, batch: Pending[]): SealedBatch {
-	const log = head.log ?? newLogId();
-	let { size, hash, ts } = head;
-	const now = Date.now();
-	const lines: string[] = [];
-	for (const pending of batch) {
-		for (const prepared of pending.prepared) {
-			ts = nextTimestamp(ts, now);
-			const sealed = sealEntry(prepared, {
-				log,
-				seq: size,
-				ts,
-				id: newEntryId(),
-				prev: hash,
-			});
-			lines.push(sealed.line);
-			hash = sealed.hash;
-			size++;
-		}
-	}
-	return { text: lines.join(""), head: { log, size, hash, ts } };
+  const log = head.log ?? newLogId();
+  let { size, hash, ts } = head;
+  const now = Date.now();
+  const lines: string[] = [];
+  for (const pending of batch) {
+    for (const prepared of pending.prepared) {
+      ts = nextTimestamp(ts, now);
+      const sealed = sealEntry(prepared, {
+        log,
+        seq: size,
+        ts,
+        id: newEntryId(),
+        prev: hash,
+      });
+      lines.push(sealed.line);
+      hash = sealed.hash;
+      size++;
+    }
+  }
+  return { text: lines.join(''), head: { log, size, hash, ts } };
 }
 
 function parseSealed(batch: SealedBatch): Entry[] {
-	const text = batch.text;
-	const entries: Entry[] = [];
-	let from = 0;
-	for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", from)) {
-		entries.push(JSON.parse(text.slice(from, nl)) as Entry);
-		from = nl + 1;
-	}
-	return entries;
+  const text = batch.text;
+  const entries: Entry[] = [];
+  let from = 0;
+  for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', from)) {
+    entries.push(JSON.parse(text.slice(from, nl)) as Entry);
+    from = nl + 1;
+  }
+  return entries;
 }
 
 function positive(value: number, name: string): number {
-	if (!Number.isSafeInteger(value) || value <= 0) {
-		throw new InvalidOptionError(
-			`${name} must be a positive integer, not ${value}`,
-		);
-	}
-	return value;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidOptionError(`${name} must be a positive integer, not ${value}`);
+  }
+  return value;
 }

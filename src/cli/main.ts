@@ -7,26 +7,25 @@
  *   2  usage error, invalid input, or no readable log
  * Errors are one line on stderr: `evident: <message> [<CODE>]`.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import { type ParseArgsConfig, parseArgs } from "node:util";
-import { canonicalize } from "../encoding/canonical.js";
-import type { Entry, EntryInput } from "../entry.js";
-import { EvidentError, InvalidEntryError } from "../errors.js";
-import { Log } from "../log.js";
-import type { ReadQuery } from "../store/store.js";
-import { ProgressBar, TABLE_HEADER, tableRow } from "./output.js";
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { canonicalize } from '../encoding/canonical.js';
+import type { Entry, EntryInput } from '../entry.js';
+import { EvidentError, InvalidEntryError } from '../errors.js';
+import { Log } from '../log.js';
+import type { ReadQuery } from '../store/store.js';
+import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
 
 class UsageError extends EvidentError {
-	constructor(message: string) {
-		super("EVIDENT_USAGE", message);
-	}
+  constructor(message: string) {
+    super('EVIDENT_USAGE', message);
+  }
 }
 
-const DIR_HELP =
-	"  --dir D        log directory (default: $EVIDENT_DIR, else ./.evident)";
+const DIR_HELP = '  --dir D        log directory (default: $EVIDENT_DIR, else ./.evident)';
 
 const HELP: Record<string, string> = {
-	evident: `evident: a tamper-evident audit log
+  evident: `evident: a tamper-evident audit log
 
 Usage: evident <command> [options]
 
@@ -39,11 +38,11 @@ Commands:
 
 Run \`evident <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 usage error or no readable log.`,
-	init: `Usage: evident init [--dir D]
+  init: `Usage: evident init [--dir D]
 
 Creates an empty log (the directory and its log.jsonl). Succeeds if the log exists already.
 ${DIR_HELP}`,
-	append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
+  append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
        evident append --batch [--dir D] < events.ndjson
 
 Appends one entry and prints it, as stored, as one JSON line. The command returns once the entry is durable.
@@ -56,14 +55,14 @@ Appends one entry and prints it, as stored, as one JSON line. The command return
                  and append them all in one atomic commit; prints {"appended":N,"first":SEQ,"last":SEQ}.
                  A bad line rejects the whole batch, naming the line; nothing is written.
 ${DIR_HELP}`,
-	verify: `Usage: evident verify [--dir D] [--json]
+  verify: `Usage: evident verify [--dir D] [--json]
 
 Checks every entry: canonical encoding, hash, log identity, sequence, chain link, time order, complete last line.
 Exit 0 when intact; exit 1 when tampered or corrupt, naming the first bad entry's seq, line and reason; exit 2 when
 the log cannot be read. Never writes to the log.
   --json         print the result as one JSON object
 ${DIR_HELP}`,
-	log: `Usage: evident log [--actor A] [--action V] [--target T] [--since ISO] [--until ISO] [--limit N] [--json] [--dir D]
+  log: `Usage: evident log [--actor A] [--action V] [--target T] [--since ISO] [--until ISO] [--limit N] [--json] [--dir D]
 
 Lists entries in order, as a table (or NDJSON with --json).
   --actor A      only entries by this actor
@@ -74,7 +73,7 @@ Lists entries in order, as a table (or NDJSON with --json).
   --limit N      at most N entries
   --json         one JSON entry per line
 ${DIR_HELP}`,
-	tail: `Usage: evident tail [-n N] [-f] [--json] [--dir D]
+  tail: `Usage: evident tail [-n N] [-f] [--json] [--dir D]
 
 Shows the last N entries (default 10); with -f, keeps printing new entries as they are appended (Ctrl-C stops).
   -n N           how many entries
@@ -86,314 +85,262 @@ ${DIR_HELP}`,
 const write = (text: string) => process.stdout.write(text);
 
 async function main(argv: string[]): Promise<number> {
-	const [command, ...rest] = argv;
-	if (
-		command === undefined ||
-		command === "--help" ||
-		command === "-h" ||
-		command === "help"
-	) {
-		const topic =
-			command === "help" && rest[0] !== undefined && rest[0] in HELP
-				? rest[0]
-				: "evident";
-		write(`${HELP[topic]}\n`);
-		return command === undefined ? 2 : 0;
-	}
-	const run = COMMANDS[command];
-	if (run === undefined)
-		throw new UsageError(
-			`unknown command ${JSON.stringify(command)} (see evident --help)`,
-		);
-	if (rest.includes("--help") || rest.includes("-h")) {
-		write(`${HELP[command]}\n`);
-		return 0;
-	}
-	return run(rest);
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    const topic = command === 'help' && rest[0] !== undefined && rest[0] in HELP ? rest[0] : 'evident';
+    write(`${HELP[topic]}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)} (see evident --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    write(`${HELP[command]}\n`);
+    return 0;
+  }
+  return run(rest);
 }
 
-const dirFlag = { type: "string" } as const;
+const dirFlag = { type: 'string' } as const;
 
 /** Parses a command's flags strictly: unknown flags and positionals are usage errors. */
-function parse<const T extends ParseArgsConfig>(
-	command: string,
-	config: T,
-): ReturnType<typeof parseArgs<T>>["values"] {
-	try {
-		return parseArgs(config).values;
-	} catch (error) {
-		throw new UsageError(
-			`${command}: ${(error as Error).message.split("\n")[0]}`,
-		);
-	}
+function parse<const T extends ParseArgsConfig>(command: string, config: T): ReturnType<typeof parseArgs<T>>['values'] {
+  try {
+    return parseArgs(config).values;
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message.split('\n')[0]}`);
+  }
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-	async init(args) {
-		const { dir } = parse("init", {
-			args,
-			strict: true,
-			options: { dir: dirFlag },
-		});
-		const log = new Log({ dir, create: true });
-		await log.ready();
-		await log.close();
-		write(`initialised ${log.dir}\n`);
-		return 0;
-	},
+  async init(args) {
+    const { dir } = parse('init', {
+      args,
+      strict: true,
+      options: { dir: dirFlag },
+    });
+    const log = new Log({ dir, create: true });
+    await log.ready();
+    await log.close();
+    write(`initialised ${log.dir}\n`);
+    return 0;
+  },
 
-	async append(args) {
-		const v = parse("append", {
-			args,
-			strict: true,
-			options: {
-				dir: dirFlag,
-				actor: { type: "string" },
-				action: { type: "string" },
-				target: { type: "string", multiple: true },
-				outcome: { type: "string" },
-				data: { type: "string" },
-				batch: { type: "boolean" },
-			},
-		});
-		if (v.batch) {
-			for (const name of [
-				"actor",
-				"action",
-				"target",
-				"outcome",
-				"data",
-			] as const) {
-				if (v[name] !== undefined)
-					throw new UsageError(
-						`append: --${name} cannot be combined with --batch`,
-					);
-			}
-			const inputs = parseBatch(await readStdin());
-			const log = new Log({ dir: v.dir });
-			try {
-				const entries = await log.appendBatch(inputs);
-				const first = entries[0]?.seq ?? null;
-				const last = entries.at(-1)?.seq ?? null;
-				write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);
-			} finally {
-				await log.close();
-			}
-			return 0;
-		}
-		if (v.actor === undefined)
-			throw new UsageError("append: --actor is required");
-		if (v.action === undefined)
-			throw new UsageError("append: --action is required");
-		const input: EntryInput = { actor: v.actor, action: v.action };
-		if (v.target !== undefined) input.targets = v.target;
-		if (v.outcome !== undefined) input.outcome = v.outcome;
-		if (v.data !== undefined)
-			input.data = parseJson(v.data, "--data") as Record<string, unknown>;
-		const log = new Log({ dir: v.dir });
-		try {
-			const entry = await log.append(input);
-			write(`${canonicalize(entry)}\n`);
-		} finally {
-			await log.close();
-		}
-		return 0;
-	},
+  async append(args) {
+    const v = parse('append', {
+      args,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        actor: { type: 'string' },
+        action: { type: 'string' },
+        target: { type: 'string', multiple: true },
+        outcome: { type: 'string' },
+        data: { type: 'string' },
+        batch: { type: 'boolean' },
+      },
+    });
+    if (v.batch) {
+      for (const name of ['actor', 'action', 'target', 'outcome', 'data'] as const) {
+        if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
+      }
+      const inputs = parseBatch(await readStdin());
+      const log = new Log({ dir: v.dir });
+      try {
+        const entries = await log.appendBatch(inputs).catch((error: unknown) => {
+          if (error instanceof InvalidEntryError && error.index !== undefined) {
+            throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
+          }
+          throw error;
+        });
+        const first = entries[0]?.seq ?? null;
+        const last = entries.at(-1)?.seq ?? null;
+        write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);
+      } finally {
+        await log.close();
+      }
+      return 0;
+    }
+    if (v.actor === undefined) throw new UsageError('append: --actor is required');
+    if (v.action === undefined) throw new UsageError('append: --action is required');
+    const input: EntryInput = { actor: v.actor, action: v.action };
+    if (v.target !== undefined) input.targets = v.target;
+    if (v.outcome !== undefined) input.outcome = v.outcome;
+    if (v.data !== undefined) input.data = parseJson(v.data, '--data') as Record<string, unknown>;
+    const log = new Log({ dir: v.dir });
+    try {
+      const entry = await log.append(input);
+      write(`${canonicalize(entry)}\n`);
+    } finally {
+      await log.close();
+    }
+    return 0;
+  },
 
-	async verify(args) {
-		const v = parse("verify", {
-			args,
-			strict: true,
-			options: { dir: dirFlag, json: { type: "boolean" } },
-		});
-		const log = new Log({ dir: v.dir, readOnly: true });
-		const bar =
-			!v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
-		try {
-			const started = performance.now();
-			const result = await log.verify({
-				onProgress: bar ? (p) => bar.update(p) : undefined,
-			});
-			bar?.done();
-			const seconds = (performance.now() - started) / 1000;
-			if (v.json) {
-				write(`${JSON.stringify(result)}\n`);
-			} else if (result.ok) {
-				write(
-					`ok: ${result.size} entries verified in ${seconds.toFixed(2)}s, head ${result.head}\n`,
-				);
-			} else if (result.failure) {
-				const f = result.failure;
-				write(
-					`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`,
-				);
-				write(`${result.size} entries before it are intact.\n`);
-			}
-			return result.ok ? 0 : 1;
-		} finally {
-			bar?.done();
-			await log.close();
-		}
-	},
+  async verify(args) {
+    const v = parse('verify', {
+      args,
+      strict: true,
+      options: { dir: dirFlag, json: { type: 'boolean' } },
+    });
+    const log = new Log({ dir: v.dir, readOnly: true });
+    const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
+    try {
+      const started = performance.now();
+      const result = await log.verify({
+        onProgress: bar ? (p) => bar.update(p) : undefined,
+      });
+      bar?.done();
+      const seconds = (performance.now() - started) / 1000;
+      if (v.json) {
+        write(`${JSON.stringify(result)}\n`);
+      } else if (result.ok) {
+        write(`ok: ${result.size} entries verified in ${seconds.toFixed(2)}s, head ${result.head}\n`);
+      } else if (result.failure) {
+        const f = result.failure;
+        write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
+        write(`${result.size} entries before it are intact.\n`);
+      }
+      return result.ok ? 0 : 1;
+    } finally {
+      bar?.done();
+      await log.close();
+    }
+  },
 
-	async log(args) {
-		const v = parse("log", {
-			args,
-			strict: true,
-			options: {
-				dir: dirFlag,
-				actor: { type: "string" },
-				action: { type: "string" },
-				target: { type: "string" },
-				since: { type: "string" },
-				until: { type: "string" },
-				limit: { type: "string" },
-				json: { type: "boolean" },
-			},
-		});
-		const query: ReadQuery = {
-			actor: v.actor,
-			action: v.action,
-			target: v.target,
-			since: v.since === undefined ? undefined : parseTime(v.since, "--since"),
-			until: v.until === undefined ? undefined : parseTime(v.until, "--until"),
-			limit: v.limit === undefined ? undefined : parseCount(v.limit, "--limit"),
-		};
-		const log = new Log({ dir: v.dir, readOnly: true });
-		try {
-			await printEntries(log.read(query), v.json === true);
-		} finally {
-			await log.close();
-		}
-		return 0;
-	},
+  async log(args) {
+    const v = parse('log', {
+      args,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        actor: { type: 'string' },
+        action: { type: 'string' },
+        target: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        limit: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+    const query: ReadQuery = {
+      actor: v.actor,
+      action: v.action,
+      target: v.target,
+      since: v.since === undefined ? undefined : parseTime(v.since, '--since'),
+      until: v.until === undefined ? undefined : parseTime(v.until, '--until'),
+      limit: v.limit === undefined ? undefined : parseCount(v.limit, '--limit'),
+    };
+    const log = new Log({ dir: v.dir, readOnly: true });
+    try {
+      await printEntries(log.read(query), v.json === true);
+    } finally {
+      await log.close();
+    }
+    return 0;
+  },
 
-	async tail(args) {
-		const v = parse("tail", {
-			args,
-			strict: true,
-			options: {
-				dir: dirFlag,
-				n: { type: "string", short: "n" },
-				follow: { type: "boolean", short: "f" },
-				json: { type: "boolean" },
-			},
-		});
-		const count = v.n === undefined ? 10 : parseCount(v.n, "-n");
-		const json = v.json === true;
-		const log = new Log({ dir: v.dir, readOnly: true });
-		try {
-			let next = Math.max(0, (await log.head()).size - count);
-			if (!json) write(`${TABLE_HEADER}\n`);
-			next = await printFrom(log, next, json);
-			while (v.follow) {
-				await sleep(200);
-				next = await printFrom(log, next, json);
-			}
-		} finally {
-			await log.close();
-		}
-		return 0;
-	},
+  async tail(args) {
+    const v = parse('tail', {
+      args,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        n: { type: 'string', short: 'n' },
+        follow: { type: 'boolean', short: 'f' },
+        json: { type: 'boolean' },
+      },
+    });
+    const count = v.n === undefined ? 10 : parseCount(v.n, '-n');
+    const json = v.json === true;
+    const log = new Log({ dir: v.dir, readOnly: true });
+    try {
+      let next = Math.max(0, (await log.head()).size - count);
+      if (!json) write(`${TABLE_HEADER}\n`);
+      next = await printFrom(log, next, json);
+      while (v.follow) {
+        await sleep(200);
+        next = await printFrom(log, next, json);
+      }
+    } finally {
+      await log.close();
+    }
+    return 0;
+  },
 };
 
-async function printFrom(
-	log: Log,
-	fromSeq: number,
-	json: boolean,
-): Promise<number> {
-	let next = fromSeq;
-	for await (const entry of log.read({ fromSeq })) {
-		write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
-		next = entry.seq + 1;
-	}
-	return next;
+async function printFrom(log: Log, fromSeq: number, json: boolean): Promise<number> {
+  let next = fromSeq;
+  for await (const entry of log.read({ fromSeq })) {
+    write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+    next = entry.seq + 1;
+  }
+  return next;
 }
 
-async function printEntries(
-	entries: AsyncIterable<Entry>,
-	json: boolean,
-): Promise<void> {
-	if (!json) write(`${TABLE_HEADER}\n`);
-	for await (const entry of entries)
-		write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+async function printEntries(entries: AsyncIterable<Entry>, json: boolean): Promise<void> {
+  if (!json) write(`${TABLE_HEADER}\n`);
+  for await (const entry of entries) write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
 }
 
 /** NDJSON events, one per line; the first bad line rejects the batch, named by its number. */
 function parseBatch(text: string): EntryInput[] {
-	const lines = text.split("\n");
-	if (lines.at(-1) === "") lines.pop();
-	return lines.map((line, i) => {
-		const where = `stdin line ${i + 1}`;
-		if (line.trim() === "")
-			throw new InvalidEntryError(where, "empty line (expected a JSON object)");
-		const value = parseJson(line, where);
-		if (typeof value !== "object" || value === null || Array.isArray(value)) {
-			throw new InvalidEntryError(
-				where,
-				"expected a JSON object with actor and action",
-			);
-		}
-		return value as EntryInput;
-	});
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.map((line, i) => {
+    const where = `stdin line ${i + 1}`;
+    if (line.trim() === '') throw new InvalidEntryError(where, 'empty line (expected a JSON object)');
+    const value = parseJson(line, where);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new InvalidEntryError(where, 'expected a JSON object with actor and action');
+    }
+    return value as EntryInput;
+  });
 }
 
 function parseJson(text: string, where: string): unknown {
-	try {
-		return JSON.parse(text);
-	} catch (error) {
-		throw new InvalidEntryError(
-			where,
-			`not valid JSON (${(error as Error).message})`,
-		);
-	}
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InvalidEntryError(where, `not valid JSON (${(error as Error).message})`);
+  }
 }
 
 /** RFC 3339 (or a plain date) to the log's UTC millisecond form, so comparisons are exact. */
 function parseTime(text: string, flag: string): string {
-	const rfc3339 =
-		/^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/;
-	const ms = Date.parse(text);
-	if (!rfc3339.test(text) || Number.isNaN(ms)) {
-		throw new UsageError(
-			`${flag}: ${JSON.stringify(text)} is not an RFC 3339 time such as 2026-11-22T09:30:00Z`,
-		);
-	}
-	return new Date(ms).toISOString();
+  const rfc3339 = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/;
+  const ms = Date.parse(text);
+  if (!rfc3339.test(text) || Number.isNaN(ms)) {
+    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not an RFC 3339 time such as 2026-11-22T09:30:00Z`);
+  }
+  return new Date(ms).toISOString();
 }
 
 function parseCount(text: string, flag: string): number {
-	if (!/^\d+$/.test(text))
-		throw new UsageError(
-			`${flag}: expected a whole number, got ${JSON.stringify(text)}`,
-		);
-	return Number(text);
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
 }
 
 async function readStdin(): Promise<string> {
-	const chunks: Buffer[] = [];
-	for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-	return Buffer.concat(chunks).toString("utf8");
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Exit status for an error: 2 when the caller can fix the call, 1 when the log itself is the problem. */
 function exitCodeFor(error: unknown): number {
-	const code = (error as { code?: unknown }).code;
-	if (code === "EVIDENT_LOG_CORRUPT" || code === "EVIDENT_WRITE_FAILED")
-		return 1;
-	return 2;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'EVIDENT_LOG_CORRUPT' || code === 'EVIDENT_WRITE_FAILED') return 1;
+  return 2;
 }
 
 main(process.argv.slice(2)).then(
-	(status) => {
-		process.exitCode = status;
-	},
-	(error: unknown) => {
-		const code = (error as { code?: unknown }).code;
-		const message = error instanceof Error ? error.message : String(error);
-		process.stderr.write(
-			`evident: ${message}${typeof code === "string" ? ` [${code}]` : ""}\n`,
-		);
-		process.exitCode = exitCodeFor(error);
-	},
+  (status) => {
+    process.exitCode = status;
+  },
+  (error: unknown) => {
+    const code = (error as { code?: unknown }).code;
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`evident: ${message}${typeof code === 'string' ? ` [${code}]` : ''}\n`);
+    process.exitCode = exitCodeFor(error);
+  },
 );

@@ -1,49 +1,47 @@
 /** How the CLI shows things to a person: the entry table and the verify progress bar. */
-import type { Entry } from "../entry.js";
-import type { VerifyProgress } from "../store/store.js";
+import type { Entry } from '../entry.js';
+import type { VerifyProgress } from '../store/store.js';
 
 /** One table row per entry: seq, time, actor, action, outcome, targets. */
 export function tableRow(entry: Entry): string {
-	const targets = entry.targets?.join(",") ?? "";
-	return [
-		String(entry.seq).padStart(7),
-		entry.ts,
-		entry.actor.padEnd(16),
-		entry.action.padEnd(24),
-		(entry.outcome ?? "-").padEnd(8),
-		targets,
-	]
-		.join("  ")
-		.trimEnd();
+  const targets = entry.targets?.join(',') ?? '';
+  return [
+    String(entry.seq).padStart(7),
+    entry.ts,
+    entry.actor.padEnd(16),
+    entry.action.padEnd(24),
+    (entry.outcome ?? '-').padEnd(8),
+    targets,
+  ]
+    .join('  ')
+    .trimEnd();
 }
 
-export const TABLE_HEADER = `${"SEQ".padStart(7)}  ${"TIME".padEnd(24)}  ${"ACTOR".padEnd(16)}  ${"ACTION".padEnd(24)}  ${"OUTCOME".padEnd(8)}  TARGETS`;
+export const TABLE_HEADER = `${'SEQ'.padStart(7)}  ${'TIME'.padEnd(24)}  ${'ACTOR'.padEnd(16)}  ${'ACTION'.padEnd(24)}  ${'OUTCOME'.padEnd(8)}  TARGETS`;
 
 /** A progress line for a terminal, redrawn in place: bar, percentage, entries/s and MB/s. */
 export class ProgressBar {
-	readonly #stream: NodeJS.WriteStream;
-	readonly #start = performance.now();
-	#drawn = false;
+  readonly #stream: NodeJS.WriteStream;
+  readonly #start = performance.now();
+  #drawn = false;
 
-	constructor(stream: NodeJS.WriteStream) {
-		this.#stream = stream;
-	}
+  constructor(stream: NodeJS.WriteStream) {
+    this.#stream = stream;
+  }
 
-	update(p: VerifyProgress): void {
-		const fraction = p.totalBytes === 0 ? 1 : p.bytes / p.totalBytes;
-		const width = 30;
-		const filled = Math.round(fraction * width);
-		const seconds = Math.max((performance.now() - this.#start) / 1000, 1e-3);
-		const rate = Math.round(p.entries / seconds).toLocaleString("en-US");
-		const mbps = (p.bytes / 1e6 / seconds).toFixed(1);
-		const bar = `${"#".repeat(filled)}${".".repeat(width - filled)}`;
-		this.#stream.write(
-			`\r[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}%  ${rate} entries/s  ${mbps} MB/s `,
-		);
-		this.#drawn = true;
-	}
+  update(p: VerifyProgress): void {
+    const fraction = p.totalBytes === 0 ? 1 : p.bytes / p.totalBytes;
+    const width = 30;
+    const filled = Math.round(fraction * width);
+    const seconds = Math.max((performance.now() - this.#start) / 1000, 1e-3);
+    const rate = Math.round(p.entries / seconds).toLocaleString('en-US');
+    const mbps = (p.bytes / 1e6 / seconds).toFixed(1);
+    const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+    this.#stream.write(`\r[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}%  ${rate} entries/s  ${mbps} MB/s `);
+    this.#drawn = true;
+  }
 
-	done(): void {
-		if (this.#drawn) this.#stream.write("\n");
-	}
+  done(): void {
+    if (this.#drawn) this.#stream.write('\n');
+  }
 }

@@ -4,74 +4,74 @@
  * backend only through this interface; a backend owns how exclusivity,
  * durability and reading are done on its medium.
  */
-import type { VerifyFailure } from "../chain.js";
-import type { Entry, Head } from "../entry.js";
+import type { VerifyFailure } from '../chain.js';
+import type { Entry, Head } from '../entry.js';
 
 /** Lines sealed after a head, ready to append. */
 export interface SealedBatch {
-	/** The lines, each ending in a newline, concatenated. */
-	text: string;
-	/** The head once they are appended. */
-	head: Head;
+  /** The lines, each ending in a newline, concatenated. */
+  text: string;
+  /** The head once they are appended. */
+  head: Head;
 }
 
 /** What the reader selects. Bounds are inclusive; times are RFC 3339. */
 export interface ReadQuery {
-	fromSeq?: number | undefined;
-	toSeq?: number | undefined;
-	since?: string | undefined;
-	until?: string | undefined;
-	actor?: string | undefined;
-	action?: string | undefined;
-	target?: string | undefined;
-	limit?: number | undefined;
+  fromSeq?: number | undefined;
+  toSeq?: number | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  actor?: string | undefined;
+  action?: string | undefined;
+  target?: string | undefined;
+  limit?: number | undefined;
 }
 
 export interface VerifyProgress {
-	entries: number;
-	bytes: number;
-	totalBytes: number;
+  entries: number;
+  bytes: number;
+  totalBytes: number;
 }
 
 export interface VerifyOptions {
-	/** Called now and then while verifying (about every 4 MiB). */
-	onProgress?: ((progress: VerifyProgress) => void) | undefined;
+  /** Called now and then while verifying (about every 4 MiB). */
+  onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }
 
 export interface VerifyResult {
-	ok: boolean;
-	/** Entries verified good (on failure: those before the first bad one). */
-	size: number;
-	/** Hash of the last good entry. */
-	head: string;
-	/** Bytes read. */
-	bytes: number;
-	failure?: VerifyFailure;
+  ok: boolean;
+  /** Entries verified good (on failure: those before the first bad one). */
+  size: number;
+  /** Hash of the last good entry. */
+  head: string;
+  /** Bytes read. */
+  bytes: number;
+  failure?: VerifyFailure;
 }
 
 /** A torn last line moved aside on open. */
 export interface Recovery {
-	/** Byte offset in the log where the torn line began. */
-	offset: number;
-	bytes: number;
-	/** Where the bytes were saved. */
-	file: string;
+  /** Byte offset in the log where the torn line began. */
+  offset: number;
+  bytes: number;
+  /** Where the bytes were saved. */
+  file: string;
 }
 
 export interface Store {
-	/** Opens the medium and loads the head. The lifecycle calls it exactly once. */
-	open(): Promise<void>;
-	/**
-	 * Under exclusive append rights: reads the current head, asks `seal` for
-	 * the lines that follow it, and makes them durable before returning. On
-	 * failure nothing is appended and the rights are released.
-	 */
-	commit(seal: (head: Head) => SealedBatch): Promise<SealedBatch>;
-	/** The current head (under the same exclusivity, so it is exact). */
-	head(): Promise<Head>;
-	/** Entries matching `query`, in order. */
-	read(query: ReadQuery): AsyncIterable<Entry>;
-	/** Streams the whole log through the chain rules. */
-	verify(options: VerifyOptions): Promise<VerifyResult>;
-	close(): Promise<void>;
+  /** Opens the medium and loads the head. The lifecycle calls it exactly once. */
+  open(): Promise<void>;
+  /**
+   * Under exclusive append rights: reads the current head, asks `seal` for
+   * the lines that follow it, and makes them durable before returning. On
+   * failure nothing is appended and the rights are released.
+   */
+  commit(seal: (head: Head) => SealedBatch): Promise<SealedBatch>;
+  /** The current head (under the same exclusivity, so it is exact). */
+  head(): Promise<Head>;
+  /** Entries matching `query`, in order. */
+  read(query: ReadQuery): AsyncIterable<Entry>;
+  /** Streams the whole log through the chain rules. */
+  verify(options: VerifyOptions): Promise<VerifyResult>;
+  close(): Promise<void>;
 }

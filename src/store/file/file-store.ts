@@ -12,395 +12,318 @@
  * else wrote, else reading only what others appended); seal; one write; one
  * fdatasync; unlock. A failed write is truncated away before unlocking.
  */
-import { constants } from "node:fs";
-import { join } from "node:path";
-import { ChainVerifier, parseEntry, type VerifyFailure } from "../../chain.js";
-import { EMPTY_HEAD, type Entry, type Head } from "../../entry.js";
-import {
-	EvidentError,
-	LogCorruptError,
-	LogNotFoundError,
-	LogWriteError,
-} from "../../errors.js";
-import type {
-	ReadQuery,
-	Recovery,
-	SealedBatch,
-	Store,
-	VerifyOptions,
-	VerifyResult,
-} from "../store.js";
-import { type Files, nodeFiles } from "./files.js";
-import {
-	iterateLines,
-	lowerBound,
-	readFully,
-	readLastLine,
-	scanLines,
-} from "./lines.js";
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { ChainVerifier, parseEntry, type VerifyFailure } from '../../chain.js';
+import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
+import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
+import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from '../store.js';
+import { type Files, nodeFiles } from './files.js';
+import { iterateLines, lowerBound, readFully, readLastLine, scanLines } from './lines.js';
 
-export type Durability = "fsync" | "write";
+export type Durability = 'fsync' | 'write';
 
 export interface FileStoreOptions {
-	/** 'fsync' (default): a commit returns once fdatasync says the bytes are on stable storage. 'write': once the kernel has them (survives the process dying, not the machine). */
-	durability?: Durability | undefined;
-	/** Create the directory and log file if missing (otherwise a missing log is an error). */
-	create?: boolean | undefined;
-	/** Open for reading only: no lock, no recovery, never a byte written (verify, log, tail). */
-	readOnly?: boolean | undefined;
-	/** The file layer; tests substitute one that fails or counts. */
-	files?: Files | undefined;
-	/** Told when a torn last line is moved to quarantine. */
-	onRecover?: ((recovery: Recovery) => void) | undefined;
+  /** 'fsync' (default): a commit returns once fdatasync says the bytes are on stable storage. 'write': once the kernel has them (survives the process dying, not the machine). */
+  durability?: Durability | undefined;
+  /** Create the directory and log file if missing (otherwise a missing log is an error). */
+  create?: boolean | undefined;
+  /** Open for reading only: no lock, no recovery, never a byte written (verify, log, tail). */
+  readOnly?: boolean | undefined;
+  /** The file layer; tests substitute one that fails or counts. */
+  files?: Files | undefined;
+  /** Told when a torn last line is moved to quarantine. */
+  onRecover?: ((recovery: Recovery) => void) | undefined;
 }
 
-export const LOG_FILE = "log.jsonl";
-export const LOCK_FILE = "lock";
-export const QUARANTINE_DIR = "quarantine";
+export const LOG_FILE = 'log.jsonl';
+export const LOCK_FILE = 'lock';
+export const QUARANTINE_DIR = 'quarantine';
 
 export class FileStore implements Store {
-	readonly dir: string;
-	readonly logPath: string;
-	readonly lockPath: string;
-	readonly #files: Files;
-	readonly #durability: Durability;
-	readonly #create: boolean;
-	readonly #readOnly: boolean;
-	readonly #onRecover: ((recovery: Recovery) => void) | undefined;
-	#lockFd = -1;
-	#logFd = -1;
-	/** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
-	#known: { head: Head; end: number } | null = null;
+  readonly dir: string;
+  readonly logPath: string;
+  readonly lockPath: string;
+  readonly #files: Files;
+  readonly #durability: Durability;
+  readonly #create: boolean;
+  readonly #readOnly: boolean;
+  readonly #onRecover: ((recovery: Recovery) => void) | undefined;
+  #lockFd = -1;
+  #logFd = -1;
+  /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
+  #known: { head: Head; end: number } | null = null;
 
-	constructor(dir: string, options: FileStoreOptions = {}) {
-		this.dir = dir;
-		this.logPath = join(dir, LOG_FILE);
-		this.lockPath = join(dir, LOCK_FILE);
-		this.#files = options.files ?? nodeFiles;
-		this.#durability = options.durability ?? "fsync";
-		this.#create = (options.create ?? false) && !options.readOnly;
-		this.#readOnly = options.readOnly ?? false;
-		this.#onRecover = options.onRecover;
-	}
+  constructor(dir: string, options: FileStoreOptions = {}) {
+    this.dir = dir;
+    this.logPath = join(dir, LOG_FILE);
+    this.lockPath = join(dir, LOCK_FILE);
+    this.#files = options.files ?? nodeFiles;
+    this.#durability = options.durability ?? 'fsync';
+    this.#create = (options.create ?? false) && !options.readOnly;
+    this.#readOnly = options.readOnly ?? false;
+    this.#onRecover = options.onRecover;
+  }
 
-	async open(): Promise<void> {
-		const files = this.#files;
-		if (this.#readOnly) {
-			this.#logFd = await this.#openLog();
-			return;
-		}
-		if (this.#create) {
-			await files.mkdir(this.dir);
-		} else if ((await files.stat(this.logPath)) === null) {
-			throw new LogNotFoundError(this.dir);
-		}
-		const created = this.#create && (await files.stat(this.logPath)) === null;
-		this.#lockFd = await files.open(
-			this.lockPath,
-			constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
-			0o644,
-		);
-		this.#logFd = await this.#openLog();
-		if (created) await syncDir(files, this.dir);
-		await this.#locked(() => this.#refresh());
-	}
+  async open(): Promise<void> {
+    const files = this.#files;
+    if (this.#readOnly) {
+      this.#logFd = await this.#openLog();
+      return;
+    }
+    if (this.#create) {
+      await files.mkdir(this.dir);
+    } else if ((await files.stat(this.logPath)) === null) {
+      throw new LogNotFoundError(this.dir);
+    }
+    const created = this.#create && (await files.stat(this.logPath)) === null;
+    this.#lockFd = await files.open(this.lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+    this.#logFd = await this.#openLog();
+    if (created) await syncDir(files, this.dir);
+    await this.#locked(() => this.#refresh());
+  }
 
-	async #openLog(): Promise<number> {
-		const flags = this.#readOnly
-			? constants.O_RDONLY
-			: constants.O_RDWR |
-				constants.O_APPEND |
-				(this.#create ? constants.O_CREAT : 0);
-		try {
-			return await this.#files.open(this.logPath, flags, 0o644);
-		} catch (error) {
-			if ((error as NodeJS.ErrnoException).code === "ENOENT")
-				throw new LogNotFoundError(this.dir);
-			throw error;
-		}
-	}
+  async #openLog(): Promise<number> {
+    const flags = this.#readOnly
+      ? constants.O_RDONLY
+      : constants.O_RDWR | constants.O_APPEND | (this.#create ? constants.O_CREAT : 0);
+    try {
+      return await this.#files.open(this.logPath, flags, 0o644);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new LogNotFoundError(this.dir);
+      throw error;
+    }
+  }
 
-	commit(seal: (head: Head) => SealedBatch): Promise<SealedBatch> {
-		if (this.#readOnly)
-			return Promise.reject(
-				new EvidentError("EVIDENT_READ_ONLY", "the log was opened read-only"),
-			);
-		return this.#locked(async () => {
-			const head = await this.#refresh();
-			const batch = seal(head);
-			const start = this.#known?.end ?? 0;
-			const bytes = Buffer.from(batch.text, "utf8");
-			try {
-				await writeAll(this.#files, this.#logFd, bytes);
-				if (this.#durability === "fsync")
-					await this.#files.fdatasync(this.#logFd);
-			} catch (error) {
-				await this.#rollBack(start);
-				throw new LogWriteError(
-					`could not append ${bytes.length} bytes to ${this.logPath}: ${(error as Error).message}`,
-					{ cause: error },
-				);
-			}
-			this.#known = { head: batch.head, end: start + bytes.length };
-			return batch;
-		});
-	}
+  commit(seal: (head: Head) => SealedBatch): Promise<SealedBatch> {
+    if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
+    return this.#locked(async () => {
+      const head = await this.#refresh();
+      const batch = seal(head);
+      const start = this.#known?.end ?? 0;
+      const bytes = Buffer.from(batch.text, 'utf8');
+      try {
+        await writeAll(this.#files, this.#logFd, bytes);
+        if (this.#durability === 'fsync') await this.#files.fdatasync(this.#logFd);
+      } catch (error) {
+        await this.#rollBack(start);
+        throw new LogWriteError(
+          `could not append ${bytes.length} bytes to ${this.logPath}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      this.#known = { head: batch.head, end: start + bytes.length };
+      return batch;
+    });
+  }
 
-	async head(): Promise<Head> {
-		if (!this.#readOnly) return this.#locked(() => this.#refresh());
-		const { size } = await this.#files.fstat(this.#logFd);
-		const { last } = await readLastLine(this.#files, this.#logFd, size);
-		return last === null ? EMPTY_HEAD : headOf(entryOf(last.text, last.offset));
-	}
+  async head(): Promise<Head> {
+    if (!this.#readOnly) return this.#locked(() => this.#refresh());
+    const { size } = await this.#files.fstat(this.#logFd);
+    const { last } = await readLastLine(this.#files, this.#logFd, size);
+    return last === null ? EMPTY_HEAD : headOf(entryOf(last.text, last.offset));
+  }
 
-	/** Runs `work` holding the append lock; always unlocks, even when `work` throws. */
-	async #locked<T>(work: () => Promise<T>): Promise<T> {
-		const files = this.#files;
-		for (;;) {
-			if (!files.tryLock(this.#lockFd)) await files.lockWait(this.#lockFd);
-			// If the lock file was deleted or replaced, others lock a different
-			// inode and our lock excludes nobody: reopen and lock again.
-			const [ours, atPath] = await Promise.all([
-				files.fstat(this.#lockFd),
-				files.stat(this.lockPath),
-			]);
-			if (atPath !== null && atPath.ino === ours.ino && atPath.dev === ours.dev)
-				break;
-			files.unlock(this.#lockFd);
-			await files.close(this.#lockFd);
-			this.#lockFd = await files.open(
-				this.lockPath,
-				constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
-				0o644,
-			);
-		}
-		try {
-			return await work();
-		} finally {
-			files.unlock(this.#lockFd);
-		}
-	}
+  /** Runs `work` holding the append lock; always unlocks, even when `work` throws. */
+  async #locked<T>(work: () => Promise<T>): Promise<T> {
+    const files = this.#files;
+    for (;;) {
+      if (!files.tryLock(this.#lockFd)) await files.lockWait(this.#lockFd);
+      // If the lock file was deleted or replaced, others lock a different
+      // inode and our lock excludes nobody: reopen and lock again.
+      const [ours, atPath] = await Promise.all([files.fstat(this.#lockFd), files.stat(this.lockPath)]);
+      if (atPath !== null && atPath.ino === ours.ino && atPath.dev === ours.dev) break;
+      files.unlock(this.#lockFd);
+      await files.close(this.#lockFd);
+      this.#lockFd = await files.open(
+        this.lockPath,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
+        0o644,
+      );
+    }
+    try {
+      return await work();
+    } finally {
+      files.unlock(this.#lockFd);
+    }
+  }
 
-	/** Under the lock: the current head, reading only what changed since we last looked. */
-	async #refresh(): Promise<Head> {
-		const files = this.#files;
-		let stat = await files.fstat(this.#logFd);
-		const atPath = await files.stat(this.logPath);
-		if (atPath === null)
-			throw new LogCorruptError(
-				`${this.logPath} was removed while the log was open`,
-			);
-		if (atPath.ino !== stat.ino || atPath.dev !== stat.dev) {
-			// Replaced under us (a checkout, a restore): follow the path, trust nothing cached.
-			await files.close(this.#logFd);
-			this.#logFd = await this.#openLog();
-			this.#known = null;
-			stat = await files.fstat(this.#logFd);
-		}
-		const known = this.#known;
-		if (known !== null && stat.size === known.end) return known.head;
-		if (known !== null && stat.size < known.end) {
-			throw new LogCorruptError(
-				`${this.logPath} shrank from ${known.end} to ${stat.size} bytes while open: entries were removed outside evident`,
-			);
-		}
-		const { last, completeEnd } = await readLastLine(
-			files,
-			this.#logFd,
-			stat.size,
-		);
-		if (completeEnd < stat.size) await this.#quarantine(completeEnd, stat.size);
-		if (last === null) {
-			this.#known = { head: EMPTY_HEAD, end: 0 };
-			return EMPTY_HEAD;
-		}
-		const entry = entryOf(last.text, last.offset);
-		if (known !== null && known.head.size > entry.seq) {
-			throw new LogCorruptError(
-				`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`,
-			);
-		}
-		const head = headOf(entry);
-		this.#known = { head, end: completeEnd };
-		return head;
-	}
+  /** Under the lock: the current head, reading only what changed since we last looked. */
+  async #refresh(): Promise<Head> {
+    const files = this.#files;
+    let stat = await files.fstat(this.#logFd);
+    const atPath = await files.stat(this.logPath);
+    if (atPath === null) throw new LogCorruptError(`${this.logPath} was removed while the log was open`);
+    if (atPath.ino !== stat.ino || atPath.dev !== stat.dev) {
+      // Replaced under us (a checkout, a restore): follow the path, trust nothing cached.
+      await files.close(this.#logFd);
+      this.#logFd = await this.#openLog();
+      this.#known = null;
+      stat = await files.fstat(this.#logFd);
+    }
+    const known = this.#known;
+    if (known !== null && stat.size === known.end) return known.head;
+    if (known !== null && stat.size < known.end) {
+      throw new LogCorruptError(
+        `${this.logPath} shrank from ${known.end} to ${stat.size} bytes while open: entries were removed outside evident`,
+      );
+    }
+    const { last, completeEnd } = await readLastLine(files, this.#logFd, stat.size);
+    if (completeEnd < stat.size) await this.#quarantine(completeEnd, stat.size);
+    if (last === null) {
+      this.#known = { head: EMPTY_HEAD, end: 0 };
+      return EMPTY_HEAD;
+    }
+    const entry = entryOf(last.text, last.offset);
+    if (known !== null && known.head.size > entry.seq) {
+      throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
+    }
+    const head = headOf(entry);
+    this.#known = { head, end: completeEnd };
+    return head;
+  }
 
-	/** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
-	async #quarantine(from: number, to: number): Promise<void> {
-		const files = this.#files;
-		const bytes = Buffer.allocUnsafe(to - from);
-		await readFully(files, this.#logFd, bytes, bytes.length, from);
-		const dir = join(this.dir, QUARANTINE_DIR);
-		await files.mkdir(dir);
-		const file = join(
-			dir,
-			`${new Date().toISOString().replace(/[:.]/g, "-")}-at-${from}.partial`,
-		);
-		await files.writeFile(file, bytes);
-		const fd = await files.open(file, constants.O_RDONLY);
-		try {
-			await files.fsync(fd);
-		} finally {
-			await files.close(fd);
-		}
-		await syncDir(files, dir);
-		await files.ftruncate(this.#logFd, from);
-		await files.fdatasync(this.#logFd);
-		this.#onRecover?.({ offset: from, bytes: bytes.length, file });
-	}
+  /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
+  async #quarantine(from: number, to: number): Promise<void> {
+    const files = this.#files;
+    const bytes = Buffer.allocUnsafe(to - from);
+    await readFully(files, this.#logFd, bytes, bytes.length, from);
+    const dir = join(this.dir, QUARANTINE_DIR);
+    await files.mkdir(dir);
+    const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-at-${from}.partial`);
+    await files.writeFile(file, bytes);
+    const fd = await files.open(file, constants.O_RDONLY);
+    try {
+      await files.fsync(fd);
+    } finally {
+      await files.close(fd);
+    }
+    await syncDir(files, dir);
+    await files.ftruncate(this.#logFd, from);
+    await files.fdatasync(this.#logFd);
+    this.#onRecover?.({ offset: from, bytes: bytes.length, file });
+  }
 
-	/** After a failed append: cut the file back to `end`. If even that fails, forget the head so the next commit re-reads it and quarantines the torn bytes. */
-	async #rollBack(end: number): Promise<void> {
-		try {
-			await this.#files.ftruncate(this.#logFd, end);
-			await this.#files.fdatasync(this.#logFd);
-		} catch {
-			this.#known = null; // the commit's own error is what the caller needs; recovery happens on the next commit
-		}
-	}
+  /** After a failed append: cut the file back to `end`. If even that fails, forget the head so the next commit re-reads it and quarantines the torn bytes. */
+  async #rollBack(end: number): Promise<void> {
+    try {
+      await this.#files.ftruncate(this.#logFd, end);
+      await this.#files.fdatasync(this.#logFd);
+    } catch {
+      this.#known = null; // the commit's own error is what the caller needs; recovery happens on the next commit
+    }
+  }
 
-	async *read(query: ReadQuery): AsyncGenerator<Entry> {
-		const files = this.#files;
-		const fd = this.#logFd;
-		const { size } = await files.fstat(fd);
-		let start = 0;
-		if (query.fromSeq !== undefined && query.fromSeq > 0) {
-			const fromSeq = query.fromSeq;
-			start = await lowerBound(
-				files,
-				fd,
-				size,
-				(text) => entryOf(text, -1).seq >= fromSeq,
-			);
-		}
-		if (query.since !== undefined) {
-			const since = query.since;
-			start = Math.max(
-				start,
-				await lowerBound(
-					files,
-					fd,
-					size,
-					(text) => entryOf(text, -1).ts >= since,
-				),
-			);
-		}
-		let count = 0;
-		const limit = query.limit ?? Number.POSITIVE_INFINITY;
-		if (limit <= 0) return;
-		for await (const line of iterateLines(files, fd, start, size)) {
-			const entry = entryOf(line.text, line.offset);
-			if (query.toSeq !== undefined && entry.seq > query.toSeq) return;
-			if (query.until !== undefined && entry.ts > query.until) return;
-			if (query.fromSeq !== undefined && entry.seq < query.fromSeq) continue;
-			if (query.since !== undefined && entry.ts < query.since) continue;
-			if (query.actor !== undefined && entry.actor !== query.actor) continue;
-			if (
-				query.action !== undefined &&
-				!matchesAction(entry.action, query.action)
-			)
-				continue;
-			if (query.target !== undefined && !entry.targets?.includes(query.target))
-				continue;
-			yield entry;
-			if (++count >= limit) return;
-		}
-	}
+  async *read(query: ReadQuery): AsyncGenerator<Entry> {
+    const files = this.#files;
+    const fd = this.#logFd;
+    const { size } = await files.fstat(fd);
+    let start = 0;
+    if (query.fromSeq !== undefined && query.fromSeq > 0) {
+      const fromSeq = query.fromSeq;
+      start = await lowerBound(files, fd, size, (text) => entryOf(text, -1).seq >= fromSeq);
+    }
+    if (query.since !== undefined) {
+      const since = query.since;
+      start = Math.max(start, await lowerBound(files, fd, size, (text) => entryOf(text, -1).ts >= since));
+    }
+    let count = 0;
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return;
+    for await (const line of iterateLines(files, fd, start, size)) {
+      const entry = entryOf(line.text, line.offset);
+      if (query.toSeq !== undefined && entry.seq > query.toSeq) return;
+      if (query.until !== undefined && entry.ts > query.until) return;
+      if (query.fromSeq !== undefined && entry.seq < query.fromSeq) continue;
+      if (query.since !== undefined && entry.ts < query.since) continue;
+      if (query.actor !== undefined && entry.actor !== query.actor) continue;
+      if (query.action !== undefined && !matchesAction(entry.action, query.action)) continue;
+      if (query.target !== undefined && !entry.targets?.includes(query.target)) continue;
+      yield entry;
+      if (++count >= limit) return;
+    }
+  }
 
-	verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-		return verifyLines(this.#files, this.#logFd, options);
-	}
+  verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+    return verifyLines(this.#files, this.#logFd, options);
+  }
 
-	async close(): Promise<void> {
-		const fds = [this.#logFd, this.#lockFd].filter((fd) => fd >= 0);
-		this.#logFd = -1;
-		this.#lockFd = -1;
-		this.#known = null;
-		await Promise.all(fds.map((fd) => this.#files.close(fd)));
-	}
+  async close(): Promise<void> {
+    const fds = [this.#logFd, this.#lockFd].filter((fd) => fd >= 0);
+    this.#logFd = -1;
+    this.#lockFd = -1;
+    this.#known = null;
+    await Promise.all(fds.map((fd) => this.#files.close(fd)));
+  }
 }
 
 /** `pattern` matches an action exactly, or as a prefix when it ends in `.*` (`proposal.*`). */
 export function matchesAction(action: string, pattern: string): boolean {
-	if (pattern.endsWith(".*"))
-		return (
-			action.startsWith(pattern.slice(0, -1)) || action === pattern.slice(0, -2)
-		);
-	return action === pattern;
+  if (pattern.endsWith('.*')) return action.startsWith(pattern.slice(0, -1)) || action === pattern.slice(0, -2);
+  return action === pattern;
 }
 
 function entryOf(text: string, offset: number): Entry {
-	const entry = parseEntry(text);
-	if (typeof entry === "string") {
-		const where = offset >= 0 ? ` at byte ${offset}` : "";
-		throw new LogCorruptError(
-			`malformed entry${where}: ${entry} (run \`evident verify\`)`,
-		);
-	}
-	return entry;
+  const entry = parseEntry(text);
+  if (typeof entry === 'string') {
+    const where = offset >= 0 ? ` at byte ${offset}` : '';
+    throw new LogCorruptError(`malformed entry${where}: ${entry} (run \`evident verify\`)`);
+  }
+  return entry;
 }
 
 function headOf(entry: Entry): Head {
-	return {
-		log: entry.log,
-		size: entry.seq + 1,
-		hash: entry.hash,
-		ts: entry.ts,
-	};
+  return {
+    log: entry.log,
+    size: entry.seq + 1,
+    hash: entry.hash,
+    ts: entry.ts,
+  };
 }
 
 /** Streams a log file through the chain rules in one pass, in constant memory. */
-export async function verifyLines(
-	files: Files,
-	fd: number,
-	options: VerifyOptions = {},
-): Promise<VerifyResult> {
-	const { size } = await files.fstat(fd);
-	const chain = new ChainVerifier();
-	let failure: VerifyFailure | null = null;
-	let progressAt = 0;
-	const end = await scanLines(files, fd, 0, size, (text, offset, next) => {
-		failure = chain.check(text, offset);
-		if (failure !== null) return false;
-		if (options.onProgress !== undefined && next - progressAt >= 4 << 20) {
-			progressAt = next;
-			options.onProgress({
-				entries: chain.head.size,
-				bytes: next,
-				totalBytes: size,
-			});
-		}
-		return undefined;
-	});
-	if (failure === null && end < size) failure = chain.tornTail(end, size - end);
-	const head = chain.head;
-	if (failure === null) {
-		options.onProgress?.({ entries: head.size, bytes: size, totalBytes: size });
-		return { ok: true, size: head.size, head: head.hash, bytes: size };
-	}
-	return { ok: false, size: head.size, head: head.hash, bytes: end, failure };
+export async function verifyLines(files: Files, fd: number, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const { size } = await files.fstat(fd);
+  const chain = new ChainVerifier();
+  let failure: VerifyFailure | null = null;
+  let progressAt = 0;
+  const end = await scanLines(files, fd, 0, size, (text, offset, next) => {
+    failure = chain.check(text, offset);
+    if (failure !== null) return false;
+    if (options.onProgress !== undefined && next - progressAt >= 4 << 20) {
+      progressAt = next;
+      options.onProgress({
+        entries: chain.head.size,
+        bytes: next,
+        totalBytes: size,
+      });
+    }
+    return undefined;
+  });
+  if (failure === null && end < size) failure = chain.tornTail(end, size - end);
+  const head = chain.head;
+  if (failure === null) {
+    options.onProgress?.({ entries: head.size, bytes: size, totalBytes: size });
+    return { ok: true, size: head.size, head: head.hash, bytes: size };
+  }
+  return { ok: false, size: head.size, head: head.hash, bytes: end, failure };
 }
 
-async function writeAll(
-	files: Files,
-	fd: number,
-	bytes: Buffer,
-): Promise<void> {
-	let done = 0;
-	while (done < bytes.length) {
-		const n = await files.write(fd, bytes, done, bytes.length - done);
-		if (n <= 0)
-			throw new EvidentError("EVIDENT_WRITE_FAILED", "write made no progress");
-		done += n;
-	}
+async function writeAll(files: Files, fd: number, bytes: Buffer): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = await files.write(fd, bytes, done, bytes.length - done);
+    if (n <= 0) throw new EvidentError('EVIDENT_WRITE_FAILED', 'write made no progress');
+    done += n;
+  }
 }
 
 /** fsync a directory, so that a file created in it survives a crash. */
 async function syncDir(files: Files, dir: string): Promise<void> {
-	const fd = await files.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-	try {
-		await files.fsync(fd);
-	} finally {
-		await files.close(fd);
-	}
+  const fd = await files.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await files.fsync(fd);
+  } finally {
+    await files.close(fd);
+  }
 }

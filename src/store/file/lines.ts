@@ -4,16 +4,16 @@
  * starts. Lines are UTF-8 and end in '\n'; a line never contains '\n'
  * (canonical JSON escapes it), so line boundaries are byte-exact.
  */
-import type { Files } from "./files.js";
+import type { Files } from './files.js';
 
 const NL = 0x0a;
 export const CHUNK = 1 << 20;
 
 /** One complete line: its text (no newline), where it starts, and where the next line starts. */
 export interface Line {
-	text: string;
-	offset: number;
-	next: number;
+  text: string;
+  offset: number;
+  next: number;
 }
 
 /**
@@ -23,100 +23,74 @@ export interface Line {
  * plus the longest line.
  */
 export async function scanLines(
-	files: Files,
-	fd: number,
-	start: number,
-	end: number,
-	onLine: (text: string, offset: number, next: number) => boolean | undefined,
-	chunkSize = CHUNK,
+  files: Files,
+  fd: number,
+  start: number,
+  end: number,
+  onLine: (text: string, offset: number, next: number) => boolean | undefined,
+  chunkSize = CHUNK,
 ): Promise<number> {
-	const buffer = Buffer.allocUnsafe(chunkSize);
-	let carry: Buffer | null = null; // bytes of a line that began in an earlier chunk
-	let lineStart = start;
-	let position = start;
-	while (position < end) {
-		const n = await readFully(
-			files,
-			fd,
-			buffer,
-			Math.min(chunkSize, end - position),
-			position,
-		);
-		if (n === 0) break;
-		let from = 0;
-		for (
-			let nl = buffer.indexOf(NL, 0);
-			nl !== -1 && nl < n;
-			nl = buffer.indexOf(NL, from)
-		) {
-			let text: string;
-			if (carry !== null) {
-				text = Buffer.concat([carry, buffer.subarray(0, nl)]).toString("utf8");
-				carry = null;
-			} else {
-				text = buffer.toString("utf8", from, nl);
-			}
-			const next = position + nl + 1;
-			if (onLine(text, lineStart, next) === false) return next;
-			lineStart = next;
-			from = nl + 1;
-		}
-		if (from < n) {
-			const rest = Buffer.from(buffer.subarray(from, n));
-			carry = carry === null ? rest : Buffer.concat([carry, rest]);
-		}
-		position += n;
-	}
-	return lineStart;
+  const buffer = Buffer.allocUnsafe(chunkSize);
+  let carry: Buffer | null = null; // bytes of a line that began in an earlier chunk
+  let lineStart = start;
+  let position = start;
+  while (position < end) {
+    const n = await readFully(files, fd, buffer, Math.min(chunkSize, end - position), position);
+    if (n === 0) break;
+    let from = 0;
+    for (let nl = buffer.indexOf(NL, 0); nl !== -1 && nl < n; nl = buffer.indexOf(NL, from)) {
+      let text: string;
+      if (carry !== null) {
+        text = Buffer.concat([carry, buffer.subarray(0, nl)]).toString('utf8');
+        carry = null;
+      } else {
+        text = buffer.toString('utf8', from, nl);
+      }
+      const next = position + nl + 1;
+      if (onLine(text, lineStart, next) === false) return next;
+      lineStart = next;
+      from = nl + 1;
+    }
+    if (from < n) {
+      const rest = Buffer.from(buffer.subarray(from, n));
+      carry = carry === null ? rest : Buffer.concat([carry, rest]);
+    }
+    position += n;
+  }
+  return lineStart;
 }
 
 /** Async iteration over complete lines in [start, end), reading a chunk at a time. */
-export async function* iterateLines(
-	files: Files,
-	fd: number,
-	start: number,
-	end: number,
-): AsyncGenerator<Line> {
-	let position = start;
-	while (position < end) {
-		const batch: Line[] = [];
-		const stop = Math.min(end, position + CHUNK);
-		const next = await scanLines(
-			files,
-			fd,
-			position,
-			stop,
-			(text, offset, after) => {
-				batch.push({ text, offset, next: after });
-				return undefined;
-			},
-		);
-		yield* batch;
-		if (next === position) {
-			// No newline within a whole chunk: a line longer than CHUNK. Read on until one ends.
-			const long = await readLineAt(files, fd, position, end);
-			if (long === null) return;
-			yield long;
-			position = long.next;
-		} else {
-			position = next;
-		}
-	}
+export async function* iterateLines(files: Files, fd: number, start: number, end: number): AsyncGenerator<Line> {
+  let position = start;
+  while (position < end) {
+    const batch: Line[] = [];
+    const stop = Math.min(end, position + CHUNK);
+    const next = await scanLines(files, fd, position, stop, (text, offset, after) => {
+      batch.push({ text, offset, next: after });
+      return undefined;
+    });
+    yield* batch;
+    if (next === position) {
+      // No newline within a whole chunk: a line longer than CHUNK. Read on until one ends.
+      const long = await readLineAt(files, fd, position, end);
+      if (long === null) return;
+      yield long;
+      position = long.next;
+    } else {
+      position = next;
+    }
+  }
 }
 
 /** The complete line starting at `offset`, or null if no newline ends it before `end`. */
-export async function readLineAt(
-	files: Files,
-	fd: number,
-	offset: number,
-	end: number,
-): Promise<Line | null> {
-	let found: Line | null = null;
-	await scanLines(files, fd, offset, end, (text, at, next) => {
-		found = { text, offset: at, next };
-		return false;
-	});
-	return found;
+export async function readLineAt(files: Files, fd: number, offset: number, end: number): Promise<Line | null> {
+  let found: Line | null = null;
+  await scanLines(files, fd, offset, end, (text, at, next) => {
+    found = { text, offset: at, next };
+    return false;
+  });
+  return found;
 }
 
 /**
@@ -125,42 +99,38 @@ export async function readLineAt(
  * O(file size).
  */
 export async function readLastLine(
-	files: Files,
-	fd: number,
-	size: number,
+  files: Files,
+  fd: number,
+  size: number,
 ): Promise<{ last: Line | null; completeEnd: number }> {
-	const completeEnd = await lastNewlineEnd(files, fd, size);
-	if (completeEnd === 0) return { last: null, completeEnd };
-	const lineStart = await lastNewlineEnd(files, fd, completeEnd - 1);
-	const bytes = Buffer.allocUnsafe(completeEnd - 1 - lineStart);
-	await readFully(files, fd, bytes, bytes.length, lineStart);
-	return {
-		last: {
-			text: bytes.toString("utf8"),
-			offset: lineStart,
-			next: completeEnd,
-		},
-		completeEnd,
-	};
+  const completeEnd = await lastNewlineEnd(files, fd, size);
+  if (completeEnd === 0) return { last: null, completeEnd };
+  const lineStart = await lastNewlineEnd(files, fd, completeEnd - 1);
+  const bytes = Buffer.allocUnsafe(completeEnd - 1 - lineStart);
+  await readFully(files, fd, bytes, bytes.length, lineStart);
+  return {
+    last: {
+      text: bytes.toString('utf8'),
+      offset: lineStart,
+      next: completeEnd,
+    },
+    completeEnd,
+  };
 }
 
 /** Offset just past the last '\n' before `end`, or 0 if there is none. */
-async function lastNewlineEnd(
-	files: Files,
-	fd: number,
-	end: number,
-): Promise<number> {
-	const step = 64 * 1024;
-	const buffer = Buffer.allocUnsafe(step);
-	let stop = end;
-	while (stop > 0) {
-		const begin = Math.max(0, stop - step);
-		const n = await readFully(files, fd, buffer, stop - begin, begin);
-		const nl = buffer.subarray(0, n).lastIndexOf(NL);
-		if (nl !== -1) return begin + nl + 1;
-		stop = begin;
-	}
-	return 0;
+async function lastNewlineEnd(files: Files, fd: number, end: number): Promise<number> {
+  const step = 64 * 1024;
+  const buffer = Buffer.allocUnsafe(step);
+  let stop = end;
+  while (stop > 0) {
+    const begin = Math.max(0, stop - step);
+    const n = await readFully(files, fd, buffer, stop - begin, begin);
+    const nl = buffer.subarray(0, n).lastIndexOf(NL);
+    if (nl !== -1) return begin + nl + 1;
+    stop = begin;
+  }
+  return 0;
 }
 
 /**
@@ -169,49 +139,43 @@ async function lastNewlineEnd(
  * (seq and ts only grow). O(log n) probes, each reading about one line.
  */
 export async function lowerBound(
-	files: Files,
-	fd: number,
-	end: number,
-	isAtOrAfter: (text: string) => boolean,
+  files: Files,
+  fd: number,
+  end: number,
+  isAtOrAfter: (text: string) => boolean,
 ): Promise<number> {
-	let lo = 0; // a line start; every line before it is "before"
-	let hi = end; // a line start known to be "at or after", or the end
-	while (hi - lo > 64 * 1024) {
-		const mid = lo + Math.floor((hi - lo) / 2);
-		const probe = await lastNewlineEnd(files, fd, mid); // the start of the line holding mid: in [lo, mid]
-		const line = await readLineAt(files, fd, probe, hi);
-		if (line === null) break;
-		if (isAtOrAfter(line.text)) hi = probe;
-		else lo = line.next;
-	}
-	let answer = hi;
-	await scanLines(files, fd, lo, hi, (text, offset) => {
-		if (!isAtOrAfter(text)) return undefined;
-		answer = offset;
-		return false;
-	});
-	return answer;
+  let lo = 0; // a line start; every line before it is "before"
+  let hi = end; // a line start known to be "at or after", or the end
+  while (hi - lo > 64 * 1024) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    const probe = await lastNewlineEnd(files, fd, mid); // the start of the line holding mid: in [lo, mid]
+    const line = await readLineAt(files, fd, probe, hi);
+    if (line === null) break;
+    if (isAtOrAfter(line.text)) hi = probe;
+    else lo = line.next;
+  }
+  let answer = hi;
+  await scanLines(files, fd, lo, hi, (text, offset) => {
+    if (!isAtOrAfter(text)) return undefined;
+    answer = offset;
+    return false;
+  });
+  return answer;
 }
 
 /** Reads `length` bytes at `position` unless the file ends first; returns bytes read. */
 export async function readFully(
-	files: Files,
-	fd: number,
-	buffer: Buffer,
-	length: number,
-	position: number,
+  files: Files,
+  fd: number,
+  buffer: Buffer,
+  length: number,
+  position: number,
 ): Promise<number> {
-	let done = 0;
-	while (done < length) {
-		const n = await files.read(
-			fd,
-			buffer,
-			done,
-			length - done,
-			position + done,
-		);
-		if (n === 0) break;
-		done += n;
-	}
-	return done;
+  let done = 0;
+  while (done < length) {
+    const n = await files.read(fd, buffer, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }
