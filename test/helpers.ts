@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after } from 'node:test';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -14,10 +13,15 @@ export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const FIXTURES = join(here, 'fixtures');
 export const VECTORS = resolve(ROOT, '..', 'shared', 'vectors');
 
-/** A fresh directory, removed when the test file ends. */
+const made: string[] = [];
+process.once('exit', () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test process exits. */
 export function tempDir(prefix = 'evident-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  made.push(dir);
   return dir;
 }
 

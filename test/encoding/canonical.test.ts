@@ -1,0 +1,71 @@
+/** RFC 8785: every public vector canonicalises byte for byte; what JSON cannot carry is refused, naming the field. */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { canonicalize, isCanonicalText } from '../../src/encoding/canonical.js';
+import { InvalidEntryError } from '../../src/errors.js';
+import { VECTORS } from '../helpers.js';
+
+const JCS = join(VECTORS, 'jcs');
+
+describe('RFC 8785 vectors', () => {
+  const names = readdirSync(join(JCS, 'input')).filter((n) => n.endsWith('.json'));
+  it('has the vectors', () => assert.ok(names.length >= 6, `found ${names.length}`));
+  for (const name of names) {
+    it(name, () => {
+      const input = JSON.parse(readFileSync(join(JCS, 'input', name), 'utf8'));
+      const expected = readFileSync(join(JCS, 'output', name));
+      const actual = Buffer.from(canonicalize(input), 'utf8');
+      assert.equal(actual.toString('hex'), expected.toString('hex'));
+      assert.equal(isCanonicalText(expected.toString('utf8'), JSON.parse(expected.toString('utf8'))), true);
+    });
+  }
+});
+
+describe('canonicalize', () => {
+  it('sorts members by UTF-16 code units, including integer-like names V8 would put first', () => {
+    assert.equal(canonicalize({ b: 1, a: 2, 10: 'x', 9: 'y' }), '{"10":"x","9":"y","a":2,"b":1}');
+    assert.equal(canonicalize({ '\u{1F600}': 1, '\uFFFF': 2 }), '{"\u{1F600}":1,"\uFFFF":2}');
+  });
+
+  it('writes numbers as ECMAScript does', () => {
+    assert.equal(canonicalize([1e21, 1e-7, -0, 0.1 + 0.2, 2 ** 53]), '[1e+21,1e-7,0,0.30000000000000004,9007199254740992]');
+  });
+
+  const rejected: [string, unknown, string][] = [
+    ['NaN', { a: { b: Number.NaN } }, '$.a.b'],
+    ['Infinity', { list: [1, Number.POSITIVE_INFINITY] }, '$.list[1]'],
+    ['a lone high surrogate', { s: 'x\uD800' }, '$.s'],
+    ['a lone low surrogate in a name', { '\uDC00': 1 }, '$["\\udc00"]'],
+    ['a Date', { when: new Date(0) }, '$.when'],
+    ['a Map', { m: new Map() }, '$.m'],
+    ['a class instance', { c: new (class Point {})() }, '$.c'],
+    ['undefined', { u: undefined }, '$.u'],
+    ['a function', { f: () => 1 }, '$.f'],
+    ['a bigint', { n: 1n }, '$.n'],
+    ['a sparse array', { a: [1, , 3] }, '$.a[1]'],
+  ];
+  for (const [what, value, field] of rejected) {
+    it(`refuses ${what}, naming ${field}`, () => {
+      assert.throws(
+        () => canonicalize(value),
+        (error: unknown) => error instanceof InvalidEntryError && error.field === field && error.code === 'EVIDENT_INVALID_ENTRY',
+      );
+    });
+  }
+
+  it('refuses a cycle', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.throws(() => canonicalize(cyclic), /circular/);
+  });
+
+  it('tells canonical text from equivalent text that is not', () => {
+    assert.equal(isCanonicalText('{"a":1,"b":2}', { a: 1, b: 2 }), true);
+    assert.equal(isCanonicalText('{"b":2,"a":1}', JSON.parse('{"b":2,"a":1}')), false);
+    assert.equal(isCanonicalText('{"a": 1}', { a: 1 }), false);
+    assert.equal(isCanonicalText('{"a":1.0}', { a: 1 }), false);
+    assert.equal(isCanonicalText('{"a":"\\u0041"}', { a: 'A' }), false);
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * Tampering with the file, every way the issue lists: each is caught, and
+ * verify names the first bad entry with the right seq, line and reason.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import type { FailureReason } from '../src/chain.js';
+import { canonicalize } from '../src/encoding/canonical.js';
+import { type Entry, hashedText, leafHashOfText } from '../src/entry.js';
+import { Log } from '../src/log.js';
+import { readLines, tempDir, writeLines } from './helpers.js';
+
+const SIZE = 20;
+let root: string;
+let original: string[];
+let foreign: string[];
+
+async function makeLog(dir: string): Promise<string[]> {
+  const log = await Log.open({ dir, create: true });
+  for (let i = 0; i < SIZE; i++) await log.append({ actor: `user-${i % 3}`, action: 'doc.edit', targets: [`doc-${i}`] });
+  await log.close();
+  return readLines(join(dir, 'log.jsonl'));
+}
+
+/** Re-encodes an entry with a hash that matches its (changed) content: a forger's best effort. */
+function reseal(entry: Entry): string {
+  const hash = leafHashOfText(hashedText(entry));
+  return canonicalize({ ...entry, hash });
+}
+
+async function verifyLines(lines: string[] | null, name: string, raw?: (path: string) => void) {
+  const dir = join(root, name);
+  mkdirSync(dir);
+  const path = join(dir, 'log.jsonl');
+  if (lines !== null) writeLines(path, lines);
+  raw?.(path);
+  const before = readFileSync(path);
+  const log = new Log({ dir, readOnly: true });
+  const result = await log.verify();
+  await log.close();
+  assert.deepEqual(readFileSync(path), before, 'verify never writes');
+  return result;
+}
+
+function expectFailure(result: Awaited<ReturnType<typeof verifyLines>>, seq: number, reason: FailureReason) {
+  assert.equal(result.ok, false);
+  assert.ok(result.failure, 'a failure is named');
+  assert.deepEqual(
+    { seq: result.failure.seq, line: result.failure.line, reason: result.failure.reason },
+    { seq, line: seq + 1, reason },
+    result.failure.message,
+  );
+  assert.equal(result.size, seq, 'entries before the failure are counted as intact');
+}
+
+describe('tamper detection', () => {
+  before(async () => {
+    root = tempDir();
+    original = await makeLog(join(root, 'original'));
+    foreign = await makeLog(join(root, 'other-log'));
+  });
+
+  it('an untouched log verifies', async () => {
+    const result = await verifyLines(original, 'untouched');
+    assert.equal(result.ok, true);
+    assert.equal(result.size, SIZE);
+    assert.equal(result.head, (JSON.parse(original[SIZE - 1] as string) as Entry).hash);
+  });
+
+  it('a flipped byte: hash-mismatch at that entry', async () => {
+    const lines = [...original];
+    lines[5] = (lines[5] as string).replace('"actor":"user-2"', '"actor":"user-3"');
+    assert.notEqual(lines[5], original[5]);
+    expectFailure(await verifyLines(lines, 'flip'), 5, 'hash-mismatch');
+  });
+
+  it('a deleted line: seq-gap where it was', async () => {
+    const lines = original.filter((_, i) => i !== 5);
+    expectFailure(await verifyLines(lines, 'delete'), 5, 'seq-gap');
+  });
+
+  it('two swapped lines: seq-gap at the first', async () => {
+    const lines = [...original];
+    [lines[5], lines[6]] = [lines[6] as string, lines[5] as string];
+    expectFailure(await verifyLines(lines, 'swap'), 5, 'seq-gap');
+  });
+
+  it('an inserted forged line with a self-consistent hash: caught at the entry it displaced', async () => {
+    const prev = JSON.parse(original[5] as string) as Entry;
+    const forged = reseal({ ...prev, seq: 6, prev: prev.hash, id: 'forged', actor: 'mallory' });
+    const lines = [...original.slice(0, 6), forged, ...original.slice(6)];
+    // The forgery itself is indistinguishable from an append; the original seq 6 behind it no longer fits.
+    expectFailure(await verifyLines(lines, 'insert'), 7, 'seq-gap');
+  });
+
+  it('a rewritten entry with a recomputed hash: prev-mismatch at the next entry', async () => {
+    const lines = [...original];
+    lines[5] = reseal({ ...(JSON.parse(original[5] as string) as Entry), actor: 'mallory' });
+    expectFailure(await verifyLines(lines, 'rewrite'), 6, 'prev-mismatch');
+  });
+
+  it('a line spliced in from another log, hash and all: foreign-entry', async () => {
+    const lines = [...original];
+    lines[5] = foreign[5] as string;
+    expectFailure(await verifyLines(lines, 'splice'), 5, 'foreign-entry');
+  });
+
+  it('a file truncated mid-line: torn-tail at the last entry', async () => {
+    const result = await verifyLines(original, 'truncate', (path) => {
+      truncateSync(path, readFileSync(path).length - 40);
+    });
+    expectFailure(result, SIZE - 1, 'torn-tail');
+  });
+
+  it('a time moved backwards, resealed: time-regression', async () => {
+    const lines = [...original];
+    const entry = JSON.parse(original[5] as string) as Entry;
+    lines[5] = reseal({ ...entry, ts: '2000-01-01T00:00:00.000Z' });
+    expectFailure(await verifyLines(lines, 'time'), 5, 'time-regression');
+  });
+
+  it('the same entry re-encoded with white space: not-canonical', async () => {
+    const lines = [...original];
+    lines[5] = JSON.stringify(JSON.parse(original[5] as string), null, 1).replace(/\n/g, '');
+    expectFailure(await verifyLines(lines, 'whitespace'), 5, 'not-canonical');
+  });
+
+  it('a line that is not an entry: malformed, never skipped', async () => {
+    const lines = [...original];
+    lines[5] = 'this is not json';
+    expectFailure(await verifyLines(lines, 'garbage'), 5, 'malformed');
+    const blank = [...original];
+    blank[5] = '';
+    expectFailure(await verifyLines(blank, 'blank'), 5, 'malformed');
+  });
+
+  it('reading stops with an error at a malformed line instead of skipping it', async () => {
+    const dir = join(root, 'read-malformed');
+    mkdirSync(dir);
+    const lines = [...original];
+    lines[5] = '{"oops":';
+    writeLines(join(dir, 'log.jsonl'), lines);
+    const log = new Log({ dir, readOnly: true });
+    const seen: number[] = [];
+    await assert.rejects(async () => {
+      for await (const e of log.read()) seen.push(e.seq);
+    }, (error: Error & { code?: string }) => error.code === 'EVIDENT_LOG_CORRUPT');
+    await log.close();
+    assert.deepEqual(seen, [0, 1, 2, 3, 4]);
+  });
+
+  it('a log copied whole verifies (the chain is position-independent of the directory)', async () => {
+    const dir = join(root, 'copy');
+    mkdirSync(dir);
+    copyFileSync(join(root, 'original', 'log.jsonl'), join(dir, 'log.jsonl'));
+    writeFileSync(join(dir, 'unrelated.txt'), 'x');
+    const log = new Log({ dir, readOnly: true });
+    assert.equal((await log.verify()).ok, true);
+    await log.close();
+  });
+});
