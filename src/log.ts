@@ -114,6 +114,10 @@ export class Log extends EventEmitter<LogEvents> {
   /** Opens the log if no one has yet. Concurrent first callers share one open. */
   ready(): Promise<void> {
     if (this.#closed) return Promise.reject(new LogClosedError());
+    return this.#open();
+  }
+
+  #open(): Promise<void> {
     this.#opening ??= this.#store.open().catch((error: unknown) => {
       this.#opening = null; // let a later call try again (the directory may appear)
       throw error;
@@ -213,7 +217,7 @@ export class Log extends EventEmitter<LogEvents> {
   /** Commits queued entries batch after batch until the queue is empty. */
   async #drain(): Promise<void> {
     try {
-      await this.ready();
+      await this.#open(); // not ready(): close() drains what was queued before it
     } catch (error) {
       this.#failAll(error);
     }

@@ -1,0 +1,262 @@
+/** The lifecycle: lazy open, group commit, durability modes, failures that fail closed, the background writer, reading. */
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { Entry } from '../src/entry.js';
+import { LogClosedError, LogNotFoundError, QueueFullError, RecordFailedError } from '../src/errors.js';
+import { Log } from '../src/log.js';
+import { type Files, nodeFiles } from '../src/store/file/files.js';
+import { countingFiles, osError, tempDir } from './helpers.js';
+
+/** A file layer whose writes (or syncs) fail while `failing` is set; a failing write first writes half its bytes. */
+function failingFiles(what: 'write' | 'fdatasync', code = 'EIO') {
+  const control = { failing: false, failures: 0 };
+  const files: Files = {
+    ...nodeFiles,
+    write: async (fd, buffer, offset, length) => {
+      if (!control.failing || what !== 'write') return nodeFiles.write(fd, buffer, offset, length);
+      control.failures++;
+      await nodeFiles.write(fd, buffer, offset, Math.max(1, Math.floor(length / 2)));
+      throw osError(code, 'injected write failure');
+    },
+    fdatasync: async (fd) => {
+      if (control.failing && what === 'fdatasync') {
+        control.failures++;
+        throw osError(code, 'injected sync failure');
+      }
+      return nodeFiles.fdatasync(fd);
+    },
+  };
+  return { files, control };
+}
+
+/** Rejects if `promise` has not settled after `ms`: turns a held lock into a failure instead of a hung test. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+describe('opening', () => {
+  it('however many callers race the first use, the log is opened exactly once', async () => {
+    const dir = tempDir();
+    await (await Log.open({ dir, create: true })).close();
+    const { files, counts } = countingFiles();
+    const log = new Log({ dir, files });
+    const firstUses = [
+      ...Array.from({ length: 10 }, (_, i) => log.append({ actor: `caller-${i}`, action: 'test.race' })),
+      log.head(),
+      log.ready(),
+      (async () => {
+        for await (const _ of log.read()) {
+          /* drain */
+        }
+      })(),
+    ];
+    await Promise.all(firstUses);
+    assert.equal(counts.opens.get(join(dir, 'log.jsonl')), 1, 'one log file handle');
+    assert.equal(counts.opens.get(join(dir, 'lock')), 1, 'one lock file handle');
+    assert.equal((await log.head()).size, 10);
+    await log.close();
+  });
+
+  it('a missing log is an error, not a new log, unless create is asked for', async () => {
+    const dir = join(tempDir(), 'nope');
+    const log = new Log({ dir });
+    await assert.rejects(log.append({ actor: 'a', action: 'b.c' }), LogNotFoundError);
+    await assert.rejects(new Log({ dir, readOnly: true }).verify(), LogNotFoundError);
+  });
+});
+
+describe('group commit', () => {
+  it('concurrent appends share one lock, one write and one fsync per batch', async () => {
+    const dir = tempDir();
+    const { files, counts } = countingFiles();
+    const log = new Log({ dir, files, create: true });
+    const entries = await Promise.all(Array.from({ length: 200 }, (_, i) => log.append({ actor: `c${i}`, action: 'test.batch' })));
+    assert.deepEqual(
+      entries.map((e) => e.seq),
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    assert.ok(counts.writes <= 2, `${counts.writes} writes for 200 appends`);
+    assert.equal(counts.syncs, counts.writes, 'each batch is synced once');
+    await log.close();
+  });
+
+  it("durability 'write' never calls fdatasync", async () => {
+    const { files, counts } = countingFiles();
+    const log = new Log({ dir: tempDir(), files, create: true, durability: 'write' });
+    await Promise.all([log.append({ actor: 'a', action: 'b.c' }), log.append({ actor: 'a', action: 'b.c' })]);
+    assert.equal(counts.syncs, 0);
+    assert.equal((await log.verify()).size, 2);
+    await log.close();
+  });
+
+  it('appendBatch is atomic: consecutive seqs, or nothing at all when one entry is bad', async () => {
+    const dir = tempDir();
+    const log = new Log({ dir, create: true });
+    const batch = await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+    ]);
+    assert.deepEqual(
+      batch.map((e) => e.seq),
+      [0, 1],
+    );
+    const size = statSync(join(dir, 'log.jsonl')).size;
+    await assert.rejects(
+      log.appendBatch([
+        { actor: 'a', action: 'x.y' },
+        { actor: 'b', action: 'not a verb' },
+      ]),
+      /entry 1: \$\.action/,
+    );
+    assert.equal(statSync(join(dir, 'log.jsonl')).size, size, 'nothing written');
+    await log.close();
+  });
+
+  it('rejects invalid options with a clear error', () => {
+    assert.throws(() => new Log({ durability: 'sometimes' as 'fsync' }), /durability must be 'fsync' or 'write'/);
+    assert.throws(() => new Log({ maxBatch: 0 }), /maxBatch must be a positive integer/);
+  });
+});
+
+describe('failing closed', () => {
+  for (const [what, code] of [
+    ['write', 'EIO'],
+    ['write', 'ENOSPC'],
+    ['fdatasync', 'EIO'],
+  ] as const) {
+    it(`a ${what} that fails with ${code} mid-batch: the batch is rolled back, the lock released, the chain continues`, async () => {
+      const dir = tempDir();
+      const { files, control } = failingFiles(what, code);
+      const log = new Log({ dir, files, create: true });
+      await log.append({ actor: 'a', action: 'test.before' });
+      const goodSize = statSync(join(dir, 'log.jsonl')).size;
+
+      control.failing = true;
+      const failed = await Promise.allSettled(
+        Array.from({ length: 5 }, () => log.append({ actor: 'a', action: 'test.during' })),
+      );
+      control.failing = false;
+      assert.ok(control.failures >= 1);
+      for (const r of failed) {
+        assert.equal(r.status, 'rejected');
+        assert.equal((r.reason as { code: string }).code, 'EVIDENT_WRITE_FAILED');
+        assert.match((r.reason as Error).message, new RegExp(code));
+      }
+      assert.equal(statSync(join(dir, 'log.jsonl')).size, goodSize, 'the partial write was cut off');
+
+      // Another handle (another lock file description) can take the lock: it was released.
+      const other = new Log({ dir });
+      await within(other.append({ actor: 'b', action: 'test.other' }), 10_000, 'append through another handle');
+      await other.close();
+
+      const next = await log.append({ actor: 'a', action: 'test.after' });
+      assert.equal(next.seq, 2);
+      const result = await log.verify();
+      assert.equal(result.ok, true);
+      assert.equal(result.size, 3);
+      await log.close();
+    });
+  }
+});
+
+describe('background writer', () => {
+  it('record() returns at once; flush() resolves when everything recorded is durable', async () => {
+    const dir = tempDir();
+    const log = new Log({ dir, create: true });
+    for (let i = 0; i < 100; i++) log.record({ actor: 'bg', action: 'test.record', data: { i } });
+    await log.flush();
+    assert.equal((await log.head()).size, 100);
+    await log.close();
+  });
+
+  it('a full queue throws QueueFullError and drops nothing', async () => {
+    const log = new Log({ dir: tempDir(), create: true, maxQueue: 5 });
+    for (let i = 0; i < 5; i++) log.record({ actor: 'bg', action: 'test.record' });
+    assert.throws(() => log.record({ actor: 'bg', action: 'test.record' }), QueueFullError);
+    await log.flush();
+    assert.equal((await log.head()).size, 5);
+    log.record({ actor: 'bg', action: 'test.record' }); // room again
+    await log.close();
+    const reopened = new Log({ dir: log.dir, readOnly: true });
+    assert.equal((await reopened.head()).size, 6, 'close() drained the queue');
+    await reopened.close();
+  });
+
+  it('a failed commit reaches the caller: an error event with the events, and flush() rejects', async () => {
+    const dir = tempDir();
+    const { files, control } = failingFiles('write');
+    const log = new Log({ dir, files, create: true });
+    await log.ready();
+    const events: RecordFailedError[] = [];
+    log.on('error', (e) => events.push(e));
+    control.failing = true;
+    log.record({ actor: 'bg', action: 'test.lost', data: { k: 1 } });
+    await assert.rejects(log.flush(), (e: unknown) => e instanceof RecordFailedError && e.inputs.length === 1);
+    assert.equal(events.length, 1);
+    assert.deepEqual((events[0] as RecordFailedError).inputs, [{ actor: 'bg', action: 'test.lost', data: { k: 1 } }]);
+    control.failing = false;
+    log.record({ actor: 'bg', action: 'test.kept' });
+    await log.flush(); // the failure was reported once; the log goes on
+    assert.equal((await log.verify()).size, 1);
+    await log.close();
+  });
+
+  it('invalid input to record() throws at once', () => {
+    const log = new Log({ dir: tempDir(), create: true });
+    assert.throws(() => log.record({ actor: '', action: 'x.y' }), /\$\.actor/);
+  });
+
+  it('a closed log refuses appends', async () => {
+    const log = await Log.open({ dir: tempDir(), create: true });
+    await log.close();
+    await assert.rejects(log.append({ actor: 'a', action: 'b.c' }), LogClosedError);
+    assert.throws(() => log.record({ actor: 'a', action: 'b.c' }), LogClosedError);
+  });
+});
+
+describe('reading', () => {
+  it('filters by seq range, time range, actor, action, target and limit, like a full scan would', async () => {
+    const dir = tempDir();
+    const log = new Log({ dir, create: true, maxBatch: 50 });
+    const actions = ['proposal.open', 'proposal.approve', 'deploy.start'];
+    // Big enough (about 1.5 MB) that seq and time lookups binary-search rather than scan.
+    await Promise.all(
+      Array.from({ length: 4000 }, (_, i) =>
+        log.append({
+          actor: `agent-${i % 5}`,
+          action: actions[i % 3] as string,
+          targets: [`repo/${i % 7}`],
+          data: { pad: 'p'.repeat(300) },
+        }),
+      ),
+    );
+    const all: Entry[] = [];
+    for await (const e of log.read()) all.push(e);
+    assert.equal(all.length, 4000);
+    const ts = (all[2500] as Entry).ts;
+    const cases: [Parameters<Log['read']>[0], (e: Entry) => boolean][] = [
+      [{ fromSeq: 1234, toSeq: 1240 }, (e) => e.seq >= 1234 && e.seq <= 1240],
+      [{ fromSeq: 3999 }, (e) => e.seq >= 3999],
+      [{ fromSeq: 5000 }, () => false],
+      [{ since: ts }, (e) => e.ts >= ts],
+      [{ until: ts, actor: 'agent-2' }, (e) => e.ts <= ts && e.actor === 'agent-2'],
+      [{ action: 'proposal.*', target: 'repo/3' }, (e) => e.action.startsWith('proposal.') && e.targets?.[0] === 'repo/3'],
+      [{ action: 'deploy.start', limit: 3 }, (e) => e.action === 'deploy.start'],
+    ];
+    for (const [query, keep] of cases) {
+      const got: number[] = [];
+      for await (const e of log.read(query)) got.push(e.seq);
+      let expected = all.filter(keep).map((e) => e.seq);
+      if (query?.limit !== undefined) expected = expected.slice(0, query.limit);
+      assert.deepEqual(got, expected, JSON.stringify(query));
+    }
+    await log.close();
+    assert.ok(readFileSync(join(dir, 'log.jsonl')).length > 1_000_000);
+  });
+});
