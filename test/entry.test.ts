@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { canonicalize } from '../src/encoding/canonical.js';
-import { GENESIS_PREV, hashedText, nextTimestamp, prepareEntry, sealEntry, type Entry } from '../src/entry.js';
+import { type Entry, GENESIS_PREV, hashedText, nextTimestamp, prepareEntry, sealEntry } from '../src/entry.js';
 import { InvalidEntryError } from '../src/errors.js';
 
 const assigned = { log: 'a'.repeat(32), seq: 7, ts: '2026-11-22T10:00:00.000Z', id: 'id-7', prev: GENESIS_PREV };
@@ -36,12 +36,25 @@ describe('sealing an entry', () => {
 
   it('leaves optional members out rather than writing null', () => {
     const { line } = sealEntry(prepareEntry({ actor: 'a', action: 'b.c' }), assigned);
-    assert.deepEqual(Object.keys(JSON.parse(line)).sort(), ['action', 'actor', 'hash', 'id', 'log', 'prev', 'seq', 'ts', 'v']);
+    assert.deepEqual(Object.keys(JSON.parse(line)).sort(), [
+      'action',
+      'actor',
+      'hash',
+      'id',
+      'log',
+      'prev',
+      'seq',
+      'ts',
+      'v',
+    ]);
   });
 
   it('assigns times that never go backwards', () => {
     assert.equal(nextTimestamp(null, Date.parse('2026-01-01T00:00:00Z')), '2026-01-01T00:00:00.000Z');
-    assert.equal(nextTimestamp('2026-01-01T00:00:05.000Z', Date.parse('2026-01-01T00:00:00Z')), '2026-01-01T00:00:05.000Z');
+    assert.equal(
+      nextTimestamp('2026-01-01T00:00:05.000Z', Date.parse('2026-01-01T00:00:00Z')),
+      '2026-01-01T00:00:05.000Z',
+    );
   });
 });
 

@@ -33,7 +33,11 @@ export interface Ran {
 }
 
 /** Runs a node script to completion and collects its output. */
-export function runNode(script: string, args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
+export function runNode(
+  script: string,
+  args: string[],
+  options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Ran> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, ...options.env },

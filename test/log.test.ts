@@ -76,7 +76,9 @@ describe('group commit', () => {
     const dir = tempDir();
     const { files, counts } = countingFiles();
     const log = new Log({ dir, files, create: true });
-    const entries = await Promise.all(Array.from({ length: 200 }, (_, i) => log.append({ actor: `c${i}`, action: 'test.batch' })));
+    const entries = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => log.append({ actor: `c${i}`, action: 'test.batch' })),
+    );
     assert.deepEqual(
       entries.map((e) => e.seq),
       Array.from({ length: 200 }, (_, i) => i),
@@ -246,7 +248,10 @@ describe('reading', () => {
       [{ fromSeq: 5000 }, () => false],
       [{ since: ts }, (e) => e.ts >= ts],
       [{ until: ts, actor: 'agent-2' }, (e) => e.ts <= ts && e.actor === 'agent-2'],
-      [{ action: 'proposal.*', target: 'repo/3' }, (e) => e.action.startsWith('proposal.') && e.targets?.[0] === 'repo/3'],
+      [
+        { action: 'proposal.*', target: 'repo/3' },
+        (e) => e.action.startsWith('proposal.') && e.targets?.[0] === 'repo/3',
+      ],
       [{ action: 'deploy.start', limit: 3 }, (e) => e.action === 'deploy.start'],
     ];
     for (const [query, keep] of cases) {

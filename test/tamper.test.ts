@@ -19,7 +19,8 @@ let foreign: string[];
 
 async function makeLog(dir: string): Promise<string[]> {
   const log = await Log.open({ dir, create: true });
-  for (let i = 0; i < SIZE; i++) await log.append({ actor: `user-${i % 3}`, action: 'doc.edit', targets: [`doc-${i}`] });
+  for (let i = 0; i < SIZE; i++)
+    await log.append({ actor: `user-${i % 3}`, action: 'doc.edit', targets: [`doc-${i}`] });
   await log.close();
   return readLines(join(dir, 'log.jsonl'));
 }
@@ -144,9 +145,12 @@ describe('tamper detection', () => {
     writeLines(join(dir, 'log.jsonl'), lines);
     const log = new Log({ dir, readOnly: true });
     const seen: number[] = [];
-    await assert.rejects(async () => {
-      for await (const e of log.read()) seen.push(e.seq);
-    }, (error: Error & { code?: string }) => error.code === 'EVIDENT_LOG_CORRUPT');
+    await assert.rejects(
+      async () => {
+        for await (const e of log.read()) seen.push(e.seq);
+      },
+      (error: Error & { code?: string }) => error.code === 'EVIDENT_LOG_CORRUPT',
+    );
     await log.close();
     assert.deepEqual(seen, [0, 1, 2, 3, 4]);
   });

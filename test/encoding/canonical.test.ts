@@ -30,7 +30,10 @@ describe('canonicalize', () => {
   });
 
   it('writes numbers as ECMAScript does', () => {
-    assert.equal(canonicalize([1e21, 1e-7, -0, 0.1 + 0.2, 2 ** 53]), '[1e+21,1e-7,0,0.30000000000000004,9007199254740992]');
+    assert.equal(
+      canonicalize([1e21, 1e-7, -0, 0.1 + 0.2, 2 ** 53]),
+      '[1e+21,1e-7,0,0.30000000000000004,9007199254740992]',
+    );
   });
 
   const rejected: [string, unknown, string][] = [
@@ -50,7 +53,8 @@ describe('canonicalize', () => {
     it(`refuses ${what}, naming ${field}`, () => {
       assert.throws(
         () => canonicalize(value),
-        (error: unknown) => error instanceof InvalidEntryError && error.field === field && error.code === 'EVIDENT_INVALID_ENTRY',
+        (error: unknown) =>
+          error instanceof InvalidEntryError && error.field === field && error.code === 'EVIDENT_INVALID_ENTRY',
       );
     });
   }

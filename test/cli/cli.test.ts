@@ -1,0 +1,147 @@
+/** The `evident` command as scripts see it: output formats and exit codes. */
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { canonicalize } from '../../src/encoding/canonical.js';
+import type { Entry } from '../../src/entry.js';
+import { evident, readLines, tempDir, writeLines } from '../helpers.js';
+
+describe('evident CLI', () => {
+  it('init, append, append --batch, verify, log and tail work together', async () => {
+    const dir = join(tempDir(), 'log');
+    const init = await evident(['init', '--dir', dir]);
+    assert.equal(init.code, 0, init.stderr);
+
+    const one = await evident([
+      'append',
+      '--dir',
+      dir,
+      '--actor',
+      'alice',
+      '--action',
+      'proposal.approve',
+      '--target',
+      'p/1',
+      '--target',
+      'p/2',
+      '--outcome',
+      'success',
+      '--data',
+      '{"reason":"lgtm"}',
+    ]);
+    assert.equal(one.code, 0, one.stderr);
+    const entry = JSON.parse(one.stdout) as Entry;
+    assert.equal(one.stdout, `${canonicalize(entry)}\n`, 'prints the stored entry as one canonical line');
+    assert.equal(one.stdout, readFileSync(join(dir, 'log.jsonl'), 'utf8'));
+    assert.deepEqual(entry.targets, ['p/1', 'p/2']);
+
+    const batch = await evident(['append', '--batch', '--dir', dir], {
+      stdin: '{"actor":"bob","action":"deploy.start"}\n{"actor":"ci","action":"deploy.finish","outcome":"ok"}\n',
+    });
+    assert.equal(batch.code, 0, batch.stderr);
+    assert.deepEqual(JSON.parse(batch.stdout), { appended: 2, first: 1, last: 2 });
+
+    const verify = await evident(['verify', '--dir', dir]);
+    assert.equal(verify.code, 0);
+    assert.match(verify.stdout, /^ok: 3 entries/);
+    const json = await evident(['verify', '--dir', dir, '--json']);
+    assert.deepEqual(
+      { ...JSON.parse(json.stdout), head: undefined, bytes: undefined },
+      { ok: true, size: 3, head: undefined, bytes: undefined },
+    );
+
+    const log = await evident(['log', '--dir', dir, '--action', 'deploy.*', '--json']);
+    assert.equal(log.code, 0);
+    assert.deepEqual(
+      log.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as Entry).actor),
+      ['bob', 'ci'],
+    );
+    const table = await evident(['log', '--dir', dir, '--actor', 'alice']);
+    assert.match(table.stdout, /SEQ.*ACTOR.*ACTION/);
+    assert.match(table.stdout, /alice\s+proposal\.approve\s+success\s+p\/1,p\/2/);
+
+    const tail = await evident(['tail', '-n', '1', '--json', '--dir', dir]);
+    assert.equal((JSON.parse(tail.stdout) as Entry).seq, 2);
+
+    const viaEnv = await evident(['log', '--json', '--limit', '1'], { env: { EVIDENT_DIR: dir } });
+    assert.equal((JSON.parse(viaEnv.stdout) as Entry).actor, 'alice');
+  });
+
+  it('a bad batch line rejects the whole batch, naming the line; nothing is written', async () => {
+    const dir = join(tempDir(), 'log');
+    await evident(['init', '--dir', dir]);
+    const cases = [
+      ['{"actor":"a","action":"x.y"}\n{"actor":"b"}\n', /stdin line 2: \$\.action/],
+      ['{"actor":"a","action":"x.y"}\nnot json\n', /stdin line 2: not valid JSON/],
+      ['{"actor":"a","action":"x.y"}\n\n{"actor":"a","action":"x.y"}\n', /stdin line 2: empty line/],
+      ['[1,2]\n', /stdin line 1: expected a JSON object/],
+    ] as const;
+    for (const [stdin, message] of cases) {
+      const ran = await evident(['append', '--batch', '--dir', dir], { stdin });
+      assert.equal(ran.code, 2);
+      assert.match(ran.stderr, message);
+      assert.match(ran.stderr, /\[EVIDENT_INVALID_ENTRY\]\n$/);
+      assert.equal(ran.stderr.split('\n').length, 2, 'one line on stderr');
+      assert.equal(statSync(join(dir, 'log.jsonl')).size, 0);
+    }
+  });
+
+  it('verify exits 1 naming seq, line and reason for a tampered log, 2 for no log', async () => {
+    const dir = join(tempDir(), 'log');
+    await evident(['init', '--dir', dir]);
+    await evident(['append', '--batch', '--dir', dir], {
+      stdin: Array.from({ length: 5 }, (_, i) => `{"actor":"u${i}","action":"a.b"}\n`).join(''),
+    });
+    const path = join(dir, 'log.jsonl');
+    const lines = readLines(path);
+    writeLines(path, [...lines.slice(0, 2), ...lines.slice(3)]);
+    const ran = await evident(['verify', '--dir', dir]);
+    assert.equal(ran.code, 1);
+    assert.match(ran.stdout, /FAILED: seq-gap at seq 2 \(line 3/);
+    const json = await evident(['verify', '--dir', dir, '--json']);
+    assert.equal(json.code, 1);
+    assert.deepEqual((({ seq, line, reason }) => ({ seq, line, reason }))(JSON.parse(json.stdout).failure), {
+      seq: 2,
+      line: 3,
+      reason: 'seq-gap',
+    });
+    const missing = await evident(['verify', '--dir', join(dir, 'missing')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /EVIDENT_NO_LOG/);
+  });
+
+  it('usage errors exit 2 with one clear line; --help works everywhere', async () => {
+    const dir = join(tempDir(), 'log');
+    await evident(['init', '--dir', dir]);
+    for (const args of [
+      ['frobnicate'],
+      ['append', '--dir', dir, '--actor', 'a'],
+      ['append', '--dir', dir, '--actor', 'a', '--action', 'b.c', '--data', '[1]'],
+      ['append', '--dir', dir, '--actor', 'a', '--action', 'b.c', '--data', '{bad'],
+      ['log', '--dir', dir, '--since', 'yesterday'],
+      ['log', '--dir', dir, '--limit', 'ten'],
+      ['verify', '--dir', dir, '--bogus'],
+    ]) {
+      const ran = await evident(args);
+      assert.equal(ran.code, 2, `${args.join(' ')}: ${ran.stderr}`);
+      assert.match(ran.stderr, /^evident: .+ \[EVIDENT_[A-Z_]+\]\n$/);
+    }
+    for (const args of [
+      ['--help'],
+      ['init', '--help'],
+      ['append', '--help'],
+      ['verify', '--help'],
+      ['log', '--help'],
+      ['tail', '--help'],
+    ]) {
+      const ran = await evident(args);
+      assert.equal(ran.code, 0);
+      assert.match(ran.stdout, /Usage: evident/);
+    }
+    writeFileSync(join(dir, 'unused'), '');
+  });
+});
