@@ -1,0 +1,210 @@
+/**
+ * `npm run bench`: evident against baselines measured in the same run.
+ * Every figure is the median of BENCH_RUNS runs (default 3), with runs of the
+ * different subjects interleaved so that machine noise hits them alike.
+ * Writes bench/results/latest.json and prints a table.
+ *
+ * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { Log } from '../src/log.js';
+import { PerEventAppender } from './baselines.js';
+import { event } from './events.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const MS = Number(process.env.BENCH_MS ?? 1000);
+const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
+const SMALL = 1000;
+const here = dirname(fileURLToPath(import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'evident-bench-'));
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+let dirs = 0;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
+/** A log holding `n` entries, written fast (batched, no fsync): the starting point of a measurement. */
+async function seeded(n: number): Promise<string> {
+  const dir = join(scratch, `log-${dirs++}`);
+  const log = await Log.open({ dir, create: true, durability: 'write' });
+  for (let i = 0; i < n; i += 4096) {
+    await log.appendBatch(Array.from({ length: Math.min(4096, n - i) }, (_, j) => event(i + j)));
+  }
+  await log.close();
+  return dir;
+}
+
+/** Durable appends per second through evident with `callers` concurrent async callers. */
+async function evidentRate(dir: string, callers: number): Promise<number> {
+  const log = await Log.open({ dir });
+  let count = 0;
+  const started = performance.now();
+  const end = started + MS;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (performance.now() < end) {
+        await log.append(event(count));
+        count++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await log.close();
+  return count / seconds;
+}
+
+/** Per-event baselines (a) and (b): one caller, since each append holds the lock from read to fsync anyway. */
+function baselineRate(dir: string, headFromEnd: boolean): number {
+  const appender = new PerEventAppender(dir, headFromEnd);
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() - started < MS) appender.append(event(count++));
+  const seconds = (performance.now() - started) / 1000;
+  appender.close();
+  return count / seconds;
+}
+
+/** (c) pino writing the same events to a file: synchronous writes, no fsync, no chain. */
+function pinoRate(): number {
+  const file = join(scratch, `pino-${dirs++}.log`);
+  const destination = pino.destination({ dest: file, sync: true });
+  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() - started < MS) {
+    for (let k = 0; k < 100; k++) logger.info(event(count++));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  destination.flushSync();
+  return count / seconds;
+}
+
+function runNode(script: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${script} exited ${code}`))));
+  });
+}
+
+/** 4 writer processes × 64 callers on one log: total durable appends per second. */
+async function processesRate(dir: string, processes: number, callers: number): Promise<number> {
+  const started = performance.now();
+  const counts = await Promise.all(
+    Array.from({ length: processes }, () => runNode('append-worker.js', [dir, String(callers), String(MS)])),
+  );
+  // Process start-up is outside each writer's timed window; divide by that window, not by wall time.
+  void started;
+  return counts.reduce((sum, c) => sum + Number(c), 0) / (MS / 1000);
+}
+
+interface VerifyRun {
+  ok: boolean;
+  size: number;
+  bytes: number;
+  seconds: number;
+  maxRssMB: number;
+}
+
+function sha256sumSeconds(file: string): number {
+  const started = performance.now();
+  execFileSync('sha256sum', [file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return (performance.now() - started) / 1000;
+}
+
+const results: Record<string, number[]> = {};
+const add = (name: string, value: number) => {
+  results[name] ??= [];
+  (results[name] as number[]).push(value);
+};
+
+console.error(`seeding a ${BIG.toLocaleString('en-US')}-entry log...`);
+const big = await seeded(BIG);
+const bigFile = join(big, 'log.jsonl');
+const bigBytes = statSync(bigFile).size;
+
+for (let run = 1; run <= RUNS; run++) {
+  console.error(`run ${run}/${RUNS}`);
+  add('evident_1', await evidentRate(await seeded(SMALL), 1));
+  add('evident_16', await evidentRate(await seeded(SMALL), 16));
+  add('evident_256', await evidentRate(await seeded(SMALL), 256));
+  add('evident_4x64', await processesRate(await seeded(SMALL), 4, 64));
+  add('naive_a', baselineRate(await seeded(SMALL), false));
+  add('o1head_b', baselineRate(await seeded(SMALL), true));
+  add('pino_c', pinoRate());
+  add('evident_16_at_1k', await evidentRate(await seeded(SMALL), 16));
+  add('evident_16_at_big', await evidentRate(big, 16));
+  const verify = JSON.parse(await runNode('verify-worker.js', [big])) as VerifyRun;
+  if (!verify.ok) throw new Error('the benchmark log failed verification');
+  add('verify_entries_per_s', verify.size / verify.seconds);
+  add('verify_mb_per_s', verify.bytes / 1e6 / verify.seconds);
+  add('verify_peak_rss_mb', verify.maxRssMB);
+  add('sha256sum_mb_per_s', bigBytes / 1e6 / sha256sumSeconds(bigFile));
+}
+
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)])) as Record<string, number>;
+const get = (k: string) => m[k] as number;
+const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, runs: RUNS, ms: MS };
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+const int = (x: number) => Math.round(x).toLocaleString('en-US');
+
+const rows: [string, string, string][] = [
+  ['durable appends/s, 1 caller', int(get('evident_1')), `${ratio(get('evident_1'), get('o1head_b'))} (b)`],
+  ['durable appends/s, 16 callers', int(get('evident_16')), `${ratio(get('evident_16'), get('o1head_b'))} (b)`],
+  [
+    'durable appends/s, 256 callers',
+    int(get('evident_256')),
+    `${ratio(get('evident_256'), get('o1head_b'))} (b), ${ratio(get('evident_256'), get('pino_c'))} (c)`,
+  ],
+  [
+    'durable appends/s, 4 processes × 64 callers',
+    int(get('evident_4x64')),
+    `${ratio(get('evident_4x64'), get('o1head_b'))} (b)`,
+  ],
+  ['(a) naive: lock + full scan + fsync per event', int(get('naive_a')), 'baseline'],
+  ['(b) lock + O(1) head + fsync per event', int(get('o1head_b')), `${ratio(get('o1head_b'), get('naive_a'))} (a)`],
+  ['(c) pino, sync file writes, no fsync, no chain', int(get('pino_c')), 'baseline'],
+  [`appends/s at ${int(SMALL)} entries (16 callers)`, int(get('evident_16_at_1k')), ''],
+  [
+    `appends/s at ${int(BIG)} entries (16 callers)`,
+    int(get('evident_16_at_big')),
+    `${ratio(get('evident_16_at_big'), get('evident_16_at_1k'))} of the ${int(SMALL)} figure`,
+  ],
+  ['verify, entries/s (1 thread)', int(get('verify_entries_per_s')), ''],
+  [
+    'verify, MB/s',
+    get('verify_mb_per_s').toFixed(0),
+    `${ratio(get('verify_mb_per_s'), get('sha256sum_mb_per_s'))} sha256sum`,
+  ],
+  ['sha256sum on the same file, MB/s', get('sha256sum_mb_per_s').toFixed(0), 'baseline'],
+  [
+    `verify peak RSS, ${int(BIG)} entries (${(bigBytes / 1e6).toFixed(0)} MB)`,
+    `${get('verify_peak_rss_mb').toFixed(0)} MB`,
+    '',
+  ],
+];
+
+const width = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
+console.log(`\n${machine.cores} cores (${machine.cpu}), Node ${machine.node}, median of ${RUNS} runs\n`);
+console.log(`| ${'measure'.padEnd(width[0] as number)} | ${'value'.padStart(width[1] as number)} | ratio |`);
+console.log(`|${'-'.repeat((width[0] as number) + 2)}|${'-'.repeat((width[1] as number) + 2)}|---|`);
+for (const [a, b, c] of rows)
+  console.log(`| ${a.padEnd(width[0] as number)} | ${b.padStart(width[1] as number)} | ${c} |`);
+
+const out = join(here, '..', '..', 'bench', 'results');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ machine, medians: m, samples: results }, null, 2)}\n`);
+console.log(`\nwritten: bench/results/latest.json`);
