@@ -1,6 +1,6 @@
 /** The lifecycle: lazy open, group commit, durability modes, failures that fail closed, the background writer, reading. */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Entry } from '../src/entry.js';
@@ -263,5 +263,46 @@ describe('reading', () => {
     }
     await log.close();
     assert.ok(readFileSync(join(dir, 'log.jsonl')).length > 1_000_000);
+  });
+});
+
+describe('files changed under an open log', () => {
+  it('a deleted lock file is recreated and locked again, so every writer locks the same file', async () => {
+    const dir = tempDir();
+    const a = await Log.open({ dir, create: true });
+    await a.append({ actor: 'a', action: 'x.y' });
+    rmSync(join(dir, 'lock'));
+    const b = await Log.open({ dir }); // creates a new lock file
+    const lockNow = statSync(join(dir, 'lock')).ino;
+    await a.append({ actor: 'a', action: 'x.y' }); // must notice its lock is on a deleted inode
+    await b.append({ actor: 'b', action: 'x.y' });
+    assert.equal(statSync(join(dir, 'lock')).ino, lockNow);
+    assert.equal((await a.verify()).size, 3);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a log file removed while open fails appends closed instead of writing to a deleted file', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    await log.append({ actor: 'a', action: 'x.y' });
+    rmSync(join(dir, 'log.jsonl'));
+    await assert.rejects(
+      log.append({ actor: 'a', action: 'x.y' }),
+      (e: { code?: string }) => e.code === 'EVIDENT_LOG_CORRUPT',
+    );
+    await log.close();
+  });
+
+  it('a log truncated by something else while open is refused, not built upon', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'a', action: 'x.y' },
+    ]);
+    const text = readFileSync(join(dir, 'log.jsonl'), 'utf8');
+    writeFileSync(join(dir, 'log.jsonl'), text.slice(0, text.indexOf('\n') + 1));
+    await assert.rejects(log.append({ actor: 'a', action: 'x.y' }), /shrank/);
+    await log.close();
   });
 });

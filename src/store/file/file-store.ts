@@ -18,7 +18,7 @@ import { ChainVerifier, parseEntry, type VerifyFailure } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from '../store.js';
-import { type Files, nodeFiles } from './files.js';
+import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine, scanLines } from './lines.js';
 
 export type Durability = 'fsync' | 'write';
@@ -51,6 +51,9 @@ export class FileStore implements Store {
   readonly #onRecover: ((recovery: Recovery) => void) | undefined;
   #lockFd = -1;
   #logFd = -1;
+  /** Identity of the files our descriptors point at, to notice a file replaced or removed at its path. */
+  #lockFile: FileStat | null = null;
+  #logFile: FileStat | null = null;
   /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
   #known: { head: Head; end: number } | null = null;
 
@@ -77,10 +80,16 @@ export class FileStore implements Store {
       throw new LogNotFoundError(this.dir);
     }
     const created = this.#create && (await files.stat(this.logPath)) === null;
-    this.#lockFd = await files.open(this.lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+    await this.#openLock();
     this.#logFd = await this.#openLog();
     if (created) await syncDir(files, this.dir);
     await this.#locked(() => this.#refresh());
+  }
+
+  async #openLock(): Promise<void> {
+    const files = this.#files;
+    this.#lockFd = await files.open(this.lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+    this.#lockFile = await files.fstat(this.#lockFd);
   }
 
   async #openLog(): Promise<number> {
@@ -88,7 +97,9 @@ export class FileStore implements Store {
       ? constants.O_RDONLY
       : constants.O_RDWR | constants.O_APPEND | (this.#create ? constants.O_CREAT : 0);
     try {
-      return await this.#files.open(this.logPath, flags, 0o644);
+      const fd = await this.#files.open(this.logPath, flags, 0o644);
+      this.#logFile = await this.#files.fstat(fd);
+      return fd;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new LogNotFoundError(this.dir);
       throw error;
@@ -131,15 +142,10 @@ export class FileStore implements Store {
       if (!files.tryLock(this.#lockFd)) await files.lockWait(this.#lockFd);
       // If the lock file was deleted or replaced, others lock a different
       // inode and our lock excludes nobody: reopen and lock again.
-      const [ours, atPath] = await Promise.all([files.fstat(this.#lockFd), files.stat(this.lockPath)]);
-      if (atPath !== null && atPath.ino === ours.ino && atPath.dev === ours.dev) break;
+      if (sameFile(await files.stat(this.lockPath), this.#lockFile)) break;
       files.unlock(this.#lockFd);
       await files.close(this.#lockFd);
-      this.#lockFd = await files.open(
-        this.lockPath,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
-        0o644,
-      );
+      await this.#openLock();
     }
     try {
       return await work();
@@ -151,10 +157,9 @@ export class FileStore implements Store {
   /** Under the lock: the current head, reading only what changed since we last looked. */
   async #refresh(): Promise<Head> {
     const files = this.#files;
-    let stat = await files.fstat(this.#logFd);
-    const atPath = await files.stat(this.logPath);
-    if (atPath === null) throw new LogCorruptError(`${this.logPath} was removed while the log was open`);
-    if (atPath.ino !== stat.ino || atPath.dev !== stat.dev) {
+    let stat = await files.stat(this.logPath); // one call: identity and size
+    if (stat === null) throw new LogCorruptError(`${this.logPath} was removed while the log was open`);
+    if (!sameFile(stat, this.#logFile)) {
       // Replaced under us (a checkout, a restore): follow the path, trust nothing cached.
       await files.close(this.#logFd);
       this.#logFd = await this.#openLog();
@@ -270,6 +275,10 @@ function entryOf(text: string, offset: number): Entry {
     throw new LogCorruptError(`malformed entry${where}: ${entry} (run \`evident verify\`)`);
   }
   return entry;
+}
+
+function sameFile(a: FileStat | null, b: FileStat | null): boolean {
+  return a !== null && b !== null && a.ino === b.ino && a.dev === b.dev;
 }
 
 function headOf(entry: Entry): Head {

@@ -45,26 +45,39 @@ interface FlockAddon {
 const flock = createRequire(import.meta.url)('../../../../build/Release/evident_flock.node') as FlockAddon;
 
 const read = promisify(fs.read);
-const write = promisify(fs.write);
-const fstat = promisify(fs.fstat);
 
+/** Runs a synchronous call as a promise, so its errors reject rather than throw. */
+function now<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+const statOf = (s: fs.Stats): FileStat => ({ size: s.size, ino: s.ino, dev: s.dev });
+
+/**
+ * The real file layer. Metadata calls, the append write and truncation are
+ * synchronous system calls (microseconds: the write is a copy into the page
+ * cache, as pino's sync mode does), which keeps a commit to one thread-pool
+ * round trip: the sync, which can take milliseconds and runs off the event
+ * loop. Reads stay asynchronous: verify and read() may cover gigabytes.
+ */
 export const nodeFiles: Files = {
   open: promisify(fs.open) as Files['open'],
-  close: promisify(fs.close),
+  close: (fd) => now(() => fs.closeSync(fd)),
   read: (fd, buffer, offset, length, position) => read(fd, buffer, offset, length, position).then((r) => r.bytesRead),
-  write: (fd, buffer, offset, length) => write(fd, buffer, offset, length, null).then((r) => r.bytesWritten),
+  write: (fd, buffer, offset, length) => now(() => fs.writeSync(fd, buffer, offset, length)),
   fdatasync: promisify(fs.fdatasync),
   fsync: promisify(fs.fsync),
-  fstat: (fd) => fstat(fd).then((s) => ({ size: s.size, ino: s.ino, dev: s.dev })),
+  fstat: (fd) => now(() => statOf(fs.fstatSync(fd))),
   stat: (path) =>
-    fs.promises.stat(path).then(
-      (s) => ({ size: s.size, ino: s.ino, dev: s.dev }),
-      (error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return null;
-        throw error;
-      },
-    ),
-  ftruncate: promisify(fs.ftruncate),
+    now(() => {
+      const s = fs.statSync(path, { throwIfNoEntry: false });
+      return s === undefined ? null : statOf(s);
+    }),
+  ftruncate: (fd, length) => now(() => fs.ftruncateSync(fd, length)),
   mkdir: (path) => fs.promises.mkdir(path, { recursive: true }).then(() => undefined),
   writeFile: (path, data) => fs.promises.writeFile(path, data, { flag: 'wx', mode: 0o644 }),
   tryLock: (fd) => flock.tryLock(fd),
