@@ -12,6 +12,8 @@
  *   its ts is not before the previous   (else `time-regression`)
  * and the file ends with a newline      (else `torn-tail`).
  */
+
+import { hash as digest } from 'node:crypto';
 import { isCanonicalText } from './encoding/canonical.js';
 import { type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 
@@ -34,7 +36,6 @@ export interface VerifyFailure {
   message: string;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const LOG_ID = /^[0-9a-f]{32}$/;
 const TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const FIELDS = new Set([
@@ -68,8 +69,9 @@ export function parseEntry(text: string): Entry | string {
   if (typeof e.ts !== 'string' || !TS.test(e.ts)) return 'ts is not an RFC 3339 UTC time with milliseconds';
   if (typeof e.id !== 'string' || e.id.length === 0) return 'id is missing';
   if (typeof e.actor !== 'string' || typeof e.action !== 'string') return 'actor or action is missing';
-  if (typeof e.prev !== 'string' || !HEX64.test(e.prev)) return 'prev is not a 64-digit hex hash';
-  if (typeof e.hash !== 'string' || !HEX64.test(e.hash)) return 'hash is not a 64-digit hex hash';
+  // Length only: the verifier compares prev and hash with hashes it computed, which settles their digits.
+  if (typeof e.prev !== 'string' || e.prev.length !== 64) return 'prev is not a 64-digit hex hash';
+  if (typeof e.hash !== 'string' || e.hash.length !== 64) return 'hash is not a 64-digit hex hash';
   if (e.targets !== undefined && !(Array.isArray(e.targets) && e.targets.every((t) => typeof t === 'string'))) {
     return 'targets is not an array of strings';
   }
@@ -94,6 +96,28 @@ export function recomputeHash(text: string, entry: Entry): string {
   return leafHashOfText(text.slice(0, at) + text.slice(at + member.length));
 }
 
+const HASH_KEY = Buffer.from(',"hash":"');
+const HASH_MEMBER_BYTES = 74; // "hash":"<64 hex>",
+
+/**
+ * recomputeHash on the line's UTF-8 bytes [from, to) of a canonical line, without
+ * decoding or re-encoding: SHA-256 over 0x00, the bytes before the member and the
+ * bytes after it, gathered in `scratch` (grown as needed).
+ */
+function recomputeHashOfBytes(bytes: Buffer, from: number, to: number, scratch: { buffer: Buffer }): string {
+  const at = bytes.lastIndexOf(HASH_KEY, to - HASH_KEY.length);
+  if (at < from) return '';
+  const memberStart = at + 1;
+  const memberEnd = memberStart + HASH_MEMBER_BYTES;
+  const length = 1 + (memberStart - from) + (to - memberEnd);
+  if (scratch.buffer.length < length) scratch.buffer = Buffer.allocUnsafe(length * 2);
+  const out = scratch.buffer;
+  out[0] = 0;
+  bytes.copy(out, 1, from, memberStart);
+  bytes.copy(out, 1 + memberStart - from, memberEnd, to);
+  return digest('sha256', out.subarray(0, length), 'hex');
+}
+
 /** Checks a log's lines in order. Holds only the previous entry's hash and time: constant memory. */
 export class ChainVerifier {
   #logId: string | null;
@@ -116,8 +140,22 @@ export class ChainVerifier {
     };
   }
 
+  readonly #scratch = { buffer: Buffer.allocUnsafe(4096) };
+
   /** Checks the next complete line (without its newline); null when it is good. */
   check(text: string, offset: number): VerifyFailure | null {
+    const bytes = Buffer.from(text, 'utf8');
+    return this.checkBytes(bytes, 0, bytes.length, offset, text);
+  }
+
+  /** check(), for a line given as bytes [from, to) of `bytes` (the verifier's fast path: no re-encoding). */
+  checkBytes(
+    bytes: Buffer,
+    from: number,
+    to: number,
+    offset: number,
+    text = bytes.toString('utf8', from, to),
+  ): VerifyFailure | null {
     const seq = this.#size;
     const fail = (reason: FailureReason, message: string): VerifyFailure => ({
       seq,
@@ -129,7 +167,9 @@ export class ChainVerifier {
     const entry = parseEntry(text);
     if (typeof entry === 'string') return fail('malformed', entry);
     if (!isCanonicalText(text, entry)) return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
-    if (recomputeHash(text, entry) !== entry.hash) return fail('hash-mismatch', 'hash does not match the entry');
+    if (recomputeHashOfBytes(bytes, from, to, this.#scratch) !== entry.hash) {
+      return fail('hash-mismatch', 'hash does not match the entry');
+    }
     if (this.#logId !== null && entry.log !== this.#logId) {
       return fail('foreign-entry', `entry belongs to log ${entry.log}, not ${this.#logId}`);
     }

@@ -19,7 +19,7 @@ import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from '../store.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
-import { iterateLines, lowerBound, readFully, readLastLine, scanLines } from './lines.js';
+import { iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
 
 export type Durability = 'fsync' | 'write';
 
@@ -296,8 +296,8 @@ export async function verifyLines(files: Files, fd: number, options: VerifyOptio
   const chain = new ChainVerifier();
   let failure: VerifyFailure | null = null;
   let progressAt = 0;
-  const end = await scanLines(files, fd, 0, size, (text, offset, next) => {
-    failure = chain.check(text, offset);
+  const end = await scanLineBytes(files, fd, 0, size, (bytes, from, to, offset, next) => {
+    failure = chain.checkBytes(bytes, from, to, offset);
     if (failure !== null) return false;
     if (options.onProgress !== undefined && next - progressAt >= 4 << 20) {
       progressAt = next;

@@ -17,17 +17,18 @@ export interface Line {
 }
 
 /**
- * Calls `onLine` for every complete line in [start, end) in order; stops early
- * when it returns false. Returns the offset just past the last complete line
- * seen, so `end - returned` bytes at the end had no newline. Memory: one chunk
- * plus the longest line.
+ * Calls `onLine` for every complete line in [start, end) in order, as the
+ * byte range [from, to) of `bytes` (no newline), with its file offset and the
+ * next line's; stops early when it returns false. Returns the offset just past
+ * the last complete line seen, so `end - returned` bytes at the end had no
+ * newline. Memory: one chunk plus the longest line.
  */
-export async function scanLines(
+export async function scanLineBytes(
   files: Files,
   fd: number,
   start: number,
   end: number,
-  onLine: (text: string, offset: number, next: number) => boolean | undefined,
+  onLine: (bytes: Buffer, from: number, to: number, offset: number, next: number) => boolean | undefined,
   chunkSize = CHUNK,
 ): Promise<number> {
   const buffer = Buffer.allocUnsafe(chunkSize);
@@ -39,15 +40,16 @@ export async function scanLines(
     if (n === 0) break;
     let from = 0;
     for (let nl = buffer.indexOf(NL, 0); nl !== -1 && nl < n; nl = buffer.indexOf(NL, from)) {
-      let text: string;
-      if (carry !== null) {
-        text = Buffer.concat([carry, buffer.subarray(0, nl)]).toString('utf8');
-        carry = null;
-      } else {
-        text = buffer.toString('utf8', from, nl);
-      }
       const next = position + nl + 1;
-      if (onLine(text, lineStart, next) === false) return next;
+      let stop: boolean;
+      if (carry !== null) {
+        const joined = Buffer.concat([carry, buffer.subarray(0, nl)]);
+        carry = null;
+        stop = onLine(joined, 0, joined.length, lineStart, next) === false;
+      } else {
+        stop = onLine(buffer, from, nl, lineStart, next) === false;
+      }
+      if (stop) return next;
       lineStart = next;
       from = nl + 1;
     }
@@ -58,6 +60,25 @@ export async function scanLines(
     position += n;
   }
   return lineStart;
+}
+
+/** scanLineBytes, with each line decoded as UTF-8 text. */
+export function scanLines(
+  files: Files,
+  fd: number,
+  start: number,
+  end: number,
+  onLine: (text: string, offset: number, next: number) => boolean | undefined,
+  chunkSize = CHUNK,
+): Promise<number> {
+  return scanLineBytes(
+    files,
+    fd,
+    start,
+    end,
+    (bytes, from, to, offset, next) => onLine(bytes.toString('utf8', from, to), offset, next),
+    chunkSize,
+  );
 }
 
 /** Async iteration over complete lines in [start, end), reading a chunk at a time. */
