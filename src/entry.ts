@@ -86,6 +86,8 @@ export interface PreparedEntry {
   readonly outcome: string;
   /** `,"targets":…` or '' */
   readonly targets: string;
+  /** Canonical JSON of data, or null: parsed back for the returned entry, so it is a copy of what was stored. */
+  readonly data: string | null;
   /** Upper bound of the final line's UTF-8 length, newline included. */
   readonly maxBytes: number;
 }
@@ -128,18 +130,19 @@ export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_B
     outcome = `,"outcome":${canonicalize(requireName(record.outcome, '$.outcome'), '$.outcome')}`;
   }
   let before = `"action":${canonicalize(action, '$.action')},"actor":${canonicalize(actor, '$.actor')}`;
+  let data: string | null = null;
   if (record.data !== undefined) {
-    const data = record.data;
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    if (typeof record.data !== 'object' || record.data === null || Array.isArray(record.data)) {
       throw new InvalidEntryError('$.data', 'must be a plain JSON object');
     }
-    before += `,"data":${canonicalize(data, '$.data')}`;
+    data = canonicalize(record.data, '$.data');
+    before += `,"data":${data}`;
   }
   const maxBytes = Buffer.byteLength(before) + Buffer.byteLength(outcome) + Buffer.byteLength(targets) + ASSIGNED_BYTES;
   if (maxBytes > maxEntryBytes) {
     throw new InvalidEntryError('$', `entry encodes to ${maxBytes} bytes, over the ${maxEntryBytes}-byte limit`);
   }
-  return { input: input as EntryInput, before, outcome, targets, maxBytes };
+  return { input: input as EntryInput, before, outcome, targets, data, maxBytes };
 }
 
 function requireName(value: unknown, field: string, max = MAX_NAME): string {
@@ -159,17 +162,23 @@ export interface Assigned {
   prev: string;
 }
 
-/** A sealed entry: its line (with trailing newline) and hash. */
+/** A sealed entry: its line (with trailing newline), hash, and the entry as an object. */
 export interface Sealed {
   line: string;
   hash: string;
+  entry: Entry;
 }
 
-/** Seals a prepared entry at a position: the canonical line and its leaf hash. */
+/** Seals a prepared entry at a position: the canonical line, its leaf hash, and the entry it encodes. */
 export function sealEntry(p: PreparedEntry, a: Assigned): Sealed {
   const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1}`;
   const hash = leafHashOfText(`{${p.before},${after}`);
-  return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash };
+  const { actor, action, targets, outcome } = p.input;
+  const entry: Entry = { v: 1, log: a.log, seq: a.seq, ts: a.ts, id: a.id, actor, action, prev: a.prev, hash };
+  if (targets !== undefined) entry.targets = [...targets];
+  if (outcome !== undefined) entry.outcome = outcome;
+  if (p.data !== null) entry.data = JSON.parse(p.data) as Record<string, unknown>;
+  return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash, entry };
 }
 
 /** RFC 9162 §2.1.1 leaf hash, hex: SHA-256(0x00 || UTF-8 of text). U+0000 encodes as the single byte 0x00. */

@@ -224,8 +224,11 @@ export class Log extends EventEmitter<LogEvents> {
     while (this.#queue.length > 0) {
       const batch = this.#takeBatch();
       try {
-        const sealed = await this.#store.commit((head) => seal(head, batch));
-        const entries = parseSealed(sealed);
+        const entries: Entry[] = [];
+        await this.#store.commit((head) => {
+          entries.length = 0; // a store may call seal again if it has to retry
+          return seal(head, batch, entries);
+        });
         let at = 0;
         for (const pending of batch) {
           const mine = entries.slice(at, at + pending.prepared.length);
@@ -282,14 +285,13 @@ export class Log extends EventEmitter<LogEvents> {
 }
 
 /** Seals a batch after `head`: assigns seq, ts, id and prev, and chains the hashes. */
-function seal(head: Head, batch: Pending[]): SealedBatch {
+function seal(head: Head, batch: Pending[], entries: Entry[]): SealedBatch {
   const log = head.log ?? newLogId();
-  let { size, hash, ts } = head;
-  const now = Date.now();
+  let { size, hash } = head;
+  const ts = nextTimestamp(head.ts); // one commit, one time
   const lines: string[] = [];
   for (const pending of batch) {
     for (const prepared of pending.prepared) {
-      ts = nextTimestamp(ts, now);
       const sealed = sealEntry(prepared, {
         log,
         seq: size,
@@ -298,22 +300,12 @@ function seal(head: Head, batch: Pending[]): SealedBatch {
         prev: hash,
       });
       lines.push(sealed.line);
+      entries.push(sealed.entry);
       hash = sealed.hash;
       size++;
     }
   }
   return { text: lines.join(''), head: { log, size, hash, ts } };
-}
-
-function parseSealed(batch: SealedBatch): Entry[] {
-  const text = batch.text;
-  const entries: Entry[] = [];
-  let from = 0;
-  for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', from)) {
-    entries.push(JSON.parse(text.slice(from, nl)) as Entry);
-    from = nl + 1;
-  }
-  return entries;
 }
 
 function positive(value: number, name: string): number {

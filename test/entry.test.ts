@@ -17,9 +17,12 @@ describe('sealing an entry', () => {
       outcome: 'success',
       data: { z: [1, 'é'], a: null, nested: { y: true, x: 1.5 } },
     });
-    const { line, hash } = sealEntry(prepared, assigned);
+    const sealed = sealEntry(prepared, assigned);
+    const { line, hash } = sealed;
     assert.ok(line.endsWith('\n'));
     const entry = JSON.parse(line) as Entry;
+    assert.deepEqual(sealed.entry, entry, 'the returned entry is exactly what the line says');
+    assert.notEqual(sealed.entry.data, (prepared.input as { data: unknown }).data, 'and a copy, not the caller object');
     assert.equal(line, `${canonicalize(entry)}\n`, 'the line is RFC 8785 canonical');
     const expected = createHash('sha256')
       .update(Buffer.from([0]))

@@ -12,7 +12,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { canonicalize } from '../encoding/canonical.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { EvidentError, InvalidEntryError } from '../errors.js';
-import { Log } from '../log.js';
+import { Log, type LogOptions } from '../log.js';
 import type { ReadQuery } from '../store/store.js';
 import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
 
@@ -118,10 +118,11 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       strict: true,
       options: { dir: dirFlag },
     });
-    const log = new Log({ dir, create: true });
-    await log.ready();
-    await log.close();
-    write(`initialised ${log.dir}\n`);
+    const where = await withLog({ dir, create: true }, async (log) => {
+      await log.ready();
+      return log.dir;
+    });
+    write(`initialised ${where}\n`);
     return 0;
   },
 
@@ -144,20 +145,15 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
       }
       const inputs = parseBatch(await readStdin());
-      const log = new Log({ dir: v.dir });
-      try {
-        const entries = await log.appendBatch(inputs).catch((error: unknown) => {
-          if (error instanceof InvalidEntryError && error.index !== undefined) {
-            throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
-          }
-          throw error;
-        });
-        const first = entries[0]?.seq ?? null;
-        const last = entries.at(-1)?.seq ?? null;
-        write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);
-      } finally {
-        await log.close();
-      }
+      const entries = await withLog({ dir: v.dir }, (log) => log.appendBatch(inputs)).catch((error: unknown) => {
+        if (error instanceof InvalidEntryError && error.index !== undefined) {
+          throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
+        }
+        throw error;
+      });
+      const first = entries[0]?.seq ?? null;
+      const last = entries.at(-1)?.seq ?? null;
+      write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);
       return 0;
     }
     if (v.actor === undefined) throw new UsageError('append: --actor is required');
@@ -166,13 +162,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     if (v.target !== undefined) input.targets = v.target;
     if (v.outcome !== undefined) input.outcome = v.outcome;
     if (v.data !== undefined) input.data = parseJson(v.data, '--data') as Record<string, unknown>;
-    const log = new Log({ dir: v.dir });
-    try {
-      const entry = await log.append(input);
-      write(`${canonicalize(entry)}\n`);
-    } finally {
-      await log.close();
-    }
+    const entry = await withLog({ dir: v.dir }, (log) => log.append(input));
+    write(`${canonicalize(entry)}\n`);
     return 0;
   },
 
@@ -182,29 +173,22 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       strict: true,
       options: { dir: dirFlag, json: { type: 'boolean' } },
     });
-    const log = new Log({ dir: v.dir, readOnly: true });
     const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
-    try {
-      const started = performance.now();
-      const result = await log.verify({
-        onProgress: bar ? (p) => bar.update(p) : undefined,
-      });
-      bar?.done();
-      const seconds = (performance.now() - started) / 1000;
-      if (v.json) {
-        write(`${JSON.stringify(result)}\n`);
-      } else if (result.ok) {
-        write(`ok: ${result.size} entries verified in ${seconds.toFixed(2)}s, head ${result.head}\n`);
-      } else if (result.failure) {
-        const f = result.failure;
-        write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
-        write(`${result.size} entries before it are intact.\n`);
-      }
-      return result.ok ? 0 : 1;
-    } finally {
-      bar?.done();
-      await log.close();
+    const started = performance.now();
+    const result = await withLog({ dir: v.dir, readOnly: true }, (log) =>
+      log.verify({ onProgress: bar ? (p) => bar.update(p) : undefined }),
+    ).finally(() => bar?.done());
+    const seconds = (performance.now() - started) / 1000;
+    if (v.json) {
+      write(`${JSON.stringify(result)}\n`);
+    } else if (result.ok) {
+      write(`ok: ${result.size} entries verified in ${seconds.toFixed(2)}s, head ${result.head}\n`);
+    } else if (result.failure) {
+      const f = result.failure;
+      write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
+      write(`${result.size} entries before it are intact.\n`);
     }
+    return result.ok ? 0 : 1;
   },
 
   async log(args) {
@@ -230,12 +214,10 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       until: v.until === undefined ? undefined : parseTime(v.until, '--until'),
       limit: v.limit === undefined ? undefined : parseCount(v.limit, '--limit'),
     };
-    const log = new Log({ dir: v.dir, readOnly: true });
-    try {
-      await printEntries(log.read(query), v.json === true);
-    } finally {
-      await log.close();
-    }
+    await withLog({ dir: v.dir, readOnly: true }, async (log) => {
+      if (v.json !== true) write(`${TABLE_HEADER}\n`);
+      for await (const entry of log.read(query)) printEntry(entry, v.json === true);
+    });
     return 0;
   },
 
@@ -252,8 +234,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     });
     const count = v.n === undefined ? 10 : parseCount(v.n, '-n');
     const json = v.json === true;
-    const log = new Log({ dir: v.dir, readOnly: true });
-    try {
+    await withLog({ dir: v.dir, readOnly: true }, async (log) => {
       let next = Math.max(0, (await log.head()).size - count);
       if (!json) write(`${TABLE_HEADER}\n`);
       next = await printFrom(log, next, json);
@@ -261,9 +242,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         await sleep(200);
         next = await printFrom(log, next, json);
       }
-    } finally {
-      await log.close();
-    }
+    });
     return 0;
   },
 };
@@ -271,15 +250,24 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 async function printFrom(log: Log, fromSeq: number, json: boolean): Promise<number> {
   let next = fromSeq;
   for await (const entry of log.read({ fromSeq })) {
-    write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+    printEntry(entry, json);
     next = entry.seq + 1;
   }
   return next;
 }
 
-async function printEntries(entries: AsyncIterable<Entry>, json: boolean): Promise<void> {
-  if (!json) write(`${TABLE_HEADER}\n`);
-  for await (const entry of entries) write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+function printEntry(entry: Entry, json: boolean): void {
+  write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+}
+
+/** Runs `use` with a log and closes it afterwards, whatever happens. */
+async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
+  const log = new Log(options);
+  try {
+    return await use(log);
+  } finally {
+    await log.close();
+  }
 }
 
 /** NDJSON events, one per line; the first bad line rejects the batch, named by its number. */

@@ -43,5 +43,6 @@ export class ProgressBar {
 
   done(): void {
     if (this.#drawn) this.#stream.write('\n');
+    this.#drawn = false;
   }
 }

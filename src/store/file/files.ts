@@ -45,6 +45,7 @@ interface FlockAddon {
 const flock = createRequire(import.meta.url)('../../../../build/Release/evident_flock.node') as FlockAddon;
 
 const read = promisify(fs.read);
+const SMALL_READ = 64 * 1024;
 
 /** Runs a synchronous call as a promise, so its errors reject rather than throw. */
 function now<T>(call: () => T): Promise<T> {
@@ -62,12 +63,17 @@ const statOf = (s: fs.Stats): FileStat => ({ size: s.size, ino: s.ino, dev: s.de
  * synchronous system calls (microseconds: the write is a copy into the page
  * cache, as pino's sync mode does), which keeps a commit to one thread-pool
  * round trip: the sync, which can take milliseconds and runs off the event
- * loop. Reads stay asynchronous: verify and read() may cover gigabytes.
+ * loop.
  */
 export const nodeFiles: Files = {
   open: promisify(fs.open) as Files['open'],
   close: (fd) => now(() => fs.closeSync(fd)),
-  read: (fd, buffer, offset, length, position) => read(fd, buffer, offset, length, position).then((r) => r.bytesRead),
+  // Small reads (the head after another writer's commit, a binary-search probe) are page-cache copies:
+  // synchronous. Large ones (verify's and read()'s chunks) go to the thread pool.
+  read: (fd, buffer, offset, length, position) =>
+    length <= SMALL_READ
+      ? now(() => fs.readSync(fd, buffer, offset, length, position))
+      : read(fd, buffer, offset, length, position).then((r) => r.bytesRead),
   write: (fd, buffer, offset, length) => now(() => fs.writeSync(fd, buffer, offset, length)),
   fdatasync: promisify(fs.fdatasync),
   fsync: promisify(fs.fsync),
