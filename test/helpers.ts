@@ -79,16 +79,22 @@ export interface Counts {
   opens: Map<string, number>;
   writes: number;
   syncs: number;
+  bytesRead: number;
 }
 
 /** The real file layer, counting opens per path and writes and syncs. */
 export function countingFiles(): { files: Files; counts: Counts } {
-  const counts: Counts = { opens: new Map(), writes: 0, syncs: 0 };
+  const counts: Counts = { opens: new Map(), writes: 0, syncs: 0, bytesRead: 0 };
   const files: Files = {
     ...nodeFiles,
     open: (path, flags, mode) => {
       counts.opens.set(path, (counts.opens.get(path) ?? 0) + 1);
       return nodeFiles.open(path, flags, mode);
+    },
+    read: async (fd, buffer, offset, length, position) => {
+      const n = await nodeFiles.read(fd, buffer, offset, length, position);
+      counts.bytesRead += n;
+      return n;
     },
     write: (fd, buffer, offset, length) => {
       counts.writes++;

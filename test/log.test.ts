@@ -262,7 +262,28 @@ describe('reading', () => {
       assert.deepEqual(got, expected, JSON.stringify(query));
     }
     await log.close();
-    assert.ok(readFileSync(join(dir, 'log.jsonl')).length > 1_000_000);
+    const size = readFileSync(join(dir, 'log.jsonl')).length;
+    assert.ok(size > 1_000_000);
+
+    // Finding a seq or a time near the end reads a few probes' worth, not the file from the start.
+    const { files, counts } = countingFiles();
+    const reader = new Log({ dir, files, readOnly: true });
+    const late = (all[3990] as Entry).ts;
+    const firstAtLate = (all.find((e) => e.ts >= late) as Entry).seq; // entries of one commit share a time
+    for (const [query, first] of [
+      [{ fromSeq: 3990 }, 3990],
+      [{ since: late }, firstAtLate],
+    ] as const) {
+      counts.bytesRead = 0;
+      const seqs: number[] = [];
+      for await (const e of reader.read(query)) seqs.push(e.seq);
+      assert.equal(seqs[0], first);
+      assert.ok(counts.bytesRead < size / 3, `read ${counts.bytesRead} of ${size} bytes for ${JSON.stringify(query)}`);
+    }
+    counts.bytesRead = 0;
+    assert.equal((await reader.head()).size, 4000);
+    assert.ok(counts.bytesRead <= 128 * 1024, `head read ${counts.bytesRead} bytes`);
+    await reader.close();
   });
 });
 
