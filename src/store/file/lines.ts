@@ -8,6 +8,7 @@ import type { Files } from './files.js';
 
 const NL = 0x0a;
 export const CHUNK = 1 << 20;
+const PROBE = 4096;
 
 /** One complete line: its text (no newline), where it starts, and where the next line starts. */
 export interface Line {
@@ -107,10 +108,18 @@ export async function* iterateLines(files: Files, fd: number, start: number, end
 /** The complete line starting at `offset`, or null if no newline ends it before `end`. */
 export async function readLineAt(files: Files, fd: number, offset: number, end: number): Promise<Line | null> {
   let found: Line | null = null;
-  await scanLines(files, fd, offset, end, (text, at, next) => {
-    found = { text, offset: at, next };
-    return false;
-  });
+  // Small reads: a probe wants one line (entries are ~hundreds of bytes); scanLines carries a longer line over.
+  await scanLines(
+    files,
+    fd,
+    offset,
+    end,
+    (text, at, next) => {
+      found = { text, offset: at, next };
+      return false;
+    },
+    PROBE,
+  );
   return found;
 }
 
@@ -139,12 +148,13 @@ export async function readLastLine(
   };
 }
 
-/** Offset just past the last '\n' before `end`, or 0 if there is none. */
+/** Offset just past the last '\n' before `end`, or 0 if there is none. Reads backwards, 4 KiB first, doubling to 64 KiB. */
 async function lastNewlineEnd(files: Files, fd: number, end: number): Promise<number> {
-  const step = 64 * 1024;
-  const buffer = Buffer.allocUnsafe(step);
+  let step = PROBE / 2; // doubled before each read
+  const buffer = Buffer.allocUnsafe(64 * 1024);
   let stop = end;
   while (stop > 0) {
+    step = Math.min(step * 2, buffer.length);
     const begin = Math.max(0, stop - step);
     const n = await readFully(files, fd, buffer, stop - begin, begin);
     const nl = buffer.subarray(0, n).lastIndexOf(NL);
