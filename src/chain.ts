@@ -16,6 +16,7 @@
 import { hash as digest } from 'node:crypto';
 import { isCanonicalText } from './encoding/canonical.js';
 import { type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
+import { type ScannedEntry, scanEntry } from './entry-scan.js';
 
 export type FailureReason =
   | 'malformed'
@@ -100,14 +101,19 @@ const HASH_KEY = Buffer.from(',"hash":"');
 const HASH_MEMBER_BYTES = 74; // "hash":"<64 hex>",
 
 /**
- * recomputeHash on the line's UTF-8 bytes [from, to) of a canonical line, without
- * decoding or re-encoding: SHA-256 over 0x00, the bytes before the member and the
- * bytes after it, gathered in `scratch` (grown as needed).
+ * recomputeHash on the UTF-8 bytes [from, to) of a canonical line whose top-level
+ * `"hash":` member starts at `memberStart`, without decoding or re-encoding:
+ * SHA-256 over 0x00, the bytes before the member and the bytes after it,
+ * gathered in `scratch` (grown as needed).
  */
-function recomputeHashOfBytes(bytes: Buffer, from: number, to: number, scratch: { buffer: Buffer }): string {
-  const at = bytes.lastIndexOf(HASH_KEY, to - HASH_KEY.length);
-  if (at < from) return '';
-  const memberStart = at + 1;
+function recomputeHashOfBytes(
+  bytes: Buffer,
+  from: number,
+  to: number,
+  memberStart: number,
+  scratch: { buffer: Buffer },
+): string {
+  if (memberStart <= from) return '';
   const memberEnd = memberStart + HASH_MEMBER_BYTES;
   const length = 1 + (memberStart - from) + (to - memberEnd);
   if (scratch.buffer.length < length) scratch.buffer = Buffer.allocUnsafe(length * 2);
@@ -145,17 +151,15 @@ export class ChainVerifier {
   /** Checks the next complete line (without its newline); null when it is good. */
   check(text: string, offset: number): VerifyFailure | null {
     const bytes = Buffer.from(text, 'utf8');
-    return this.checkBytes(bytes, 0, bytes.length, offset, text);
+    return this.checkBytes(bytes, 0, bytes.length, offset);
   }
 
-  /** check(), for a line given as bytes [from, to) of `bytes` (the verifier's fast path: no re-encoding). */
-  checkBytes(
-    bytes: Buffer,
-    from: number,
-    to: number,
-    offset: number,
-    text = bytes.toString('utf8', from, to),
-  ): VerifyFailure | null {
+  /**
+   * check(), for a line given as bytes [from, to) of `bytes`. Lines of the usual
+   * shape take the one-pass scan (entry-scan.ts); anything else takes the full
+   * parse, which alone names malformed and non-canonical lines.
+   */
+  checkBytes(bytes: Buffer, from: number, to: number, offset: number): VerifyFailure | null {
     const seq = this.#size;
     const fail = (reason: FailureReason, message: string): VerifyFailure => ({
       seq,
@@ -164,10 +168,17 @@ export class ChainVerifier {
       reason,
       message,
     });
-    const entry = parseEntry(text);
-    if (typeof entry === 'string') return fail('malformed', entry);
-    if (!isCanonicalText(text, entry)) return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
-    if (recomputeHashOfBytes(bytes, from, to, this.#scratch) !== entry.hash) {
+    let entry: Pick<Entry, 'log' | 'seq' | 'ts' | 'prev' | 'hash'> | null = scanEntry(bytes, from, to);
+    let hashMember = entry === null ? -1 : (entry as ScannedEntry).hashMember;
+    if (entry === null) {
+      const text = bytes.toString('utf8', from, to);
+      const parsed = parseEntry(text);
+      if (typeof parsed === 'string') return fail('malformed', parsed);
+      if (!isCanonicalText(text, parsed)) return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
+      entry = parsed;
+      hashMember = bytes.lastIndexOf(HASH_KEY, to - HASH_KEY.length) + 1;
+    }
+    if (recomputeHashOfBytes(bytes, from, to, hashMember, this.#scratch) !== entry.hash) {
       return fail('hash-mismatch', 'hash does not match the entry');
     }
     if (this.#logId !== null && entry.log !== this.#logId) {
