@@ -15,7 +15,7 @@
 
 import { hash as digest } from 'node:crypto';
 import { isCanonicalText } from './encoding/canonical.js';
-import { type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
+import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 import { type ScannedEntry, scanEntry } from './entry-scan.js';
 
 export type FailureReason =
@@ -125,15 +125,35 @@ function recomputeHashOfBytes(
 }
 
 /** Checks a log's lines in order. Holds only the previous entry's hash and time: constant memory. */
+/** The members that tie an entry to its neighbours. */
+export type ChainLink = Pick<Entry, 'log' | 'seq' | 'ts' | 'prev' | 'hash'>;
+
 export class ChainVerifier {
   #logId: string | null;
-  #size = 0;
-  #hash = GENESIS_PREV;
-  #ts: string | null = null;
+  #size: number;
+  #hash: string;
+  #ts: string | null;
+  /** Verifying a range from the middle of a log: the first line is taken as it is, to be linked up later. */
+  #free: boolean;
+  #first: ChainLink | null = null;
 
-  /** `logId`: the log's identifier if known in advance; otherwise the first entry's is taken. */
-  constructor(logId: string | null = null) {
-    this.#logId = logId;
+  /**
+   * `start`: the head the next line must follow (default: an empty log, so the
+   * first entry must be seq 0 with the genesis prev). `null` starts anywhere:
+   * the first line's own seq, prev, log and time are taken as given, and
+   * `first` keeps them so a caller can check the link afterwards (linkFailure).
+   */
+  constructor(start: Head | null = EMPTY_HEAD) {
+    this.#free = start === null;
+    this.#logId = start?.log ?? null;
+    this.#size = start?.size ?? 0;
+    this.#hash = start?.hash ?? GENESIS_PREV;
+    this.#ts = start?.ts ?? null;
+  }
+
+  /** The first entry this verifier accepted. */
+  get first(): ChainLink | null {
+    return this.#first;
   }
 
   /** Entries accepted so far, and the last one's hash. */
@@ -181,19 +201,44 @@ export class ChainVerifier {
     if (recomputeHashOfBytes(bytes, from, to, hashMember, this.#scratch) !== entry.hash) {
       return fail('hash-mismatch', 'hash does not match the entry');
     }
-    if (this.#logId !== null && entry.log !== this.#logId) {
-      return fail('foreign-entry', `entry belongs to log ${entry.log}, not ${this.#logId}`);
+    if (this.#free) {
+      this.#free = false;
+      this.#size = entry.seq; // numbering follows the range's own first entry
+    } else {
+      const broken = this.#linkProblem(entry);
+      if (broken !== null) return fail(broken[0], broken[1]);
     }
-    if (entry.seq !== seq) return fail('seq-gap', `expected seq ${seq}, found ${entry.seq}`);
-    if (entry.prev !== this.#hash) return fail('prev-mismatch', `prev does not match the hash of entry ${seq - 1}`);
-    if (this.#ts !== null && entry.ts < this.#ts) {
-      return fail('time-regression', `ts ${entry.ts} is before the previous entry's ${this.#ts}`);
-    }
+    this.#first ??= { log: entry.log, seq: entry.seq, ts: entry.ts, prev: entry.prev, hash: entry.hash };
     this.#logId = entry.log;
-    this.#size = seq + 1;
+    this.#size = entry.seq + 1;
     this.#hash = entry.hash;
     this.#ts = entry.ts;
     return null;
+  }
+
+  /** Why `entry` cannot follow the current head, in the order of the rules; null when it can. */
+  #linkProblem(entry: ChainLink): [FailureReason, string] | null {
+    const seq = this.#size;
+    if (this.#logId !== null && entry.log !== this.#logId) {
+      return ['foreign-entry', `entry belongs to log ${entry.log}, not ${this.#logId}`];
+    }
+    if (entry.seq !== seq) return ['seq-gap', `expected seq ${seq}, found ${entry.seq}`];
+    if (entry.prev !== this.#hash) return ['prev-mismatch', `prev does not match the hash of entry ${seq - 1}`];
+    if (this.#ts !== null && entry.ts < this.#ts) {
+      return ['time-regression', `ts ${entry.ts} is before the previous entry's ${this.#ts}`];
+    }
+    return null;
+  }
+
+  /**
+   * The failure, if any, of a range whose first entry is `first` (at `offset`)
+   * following this verifier's head: the chain rules a line-by-line pass would
+   * have applied to that entry.
+   */
+  linkFailure(first: ChainLink, offset: number): VerifyFailure | null {
+    const broken = this.#linkProblem(first);
+    if (broken === null) return null;
+    return { seq: this.#size, line: this.#size + 1, offset, reason: broken[0], message: broken[1] };
   }
 
   /** The failure for bytes after the last newline: a write that never completed. */

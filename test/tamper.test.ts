@@ -40,6 +40,8 @@ async function verifyLines(lines: string[] | null, name: string, raw?: (path: st
   const before = readFileSync(path);
   const log = new Log({ dir, readOnly: true });
   const result = await log.verify();
+  // Worker threads verifying ranges in parallel reach the same verdict and name the same failure.
+  for (const threads of [2, 3, 7]) assert.deepEqual(await log.verify({ threads }), result, `with ${threads} threads`);
   await log.close();
   assert.deepEqual(readFileSync(path), before, 'verify never writes');
   return result;
@@ -153,6 +155,28 @@ describe('tamper detection', () => {
     );
     await log.close();
     assert.deepEqual(seen, [0, 1, 2, 3, 4]);
+  });
+
+  it('parallel verification names the same first failure wherever the damage falls relative to the ranges', async () => {
+    const dir = join(root, 'parallel');
+    const log = await Log.open({ dir, create: true });
+    await log.appendBatch(
+      Array.from({ length: 600 }, (_, i) => ({ actor: `u${i % 5}`, action: 'doc.edit', data: { i } })),
+    );
+    await log.close();
+    const lines = readLines(join(dir, 'log.jsonl'));
+    for (let k = 0; k < lines.length; k += 37) {
+      const damaged = [...lines];
+      damaged[k] = (damaged[k] as string).replace('"doc.edit"', '"doc.view"');
+      const other = [...lines.slice(0, k), ...lines.slice(k + 1)];
+      for (const [name, variant] of [
+        [`parallel-flip-${k}`, damaged],
+        [`parallel-delete-${k}`, other],
+      ] as const) {
+        const result = await verifyLines(variant, name); // compares 1, 2, 3 and 7 threads
+        assert.equal(result.failure?.seq, k);
+      }
+    }
   });
 
   it('a log copied whole verifies (the chain is position-independent of the directory)', async () => {

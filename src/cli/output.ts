@@ -19,7 +19,7 @@ export function tableRow(entry: Entry): string {
 
 export const TABLE_HEADER = `${'SEQ'.padStart(7)}  ${'TIME'.padEnd(24)}  ${'ACTOR'.padEnd(16)}  ${'ACTION'.padEnd(24)}  ${'OUTCOME'.padEnd(8)}  TARGETS`;
 
-/** A progress line for a terminal, redrawn in place: bar, percentage, entries/s and MB/s. */
+/** A progress line for a terminal, redrawn in place. */
 export class ProgressBar {
   readonly #stream: NodeJS.WriteStream;
   readonly #start = performance.now();
@@ -29,15 +29,15 @@ export class ProgressBar {
     this.#stream = stream;
   }
 
+  /** Redraws: bar, percentage and MB/s (entries are not known mid-way when ranges are verified in parallel). */
   update(p: VerifyProgress): void {
     const fraction = p.totalBytes === 0 ? 1 : p.bytes / p.totalBytes;
     const width = 30;
     const filled = Math.round(fraction * width);
     const seconds = Math.max((performance.now() - this.#start) / 1000, 1e-3);
-    const rate = Math.round(p.entries / seconds).toLocaleString('en-US');
     const mbps = (p.bytes / 1e6 / seconds).toFixed(1);
     const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-    this.#stream.write(`\r[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}%  ${rate} entries/s  ${mbps} MB/s `);
+    this.#stream.write(`\r[${bar}] ${(fraction * 100).toFixed(0).padStart(3)}%  ${mbps} MB/s `);
     this.#drawn = true;
   }
 

@@ -28,12 +28,15 @@ export interface ReadQuery {
 }
 
 export interface VerifyProgress {
+  /** Entries verified so far, or -1 when not known (parallel verification counts bytes only). */
   entries: number;
   bytes: number;
   totalBytes: number;
 }
 
 export interface VerifyOptions {
+  /** Worker threads to verify a large log with (ranges checked at once, then linked). Default 1. */
+  threads?: number | undefined;
   /** Called now and then while verifying (about every 4 MiB). */
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }

@@ -109,6 +109,9 @@ describe('evident CLI', () => {
       line: 3,
       reason: 'seq-gap',
     });
+    const threaded = await evident(['verify', '--dir', dir, '--json', '--threads', '3']);
+    assert.equal(threaded.code, 1);
+    assert.deepEqual(JSON.parse(threaded.stdout), JSON.parse(json.stdout), 'the same verdict on worker threads');
     const missing = await evident(['verify', '--dir', join(dir, 'missing')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /EVIDENT_NO_LOG/);
@@ -125,6 +128,7 @@ describe('evident CLI', () => {
       ['log', '--dir', dir, '--since', 'yesterday'],
       ['log', '--dir', dir, '--limit', 'ten'],
       ['verify', '--dir', dir, '--bogus'],
+      ['verify', '--dir', dir, '--threads', '0'],
     ]) {
       const ran = await evident(args);
       assert.equal(ran.code, 2, `${args.join(' ')}: ${ran.stderr}`);

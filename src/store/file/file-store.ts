@@ -14,12 +14,13 @@
  */
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { ChainVerifier, parseEntry, type VerifyFailure } from '../../chain.js';
+import { parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from '../store.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
-import { iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
+import { iterateLines, lowerBound, readFully, readLastLine } from './lines.js';
+import { verifyLog } from './verify.js';
 
 export type Durability = 'fsync' | 'write';
 
@@ -250,7 +251,7 @@ export class FileStore implements Store {
   }
 
   verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-    return verifyLines(this.#files, this.#logFd, options);
+    return verifyLog(this.#files, this.#logFd, this.logPath, options);
   }
 
   async close(): Promise<void> {
@@ -288,34 +289,6 @@ function headOf(entry: Entry): Head {
     hash: entry.hash,
     ts: entry.ts,
   };
-}
-
-/** Streams a log file through the chain rules in one pass, in constant memory. */
-export async function verifyLines(files: Files, fd: number, options: VerifyOptions = {}): Promise<VerifyResult> {
-  const { size } = await files.fstat(fd);
-  const chain = new ChainVerifier();
-  let failure: VerifyFailure | null = null;
-  let progressAt = 0;
-  const end = await scanLineBytes(files, fd, 0, size, (bytes, from, to, offset, next) => {
-    failure = chain.checkBytes(bytes, from, to, offset);
-    if (failure !== null) return false;
-    if (options.onProgress !== undefined && next - progressAt >= 4 << 20) {
-      progressAt = next;
-      options.onProgress({
-        entries: chain.head.size,
-        bytes: next,
-        totalBytes: size,
-      });
-    }
-    return undefined;
-  });
-  if (failure === null && end < size) failure = chain.tornTail(end, size - end);
-  const head = chain.head;
-  if (failure === null) {
-    options.onProgress?.({ entries: head.size, bytes: size, totalBytes: size });
-    return { ok: true, size: head.size, head: head.hash, bytes: size };
-  }
-  return { ok: false, size: head.size, head: head.hash, bytes: end, failure };
 }
 
 async function writeAll(files: Files, fd: number, bytes: Buffer): Promise<void> {
