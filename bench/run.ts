@@ -152,6 +152,10 @@ for (let run = 1; run <= RUNS; run++) {
   add('verify_entries_per_s', verify.size / verify.seconds);
   add('verify_mb_per_s', verify.bytes / 1e6 / verify.seconds);
   add('verify_peak_rss_mb', verify.maxRssMB);
+  const parallel = JSON.parse(await runNode('verify-worker.js', [big, String(cpus().length)])) as VerifyRun;
+  if (!parallel.ok) throw new Error('the benchmark log failed parallel verification');
+  add('verify_parallel_entries_per_s', parallel.size / parallel.seconds);
+  add('verify_parallel_peak_rss_mb', parallel.maxRssMB);
   add('sha256sum_mb_per_s', bigBytes / 1e6 / sha256sumSeconds(bigFile));
 }
 
@@ -185,16 +189,22 @@ const rows: [string, string, string][] = [
   ],
   ['verify, entries/s (1 thread)', int(get('verify_entries_per_s')), ''],
   [
-    'verify, MB/s',
+    'verify, MB/s (1 thread)',
     get('verify_mb_per_s').toFixed(0),
     `${ratio(get('verify_mb_per_s'), get('sha256sum_mb_per_s'))} sha256sum`,
   ],
+  [
+    `verify, entries/s (${machine.cores} threads)`,
+    int(get('verify_parallel_entries_per_s')),
+    `${ratio(get('verify_parallel_entries_per_s'), get('verify_entries_per_s'))} 1 thread`,
+  ],
   ['sha256sum on the same file, MB/s', get('sha256sum_mb_per_s').toFixed(0), 'baseline'],
   [
-    `verify peak RSS, ${int(BIG)} entries (${(bigBytes / 1e6).toFixed(0)} MB)`,
+    `verify peak RSS, ${int(BIG)} entries (${(bigBytes / 1e6).toFixed(0)} MB), 1 thread`,
     `${get('verify_peak_rss_mb').toFixed(0)} MB`,
     '',
   ],
+  [`verify peak RSS, ${machine.cores} threads`, `${get('verify_parallel_peak_rss_mb').toFixed(0)} MB`, ''],
 ];
 
 const width = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
