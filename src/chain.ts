@@ -15,8 +15,8 @@
 
 import { hash as digest } from 'node:crypto';
 import { isCanonicalText } from './encoding/canonical.js';
-import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
-import { type ScannedEntry, scanEntry } from './entry-scan.js';
+import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head } from './entry.js';
+import { HASH_KEY, type ScannedEntry, scanEntry } from './entry-scan.js';
 
 export type FailureReason =
   | 'malformed'
@@ -84,25 +84,11 @@ export function parseEntry(text: string): Entry | string {
   return e as unknown as Entry;
 }
 
-/**
- * The leaf hash a canonical line should carry. In canonical order the
- * top-level `hash` member is followed only by members that cannot contain
- * the raw text `"hash":"` (strings escape their quotes; targets holds only
- * strings), so its last occurrence is the top-level member.
- */
-export function recomputeHash(text: string, entry: Entry): string {
-  const member = `"hash":"${entry.hash}",`;
-  const at = text.lastIndexOf(member);
-  if (at < 0) return '';
-  return leafHashOfText(text.slice(0, at) + text.slice(at + member.length));
-}
-
-const HASH_KEY = Buffer.from(',"hash":"');
 const HASH_MEMBER_BYTES = 74; // "hash":"<64 hex>",
 
 /**
- * recomputeHash on the UTF-8 bytes [from, to) of a canonical line whose top-level
- * `"hash":` member starts at `memberStart`, without decoding or re-encoding:
+ * The leaf hash a canonical line should carry, from its UTF-8 bytes [from, to)
+ * and where its top-level `"hash":` member starts, without decoding or re-encoding:
  * SHA-256 over 0x00, the bytes before the member and the bytes after it,
  * gathered in `scratch` (grown as needed).
  */
@@ -124,10 +110,10 @@ function recomputeHashOfBytes(
   return digest('sha256', out.subarray(0, length), 'hex');
 }
 
-/** Checks a log's lines in order. Holds only the previous entry's hash and time: constant memory. */
 /** The members that tie an entry to its neighbours. */
 export type ChainLink = Pick<Entry, 'log' | 'seq' | 'ts' | 'prev' | 'hash'>;
 
+/** Checks a log's lines in order. Holds only the previous entry's hash and time: constant memory. */
 export class ChainVerifier {
   #logId: string | null;
   #size: number;

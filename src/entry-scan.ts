@@ -44,7 +44,8 @@ const SHAPE = new RegExp(
     `"log":"([0-9a-f]{32})"(?:,"outcome":${S})?,"prev":"([0-9a-f]{64})","seq":(0|[1-9][0-9]{0,15})` +
     `(?:,"targets":\\[(?:${S}(?:,${S})*)?\\])?,"ts":"(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z)","v":1\\}$`,
 );
-const HASH_KEY = Buffer.from(',"hash":"');
+/** The text that starts the top-level hash member (after the comma that precedes it). */
+export const HASH_KEY = Buffer.from(',"hash":"');
 
 /** The entry's chain members if the line [from, to) is a canonical entry of the usual shape; null to fall back. */
 export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry | null {

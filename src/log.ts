@@ -76,7 +76,6 @@ export class Log extends EventEmitter<LogEvents> {
   readonly #maxQueue: number;
   #opening: Promise<void> | null = null;
   #queue: Pending[] = [];
-  #queuedEntries = 0;
   #recorded = 0; // background events queued or in flight
   #draining = false;
   #idle: (() => void)[] = [];
@@ -206,7 +205,6 @@ export class Log extends EventEmitter<LogEvents> {
 
   #enqueue(pending: Pending): void {
     this.#queue.push(pending);
-    this.#queuedEntries += pending.prepared.length;
     if (!this.#draining) {
       this.#draining = true;
       // A microtask later, so every append made in this tick joins the first batch.
@@ -254,13 +252,11 @@ export class Log extends EventEmitter<LogEvents> {
       count += size;
       n++;
     }
-    this.#queuedEntries -= count;
     return this.#queue.splice(0, n);
   }
 
   #failAll(error: unknown): void {
     const all = this.#queue.splice(0);
-    this.#queuedEntries = 0;
     this.#fail(all, error);
   }
 
