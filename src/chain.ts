@@ -15,7 +15,7 @@
 
 import { hash as digest } from 'node:crypto';
 import { isCanonicalText } from './encoding/canonical.js';
-import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head } from './entry.js';
+import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 import { HASH_KEY, type ScannedEntry, scanEntry } from './entry-scan.js';
 
 export type FailureReason =
@@ -174,17 +174,25 @@ export class ChainVerifier {
       reason,
       message,
     });
-    let entry: Pick<Entry, 'log' | 'seq' | 'ts' | 'prev' | 'hash'> | null = scanEntry(bytes, from, to);
-    let hashMember = entry === null ? -1 : (entry as ScannedEntry).hashMember;
-    if (entry === null) {
+    let entry: ChainLink | null = scanEntry(bytes, from, to);
+    let hash: string;
+    if (entry !== null) {
+      hash = leafHashOfText((entry as ScannedEntry).covered);
+    } else {
       const text = bytes.toString('utf8', from, to);
       const parsed = parseEntry(text);
       if (typeof parsed === 'string') return fail('malformed', parsed);
       if (!isCanonicalText(text, parsed)) return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
       entry = parsed;
-      hashMember = bytes.lastIndexOf(HASH_KEY, to - HASH_KEY.length) + 1;
+      hash = recomputeHashOfBytes(
+        bytes,
+        from,
+        to,
+        bytes.lastIndexOf(HASH_KEY, to - HASH_KEY.length) + 1,
+        this.#scratch,
+      );
     }
-    if (recomputeHashOfBytes(bytes, from, to, hashMember, this.#scratch) !== entry.hash) {
+    if (hash !== entry.hash) {
       return fail('hash-mismatch', 'hash does not match the entry');
     }
     if (this.#free) {

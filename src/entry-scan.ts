@@ -25,12 +25,15 @@ export interface ScannedEntry {
   ts: string;
   prev: string;
   hash: string;
-  /** Byte index of `"hash":` in the buffer: where the member the hash does not cover begins. */
-  hashMember: number;
+  /** The text the entry's hash covers: the line without its `"hash":"…",` member. */
+  covered: string;
 }
 
 // A string whose characters need no escaping: then its text is its canonical form.
 const S = '"[^"\\\\\\u0000-\\u001f]*"';
+// 64 characters needing no escapes: the full check asks no more of hash and prev, whose digits are settled
+// by comparing them with computed hashes (and this class is twice as fast as [0-9a-f] in V8's regexp engine).
+const H64 = '([^"\\\\\\u0000-\\u001f]{64})';
 /**
  * The whole canonical shape of an entry line. Groups: 1 data (checked
  * separately), 2 hash, 3 log, 4 prev, 5 seq, 6 ts. `data` is the only
@@ -40,23 +43,55 @@ const S = '"[^"\\\\\\u0000-\\u001f]*"';
  * strings cannot contain quotes, so no earlier `"hash":` can start it.
  */
 const SHAPE = new RegExp(
-  `^\\{"action":${S},"actor":${S}(?:,"data":(\\{[^]*?\\}))?,"hash":"([0-9a-f]{64})","id":"[^"\\\\\\u0000-\\u001f]+",` +
-    `"log":"([0-9a-f]{32})"(?:,"outcome":${S})?,"prev":"([0-9a-f]{64})","seq":(0|[1-9][0-9]{0,15})` +
+  `^\\{"action":${S},"actor":${S}(?:,"data":(\\{[^]*?\\}))?,"hash":"${H64}","id":"[^"\\\\\\u0000-\\u001f]+",` +
+    `"log":"([0-9a-f]{32})"(?:,"outcome":${S})?,"prev":"${H64}","seq":(0|[1-9][0-9]{0,15})` +
     `(?:,"targets":\\[(?:${S}(?:,${S})*)?\\])?,"ts":"(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z)","v":1\\}$`,
 );
+// A flat object of canonical scalars: strings needing no escapes, integers of at most 15 digits (exactly
+// representable, so JSON.stringify writes them back the same; no -0), true, false, null.
+const SCALAR = `(?:${S}|0|-?[1-9][0-9]{0,14}|true|false|null)`;
+const FLAT_OBJECT = new RegExp(`^\\{(?:${S}:${SCALAR}(?:,${S}:${SCALAR})*)?\\}$`);
+
+/**
+ * True when `text` is a flat object of canonical scalars with strictly sorted
+ * member names: canonical JSON without a parse. False means "not shown", and
+ * the caller parses. Names and string values hold no quotes, and other scalars
+ * no commas, so members split on the quotes and commas that the shape allows.
+ */
+function isCanonicalFlatObject(text: string): boolean {
+  if (!FLAT_OBJECT.test(text)) return false;
+  let previous: string | null = null;
+  for (let i = 1; i < text.length - 1; ) {
+    const nameEnd = text.indexOf('"', i + 1);
+    const name = text.slice(i + 1, nameEnd);
+    if (previous !== null && !(previous < name)) return false; // UTF-16 order, as RFC 8785 §3.2.3
+    previous = name;
+    const value = nameEnd + 2;
+    const valueEnd = text.charCodeAt(value) === 0x22 ? text.indexOf('"', value + 1) + 1 : nextComma(text, value);
+    i = valueEnd + 1;
+  }
+  return true;
+}
+
+function nextComma(text: string, from: number): number {
+  const comma = text.indexOf(',', from);
+  return comma < 0 ? text.length - 1 : comma;
+}
+
 /** The text that starts the top-level hash member (after the comma that precedes it). */
 export const HASH_KEY = Buffer.from(',"hash":"');
+/** `"hash":"` + 64 characters + `",`, in UTF-16 code units as the shape counts them. */
+const HASH_MEMBER_LENGTH = 74;
 
 /** The entry's chain members if the line [from, to) is a canonical entry of the usual shape; null to fall back. */
 export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry | null {
   // Decoding replaces invalid UTF-8 with U+FFFD, so invalid bytes could look like valid text: refuse them first.
   if (!isUtf8(bytes.subarray(from, to))) return null;
   const text = bytes.toString('utf8', from, to);
-  const ascii = text.length === to - from; // valid UTF-8 of equal length in UTF-16 units is all ASCII
   const m = SHAPE.exec(text);
   if (m === null) return null;
   const dataText = m[1];
-  if (dataText !== undefined) {
+  if (dataText !== undefined && !isCanonicalFlatObject(dataText)) {
     let data: unknown;
     try {
       data = JSON.parse(dataText);
@@ -69,13 +104,7 @@ export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry
   }
   const seq = Number(m[5]);
   if (!Number.isSafeInteger(seq)) return null;
-  const key = ascii ? from + text.lastIndexOf(',"hash":"') : bytes.lastIndexOf(HASH_KEY, to - HASH_KEY.length);
-  return {
-    log: m[3] as string,
-    seq,
-    ts: m[6] as string,
-    prev: m[4] as string,
-    hash: m[2] as string,
-    hashMember: key + 1,
-  };
+  const member = text.lastIndexOf(',"hash":"') + 1; // the top-level one: see SHAPE
+  const covered = text.slice(0, member) + text.slice(member + HASH_MEMBER_LENGTH);
+  return { log: m[3] as string, seq, ts: m[6] as string, prev: m[4] as string, hash: m[2] as string, covered };
 }

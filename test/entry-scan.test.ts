@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseEntry } from '../src/chain.js';
+import { ChainVerifier, parseEntry } from '../src/chain.js';
 import { isCanonicalText } from '../src/encoding/canonical.js';
-import { type Entry, GENESIS_PREV, prepareEntry, sealEntry } from '../src/entry.js';
+import { type Entry, GENESIS_PREV, hashedText, leafHashOfText, prepareEntry, sealEntry } from '../src/entry.js';
 import { scanEntry } from '../src/entry-scan.js';
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: generated names must not hold control characters
@@ -55,7 +55,7 @@ function agrees(bytes: Buffer): boolean {
     { log: fast.log, seq: fast.seq, ts: fast.ts, prev: fast.prev, hash: fast.hash },
     { log: e.log, seq: e.seq, ts: e.ts, prev: e.prev, hash: e.hash },
   );
-  assert.equal(bytes.toString('utf8', fast.hashMember, fast.hashMember + 8), '"hash":"');
+  assert.equal(fast.covered, hashedText(e), 'the hash covers exactly the entry without its hash member');
   return true;
 }
 
@@ -106,6 +106,35 @@ describe('entry fast path (entry-scan)', () => {
       ),
       { numRuns: 5000 },
     );
+  });
+
+  it('takes no shortcut on data that only looks canonical: the full check names it', () => {
+    const base = (sealed({ actor: 'a', action: 'x.y', data: { k: 1 } }, 0) as Buffer).toString('utf8');
+    const cases: [string, 'ok' | 'not-canonical' | 'malformed'][] = [
+      ['{"a":1,"b":"x","c":true,"d":null,"e":-12}', 'ok'],
+      ['{"b":1,"a":2}', 'not-canonical'], // unsorted names
+      ['{"a":1,"a":2}', 'not-canonical'], // duplicate names
+      ['{"a":-0}', 'not-canonical'],
+      ['{"a":1.0}', 'not-canonical'],
+      ['{"a":1234567890123456789}', 'not-canonical'], // not exactly representable
+      ['{"a":123456789012345}', 'ok'],
+      ['{"a":{"c":1,"b":2}}', 'not-canonical'],
+      ['{"a":[1,{"z":0,"y":0}]}', 'not-canonical'],
+      ['{"a":[1,{"y":0,"z":0}]}', 'ok'],
+      ['{"a":1,}', 'malformed'],
+    ];
+    for (const [data, want] of cases) {
+      const unsealed = JSON.parse(base) as Entry;
+      const text = base.replace('"data":{"k":1}', `"data":${data}`);
+      // Re-hash so that only the data's form is in question.
+      const member = `"hash":"${unsealed.hash}",`;
+      const covered = text.replace(member, '');
+      const hash = leafHashOfText(covered);
+      const line = Buffer.from(text.replace(member, `"hash":"${hash}",`), 'utf8');
+      assert.ok(agrees(line), data);
+      const failure = new ChainVerifier(null).checkBytes(line, 0, line.length, 0);
+      assert.equal(failure?.reason ?? 'ok', want, data);
+    }
   });
 
   it('falls back (returns null) for lines it does not handle: escapes, invalid UTF-8, unusual data', () => {

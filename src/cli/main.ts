@@ -191,7 +191,9 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       write(`${JSON.stringify(result)}\n`);
     } else if (result.ok) {
       const rate = Math.round(result.size / Math.max(seconds, 1e-3)).toLocaleString('en-US');
-      write(`ok: ${result.size} entries verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`);
+      write(
+        `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
+      );
     } else if (result.failure) {
       const f = result.failure;
       write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
