@@ -1,11 +1,12 @@
 /** The `evident` command as scripts see it: output formats and exit codes. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { canonicalize } from '../../src/encoding/canonical.js';
 import type { Entry } from '../../src/entry.js';
-import { evident, readLines, tempDir, writeLines } from '../helpers.js';
+import { CLI, evident, readLines, tempDir, writeLines } from '../helpers.js';
 
 describe('evident CLI', () => {
   it('init, append, append --batch, verify, log and tail work together', async () => {
@@ -69,6 +70,36 @@ describe('evident CLI', () => {
 
     const viaEnv = await evident(['log', '--json', '--limit', '1'], { env: { EVIDENT_DIR: dir } });
     assert.equal((JSON.parse(viaEnv.stdout) as Entry).actor, 'alice');
+  });
+
+  it('tail -f prints entries as other processes append them', async () => {
+    const dir = join(tempDir(), 'log');
+    await evident(['init', '--dir', dir]);
+    await evident(['append', '--dir', dir, '--actor', 'before', '--action', 'x.y']);
+    const follower = spawn(process.execPath, [CLI, 'tail', '-f', '-n', '1', '--json', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const seen: string[] = [];
+    const waiters: [string, () => void][] = [];
+    const sawActor = (actor: string) =>
+      new Promise<void>((resolve) => (seen.includes(actor) ? resolve() : waiters.push([actor, resolve])));
+    let buffered = '';
+    follower.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) seen.push((JSON.parse(line) as Entry).actor);
+      for (const [actor, resolve] of waiters) if (seen.includes(actor)) resolve();
+    });
+    try {
+      await sawActor('before'); // following has begun
+      await evident(['append', '--dir', dir, '--actor', 'after-1', '--action', 'x.y']);
+      await evident(['append', '--dir', dir, '--actor', 'after-2', '--action', 'x.y']);
+      await sawActor('after-2');
+      assert.deepEqual(seen, ['before', 'after-1', 'after-2']);
+    } finally {
+      follower.kill();
+    }
   });
 
   it('a bad batch line rejects the whole batch, naming the line; nothing is written', async () => {
