@@ -1,0 +1,155 @@
+/**
+ * The C2SP tlog-tiles layout, and the tree's right edge. Pure code.
+ *
+ * A tile holds up to 256 hashes of one level of the tree: tile level L holds
+ * the hashes of tree level 8·L (level 0: the leaf hashes; level 1: the roots
+ * of 256-leaf subtrees, ...), tile N of a level the 256 hashes from N·256 on.
+ * A full tile lives at `tile/<L>/<N>`, a partial one of W hashes at
+ * `tile/<L>/<N>.p/<W>`; N is written in 3-digit groups, all but the last
+ * prefixed with `x` (1234067 → x001/x234/067).
+ *
+ * Only the last tile of each level is ever partial, so the tree's right edge —
+ * those partial tiles, at most 255 hashes per level — is all that appending
+ * touches, and all that computing the current root needs.
+ */
+import { type Hash, nodeHash } from './hash.js';
+import type { SubtreeHash } from './tree.js';
+
+export const TILE_HEIGHT = 8;
+export const TILE_WIDTH = 256;
+
+/** `tile/<level>/<index in 3-digit groups>[.p/<width>]`, per C2SP tlog-tiles. */
+export function tilePath(level: number, index: number, width = TILE_WIDTH): string {
+  let n = index;
+  const groups: string[] = [];
+  do {
+    groups.unshift(String(n % 1000).padStart(3, '0'));
+    n = Math.floor(n / 1000);
+  } while (n > 0);
+  const path = groups.map((g, i) => (i < groups.length - 1 ? `x${g}` : g)).join('/');
+  return `tile/${level}/${path}${width < TILE_WIDTH ? `.p/${width}` : ''}`;
+}
+
+/** How many hashes tile level L has in a tree of `size` leaves: the complete subtrees of 256^L leaves. */
+export function hashesAtTileLevel(size: number, level: number): number {
+  return Math.floor(size / TILE_WIDTH ** level);
+}
+
+/** The root of 2^k consecutive hashes of one level (k ≤ 8): the node k levels above them. */
+export function hashUp(hashes: readonly Hash[]): Hash {
+  let row = hashes;
+  while (row.length > 1) {
+    const next: Hash[] = [];
+    for (let i = 0; i < row.length; i += 2) next.push(nodeHash(row[i] as Hash, row[i + 1] as Hash));
+    row = next;
+  }
+  return row[0] as Hash;
+}
+
+/** Where the hashes for tree node (level, index) are stored: a tile, and a range of its hashes to hash up. */
+export interface NodeLocation {
+  tileLevel: number;
+  tileIndex: number;
+  /** First hash within the tile. */
+  from: number;
+  /** Number of hashes, a power of two ≤ 128 (or 1). */
+  count: number;
+}
+
+/** Locates tree node (level, index): stored directly when level is a multiple of 8, else hashed up from below. */
+export function locateNode(level: number, index: number): NodeLocation {
+  const tileLevel = Math.floor(level / TILE_HEIGHT);
+  const count = 2 ** (level - tileLevel * TILE_HEIGHT);
+  const first = index * count; // position among tile level's hashes
+  const tileIndex = Math.floor(first / TILE_WIDTH);
+  return { tileLevel, tileIndex, from: first - tileIndex * TILE_WIDTH, count };
+}
+
+/** A tile to store: its level, index and hashes (fewer than 256 for a partial tile). */
+export interface TileWrite {
+  level: number;
+  index: number;
+  hashes: Hash[];
+}
+
+/**
+ * The right edge of a tree: the last, partial tile of each tile level, and
+ * the size. Appending leaves returns the tiles that changed: tiles that just
+ * filled up, and the new partial tiles.
+ */
+export class TreeEdge {
+  #size: number;
+  /** edge[L]: the hashes of tile level L's last, partial tile (fewer than 256). */
+  readonly #edge: Hash[][];
+
+  /** An edge for a tree of `size` leaves whose partial tiles hold `edge` (see partialTiles()). */
+  constructor(size = 0, edge: Hash[][] = []) {
+    this.#size = size;
+    this.#edge = edge.map((tile) => [...tile]);
+    for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
+      const want = hashesAtTileLevel(size, level) % TILE_WIDTH;
+      if ((this.#edge[level]?.length ?? 0) !== want) {
+        throw new RangeError(`edge tile at level ${level} holds ${this.#edge[level]?.length ?? 0} hashes, not ${want}`);
+      }
+    }
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The partial tiles of a tree of `size` leaves: level and index of each level's last tile, and its width. */
+  static partialTiles(size: number): { level: number; index: number; width: number }[] {
+    const tiles: { level: number; index: number; width: number }[] = [];
+    for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
+      const count = hashesAtTileLevel(size, level);
+      tiles.push({ level, index: Math.floor(count / TILE_WIDTH), width: count % TILE_WIDTH });
+    }
+    return tiles;
+  }
+
+  /** Appends leaf hashes; returns every tile that changed (full tiles completed, then the current partial ones). */
+  append(leaves: readonly Hash[]): TileWrite[] {
+    const changed = new Map<string, TileWrite>();
+    for (const leaf of leaves) {
+      let hash = leaf;
+      for (let level = 0; ; level++) {
+        const tile = this.#edgeAt(level);
+        tile.push(hash);
+        const index =
+          Math.floor(hashesAtTileLevel(this.#size + 1, level) / TILE_WIDTH) - (tile.length === TILE_WIDTH ? 1 : 0);
+        if (tile.length < TILE_WIDTH) {
+          changed.set(`${level}/${index}`, { level, index, hashes: tile });
+          break;
+        }
+        changed.set(`${level}/${index}`, { level, index, hashes: [...tile] });
+        hash = hashUp(tile);
+        this.#edge[level] = [];
+      }
+      this.#size++;
+    }
+    // Partial tiles are reported as they stand now (the array is live; copy it).
+    return [...changed.values()].map((t) => ({ ...t, hashes: [...t.hashes] })).filter((t) => t.hashes.length > 0);
+  }
+
+  #edgeAt(level: number): Hash[] {
+    while (this.#edge.length <= level) this.#edge.push([]);
+    return this.#edge[level] as Hash[];
+  }
+
+  /** Complete-subtree hashes that the edge holds: enough for the root, and for any node in a partial tile. */
+  subtree: SubtreeHash = (level, index) => {
+    const at = locateNode(level, index);
+    const tile = this.#edge[at.tileLevel];
+    const partialIndex = Math.floor(hashesAtTileLevel(this.#size, at.tileLevel) / TILE_WIDTH);
+    if (tile === undefined || at.tileIndex !== partialIndex || at.from + at.count > tile.length) {
+      throw new RangeError(`node ${level}/${index} is not on the right edge`);
+    }
+    return hashUp(tile.slice(at.from, at.from + at.count));
+  };
+
+  /** The edge's tiles, for constructing an equal edge elsewhere. */
+  tiles(): Hash[][] {
+    return this.#edge.map((tile) => [...tile]);
+  }
+}

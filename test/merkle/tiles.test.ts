@@ -1,0 +1,73 @@
+/**
+ * The C2SP tlog-tiles layout and the right edge: tile paths as the spec
+ * writes them; an edge fed leaves in any batches writes exactly the tiles a
+ * tree built at once has, and gives the same roots.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { type Hash, leafHash } from '../../src/merkle/hash.js';
+import { hashUp, locateNode, TILE_WIDTH, TreeEdge, tilePath } from '../../src/merkle/tiles.js';
+import { subtreesOf, treeRoot } from '../../src/merkle/tree.js';
+
+describe('tile paths', () => {
+  it('encode the index in 3-digit groups, x-prefixed but the last, with .p/<width> for partial tiles', () => {
+    assert.equal(tilePath(0, 1234067), 'tile/0/x001/x234/067');
+    assert.equal(tilePath(0, 0), 'tile/0/000');
+    assert.equal(tilePath(1, 5, 17), 'tile/1/005.p/17');
+    assert.equal(tilePath(2, 1000), 'tile/2/x001/000');
+    assert.equal(tilePath(3, 999, 255), 'tile/3/999.p/255');
+  });
+});
+
+describe('the right edge', () => {
+  const leaves = (n: number) => Array.from({ length: n }, (_, i) => leafHash(Buffer.from(`e${i}`)));
+
+  it('writes the tiles a tree built at once has, and gives its roots, whatever the batches', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 6 }), (batches) => {
+        const all = leaves(batches.reduce((a, b) => a + b, 0));
+        const reference = subtreesOf(all);
+        const stored = new Map<string, Hash[]>();
+        const edge = new TreeEdge();
+        let size = 0;
+        for (const n of batches) {
+          for (const t of edge.append(all.slice(size, size + n))) stored.set(`${t.level}/${t.index}`, t.hashes);
+          size += n;
+          assert.equal(edge.size, size);
+          assert.ok(treeRoot(edge.subtree, size).equals(treeRoot(reference, size)), `root at ${size}`);
+        }
+        // Every stored hash is the reference tree's node at level 8·L.
+        for (const [key, hashes] of stored) {
+          const [level, index] = key.split('/').map(Number) as [number, number];
+          hashes.forEach((h, k) => {
+            assert.ok(h.equals(reference(8 * level, index * TILE_WIDTH + k)), `tile ${key} hash ${k}`);
+          });
+        }
+        // And any node can be read back from the stored tiles.
+        for (const [level, index] of [
+          [0, size - 1],
+          [3, Math.floor((size - 1) / 8)],
+          [8, 0],
+          [9, 0],
+        ] as const) {
+          if ((index + 1) * 2 ** level > size) continue;
+          const at = locateNode(level, index);
+          const tile = stored.get(`${at.tileLevel}/${at.tileIndex}`) as Hash[];
+          assert.ok(hashUp(tile.slice(at.from, at.from + at.count)).equals(reference(level, index)));
+        }
+        // An edge rebuilt from its tiles carries on identically.
+        const copy = new TreeEdge(size, edge.tiles());
+        const more = leaves(size + 3).slice(size);
+        copy.append(more);
+        edge.append(more);
+        assert.ok(treeRoot(copy.subtree, size + 3).equals(treeRoot(edge.subtree, size + 3)));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses an edge that does not fit its size', () => {
+    assert.throws(() => new TreeEdge(300, [[]]), /holds 0 hashes, not 44/);
+  });
+});
