@@ -26,7 +26,7 @@ import {
 import { InvalidEntryError, InvalidOptionError, LogClosedError, QueueFullError, RecordFailedError } from './errors.js';
 import { type Durability, FileStore } from './store/file/file-store.js';
 import type { Files } from './store/file/files.js';
-import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from './store/store.js';
+import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from './store/store.js';
 
 export interface LogOptions {
   /** The log directory. Default: $EVIDENT_DIR, else ./.evident */
@@ -100,6 +100,7 @@ export class Log extends EventEmitter<LogEvents> {
         readOnly: options.readOnly,
         files: options.files,
         onRecover: (recovery) => this.emit('recovered', recovery),
+        onTreeError: (error) => process.emitWarning(`evident: Merkle tree not updated, will rebuild: ${error}`),
       });
   }
 
@@ -178,6 +179,30 @@ export class Log extends EventEmitter<LogEvents> {
   async *read(query: ReadQuery = {}): AsyncGenerator<Entry> {
     await this.ready();
     yield* this.#store.read(query);
+  }
+
+  /** The Merkle tree over every entry now in the log: its size and RFC 9162 root. */
+  async treeHead(): Promise<TreeHead> {
+    await this.ready();
+    return this.#store.treeHead();
+  }
+
+  /** The root of the tree over the first `size` entries. */
+  async rootAt(size: number): Promise<Buffer> {
+    await this.ready();
+    return this.#store.rootAt(size);
+  }
+
+  /** RFC 9162 inclusion proof of entry `seq` in the tree of `size` entries (default: the whole log). */
+  async inclusionProof(seq: number, size?: number): Promise<Buffer[]> {
+    await this.ready();
+    return this.#store.inclusionProof(seq, size ?? (await this.#store.treeHead()).size);
+  }
+
+  /** RFC 9162 consistency proof from the tree of `size1` entries to that of `size2` (default: the whole log). */
+  async consistencyProof(size1: number, size2?: number): Promise<Buffer[]> {
+    await this.ready();
+    return this.#store.consistencyProof(size1, size2 ?? (await this.#store.treeHead()).size);
   }
 
   /** Checks the whole chain in one streaming pass; names the first bad entry. */
@@ -286,6 +311,7 @@ function seal(head: Head, batch: Pending[], entries: Entry[]): SealedBatch {
   let { size, hash } = head;
   const ts = nextTimestamp(head.ts); // one commit, one time
   const lines: string[] = [];
+  const leaves: Buffer[] = [];
   for (const pending of batch) {
     for (const prepared of pending.prepared) {
       const sealed = sealEntry(prepared, {
@@ -296,12 +322,13 @@ function seal(head: Head, batch: Pending[], entries: Entry[]): SealedBatch {
         prev: hash,
       });
       lines.push(sealed.line);
+      leaves.push(Buffer.from(sealed.hash, 'hex'));
       entries.push(sealed.entry);
       hash = sealed.hash;
       size++;
     }
   }
-  return { text: lines.join(''), head: { log, size, hash, ts } };
+  return { text: lines.join(''), head: { log, size, hash, ts }, leaves };
 }
 
 function positive(value: number, name: string): number {

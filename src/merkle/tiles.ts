@@ -81,6 +81,8 @@ export class TreeEdge {
   #size: number;
   /** edge[L]: the hashes of tile level L's last, partial tile (fewer than 256). */
   readonly #edge: Hash[][];
+  /** Complete nodes already hashed up from the edge (they never change), so repeated roots cost O(log n). */
+  readonly #memo = new Map<string, Hash>();
 
   /** An edge for a tree of `size` leaves whose partial tiles hold `edge` (see partialTiles()). */
   constructor(size = 0, edge: Hash[][] = []) {
@@ -125,6 +127,7 @@ export class TreeEdge {
         changed.set(`${level}/${index}`, { level, index, hashes: [...tile] });
         hash = hashUp(tile);
         this.#edge[level] = [];
+        this.#memo.clear(); // its nodes now live in a full tile, read from storage
       }
       this.#size++;
     }
@@ -145,7 +148,16 @@ export class TreeEdge {
     if (tile === undefined || at.tileIndex !== partialIndex || at.from + at.count > tile.length) {
       throw new RangeError(`node ${level}/${index} is not on the right edge`);
     }
-    return hashUp(tile.slice(at.from, at.from + at.count));
+    const key = `${level}/${index}`;
+    let hash = this.#memo.get(key);
+    if (hash === undefined) {
+      hash =
+        at.count === 1
+          ? (tile[at.from] as Hash)
+          : nodeHash(this.subtree(level - 1, index * 2), this.subtree(level - 1, index * 2 + 1));
+      this.#memo.set(key, hash);
+    }
+    return hash;
   };
 
   /** The edge's tiles, for constructing an equal edge elsewhere. */

@@ -13,6 +13,14 @@ export interface SealedBatch {
   text: string;
   /** The head once they are appended. */
   head: Head;
+  /** Their leaf hashes (the entries' `hash`), in order. */
+  leaves: Buffer[];
+}
+
+/** The Merkle tree over a log's entries: its size and root (RFC 9162). */
+export interface TreeHead {
+  size: number;
+  root: Buffer;
 }
 
 /** What the reader selects. Bounds are inclusive; times are RFC 3339. */
@@ -74,6 +82,14 @@ export interface Store {
   head(): Promise<Head>;
   /** Entries matching `query`, in order. */
   read(query: ReadQuery): AsyncIterable<Entry>;
+  /** The tree over every entry now in the log. */
+  treeHead(): Promise<TreeHead>;
+  /** The root of the tree over the first `size` entries. */
+  rootAt(size: number): Promise<Buffer>;
+  /** RFC 9162 inclusion proof of entry `index` in the tree of `size` entries. */
+  inclusionProof(index: number, size: number): Promise<Buffer[]>;
+  /** RFC 9162 consistency proof between the trees of `size1` and `size2` entries. */
+  consistencyProof(size1: number, size2: number): Promise<Buffer[]>;
   /** Streams the whole log through the chain rules. */
   verify(options: VerifyOptions): Promise<VerifyResult>;
   close(): Promise<void>;

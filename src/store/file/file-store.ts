@@ -17,9 +17,10 @@ import { join } from 'node:path';
 import { parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
-import type { ReadQuery, Recovery, SealedBatch, Store, VerifyOptions, VerifyResult } from '../store.js';
+import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine } from './lines.js';
+import { FileTree } from './tree.js';
 import { verifyLog } from './verify.js';
 
 export type Durability = 'fsync' | 'write';
@@ -35,6 +36,12 @@ export interface FileStoreOptions {
   files?: Files | undefined;
   /** Told when a torn last line is moved to quarantine. */
   onRecover?: ((recovery: Recovery) => void) | undefined;
+  /**
+   * Told when the Merkle tree could not be brought up to date after a commit
+   * (the entries are durable; the tree is derived and is rebuilt from the log
+   * on the next commit).
+   */
+  onTreeError?: ((error: unknown) => void) | undefined;
 }
 
 export const LOG_FILE = 'log.jsonl';
@@ -50,6 +57,8 @@ export class FileStore implements Store {
   readonly #create: boolean;
   readonly #readOnly: boolean;
   readonly #onRecover: ((recovery: Recovery) => void) | undefined;
+  readonly #onTreeError: ((error: unknown) => void) | undefined;
+  readonly #tree: FileTree;
   #lockFd = -1;
   #logFd = -1;
   /** Identity of the files our descriptors point at, to notice a file replaced or removed at its path. */
@@ -67,6 +76,8 @@ export class FileStore implements Store {
     this.#create = (options.create ?? false) && !options.readOnly;
     this.#readOnly = options.readOnly ?? false;
     this.#onRecover = options.onRecover;
+    this.#onTreeError = options.onTreeError;
+    this.#tree = new FileTree(dir, this.#files, this.#readOnly);
   }
 
   async open(): Promise<void> {
@@ -84,7 +95,10 @@ export class FileStore implements Store {
     await this.#openLock();
     this.#logFd = await this.#openLog();
     if (created) await syncDir(files, this.dir);
-    await this.#locked(() => this.#refresh());
+    await this.#locked(async () => {
+      const head = await this.#refresh();
+      await this.#tree.sync(head.size, this.#readLeaves);
+    });
   }
 
   async #openLock(): Promise<void> {
@@ -111,6 +125,7 @@ export class FileStore implements Store {
     if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
     return this.#locked(async () => {
       const head = await this.#refresh();
+      await this.#tree.sync(head.size, this.#readLeaves); // others may have appended since our last commit
       const batch = seal(head);
       const start = this.#known?.end ?? 0;
       const bytes = Buffer.from(batch.text, 'utf8');
@@ -125,6 +140,12 @@ export class FileStore implements Store {
         );
       }
       this.#known = { head: batch.head, end: start + bytes.length };
+      try {
+        await this.#tree.extend(batch.leaves);
+      } catch (error) {
+        this.#tree.reset(); // derived: the next commit rebuilds what is missing from the log
+        this.#onTreeError?.(error);
+      }
       return batch;
     });
   }
@@ -250,11 +271,54 @@ export class FileStore implements Store {
     }
   }
 
+  treeHead(): Promise<TreeHead> {
+    return this.#withTree(async () => ({ size: this.#tree.size, root: this.#tree.root() }));
+  }
+
+  rootAt(size: number): Promise<Buffer> {
+    return this.#withTree(() => this.#tree.rootAt(size));
+  }
+
+  inclusionProof(index: number, size: number): Promise<Buffer[]> {
+    return this.#withTree(() => this.#tree.inclusionProof(index, size));
+  }
+
+  consistencyProof(size1: number, size2: number): Promise<Buffer[]> {
+    return this.#withTree(() => this.#tree.consistencyProof(size1, size2));
+  }
+
+  /** Runs `work` on a tree brought up to the log's current head; under the lock unless read-only. */
+  #withTree<T>(work: () => Promise<T>): Promise<T> {
+    const run = async () => {
+      await this.#tree.sync((await this.#headNow()).size, this.#readLeaves);
+      return work();
+    };
+    return this.#readOnly ? run() : this.#locked(run);
+  }
+
+  #headNow(): Promise<Head> {
+    return this.#readOnly ? this.head() : this.#refresh();
+  }
+
+  /** The leaf hashes of entries [from, to), read from the log (for building the tree). */
+  #readLeaves = async (from: number, to: number): Promise<Buffer[]> => {
+    const leaves: Buffer[] = [];
+    if (from >= to) return leaves;
+    for await (const entry of this.read({ fromSeq: from, toSeq: to - 1 })) leaves.push(Buffer.from(entry.hash, 'hex'));
+    if (leaves.length !== to - from) {
+      throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${leaves.length}`);
+    }
+    return leaves;
+  };
+
   verify(options: VerifyOptions = {}): Promise<VerifyResult> {
     return verifyLog(this.#files, this.#logFd, this.logPath, options);
   }
 
   async close(): Promise<void> {
+    if (!this.#readOnly && this.#lockFd >= 0) {
+      await this.#locked(() => this.#tree.persist()).catch((error: unknown) => this.#onTreeError?.(error));
+    }
     const fds = [this.#logFd, this.#lockFd].filter((fd) => fd >= 0);
     this.#logFd = -1;
     this.#lockFd = -1;

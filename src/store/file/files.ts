@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
+import { threadId } from 'node:worker_threads';
 
 export interface FileStat {
   size: number;
@@ -27,7 +28,12 @@ export interface Files {
   stat(path: string): Promise<FileStat | null>;
   ftruncate(fd: number, length: number): Promise<void>;
   mkdir(path: string): Promise<void>;
+  /** Creates `path` with `data`; fails with EEXIST if it exists. */
   writeFile(path: string, data: Buffer): Promise<void>;
+  /** Replaces `path` whole: writes a temporary file beside it and renames it over (no fsync: for derived files). */
+  replaceFile(path: string, data: Buffer): Promise<void>;
+  /** Removes a file or directory tree, if it exists. */
+  remove(path: string): Promise<void>;
   /** flock(LOCK_EX|LOCK_NB): true when taken. */
   tryLock(fd: number): boolean;
   /** flock(LOCK_EX), waiting on a dedicated thread. */
@@ -85,7 +91,14 @@ export const nodeFiles: Files = {
     }),
   ftruncate: (fd, length) => now(() => fs.ftruncateSync(fd, length)),
   mkdir: (path) => fs.promises.mkdir(path, { recursive: true }).then(() => undefined),
-  writeFile: (path, data) => fs.promises.writeFile(path, data, { flag: 'wx', mode: 0o644 }),
+  writeFile: (path, data) => now(() => fs.writeFileSync(path, data, { flag: 'wx', mode: 0o644 })),
+  replaceFile: (path, data) =>
+    now(() => {
+      const temporary = `${path}.${process.pid}.${threadId}.tmp`;
+      fs.writeFileSync(temporary, data, { mode: 0o644 });
+      fs.renameSync(temporary, path);
+    }),
+  remove: (path) => fs.promises.rm(path, { recursive: true, force: true }),
   tryLock: (fd) => flock.tryLock(fd),
   lockWait: (fd) => flock.lockWait(fd),
   unlock: (fd) => flock.unlock(fd),

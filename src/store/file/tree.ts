@@ -1,0 +1,228 @@
+/**
+ * The log's Merkle tree on disk: C2SP tlog-tiles under <dir>/tile/, plus
+ * <dir>/tree-size saying how many leaves the tiles hold. Both are derived
+ * from log.jsonl (each entry's `hash` is its leaf) and rebuilt from it when
+ * missing, behind or damaged.
+ *
+ * The right edge lives in memory, so appending costs O(log n) hashing. A tile
+ * is written once, when it fills (about one small write per 256 entries).
+ * The partial tiles and tree-size are written at most once a second and on
+ * close: they only save a newly opened process from reading the latest
+ * entries back from the log, which is what a process whose edge is behind
+ * does (each process reads others' entries once: O(1) per entry overall).
+ * Proofs read the O(log n) tiles their nodes are in; full tiles never change,
+ * so they are cached.
+ */
+import { constants } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { LogCorruptError } from '../../errors.js';
+import { HASH_SIZE, type Hash } from '../../merkle/hash.js';
+import { hashUp, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
+import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
+import type { Files } from './files.js';
+import { readFully } from './lines.js';
+
+export const TREE_SIZE_FILE = 'tree-size';
+const PERSIST_EVERY_MS = 1000;
+
+/** Reads the leaf hashes of entries [from, to) from the log. */
+export type LeafReader = (from: number, to: number) => Promise<Hash[]>;
+
+export class FileTree {
+  readonly #dir: string;
+  readonly #files: Files;
+  #edge = new TreeEdge();
+  readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
+  readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
+  #dirsMade = new Set<string>();
+  /** Partial tiles changed since they were last written, by level/index. */
+  #dirty = new Map<string, TileWrite>();
+  #persistedAt = 0;
+
+  readonly #readOnly: boolean;
+
+  /** `readOnly`: keep the tree in memory only, never writing tiles (for readers of a log they may not write). */
+  constructor(dir: string, files: Files, readOnly = false) {
+    this.#dir = dir;
+    this.#files = files;
+    this.#readOnly = readOnly;
+  }
+
+  get size(): number {
+    return this.#edge.size;
+  }
+
+  /** The root of the current tree. */
+  root(): Hash {
+    return treeRoot(this.#edge.subtree, this.#edge.size);
+  }
+
+  /**
+   * Brings the tree to `size` leaves: loads the edge the tiles on disk hold,
+   * then extends it from the log for whatever they lack. Tiles that claim more
+   * leaves than the log has, or that cannot be read, are rebuilt from the log.
+   */
+  async sync(size: number, readLeaves: LeafReader): Promise<void> {
+    if (this.#edge.size === size) return;
+    if (this.#edge.size > size) this.reset(); // the log is shorter than our tree: trust nothing held
+    if (this.#edge.size === 0) {
+      let stored = await this.#readStoredSize();
+      if (stored > size) stored = 0; // the tiles describe a longer log than this one: start over
+      try {
+        this.#edge = await this.#loadEdge(stored);
+      } catch {
+        this.reset(); // unreadable or torn tiles: rebuild from the log
+      }
+    }
+    await this.extend(await readLeaves(this.#edge.size, size));
+  }
+
+  /** Forgets everything in memory; the next sync reloads from disk. */
+  reset(): void {
+    this.#edge = new TreeEdge();
+    this.#dirty.clear();
+    this.#fullTiles.clear();
+    this.#memoryTiles.clear();
+  }
+
+  /** Appends leaf hashes and stores the tiles that changed, then the new size. */
+  async extend(leaves: readonly Hash[]): Promise<void> {
+    if (leaves.length === 0) return;
+    const writes = this.#edge.append(leaves);
+    if (this.#readOnly) {
+      // Nothing is written: full tiles stay in memory, where #node finds them.
+      for (const t of writes)
+        if (t.hashes.length === TILE_WIDTH) this.#memoryTiles.set(`${t.level}/${t.index}`, t.hashes);
+      return;
+    }
+    for (const tile of writes) {
+      const key = `${tile.level}/${tile.index}`;
+      if (tile.hashes.length === TILE_WIDTH) {
+        this.#dirty.delete(key);
+        await this.#writeTile(tile);
+      } else {
+        this.#dirty.set(key, tile);
+      }
+    }
+    if (Date.now() - this.#persistedAt >= PERSIST_EVERY_MS) await this.persist();
+  }
+
+  /** Writes the partial tiles and tree-size, so that a new reader need not rebuild them from the log. */
+  async persist(): Promise<void> {
+    if (this.#readOnly) return;
+    for (const tile of this.#dirty.values()) await this.#writeTile(tile);
+    this.#dirty.clear();
+    await this.#writeFileAtomic(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${this.#edge.size}\n`));
+    this.#persistedAt = Date.now();
+  }
+
+  /** Root of the tree's first `size` leaves (any size up to the current one). */
+  async rootAt(size: number): Promise<Hash> {
+    return this.#compute(size, (get) => treeRoot(get, size));
+  }
+
+  /** RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves. */
+  async inclusionProof(index: number, size: number): Promise<Hash[]> {
+    return this.#compute(size, (get) => inclusionProof(get, index, size));
+  }
+
+  /** RFC 9162 consistency proof from the tree of `size1` leaves to that of `size2`. */
+  async consistencyProof(size1: number, size2: number): Promise<Hash[]> {
+    return this.#compute(size2, (get) => consistencyProof(get, size1, size2));
+  }
+
+  /** Runs a computation twice: once to learn which nodes it reads, then with those nodes read from tiles. */
+  async #compute<T>(size: number, run: (get: SubtreeHash) => T): Promise<T> {
+    if (size > this.#edge.size) throw new RangeError(`the tree has ${this.#edge.size} leaves, not ${size}`);
+    const plan = recordSubtrees();
+    run(plan.get);
+    const known = new Map<string, Hash>();
+    for (const [level, index] of plan.wanted) known.set(`${level}/${index}`, await this.#node(level, index));
+    return run((level, index) => known.get(`${level}/${index}`) as Hash);
+  }
+
+  /** A complete subtree's hash: from the in-memory edge if it is there, else from its full tile. */
+  async #node(level: number, index: number): Promise<Hash> {
+    try {
+      return this.#edge.subtree(level, index);
+    } catch {
+      const at = locateNode(level, index);
+      const tile = await this.#fullTile(at.tileLevel, at.tileIndex);
+      return hashUp(tile.slice(at.from, at.from + at.count));
+    }
+  }
+
+  async #fullTile(level: number, index: number): Promise<Hash[]> {
+    const key = `${level}/${index}`;
+    let tile = this.#memoryTiles.get(key) ?? this.#fullTiles.get(key);
+    if (tile === undefined) {
+      tile = await this.#readTile(level, index, TILE_WIDTH);
+      if (this.#fullTiles.size >= 256) this.#fullTiles.delete(this.#fullTiles.keys().next().value as string);
+      this.#fullTiles.set(key, tile);
+    }
+    return tile;
+  }
+
+  async #loadEdge(size: number): Promise<TreeEdge> {
+    const tiles: Hash[][] = [];
+    for (const { level, index, width } of TreeEdge.partialTiles(size)) {
+      tiles[level] = width === 0 ? [] : await this.#readTile(level, index, width);
+    }
+    return new TreeEdge(size, tiles);
+  }
+
+  async #readTile(level: number, index: number, width: number): Promise<Hash[]> {
+    const path = join(this.#dir, tilePath(level, index, width));
+    const fd = await this.#files.open(path, constants.O_RDONLY).catch((error: NodeJS.ErrnoException) => {
+      throw new LogCorruptError(`tile ${tilePath(level, index, width)} is missing (${error.code})`);
+    });
+    try {
+      const bytes = Buffer.alloc(width * HASH_SIZE + 1);
+      const n = await readFully(this.#files, fd, bytes, bytes.length, 0);
+      if (n !== width * HASH_SIZE) throw new LogCorruptError(`tile ${tilePath(level, index, width)} is ${n} bytes`);
+      return Array.from({ length: width }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
+    } finally {
+      await this.#files.close(fd);
+    }
+  }
+
+  async #writeTile(tile: TileWrite): Promise<void> {
+    const path = join(this.#dir, tilePath(tile.level, tile.index, tile.hashes.length));
+    if (tile.hashes.length < TILE_WIDTH) return this.#writeFileAtomic(path, Buffer.concat(tile.hashes));
+    // A full tile never changes: written in place, once. If it exists, another writer wrote the same bytes.
+    await this.#makeDir(dirname(path));
+    try {
+      await this.#files.writeFile(path, Buffer.concat(tile.hashes));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    // It supersedes the partial versions written while it filled.
+    if ((await this.#files.stat(`${path}.p`)) !== null) await this.#files.remove(`${path}.p`);
+  }
+
+  async #readStoredSize(): Promise<number> {
+    const path = join(this.#dir, TREE_SIZE_FILE);
+    if ((await this.#files.stat(path)) === null) return 0;
+    const fd = await this.#files.open(path, constants.O_RDONLY);
+    try {
+      const bytes = Buffer.alloc(32);
+      const n = await readFully(this.#files, fd, bytes, bytes.length, 0);
+      const text = bytes.toString('latin1', 0, n).trim();
+      return /^\d+$/.test(text) ? Number(text) : 0;
+    } finally {
+      await this.#files.close(fd);
+    }
+  }
+
+  /** Writes a whole file under a temporary name, then renames it into place: readers see old or new, never half. */
+  async #writeFileAtomic(path: string, data: Buffer): Promise<void> {
+    await this.#makeDir(dirname(path));
+    await this.#files.replaceFile(path, data);
+  }
+
+  async #makeDir(dir: string): Promise<void> {
+    if (this.#dirsMade.has(dir)) return;
+    await this.#files.mkdir(dir);
+    this.#dirsMade.add(dir);
+  }
+}
