@@ -1,0 +1,112 @@
+/**
+ * The log's Merkle tree as the file store keeps it: its root is the RFC 9162
+ * root of the entries' hashes however the entries were written (batches,
+ * processes, threads); its tiles on disk are the C2SP tiles of that tree;
+ * proofs verify; it is rebuilt from the log when tiles are missing or damaged.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import type { Entry } from '../../../src/entry.js';
+import { Log } from '../../../src/log.js';
+import type { Hash } from '../../../src/merkle/hash.js';
+import { TILE_WIDTH, tilePath } from '../../../src/merkle/tiles.js';
+import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
+import { verifyConsistency, verifyInclusion } from '../../../src/merkle/verify.js';
+import { FIXTURES, readLines, runNode, tempDir } from '../../helpers.js';
+
+function leavesOf(dir: string): Hash[] {
+  return readLines(join(dir, 'log.jsonl')).map((l) => Buffer.from((JSON.parse(l) as Entry).hash, 'hex'));
+}
+
+async function checkTree(log: Log, leaves: Hash[]): Promise<void> {
+  const head = await log.treeHead();
+  const reference = subtreesOf(leaves);
+  assert.equal(head.size, leaves.length);
+  assert.ok(head.root.equals(treeRoot(reference, leaves.length)), 'root is the RFC 9162 root of the entry hashes');
+  for (const seq of [0, 1, 255, 256, 257, Math.floor(leaves.length / 2), leaves.length - 1]) {
+    if (seq >= leaves.length) continue;
+    const proof = await log.inclusionProof(seq);
+    verifyInclusion(seq, leaves.length, leaves[seq] as Hash, proof, head.root);
+  }
+  for (const size1 of [1, 200, 256, 1000, leaves.length - 1]) {
+    if (size1 < 1 || size1 >= leaves.length) continue;
+    const proof = await log.consistencyProof(size1);
+    verifyConsistency(size1, leaves.length, proof, await log.rootAt(size1), head.root);
+    assert.ok((await log.rootAt(size1)).equals(treeRoot(reference, size1)));
+  }
+}
+
+describe('the log Merkle tree', () => {
+  it('matches the entries however they were written, and its tiles are the C2SP tiles', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    for (const n of [1, 7, 300, 1, 900]) {
+      await log.appendBatch(Array.from({ length: n }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    }
+    await Promise.all(Array.from({ length: 150 }, (_, i) => log.append({ actor: `c${i}`, action: 'x.y' })));
+    await log.close(); // persists the partial tiles
+    const leaves = leavesOf(dir);
+    assert.equal(leaves.length, 1359);
+    const reference = subtreesOf(leaves);
+    // Level-0 tiles hold the leaf hashes; level-1 tile 0 holds the roots of the 256-leaf subtrees.
+    const tile0 = readFileSync(join(dir, tilePath(0, 0)));
+    assert.ok(tile0.equals(Buffer.concat(leaves.slice(0, TILE_WIDTH))));
+    const partial = readFileSync(join(dir, tilePath(0, 5, 1359 - 5 * 256)));
+    assert.ok(partial.equals(Buffer.concat(leaves.slice(5 * 256))));
+    const level1 = readFileSync(join(dir, tilePath(1, 0, 5)));
+    assert.ok(level1.equals(Buffer.concat([0, 1, 2, 3, 4].map((i) => reference(8, i)))));
+    assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '1359\n');
+
+    const reopened = await Log.open({ dir });
+    await checkTree(reopened, leaves);
+    await reopened.close();
+    const reader = new Log({ dir, readOnly: true });
+    await checkTree(reader, leaves);
+    await reader.close();
+  });
+
+  it('stays right with processes and threads appending at once', async () => {
+    const dir = tempDir();
+    await (await Log.open({ dir, create: true })).close();
+    const writer = join(FIXTURES, 'writer.js');
+    await Promise.all([
+      runNode(writer, [dir, 'p1', '300', '20']),
+      runNode(writer, [dir, 'p2', '300', '20']),
+      new Promise((resolve, reject) => {
+        const w = new Worker(writer, { workerData: [dir, 't1', '300', '20'] });
+        w.on('error', reject);
+        w.on('exit', resolve);
+      }),
+    ]);
+    const log = await Log.open({ dir });
+    await checkTree(log, leavesOf(dir));
+    await log.close();
+  });
+
+  it('is rebuilt from the log when tiles are missing, stale or damaged', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    await log.appendBatch(Array.from({ length: 700 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    await log.close();
+    const leaves = leavesOf(dir);
+
+    rmSync(join(dir, 'tile'), { recursive: true });
+    rmSync(join(dir, 'tree-size'));
+    const afterLoss = await Log.open({ dir });
+    await checkTree(afterLoss, leaves);
+    await afterLoss.close();
+
+    writeFileSync(join(dir, 'tree-size'), '999999\n'); // claims more than the log has
+    const afterLie = await Log.open({ dir });
+    await checkTree(afterLie, leaves);
+    await afterLie.close();
+
+    writeFileSync(join(dir, tilePath(0, 2, 700 - 512)), Buffer.alloc(10)); // torn partial tile
+    const afterTear = await Log.open({ dir });
+    await checkTree(afterTear, leaves);
+    await afterTear.close();
+  });
+});
