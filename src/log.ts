@@ -10,6 +10,7 @@
  * queue, so a bad entry never reaches a batch and never holds the lock.
  */
 import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   DEFAULT_MAX_ENTRY_BYTES,
@@ -24,6 +25,7 @@ import {
   sealEntry,
 } from './entry.js';
 import { InvalidEntryError, InvalidOptionError, LogClosedError, QueueFullError, RecordFailedError } from './errors.js';
+import { initSigning } from './store/file/config.js';
 import { type Durability, FileStore } from './store/file/file-store.js';
 import type { Files } from './store/file/files.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from './store/store.js';
@@ -45,6 +47,10 @@ export interface LogOptions {
   maxQueue?: number | undefined;
   /** The file layer (a seam for tests). */
   files?: Files | undefined;
+  /** A signing log's key: the key text or its file. Default: $EVIDENT_KEY, then the file config.json names. */
+  key?: string | undefined;
+  /** Sign checkpoints at most this often (ms). Default 0: after every commit. Always on close. */
+  checkpointInterval?: number | undefined;
   /** A different backend; overrides dir/durability/create/files. */
   store?: Store | undefined;
 }
@@ -99,6 +105,8 @@ export class Log extends EventEmitter<LogEvents> {
         create: options.create,
         readOnly: options.readOnly,
         files: options.files,
+        key: options.key,
+        checkpointIntervalMs: options.checkpointInterval,
         onRecover: (recovery) => this.emit('recovered', recovery),
         onTreeError: (error) => process.emitWarning(`evident: Merkle tree not updated, will rebuild: ${error}`),
       });
@@ -108,6 +116,21 @@ export class Log extends EventEmitter<LogEvents> {
   static async open(options: LogOptions = {}): Promise<Log> {
     const log = new Log(options);
     await log.ready();
+    return log;
+  }
+
+  /**
+   * Creates a log (or opens an existing one). With `signingKey` (a key file or
+   * the key text) the log signs checkpoints as the key's name: its first
+   * checkpoint, of the empty tree or of what the log holds, is signed now.
+   */
+  static async init(options: LogOptions & { signingKey?: string | undefined } = {}): Promise<Log> {
+    const dir = resolveLogDir(options.dir);
+    mkdirSync(dir, { recursive: true });
+    if (options.signingKey !== undefined) initSigning(dir, options.signingKey);
+    const log = new Log({ ...options, dir, create: true, key: options.key ?? options.signingKey });
+    await log.ready();
+    await log.close(); // signs the first checkpoint
     return log;
   }
 
@@ -203,6 +226,12 @@ export class Log extends EventEmitter<LogEvents> {
   async consistencyProof(size1: number, size2?: number): Promise<Buffer[]> {
     await this.ready();
     return this.#store.consistencyProof(size1, size2 ?? (await this.#store.treeHead()).size);
+  }
+
+  /** The latest signed checkpoint (C2SP tlog-checkpoint note text), or null for a log that does not sign. */
+  async checkpoint(): Promise<string | null> {
+    await this.ready();
+    return this.#store.checkpoint();
   }
 
   /** Checks the whole chain in one streaming pass; names the first bad entry. */

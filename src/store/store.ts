@@ -90,6 +90,8 @@ export interface Store {
   inclusionProof(index: number, size: number): Promise<Buffer[]>;
   /** RFC 9162 consistency proof between the trees of `size1` and `size2` entries. */
   consistencyProof(size1: number, size2: number): Promise<Buffer[]>;
+  /** The latest signed checkpoint (a C2SP signed note), or null for a log that does not sign. */
+  checkpoint(): Promise<string | null>;
   /** Streams the whole log through the chain rules. */
   verify(options: VerifyOptions): Promise<VerifyResult>;
   close(): Promise<void>;

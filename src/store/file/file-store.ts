@@ -18,6 +18,8 @@ import { parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
+import { CHECKPOINT_FILE, Checkpointer } from './checkpointer.js';
+import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine } from './lines.js';
 import { FileTree } from './tree.js';
@@ -42,6 +44,10 @@ export interface FileStoreOptions {
    * on the next commit).
    */
   onTreeError?: ((error: unknown) => void) | undefined;
+  /** The signing key for a log whose config.json says it signs: a key (PRIVATE+KEY+...) or a file holding one. Default: $EVIDENT_KEY, then the config's keyFile. */
+  key?: string | undefined;
+  /** Sign a checkpoint at most this often (ms); 0 (default): after every commit. Always on close. */
+  checkpointIntervalMs?: number | undefined;
 }
 
 export const LOG_FILE = 'log.jsonl';
@@ -59,6 +65,10 @@ export class FileStore implements Store {
   readonly #onRecover: ((recovery: Recovery) => void) | undefined;
   readonly #onTreeError: ((error: unknown) => void) | undefined;
   readonly #tree: FileTree;
+  readonly #key: string | undefined;
+  readonly #checkpointIntervalMs: number;
+  #config: LogConfig | null = null;
+  #checkpointer: Checkpointer | null = null;
   #lockFd = -1;
   #logFd = -1;
   /** Identity of the files our descriptors point at, to notice a file replaced or removed at its path. */
@@ -78,12 +88,20 @@ export class FileStore implements Store {
     this.#onRecover = options.onRecover;
     this.#onTreeError = options.onTreeError;
     this.#tree = new FileTree(dir, this.#files, this.#readOnly);
+    this.#key = options.key;
+    this.#checkpointIntervalMs = options.checkpointIntervalMs ?? 0;
+  }
+
+  /** The log's config (origin and verifier key of a signing log), or null; known once open. */
+  get config(): LogConfig | null {
+    return this.#config;
   }
 
   async open(): Promise<void> {
     const files = this.#files;
     if (this.#readOnly) {
       this.#logFd = await this.#openLog();
+      this.#config = readConfig(this.dir);
       return;
     }
     if (this.#create) {
@@ -95,9 +113,23 @@ export class FileStore implements Store {
     await this.#openLock();
     this.#logFd = await this.#openLog();
     if (created) await syncDir(files, this.dir);
+    this.#config = readConfig(this.dir);
+    if (this.#config !== null) {
+      const key = signerFor(this.#config, this.#key ?? process.env.EVIDENT_KEY);
+      this.#checkpointer = new Checkpointer(this.dir, files, { key, intervalMs: this.#checkpointIntervalMs });
+    }
     await this.#locked(async () => {
       const head = await this.#refresh();
       await this.#tree.sync(head.size, this.#readLeaves);
+      if (this.#checkpointer === null) return;
+      try {
+        await this.#checkpointer.check(this.#tree);
+      } catch (error) {
+        if (!(error instanceof LogCorruptError)) throw error;
+        // Perhaps only the tiles are wrong: rebuild the tree from the log, then judge the log itself.
+        await this.#tree.rebuild(head.size, this.#readLeaves);
+        await this.#checkpointer.check(this.#tree);
+      }
     });
   }
 
@@ -142,6 +174,7 @@ export class FileStore implements Store {
       this.#known = { head: batch.head, end: start + bytes.length };
       try {
         await this.#tree.extend(batch.leaves);
+        await this.#checkpointer?.publish(this.#tree, this.#tree.root());
       } catch (error) {
         this.#tree.reset(); // derived: the next commit rebuilds what is missing from the log
         this.#onTreeError?.(error);
@@ -287,6 +320,19 @@ export class FileStore implements Store {
     return this.#withTree(() => this.#tree.consistencyProof(size1, size2));
   }
 
+  async checkpoint(): Promise<string | null> {
+    if (this.#config === null) return null;
+    const path = join(this.dir, CHECKPOINT_FILE);
+    if ((await this.#files.stat(path)) === null) return null;
+    const fd = await this.#files.open(path, constants.O_RDONLY);
+    try {
+      const bytes = Buffer.alloc(64 * 1024);
+      return bytes.toString('utf8', 0, await readFully(this.#files, fd, bytes, bytes.length, 0));
+    } finally {
+      await this.#files.close(fd);
+    }
+  }
+
   /** Runs `work` on a tree brought up to the log's current head; under the lock unless read-only. */
   #withTree<T>(work: () => Promise<T>): Promise<T> {
     const run = async () => {
@@ -317,7 +363,10 @@ export class FileStore implements Store {
 
   async close(): Promise<void> {
     if (!this.#readOnly && this.#lockFd >= 0) {
-      await this.#locked(() => this.#tree.persist()).catch((error: unknown) => this.#onTreeError?.(error));
+      await this.#locked(async () => {
+        await this.#tree.persist();
+        await this.#checkpointer?.publish(this.#tree, this.#tree.root(), true);
+      }).catch((error: unknown) => this.#onTreeError?.(error));
     }
     const fds = [this.#logFd, this.#lockFd].filter((fd) => fd >= 0);
     this.#logFd = -1;

@@ -77,6 +77,18 @@ export class FileTree {
     await this.extend(await readLeaves(this.#edge.size, size));
   }
 
+  /** Throws away the tiles on disk and builds the tree of `size` leaves again from the log. */
+  async rebuild(size: number, readLeaves: LeafReader): Promise<void> {
+    this.reset();
+    if (!this.#readOnly) {
+      await this.#files.remove(join(this.#dir, 'tile'));
+      await this.#files.remove(join(this.#dir, TREE_SIZE_FILE));
+      this.#dirsMade.clear();
+    }
+    await this.extend(await readLeaves(0, size));
+    await this.persist();
+  }
+
   /** Forgets everything in memory; the next sync reloads from disk. */
   reset(): void {
     this.#edge = new TreeEdge();

@@ -1,0 +1,74 @@
+/** What every evident command shares: usage errors, flag parsing, output, and opening a log. */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { EvidentError, InvalidEntryError } from '../errors.js';
+import { Log, type LogOptions } from '../log.js';
+
+export type Command = (args: string[]) => Promise<number>;
+
+/** A bad command line: exit status 2. */
+export class UsageError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_USAGE', message);
+  }
+}
+
+export const DIR_HELP = '  --dir D        log directory (default: $EVIDENT_DIR, else ./.evident)';
+
+export const write = (text: string) => process.stdout.write(text);
+
+export const dirFlag = { type: 'string' } as const;
+
+/** Parses a command's flags strictly: unknown flags and positionals are usage errors. */
+export function parse<const T extends ParseArgsConfig>(
+  command: string,
+  config: T,
+): ReturnType<typeof parseArgs<T>>['values'] {
+  try {
+    return parseArgs(config).values;
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Runs `use` with a log and closes it afterwards, whatever happens. */
+export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
+  const log = new Log(options);
+  try {
+    return await use(log);
+  } finally {
+    await log.close();
+  }
+}
+
+export function parseJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InvalidEntryError(where, `not valid JSON (${(error as Error).message})`);
+  }
+}
+
+/** RFC 3339 (or a plain date) to the log's UTC millisecond form, so comparisons are exact. */
+export function parseTime(text: string, flag: string): string {
+  const rfc3339 = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/;
+  const ms = Date.parse(text);
+  if (!rfc3339.test(text) || Number.isNaN(ms)) {
+    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not an RFC 3339 time such as 2026-11-22T09:30:00Z`);
+  }
+  return new Date(ms).toISOString();
+}
+
+export function parseCount(text: string, flag: string, min = 0): number {
+  if (!/^\d+$/.test(text) || Number(text) < min) {
+    throw new UsageError(
+      `${flag}: expected a whole number${min > 0 ? ` of at least ${min}` : ''}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

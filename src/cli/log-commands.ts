@@ -1,0 +1,247 @@
+/** The log's own commands: init, append, verify, log, tail. */
+import { statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { canonicalize } from '../encoding/canonical.js';
+import type { Entry, EntryInput } from '../entry.js';
+import { InvalidEntryError } from '../errors.js';
+import type { Log } from '../log.js';
+import { LOG_FILE } from '../store/file/file-store.js';
+import type { ReadQuery } from '../store/store.js';
+import {
+  type Command,
+  DIR_HELP,
+  dirFlag,
+  parse,
+  parseCount,
+  parseJson,
+  parseTime,
+  readStdin,
+  UsageError,
+  withLog,
+  write,
+} from './common.js';
+import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
+
+export const LOG_HELP: Record<string, string> = {
+  init: `Usage: evident init [--dir D]
+
+Creates an empty log (the directory and its log.jsonl). Succeeds if the log exists already.
+${DIR_HELP}`,
+  append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
+       evident append --batch [--dir D] < events.ndjson
+
+Appends one entry and prints it, as stored, as one JSON line. The command returns once the entry is durable.
+  --actor A      who acted (required)
+  --action V     what was done, a dotted verb such as proposal.approve (required)
+  --target T     what it was done to (repeatable)
+  --outcome O    how it ended, e.g. success, denied
+  --data JSON    a JSON object with further detail
+  --batch        read events (JSON objects with actor, action, targets, outcome, data), one per line, from stdin,
+                 and append them all in one atomic commit; prints {"appended":N,"first":SEQ,"last":SEQ}.
+                 A bad line rejects the whole batch, naming the line; nothing is written.
+${DIR_HELP}`,
+  verify: `Usage: evident verify [--dir D] [--json] [--threads N]
+
+Checks every entry: canonical encoding, hash, log identity, sequence, chain link, time order, complete last line.
+Exit 0 when intact; exit 1 when tampered or corrupt, naming the first bad entry's seq, line and reason; exit 2 when
+the log cannot be read. Never writes to the log.
+  --json         print the result as one JSON object
+  --threads N    verify ranges of the file on N worker threads (default: 1 below 16 MiB, else up to 4, one per core)
+${DIR_HELP}`,
+  log: `Usage: evident log [--actor A] [--action V] [--target T] [--since ISO] [--until ISO] [--limit N] [--json] [--dir D]
+
+Lists entries in order, as a table (or NDJSON with --json).
+  --actor A      only entries by this actor
+  --action V     only this action; \`proposal.*\` matches proposal and every proposal.<verb>
+  --target T     only entries with this target
+  --since ISO    only entries at or after this time (RFC 3339, or a date such as 2026-11-22)
+  --until ISO    only entries at or before this time
+  --limit N      at most N entries
+  --json         one JSON entry per line
+${DIR_HELP}`,
+  tail: `Usage: evident tail [-n N] [-f] [--json] [--dir D]
+
+Shows the last N entries (default 10); with -f, keeps printing new entries as they are appended (Ctrl-C stops).
+  -n N           how many entries
+  -f, --follow   follow the log
+  --json         one JSON entry per line
+${DIR_HELP}`,
+};
+
+export const LOG_COMMANDS: Record<string, Command> = {
+  async init(args) {
+    const { dir } = parse('init', {
+      args,
+      strict: true,
+      options: { dir: dirFlag },
+    });
+    const where = await withLog({ dir, create: true }, async (log) => {
+      await log.ready();
+      return log.dir;
+    });
+    write(`initialised ${where}\n`);
+    return 0;
+  },
+
+  async append(args) {
+    const v = parse('append', {
+      args,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        actor: { type: 'string' },
+        action: { type: 'string' },
+        target: { type: 'string', multiple: true },
+        outcome: { type: 'string' },
+        data: { type: 'string' },
+        batch: { type: 'boolean' },
+      },
+    });
+    if (v.batch) {
+      for (const name of ['actor', 'action', 'target', 'outcome', 'data'] as const) {
+        if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
+      }
+      const inputs = parseBatch(await readStdin());
+      const entries = await withLog({ dir: v.dir }, (log) => log.appendBatch(inputs)).catch((error: unknown) => {
+        if (error instanceof InvalidEntryError && error.index !== undefined) {
+          throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
+        }
+        throw error;
+      });
+      const first = entries[0]?.seq ?? null;
+      const last = entries.at(-1)?.seq ?? null;
+      write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);
+      return 0;
+    }
+    if (v.actor === undefined) throw new UsageError('append: --actor is required');
+    if (v.action === undefined) throw new UsageError('append: --action is required');
+    const input: EntryInput = { actor: v.actor, action: v.action };
+    if (v.target !== undefined) input.targets = v.target;
+    if (v.outcome !== undefined) input.outcome = v.outcome;
+    if (v.data !== undefined) input.data = parseJson(v.data, '--data') as Record<string, unknown>;
+    const entry = await withLog({ dir: v.dir }, (log) => log.append(input));
+    write(`${canonicalize(entry)}\n`);
+    return 0;
+  },
+
+  async verify(args) {
+    const v = parse('verify', {
+      args,
+      strict: true,
+      options: { dir: dirFlag, json: { type: 'boolean' }, threads: { type: 'string' } },
+    });
+    const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
+    const started = performance.now();
+    const result = await withLog({ dir: v.dir, readOnly: true }, (log) =>
+      log.verify({
+        threads: v.threads === undefined ? autoThreads(join(log.dir, LOG_FILE)) : parseCount(v.threads, '--threads', 1),
+        onProgress: bar ? (p) => bar.update(p) : undefined,
+      }),
+    ).finally(() => bar?.done());
+    const seconds = (performance.now() - started) / 1000;
+    if (v.json) {
+      write(`${JSON.stringify(result)}\n`);
+    } else if (result.ok) {
+      const rate = Math.round(result.size / Math.max(seconds, 1e-3)).toLocaleString('en-US');
+      write(
+        `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
+      );
+    } else if (result.failure) {
+      const f = result.failure;
+      write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
+      write(`${result.size} entries before it are intact.\n`);
+    }
+    return result.ok ? 0 : 1;
+  },
+
+  async log(args) {
+    const v = parse('log', {
+      args,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        actor: { type: 'string' },
+        action: { type: 'string' },
+        target: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        limit: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+    const query: ReadQuery = {
+      actor: v.actor,
+      action: v.action,
+      target: v.target,
+      since: v.since === undefined ? undefined : parseTime(v.since, '--since'),
+      until: v.until === undefined ? undefined : parseTime(v.until, '--until'),
+      limit: v.limit === undefined ? undefined : parseCount(v.limit, '--limit'),
+    };
+    await withLog({ dir: v.dir, readOnly: true }, async (log) => {
+      if (v.json !== true) write(`${TABLE_HEADER}\n`);
+      for await (const entry of log.read(query)) printEntry(entry, v.json === true);
+    });
+    return 0;
+  },
+
+  async tail(args) {
+    const v = parse('tail', {
+      args,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        n: { type: 'string', short: 'n' },
+        follow: { type: 'boolean', short: 'f' },
+        json: { type: 'boolean' },
+      },
+    });
+    const count = v.n === undefined ? 10 : parseCount(v.n, '-n');
+    const json = v.json === true;
+    await withLog({ dir: v.dir, readOnly: true }, async (log) => {
+      let next = Math.max(0, (await log.head()).size - count);
+      if (!json) write(`${TABLE_HEADER}\n`);
+      next = await printFrom(log, next, json);
+      while (v.follow) {
+        await sleep(200);
+        next = await printFrom(log, next, json);
+      }
+    });
+    return 0;
+  },
+};
+
+async function printFrom(log: Log, fromSeq: number, json: boolean): Promise<number> {
+  let next = fromSeq;
+  for await (const entry of log.read({ fromSeq })) {
+    printEntry(entry, json);
+    next = entry.seq + 1;
+  }
+  return next;
+}
+
+function printEntry(entry: Entry, json: boolean): void {
+  write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+}
+
+/** NDJSON events, one per line; the first bad line rejects the batch, named by its number. */
+function parseBatch(text: string): EntryInput[] {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.map((line, i) => {
+    const where = `stdin line ${i + 1}`;
+    if (line.trim() === '') throw new InvalidEntryError(where, 'empty line (expected a JSON object)');
+    const value = parseJson(line, where);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new InvalidEntryError(where, 'expected a JSON object with actor and action');
+    }
+    return value as EntryInput;
+  });
+}
+
+/** Threads for verify when not told: one for a small log, up to 4 (one per core) from 16 MiB on. */
+function autoThreads(logFile: string): number {
+  const size = statSync(logFile, { throwIfNoEntry: false })?.size ?? 0;
+  return size < 16 << 20 ? 1 : Math.min(4, availableParallelism());
+}
