@@ -26,7 +26,11 @@ export type FailureReason =
   | 'hash-mismatch'
   | 'foreign-entry'
   | 'torn-tail'
-  | 'time-regression';
+  | 'time-regression'
+  /** Fewer entries than a trusted checkpoint covers: the tail was cut off. */
+  | 'truncated'
+  /** The entries a trusted checkpoint covers do not hash to its root: history was rewritten. */
+  | 'rewritten';
 
 /** The first bad entry: its expected seq, 1-based line number, byte offset and why. */
 export interface VerifyFailure {
@@ -135,6 +139,11 @@ export class ChainVerifier {
     this.#size = start?.size ?? 0;
     this.#hash = start?.hash ?? GENESIS_PREV;
     this.#ts = start?.ts ?? null;
+  }
+
+  /** Hash of the last entry accepted (the genesis prev before any). */
+  get lastHash(): string {
+    return this.#hash;
   }
 
   /** The first entry this verifier accepted. */

@@ -234,6 +234,18 @@ export class Log extends EventEmitter<LogEvents> {
     return this.#store.checkpoint();
   }
 
+  /** The latest signed checkpoint with the cosignatures witnesses have added to it. */
+  async cosignedCheckpoint(minSize = 0): Promise<string | null> {
+    await this.ready();
+    return this.#store.cosignedCheckpoint(minSize);
+  }
+
+  /** Keeps a cosigned copy of one of this log's checkpoints (from a witness), for receipts to carry. */
+  async addCosignatures(note: string): Promise<void> {
+    await this.ready();
+    return this.#store.addCosignatures(note);
+  }
+
   /** Checks the whole chain in one streaming pass; names the first bad entry. */
   async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
     await this.ready();

@@ -30,6 +30,19 @@ export function parse<const T extends ParseArgsConfig>(
   }
 }
 
+/** parse(), also returning the positional arguments. */
+export function parseWithPositionals<const T extends ParseArgsConfig>(
+  command: string,
+  config: T,
+): { values: ReturnType<typeof parseArgs<T>>['values']; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ ...config, allowPositionals: true });
+    return { values: values as ReturnType<typeof parseArgs<T>>['values'], positionals };
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
 /** Runs `use` with a log and closes it afterwards, whatever happens. */
 export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
   const log = new Log(options);

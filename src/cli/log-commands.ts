@@ -1,12 +1,14 @@
 /** The log's own commands: init, append, verify, log, tail. */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalize } from '../encoding/canonical.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { InvalidEntryError } from '../errors.js';
-import type { Log } from '../log.js';
+import { Log } from '../log.js';
+import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
+import { type LogConfig, readConfig } from '../store/file/config.js';
 import { LOG_FILE } from '../store/file/file-store.js';
 import type { ReadQuery } from '../store/store.js';
 import {
@@ -23,11 +25,15 @@ import {
   write,
 } from './common.js';
 import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
+import { TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
 
 export const LOG_HELP: Record<string, string> = {
-  init: `Usage: evident init [--dir D]
+  init: `Usage: evident init [--dir D] [--key FILE]
 
 Creates an empty log (the directory and its log.jsonl). Succeeds if the log exists already.
+  --key FILE     make it a signing log: it signs C2SP checkpoints with this key (from evident keygen), and its
+                 origin is the key's name. Default: $EVIDENT_KEY, if set. Writers find the key through
+                 config.json (or --key / $EVIDENT_KEY).
 ${DIR_HELP}`,
   append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
        evident append --batch [--dir D] < events.ndjson
@@ -43,12 +49,19 @@ Appends one entry and prints it, as stored, as one JSON line. The command return
                  A bad line rejects the whole batch, naming the line; nothing is written.
 ${DIR_HELP}`,
   verify: `Usage: evident verify [--dir D] [--json] [--threads N]
+       evident verify --checkpoint FILE --key VKEY [--witness VKEY]... [--quorum K] [--since-checkpoint]
 
 Checks every entry: canonical encoding, hash, log identity, sequence, chain link, time order, complete last line.
-Exit 0 when intact; exit 1 when tampered or corrupt, naming the first bad entry's seq, line and reason; exit 2 when
-the log cannot be read. Never writes to the log.
+With a checkpoint you trust (signed by the log's key, cosigned by the quorum), it also recomputes the Merkle tree
+from the entries: fewer entries than the checkpoint covers is \`truncated\`, entries that do not hash to its root
+is \`rewritten\`. Exit 0 when intact; exit 1 when tampered or corrupt, naming the first bad entry's seq, line and
+reason, or when the checkpoint is not signed by the key; exit 2 when the log cannot be read. Never writes to the log.
   --json         print the result as one JSON object
   --threads N    verify ranges of the file on N worker threads (default: 1 below 16 MiB, else up to 4, one per core)
+  --checkpoint FILE  a checkpoint verified before (a signed note)
+  --since-checkpoint only check the entries after the checkpoint, trusting the log's tree up to it once it is
+                 shown to hash to the checkpoint's root (cheap nightly checks of large logs)
+${TRUST_HELP}
 ${DIR_HELP}`,
   log: `Usage: evident log [--actor A] [--action V] [--target T] [--since ISO] [--until ISO] [--limit N] [--json] [--dir D]
 
@@ -72,16 +85,15 @@ ${DIR_HELP}`,
 
 export const LOG_COMMANDS: Record<string, Command> = {
   async init(args) {
-    const { dir } = parse('init', {
+    const { dir, key } = parse('init', {
       args,
       strict: true,
-      options: { dir: dirFlag },
+      options: { dir: dirFlag, key: { type: 'string' } },
     });
-    const where = await withLog({ dir, create: true }, async (log) => {
-      await log.ready();
-      return log.dir;
-    });
-    write(`initialised ${where}\n`);
+    const signingKey = key ?? process.env.EVIDENT_KEY;
+    const log = await Log.init({ dir, signingKey });
+    const origin = signingKey === undefined ? '' : ` signing checkpoints as ${readConfig(log.dir)?.origin}`;
+    write(`initialised ${log.dir}${origin}\n`);
     return 0;
   },
 
@@ -130,14 +142,36 @@ export const LOG_COMMANDS: Record<string, Command> = {
     const v = parse('verify', {
       args,
       strict: true,
-      options: { dir: dirFlag, json: { type: 'boolean' }, threads: { type: 'string' } },
+      options: {
+        dir: dirFlag,
+        json: { type: 'boolean' },
+        threads: { type: 'string' },
+        checkpoint: { type: 'string' },
+        'since-checkpoint': { type: 'boolean' },
+        ...trustFlags,
+      },
     });
+    let checkpoint: TrustedCheckpoint | undefined;
+    if (v.checkpoint !== undefined) {
+      const note = readFileSync(v.checkpoint, 'utf8');
+      try {
+        checkpoint = trustCheckpoint(note, trustArgs(v));
+      } catch (error) {
+        if (error instanceof UsageError) throw error;
+        write(`FAILED: the checkpoint is not trusted: ${(error as Error).message}\n`);
+        return 1;
+      }
+    } else if (v.key !== undefined || v.witness !== undefined || v.quorum !== undefined || v['since-checkpoint']) {
+      throw new UsageError('verify: --key, --witness, --quorum and --since-checkpoint go with --checkpoint');
+    }
     const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
     const started = performance.now();
     const result = await withLog({ dir: v.dir, readOnly: true }, (log) =>
       log.verify({
         threads: v.threads === undefined ? autoThreads(join(log.dir, LOG_FILE)) : parseCount(v.threads, '--threads', 1),
         onProgress: bar ? (p) => bar.update(p) : undefined,
+        checkpoint,
+        sinceCheckpoint: v['since-checkpoint'],
       }),
     ).finally(() => bar?.done());
     const seconds = (performance.now() - started) / 1000;
@@ -148,6 +182,9 @@ export const LOG_COMMANDS: Record<string, Command> = {
       write(
         `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
       );
+      if (checkpoint !== undefined) {
+        write(`consistent with the checkpoint at size ${checkpoint.size}; tree root now ${result.root}\n`);
+      }
     } else if (result.failure) {
       const f = result.failure;
       write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);

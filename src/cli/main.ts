@@ -9,6 +9,7 @@
  */
 import { type Command, UsageError, write } from './common.js';
 import { LOG_COMMANDS, LOG_HELP } from './log-commands.js';
+import { TLOG_COMMANDS, TLOG_HELP } from './tlog-commands.js';
 
 const HELP: Record<string, string> = {
   evident: `evident: a tamper-evident audit log
@@ -22,12 +23,21 @@ Commands:
   log        list entries, filtered
   tail       show the last entries, or follow new ones
 
+Proofs and checkpoints:
+  keygen          make a signing key (for a log or a witness)
+  checkpoint      print the log's latest signed checkpoint
+  proof           print an inclusion or consistency proof
+  receipt         write an offline-verifiable receipt for an entry (C2SP tlog-proof)
+  verify-receipt  check a receipt without the log
+  note            verify any C2SP signed note
+
 Run \`evident <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 usage error or no readable log.`,
   ...LOG_HELP,
+  ...TLOG_HELP,
 };
 
-const COMMANDS: Record<string, Command> = { ...LOG_COMMANDS };
+const COMMANDS: Record<string, Command> = { ...LOG_COMMANDS, ...TLOG_COMMANDS };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

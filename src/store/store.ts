@@ -6,6 +6,7 @@
  */
 import type { VerifyFailure } from '../chain.js';
 import type { Entry, Head } from '../entry.js';
+import type { TrustedCheckpoint } from '../note/trust.js';
 
 /** Lines sealed after a head, ready to append. */
 export interface SealedBatch {
@@ -43,6 +44,17 @@ export interface VerifyProgress {
 }
 
 export interface VerifyOptions {
+  /**
+   * A checkpoint already trusted (see trustCheckpoint): the log must still
+   * hold its entries, and they must hash to its root. The tree is recomputed
+   * from the entries themselves, on one thread.
+   */
+  checkpoint?: TrustedCheckpoint | undefined;
+  /**
+   * With `checkpoint`: check only the entries after it, trusting the tiles
+   * for the part it covers once they are shown to hash to its root.
+   */
+  sinceCheckpoint?: boolean | undefined;
   /** Worker threads to verify a large log with (ranges checked at once, then linked). Default 1. */
   threads?: number | undefined;
   /** Called now and then while verifying (about every 4 MiB). */
@@ -58,6 +70,8 @@ export interface VerifyResult {
   /** Bytes read. */
   bytes: number;
   failure?: VerifyFailure;
+  /** With a checkpoint: the RFC 9162 root of the whole log as verified (base64). */
+  root?: string;
 }
 
 /** A torn last line moved aside on open. */
@@ -92,6 +106,14 @@ export interface Store {
   consistencyProof(size1: number, size2: number): Promise<Buffer[]>;
   /** The latest signed checkpoint (a C2SP signed note), or null for a log that does not sign. */
   checkpoint(): Promise<string | null>;
+  /**
+   * For receipts: the newest checkpoint covering more than `minSize` entries
+   * that witnesses have cosigned (with all their cosignatures), else the
+   * latest signed checkpoint.
+   */
+  cosignedCheckpoint(minSize?: number): Promise<string | null>;
+  /** Keeps a witness's cosigned copy of a checkpoint, for receipts to carry. */
+  addCosignatures(note: string): Promise<void>;
   /** Streams the whole log through the chain rules. */
   verify(options: VerifyOptions): Promise<VerifyResult>;
   close(): Promise<void>;

@@ -14,16 +14,22 @@
  */
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { parseEntry } from '../../chain.js';
-import { EMPTY_HEAD, type Entry, type Head } from '../../entry.js';
+import { ChainVerifier, parseEntry } from '../../chain.js';
+import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
+import { treeRoot } from '../../merkle/tree.js';
+import { verifyInclusion } from '../../merkle/verify.js';
+import { parseCheckpoint } from '../../note/checkpoint.js';
+import { parseVerifierKey } from '../../note/keys.js';
+import { openNote } from '../../note/note.js';
+import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
 import { CHECKPOINT_FILE, Checkpointer } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine } from './lines.js';
 import { FileTree } from './tree.js';
-import { verifyLog } from './verify.js';
+import { verifyLog, verifyLogWithCheckpoint, verifyRange } from './verify.js';
 
 export type Durability = 'fsync' | 'write';
 
@@ -53,6 +59,7 @@ export interface FileStoreOptions {
 export const LOG_FILE = 'log.jsonl';
 export const LOCK_FILE = 'lock';
 export const QUARANTINE_DIR = 'quarantine';
+export const COSIGNATURES_DIR = 'cosignatures';
 
 export class FileStore implements Store {
   readonly dir: string;
@@ -322,7 +329,44 @@ export class FileStore implements Store {
 
   async checkpoint(): Promise<string | null> {
     if (this.#config === null) return null;
-    const path = join(this.dir, CHECKPOINT_FILE);
+    return this.#readText(join(this.dir, CHECKPOINT_FILE));
+  }
+
+  async addCosignatures(note: string): Promise<void> {
+    const key = this.#verifierKey();
+    const opened = openNote(note, [key]);
+    const checkpoint = parseCheckpoint(opened.text);
+    if (checkpoint.origin !== key.name)
+      throw new LogCorruptError(`a checkpoint for ${checkpoint.origin}, not this log`);
+    const dir = join(this.dir, COSIGNATURES_DIR);
+    const path = join(dir, `${leafHashOfText(opened.text)}`);
+    const existing = await this.#readText(path);
+    const sigs = existing === null ? [] : splitSignatures(existing);
+    for (const line of splitSignatures(note)) if (!sigs.includes(line)) sigs.push(line);
+    await this.#files.mkdir(dir);
+    await this.#files.replaceFile(path, Buffer.from(`${opened.text}\n${sigs.join('')}`));
+  }
+
+  async cosignedCheckpoint(minSize = 0): Promise<string | null> {
+    const latest = await this.checkpoint();
+    if (latest === null) return null;
+    const dir = join(this.dir, COSIGNATURES_DIR);
+    let best: { size: number; note: string } | null = null;
+    for (const name of await this.#files.list(dir)) {
+      const note = await this.#readText(join(dir, name));
+      if (note === null) continue;
+      const size = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size;
+      if (size > minSize && (best === null || size > best.size)) best = { size, note };
+    }
+    return best?.note ?? latest;
+  }
+
+  #verifierKey() {
+    if (this.#config === null) throw new EvidentError('EVIDENT_NO_KEY', 'this log does not sign checkpoints');
+    return parseVerifierKey(this.#config.verifierKey);
+  }
+
+  async #readText(path: string): Promise<string | null> {
     if ((await this.#files.stat(path)) === null) return null;
     const fd = await this.#files.open(path, constants.O_RDONLY);
     try {
@@ -358,7 +402,57 @@ export class FileStore implements Store {
   };
 
   verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-    return verifyLog(this.#files, this.#logFd, this.logPath, options);
+    const checkpoint = options.checkpoint;
+    if (checkpoint === undefined) return verifyLog(this.#files, this.#logFd, this.logPath, options);
+    if (options.sinceCheckpoint) return this.#verifySince(checkpoint, options);
+    return verifyLogWithCheckpoint(this.#files, this.#logFd, checkpoint, options);
+  }
+
+  /**
+   * Verifies only what follows a trusted checkpoint: the tiles' tree at its
+   * size must hash to its root and hold its last entry, then the entries
+   * after it are checked one by one and extend that tree. Anything that does
+   * not fit falls back to the full pass, which decides from the entries alone.
+   */
+  #verifySince(checkpoint: TrustedCheckpoint, options: VerifyOptions): Promise<VerifyResult> {
+    const full = () => verifyLogWithCheckpoint(this.#files, this.#logFd, checkpoint, options);
+    return this.#withTree(async () => {
+      const size = checkpoint.size;
+      if (this.#tree.size < size) return full();
+      const edge = await this.#tree.edgeAt(size);
+      if (!treeRoot(edge.subtree, size).equals(checkpoint.root)) return full();
+      let start: Head = EMPTY_HEAD;
+      let offset = 0;
+      const { size: bytes } = await this.#files.fstat(this.#logFd);
+      if (size > 0) {
+        let last: Entry | undefined;
+        for await (const entry of this.read({ fromSeq: size - 1, limit: 1 })) last = entry;
+        if (last === undefined || last.seq !== size - 1 || leafHashOfText(hashedText(last)) !== last.hash)
+          return full();
+        try {
+          const proof = await this.#tree.inclusionProof(size - 1, size);
+          verifyInclusion(size - 1, size, Buffer.from(last.hash, 'hex'), proof, checkpoint.root);
+        } catch {
+          return full();
+        }
+        start = headOf(last);
+        offset = await lowerBound(this.#files, this.#logFd, bytes, (text) => entryOf(text, -1).seq >= size);
+      }
+      const range = await verifyRange(this.#files, this.#logFd, offset, bytes, start, undefined, (hash) => {
+        edge.append([Buffer.from(hash, 'hex')]);
+      });
+      const root = treeRoot(edge.subtree, edge.size).toString('base64');
+      const base = { size: size + range.accepted, head: range.last.hash, root };
+      if (range.failure !== null) {
+        const { index: _index, ...failure } = range.failure;
+        return { ok: false, ...base, bytes: range.failure.offset, failure };
+      }
+      if (range.stop < bytes) {
+        const torn = new ChainVerifier(range.last).tornTail(range.stop, bytes - range.stop);
+        return { ok: false, ...base, bytes: range.stop, failure: torn };
+      }
+      return { ok: true, ...base, bytes };
+    });
   }
 
   async close(): Promise<void> {
@@ -389,6 +483,15 @@ function entryOf(text: string, offset: number): Entry {
     throw new LogCorruptError(`malformed entry${where}: ${entry} (run \`evident verify\`)`);
   }
   return entry;
+}
+
+/** The signature lines of a signed note, each with its newline. */
+function splitSignatures(note: string): string[] {
+  return note
+    .slice(note.lastIndexOf('\n\n') + 2)
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => `${line}\n`);
 }
 
 function sameFile(a: FileStat | null, b: FileStat | null): boolean {

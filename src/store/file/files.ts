@@ -34,6 +34,8 @@ export interface Files {
   replaceFile(path: string, data: Buffer): Promise<void>;
   /** Removes a file or directory tree, if it exists. */
   remove(path: string): Promise<void>;
+  /** The names in a directory; none if it does not exist. */
+  list(path: string): Promise<string[]>;
   /** flock(LOCK_EX|LOCK_NB): true when taken. */
   tryLock(fd: number): boolean;
   /** flock(LOCK_EX), waiting on a dedicated thread. */
@@ -99,6 +101,11 @@ export const nodeFiles: Files = {
       fs.renameSync(temporary, path);
     }),
   remove: (path) => fs.promises.rm(path, { recursive: true, force: true }),
+  list: (path) =>
+    fs.promises.readdir(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [];
+      throw error;
+    }),
   tryLock: (fd) => flock.tryLock(fd),
   lockWait: (fd) => flock.lockWait(fd),
   unlock: (fd) => flock.unlock(fd),

@@ -128,6 +128,17 @@ export class FileTree {
     this.#persistedAt = Date.now();
   }
 
+  /** The right edge of the tree as it was at `size` leaves (the level hashes its partial tiles held then). */
+  async edgeAt(size: number): Promise<TreeEdge> {
+    if (size > this.#edge.size) throw new RangeError(`the tree has ${this.#edge.size} leaves, not ${size}`);
+    const tiles: Hash[][] = [];
+    for (const { level, index, width } of TreeEdge.partialTiles(size)) {
+      tiles[level] = [];
+      for (let k = 0; k < width; k++) tiles[level].push(await this.#node(level * 8, index * TILE_WIDTH + k));
+    }
+    return new TreeEdge(size, tiles);
+  }
+
   /** Root of the tree's first `size` leaves (any size up to the current one). */
   async rootAt(size: number): Promise<Hash> {
     return this.#compute(size, (get) => treeRoot(get, size));

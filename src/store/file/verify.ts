@@ -8,6 +8,10 @@
 import { Worker } from 'node:worker_threads';
 import { type ChainLink, ChainVerifier, type VerifyFailure } from '../../chain.js';
 import { EMPTY_HEAD, type Head } from '../../entry.js';
+import { emptyRoot } from '../../merkle/hash.js';
+import { TreeEdge } from '../../merkle/tiles.js';
+import { treeRoot } from '../../merkle/tree.js';
+import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { VerifyOptions, VerifyResult } from '../store.js';
 import type { Files } from './files.js';
 import { readLineAt, scanLineBytes } from './lines.js';
@@ -35,10 +39,11 @@ export async function verifyRange(
   fd: number,
   start: number,
   end: number,
-  fromGenesis: boolean,
+  fromGenesis: boolean | Head,
   onBytes?: (bytes: number) => void,
+  onLeaf?: (hash: string) => void,
 ): Promise<RangeResult> {
-  const chain = new ChainVerifier(fromGenesis ? EMPTY_HEAD : null);
+  const chain = new ChainVerifier(fromGenesis === true ? EMPTY_HEAD : fromGenesis === false ? null : fromGenesis);
   let accepted = 0;
   let failure: RangeResult['failure'] = null;
   let reported = start;
@@ -49,6 +54,7 @@ export async function verifyRange(
       return false;
     }
     accepted++;
+    onLeaf?.(chain.lastHash);
     if (onBytes !== undefined && next - reported >= PROGRESS_EVERY) {
       onBytes(next - reported);
       reported = next;
@@ -163,4 +169,75 @@ function inWorker(
       else reject(new Error(`verify worker for bytes ${start}-${end} exited with code ${code}`));
     });
   });
+}
+
+/**
+ * Verifies the whole log against a trusted checkpoint: the chain as usual,
+ * and the RFC 9162 tree recomputed from the entries' hashes as they stream by
+ * (constant memory: the tree's right edge). The entries the checkpoint covers
+ * must still be there (else `truncated`) and hash to its root (else
+ * `rewritten`).
+ */
+export async function verifyLogWithCheckpoint(
+  files: Files,
+  fd: number,
+  checkpoint: TrustedCheckpoint,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
+  const { size } = await files.fstat(fd);
+  const edge = new TreeEdge();
+  let rootAtCheckpoint: Buffer | null = checkpoint.size === 0 ? emptyRoot() : null;
+  const onLeaf = (hash: string) => {
+    edge.append([Buffer.from(hash, 'hex')]);
+    if (edge.size === checkpoint.size) rootAtCheckpoint = treeRoot(edge.subtree, edge.size);
+  };
+  const range = await verifyRange(files, fd, 0, size, true, progressOf(options, size), onLeaf);
+  const result = link([range], size);
+  return judgeAgainstCheckpoint(result, checkpoint, rootAtCheckpoint, treeRoot(edge.subtree, edge.size));
+}
+
+/** Adds the checkpoint's verdict to a chain verdict: chain failures first, then truncation, then a rewritten prefix. */
+export function judgeAgainstCheckpoint(
+  result: VerifyResult,
+  checkpoint: TrustedCheckpoint,
+  rootAtCheckpoint: Buffer | null,
+  root: Buffer,
+): VerifyResult {
+  const fail = (failure: VerifyFailure): VerifyResult => ({ ...result, ok: false, failure });
+  const judged = { ...result, root: root.toString('base64') };
+  if (!result.ok) {
+    // A rewritten prefix matters more than a later failure: it is earlier in the log.
+    if (rootAtCheckpoint !== null && !rootAtCheckpoint.equals(checkpoint.root)) return fail(rewritten(checkpoint));
+    return judged;
+  }
+  if (result.size < checkpoint.size) {
+    return fail({
+      seq: result.size,
+      line: result.size + 1,
+      offset: result.bytes,
+      reason: 'truncated',
+      message: `the log has ${result.size} entries but the checkpoint covers ${checkpoint.size}: entries were cut off`,
+    });
+  }
+  if (rootAtCheckpoint === null || !rootAtCheckpoint.equals(checkpoint.root)) return fail(rewritten(checkpoint));
+  return judged;
+}
+
+function rewritten(checkpoint: TrustedCheckpoint): VerifyFailure {
+  return {
+    seq: checkpoint.size - 1,
+    line: checkpoint.size,
+    offset: 0,
+    reason: 'rewritten',
+    message: `the first ${checkpoint.size} entries do not hash to the checkpoint's root: that history was rewritten`,
+  };
+}
+
+function progressOf(options: VerifyOptions, size: number): ((bytes: number) => void) | undefined {
+  if (options.onProgress === undefined) return undefined;
+  let done = 0;
+  return (bytes) => {
+    done += bytes;
+    options.onProgress?.({ entries: -1, bytes: done, totalBytes: size });
+  };
 }

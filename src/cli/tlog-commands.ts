@@ -1,0 +1,288 @@
+/** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { EvidentError } from '../errors.js';
+import { parseCheckpoint } from '../note/checkpoint.js';
+import {
+  ALG_COSIGNATURE_V1,
+  ALG_ED25519,
+  generateNoteKey,
+  type PublicNoteKey,
+  parseVerifierKey,
+} from '../note/keys.js';
+import { openNote } from '../note/note.js';
+import type { TrustPolicy } from '../note/trust.js';
+import { formatReceipt, parseReceipt, verifyReceipt } from '../receipt.js';
+import {
+  type Command,
+  DIR_HELP,
+  dirFlag,
+  parse,
+  parseCount,
+  parseWithPositionals,
+  readStdin,
+  UsageError,
+  withLog,
+  write,
+} from './common.js';
+
+export const TRUST_HELP = `  --key VKEY     the log's verifier key (name+hash+key), or a file holding it (required)
+  --witness VKEY a witness's cosignature verifier key, or a file holding it (repeatable)
+  --quorum K     how many of the witnesses must have cosigned (default 0)`;
+
+export const TLOG_HELP: Record<string, string> = {
+  keygen: `Usage: evident keygen --name NAME --out FILE [--witness]
+
+Writes a new Ed25519 signer key to FILE (mode 0600; an existing file is never overwritten) in Go's sumdb/note
+format, and prints its verifier key (NAME+hash+key) on stdout. NAME becomes the origin of the logs it signs.
+  --witness      a witness key, for cosignature/v1 cosignatures (algorithm 0x04) instead of log checkpoints`,
+  note: `Usage: evident note verify --key VKEY [--key VKEY]... [FILE]
+
+Verifies a C2SP signed note (an evident checkpoint, or any other log's, such as the Go checksum database's) from
+FILE or stdin, and prints its text. Signatures by keys not given are ignored; exit 1 when no given key verifies
+the note or a given key's signature is bad.`,
+  checkpoint: `Usage: evident checkpoint [--json] [--dir D]
+
+Prints the log's latest signed checkpoint (a C2SP signed note). With --json: {"origin","size","root","note"},
+and for a log that does not sign, its current tree head with origin and note null.
+${DIR_HELP}`,
+  proof: `Usage: evident proof inclusion --seq N [--size S] [--json] [--dir D]
+       evident proof consistency --from M [--to N] [--json] [--dir D]
+
+Prints an RFC 9162 proof: the tree size, its root and the proof hashes, one base64 hash per line (or JSON).
+--size and --to default to the whole log.
+${DIR_HELP}`,
+  receipt: `Usage: evident receipt --seq N [--out FILE] [--dir D]
+
+Writes a receipt for entry N: a C2SP tlog-proof (c2sp.org/tlog-proof@v1) holding the entry's index, its inclusion
+proof, and the latest signed checkpoint with any cosignatures. It can be checked offline with verify-receipt.
+${DIR_HELP}`,
+  'verify-receipt': `Usage: evident verify-receipt FILE --entry ENTRY.json --key VKEY [--witness VKEY]... [--quorum K]
+
+Checks a receipt offline, with no access to the log: the entry is intact and is the receipt's index, the
+checkpoint is signed by the log's key (and cosigned by the quorum), and the proof leads from the entry to its root.
+Exit 0 when it holds, 1 when it does not.
+${TRUST_HELP}`,
+};
+
+/** A verifier key given inline, or the first line of a file holding one. */
+export function verifierKeyArg(text: string, flag: string): PublicNoteKey {
+  const inline = text.includes('+') ? text : readKeyFile(text, flag);
+  try {
+    return parseVerifierKey(inline);
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
+}
+
+function readKeyFile(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n')[0] as string;
+  } catch (error) {
+    throw new UsageError(
+      `${flag}: ${JSON.stringify(path)} is neither a verifier key nor a readable file (${(error as NodeJS.ErrnoException).code})`,
+    );
+  }
+}
+
+/** The trust policy from --key, --witness and --quorum. */
+export function trustArgs(v: {
+  key?: string | undefined;
+  witness?: string[] | undefined;
+  quorum?: string | undefined;
+}): TrustPolicy {
+  if (v.key === undefined) throw new UsageError('--key (the log verifier key) is required');
+  return {
+    log: verifierKeyArg(v.key, '--key'),
+    witnesses: (v.witness ?? []).map((w) => verifierKeyArg(w, '--witness')),
+    quorum: v.quorum === undefined ? 0 : parseCount(v.quorum, '--quorum'),
+  };
+}
+
+export const trustFlags = {
+  key: { type: 'string' },
+  witness: { type: 'string', multiple: true },
+  quorum: { type: 'string' },
+} as const;
+
+function readFileArg(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`${what} ${JSON.stringify(path)} cannot be read (${(error as NodeJS.ErrnoException).code})`);
+  }
+}
+
+export const TLOG_COMMANDS: Record<string, Command> = {
+  async keygen(args) {
+    const v = parse('keygen', {
+      args,
+      strict: true,
+      options: { name: { type: 'string' }, out: { type: 'string' }, witness: { type: 'boolean' } },
+    });
+    if (v.name === undefined) throw new UsageError('keygen: --name is required');
+    if (v.out === undefined) throw new UsageError('keygen: --out is required');
+    const { signer, verifier } = generateNoteKey(v.name, v.witness ? ALG_COSIGNATURE_V1 : ALG_ED25519);
+    try {
+      writeFileSync(v.out, `${signer}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new UsageError(
+        `keygen: cannot create ${v.out} (${code === 'EEXIST' ? 'it exists; keys are never overwritten' : code})`,
+      );
+    }
+    write(`${verifier}\n`);
+    return 0;
+  },
+
+  async note(args) {
+    const [sub, ...rest] = args;
+    if (sub !== 'verify')
+      throw new UsageError('note: the subcommand is verify (evident note verify --key VKEY [FILE])');
+    const { values: v, positionals } = parseWithPositionals('note verify', {
+      args: rest,
+      strict: true,
+      options: { key: { type: 'string', multiple: true } },
+    });
+    const keys = (v.key ?? []).map((k) => verifierKeyArg(k, '--key'));
+    if (keys.length === 0) throw new UsageError('note verify: at least one --key is required');
+    const [file, ...extra] = positionals;
+    if (extra.length > 0) throw new UsageError('note verify: one FILE at most');
+    const text = file === undefined ? await readStdin() : readFileArg(file, 'note');
+    write(openNote(text, keys).text);
+    return 0;
+  },
+
+  async checkpoint(args) {
+    const v = parse('checkpoint', { args, strict: true, options: { dir: dirFlag, json: { type: 'boolean' } } });
+    return withLog({ dir: v.dir, readOnly: true }, async (log) => {
+      const note = await log.checkpoint();
+      if (v.json) {
+        if (note === null) {
+          const head = await log.treeHead();
+          write(
+            `${JSON.stringify({ origin: null, size: head.size, root: head.root.toString('base64'), note: null })}\n`,
+          );
+        } else {
+          const c = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+          write(`${JSON.stringify({ origin: c.origin, size: c.size, root: c.root.toString('base64'), note })}\n`);
+        }
+        return 0;
+      }
+      if (note === null)
+        throw new EvidentError(
+          'EVIDENT_NO_KEY',
+          'this log does not sign checkpoints (create it with evident init --key)',
+        );
+      write(note);
+      return 0;
+    });
+  },
+
+  async proof(args) {
+    const [kind, ...rest] = args;
+    if (kind !== 'inclusion' && kind !== 'consistency') {
+      throw new UsageError('proof: the subcommand is inclusion or consistency');
+    }
+    const v = parse(`proof ${kind}`, {
+      args: rest,
+      strict: true,
+      options: {
+        dir: dirFlag,
+        json: { type: 'boolean' },
+        seq: { type: 'string' },
+        size: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+      },
+    });
+    return withLog({ dir: v.dir, readOnly: true }, async (log) => {
+      const head = await log.treeHead();
+      if (kind === 'inclusion') {
+        if (v.seq === undefined) throw new UsageError('proof inclusion: --seq is required');
+        const seq = parseCount(v.seq, '--seq');
+        const size = v.size === undefined ? head.size : parseCount(v.size, '--size');
+        if (size > head.size)
+          throw new UsageError(`proof inclusion: --size ${size} is beyond the log's ${head.size} entries`);
+        if (seq >= size) throw new UsageError(`proof inclusion: --seq ${seq} is not in a tree of ${size}`);
+        const proof = await log.inclusionProof(seq, size);
+        printProof({ kind, seq, size, root: await log.rootAt(size), proof }, v.json === true);
+      } else {
+        if (v.from === undefined) throw new UsageError('proof consistency: --from is required');
+        const from = parseCount(v.from, '--from', 1);
+        const to = v.to === undefined ? head.size : parseCount(v.to, '--to');
+        if (to > head.size || from > to)
+          throw new UsageError(`proof consistency: need 1 <= --from <= --to <= ${head.size}`);
+        const proof = await log.consistencyProof(from, to);
+        const fromRoot = await log.rootAt(from);
+        printProof({ kind, from, to, fromRoot, root: await log.rootAt(to), proof }, v.json === true);
+      }
+      return 0;
+    });
+  },
+
+  async receipt(args) {
+    const v = parse('receipt', {
+      args,
+      strict: true,
+      options: { dir: dirFlag, seq: { type: 'string' }, out: { type: 'string' } },
+    });
+    if (v.seq === undefined) throw new UsageError('receipt: --seq is required');
+    const seq = parseCount(v.seq, '--seq');
+    const text = await withLog({ dir: v.dir, readOnly: true }, async (log) => {
+      const note = await log.cosignedCheckpoint();
+      if (note === null)
+        throw new EvidentError('EVIDENT_NO_KEY', 'this log does not sign checkpoints, so it cannot give receipts');
+      const checkpoint = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+      if (seq >= checkpoint.size) {
+        throw new EvidentError(
+          'EVIDENT_NOT_YET',
+          `no signed checkpoint covers seq ${seq} yet (the latest covers ${checkpoint.size} entries)`,
+        );
+      }
+      return formatReceipt({ index: seq, proof: await log.inclusionProof(seq, checkpoint.size), checkpoint: note });
+    });
+    if (v.out === undefined) write(text);
+    else writeFileSync(v.out, text);
+    return 0;
+  },
+
+  async 'verify-receipt'(args) {
+    const { values: v, positionals } = parseWithPositionals('verify-receipt', {
+      args,
+      strict: true,
+      options: { entry: { type: 'string' }, ...trustFlags },
+    });
+    const [file, ...extra] = positionals;
+    if (file === undefined || extra.length > 0) throw new UsageError('verify-receipt: give exactly one receipt FILE');
+    if (v.entry === undefined) throw new UsageError('verify-receipt: --entry is required');
+    const policy = trustArgs(v);
+    const receipt = parseReceipt(readFileArg(file, 'receipt'));
+    let entry: unknown;
+    try {
+      entry = JSON.parse(readFileArg(v.entry, 'entry'));
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw new UsageError(`--entry: not JSON (${(error as Error).message})`);
+    }
+    const checkpoint = verifyReceipt(receipt, entry, policy);
+    const cosigned = checkpoint.cosigners.map((c) => c.name).join(', ');
+    write(
+      `ok: entry ${receipt.index} is in ${checkpoint.origin} at tree size ${checkpoint.size}${cosigned ? `, cosigned by ${cosigned}` : ''}\n`,
+    );
+    return 0;
+  },
+};
+
+function printProof(p: { kind: string; proof: Buffer[]; root: Buffer } & Record<string, unknown>, json: boolean): void {
+  const b64 = (b: Buffer) => b.toString('base64');
+  const fields = Object.entries(p).filter(([k]) => k !== 'proof' && k !== 'kind');
+  if (json) {
+    const out: Record<string, unknown> = {};
+    for (const [k, value] of fields) out[k] = Buffer.isBuffer(value) ? b64(value) : value;
+    out.proof = p.proof.map(b64);
+    write(`${JSON.stringify(out)}\n`);
+    return;
+  }
+  for (const [k, value] of fields) write(`${k} ${Buffer.isBuffer(value) ? b64(value) : String(value)}\n`);
+  for (const h of p.proof) write(`${b64(h)}\n`);
+}

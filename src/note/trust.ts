@@ -1,0 +1,54 @@
+/**
+ * What a verifier trusts, and the one check every verification starts with:
+ * a checkpoint signed by the log's key, cosigned by at least `quorum` of the
+ * given witnesses. Pure code.
+ */
+import { EvidentError } from '../errors.js';
+import { type Checkpoint, parseCheckpoint } from './checkpoint.js';
+import type { PublicNoteKey } from './keys.js';
+import { cosignatureTime, type NoteSignature, openNote } from './note.js';
+
+export interface TrustPolicy {
+  /** The log's verifier key; the checkpoint's origin must be its name. */
+  log: PublicNoteKey;
+  /** Witnesses' cosignature verifier keys. */
+  witnesses?: readonly PublicNoteKey[] | undefined;
+  /** How many of the witnesses must have cosigned. Default: 0. */
+  quorum?: number | undefined;
+}
+
+export interface TrustedCheckpoint extends Checkpoint {
+  /** The witnesses whose cosignatures verified, with their cosigning times (POSIX seconds). */
+  cosigners: { name: string; time: number }[];
+}
+
+export class TrustError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_UNTRUSTED', message);
+  }
+}
+
+/** Opens `note` under `policy`: the log's signature, the origin, and the witness quorum. Throws NoteError or TrustError. */
+export function trustCheckpoint(note: string, policy: TrustPolicy): TrustedCheckpoint {
+  const witnesses = policy.witnesses ?? [];
+  const quorum = policy.quorum ?? 0;
+  if (!Number.isSafeInteger(quorum) || quorum < 0 || quorum > witnesses.length) {
+    throw new TrustError(`a quorum of ${quorum} needs at least that many witness keys (${witnesses.length} given)`);
+  }
+  const opened = openNote(note, [policy.log, ...witnesses]);
+  const by = (key: PublicNoteKey) => (s: NoteSignature) => s.name === key.name && s.keyHash === key.keyHash;
+  if (!opened.sigs.some(by(policy.log)))
+    throw new TrustError(`the checkpoint is not signed by the log's key ${policy.log.name}`);
+  const checkpoint = parseCheckpoint(opened.text);
+  if (checkpoint.origin !== policy.log.name) {
+    throw new TrustError(`the checkpoint is for origin ${checkpoint.origin}, not ${policy.log.name}`);
+  }
+  const cosigners = witnesses.flatMap((w) => {
+    const sig = opened.sigs.find(by(w));
+    return sig === undefined ? [] : [{ name: w.name, time: cosignatureTime(sig) }];
+  });
+  if (cosigners.length < quorum) {
+    throw new TrustError(`the checkpoint has ${cosigners.length} of the ${quorum} witness cosignatures required`);
+  }
+  return { ...checkpoint, cosigners };
+}
