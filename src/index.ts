@@ -23,6 +23,24 @@ export {
 } from './entry.js';
 export * from './errors.js';
 export { Log, type LogOptions, resolveLogDir } from './log.js';
+export { emptyRoot, HASH_SIZE, type Hash, leafHash, nodeHash } from './merkle/hash.js';
+export { consistencyProof, inclusionProof, type SubtreeHash, subtreesOf, treeRoot } from './merkle/tree.js';
+export { ProofError, verifyConsistency, verifyInclusion } from './merkle/verify.js';
+export { type Checkpoint, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
+export {
+  ALG_COSIGNATURE_V1,
+  ALG_ED25519,
+  generateNoteKey,
+  KeyError,
+  type PrivateNoteKey,
+  type PublicNoteKey,
+  parseSignerKey,
+  parseVerifierKey,
+  verifierKeyOf,
+} from './note/keys.js';
+export { cosigner, ed25519Signer, NoteError, type NoteSigner, openNote, signNote } from './note/note.js';
+export { TrustError, type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from './note/trust.js';
+export { formatReceipt, parseReceipt, type Receipt, ReceiptError, verifyReceipt } from './receipt.js';
 export {
   type Durability,
   FileStore,
@@ -37,7 +55,9 @@ export type {
   Recovery,
   SealedBatch,
   Store,
+  TreeHead,
   VerifyOptions,
   VerifyProgress,
   VerifyResult,
 } from './store/store.js';
+export { Witness, WitnessError, type WitnessOptions } from './witness.js';

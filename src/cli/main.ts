@@ -30,6 +30,7 @@ Proofs and checkpoints:
   receipt         write an offline-verifiable receipt for an entry (C2SP tlog-proof)
   verify-receipt  check a receipt without the log
   note            verify any C2SP signed note
+  witness         cosign a log's checkpoints as a witness, refusing rollbacks and forks
 
 Run \`evident <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 usage error or no readable log.`,

@@ -12,6 +12,8 @@ import {
 import { openNote } from '../note/note.js';
 import type { TrustPolicy } from '../note/trust.js';
 import { formatReceipt, parseReceipt, verifyReceipt } from '../receipt.js';
+import { loadSignerKey } from '../store/file/config.js';
+import { Witness } from '../witness.js';
 import {
   type Command,
   DIR_HELP,
@@ -30,6 +32,17 @@ export const TRUST_HELP = `  --key VKEY     the log's verifier key (name+hash+ke
   --quorum K     how many of the witnesses must have cosigned (default 0)`;
 
 export const TLOG_HELP: Record<string, string> = {
+  witness: `Usage: evident witness cosign --state DIR --key WKEY --log-key VKEY --log LOGDIR
+       evident witness cosign --state DIR --key WKEY --log-key VKEY --checkpoint FILE [--proof FILE]
+
+Acts as a witness: checks a log's checkpoint against the last one this witness cosigned for that origin (kept in
+DIR), refusing rollbacks and forks, and prints the checkpoint with the witness's cosignature (C2SP
+cosignature/v1) added. With --log it reads the latest checkpoint and the consistency proof from the log
+directory, and stores the cosigned checkpoint there so receipts carry it.
+  --state DIR    the witness's state directory
+  --key WKEY     the witness's signer key file (evident keygen --witness)
+  --log-key VKEY the log's verifier key, or a file holding it
+  --proof FILE   the consistency proof from the last cosigned size: evident proof consistency output (text or JSON)`,
   keygen: `Usage: evident keygen --name NAME --out FILE [--witness]
 
 Writes a new Ed25519 signer key to FILE (mode 0600; an existing file is never overwritten) in Go's sumdb/note
@@ -113,6 +126,49 @@ function readFileArg(path: string, what: string): string {
 }
 
 export const TLOG_COMMANDS: Record<string, Command> = {
+  async witness(args) {
+    const [sub, ...rest] = args;
+    if (sub !== 'cosign') throw new UsageError('witness: the subcommand is cosign');
+    const v = parse('witness cosign', {
+      args: rest,
+      strict: true,
+      options: {
+        state: { type: 'string' },
+        key: { type: 'string' },
+        'log-key': { type: 'string' },
+        log: { type: 'string' },
+        checkpoint: { type: 'string' },
+        proof: { type: 'string' },
+      },
+    });
+    if (v.state === undefined || v.key === undefined || v['log-key'] === undefined) {
+      throw new UsageError('witness cosign: --state, --key and --log-key are required');
+    }
+    if ((v.log === undefined) === (v.checkpoint === undefined)) {
+      throw new UsageError('witness cosign: give either --log or --checkpoint');
+    }
+    const logKey = verifierKeyArg(v['log-key'], '--log-key');
+    const witness = new Witness({ key: loadSignerKey(v.key), dir: v.state });
+    let cosigned: string;
+    if (v.log !== undefined) {
+      cosigned = await withLog({ dir: v.log, readOnly: true }, async (log) => {
+        const note = await log.checkpoint();
+        if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.dir} does not sign checkpoints`);
+        const size = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size;
+        const last = witness.lastSeen(logKey.name)?.size ?? 0;
+        const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
+        const result = await witness.cosign(note, logKey, proof);
+        await log.addCosignatures(result);
+        return result;
+      });
+    } else {
+      const proof = v.proof === undefined ? [] : parseProofFile(readFileArg(v.proof, 'proof'));
+      cosigned = await witness.cosign(readFileArg(v.checkpoint as string, 'checkpoint'), logKey, proof);
+    }
+    write(cosigned);
+    return 0;
+  },
+
   async keygen(args) {
     const v = parse('keygen', {
       args,
@@ -272,6 +328,19 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     return 0;
   },
 };
+
+/** Proof hashes from `evident proof` output: JSON (its "proof" array) or text (the lines that are only a hash). */
+function parseProofFile(text: string): Buffer[] {
+  if (text.trimStart().startsWith('{')) {
+    const proof = (JSON.parse(text) as { proof?: unknown }).proof;
+    if (!Array.isArray(proof)) throw new UsageError('--proof: the JSON has no "proof" array');
+    return proof.map((h) => Buffer.from(String(h), 'base64'));
+  }
+  return text
+    .split('\n')
+    .filter((line) => /^[A-Za-z0-9+/]{43}=$/.test(line))
+    .map((line) => Buffer.from(line, 'base64'));
+}
 
 function printProof(p: { kind: string; proof: Buffer[]; root: Buffer } & Record<string, unknown>, json: boolean): void {
   const b64 = (b: Buffer) => b.toString('base64');
