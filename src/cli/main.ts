@@ -59,9 +59,22 @@ async function main(argv: string[]): Promise<number> {
 /** Exit status for an error: 2 when the caller can fix the call, 1 when the log itself is the problem. */
 function exitCodeFor(error: unknown): number {
   const code = (error as { code?: unknown }).code;
-  if (code === 'EVIDENT_LOG_CORRUPT' || code === 'EVIDENT_WRITE_FAILED') return 1;
-  return 2;
+  return typeof code === 'string' && FAILED.has(code) ? 1 : 2;
 }
+
+/** Errors that mean "this does not verify" or "the log is broken" (exit 1), as opposed to a bad call (exit 2). */
+const FAILED = new Set([
+  'EVIDENT_LOG_CORRUPT',
+  'EVIDENT_WRITE_FAILED',
+  'EVIDENT_NOTE_MALFORMED',
+  'EVIDENT_NOTE_BAD_SIGNATURE',
+  'EVIDENT_NOTE_UNVERIFIED',
+  'EVIDENT_UNTRUSTED',
+  'EVIDENT_BAD_RECEIPT',
+  'EVIDENT_BAD_PROOF',
+  'EVIDENT_WITNESS_ROLLBACK',
+  'EVIDENT_WITNESS_FORK',
+]);
 
 main(process.argv.slice(2)).then(
   (status) => {

@@ -391,14 +391,18 @@ export class FileStore implements Store {
   }
 
   /** The leaf hashes of entries [from, to), read from the log (for building the tree). */
-  #readLeaves = async (from: number, to: number): Promise<Buffer[]> => {
+  #readLeaves = async (from: number, to: number): Promise<{ leaves: Buffer[]; prev: Buffer | null }> => {
     const leaves: Buffer[] = [];
-    if (from >= to) return leaves;
-    for await (const entry of this.read({ fromSeq: from, toSeq: to - 1 })) leaves.push(Buffer.from(entry.hash, 'hex'));
+    let prev: Buffer | null = null;
+    if (from >= to) return { leaves, prev };
+    for await (const entry of this.read({ fromSeq: from, toSeq: to - 1 })) {
+      prev ??= Buffer.from(entry.prev, 'hex');
+      leaves.push(Buffer.from(entry.hash, 'hex'));
+    }
     if (leaves.length !== to - from) {
       throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${leaves.length}`);
     }
-    return leaves;
+    return { leaves, prev };
   };
 
   verify(options: VerifyOptions = {}): Promise<VerifyResult> {

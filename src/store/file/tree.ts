@@ -25,8 +25,8 @@ import { readFully } from './lines.js';
 export const TREE_SIZE_FILE = 'tree-size';
 const PERSIST_EVERY_MS = 1000;
 
-/** Reads the leaf hashes of entries [from, to) from the log. */
-export type LeafReader = (from: number, to: number) => Promise<Hash[]>;
+/** Reads the leaf hashes of entries [from, to) from the log, and the `prev` of entry `from` (null if from = to). */
+export type LeafReader = (from: number, to: number) => Promise<{ leaves: Hash[]; prev: Hash | null }>;
 
 export class FileTree {
   readonly #dir: string;
@@ -65,16 +65,28 @@ export class FileTree {
   async sync(size: number, readLeaves: LeafReader): Promise<void> {
     if (this.#edge.size === size) return;
     if (this.#edge.size > size) this.reset(); // the log is shorter than our tree: trust nothing held
+    let fromDisk = false;
     if (this.#edge.size === 0) {
       let stored = await this.#readStoredSize();
       if (stored > size) stored = 0; // the tiles describe a longer log than this one: start over
       try {
         this.#edge = await this.#loadEdge(stored);
+        fromDisk = stored > 0;
       } catch {
         this.reset(); // unreadable or torn tiles: rebuild from the log
       }
     }
-    await this.extend(await readLeaves(this.#edge.size, size));
+    const { leaves, prev } = await readLeaves(this.#edge.size, size);
+    // The log must continue the tree: the first new entry's prev is the tree's last leaf.
+    if (this.#edge.size > 0 && prev !== null && !(await this.#node(0, this.#edge.size - 1)).equals(prev)) {
+      if (!fromDisk) {
+        throw new LogCorruptError(
+          `entry ${this.#edge.size} does not follow the entries before it: the log was rewritten`,
+        );
+      }
+      return this.rebuild(size, readLeaves); // the tiles are not this log's: build them from the log
+    }
+    await this.extend(leaves);
   }
 
   /** Throws away the tiles on disk and builds the tree of `size` leaves again from the log. */
@@ -85,7 +97,7 @@ export class FileTree {
       await this.#files.remove(join(this.#dir, TREE_SIZE_FILE));
       this.#dirsMade.clear();
     }
-    await this.extend(await readLeaves(0, size));
+    await this.extend((await readLeaves(0, size)).leaves);
     await this.persist();
   }
 
