@@ -12,9 +12,11 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { Log } from '../src/log.js';
+import { Log, type LogOptions } from '../src/log.js';
+import { generateNoteKey } from '../src/note/keys.js';
 import { PerEventAppender } from './baselines.js';
 import { event } from './events.js';
+import { type ProofFigures, proofFigures } from './tree.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
@@ -44,8 +46,8 @@ async function seeded(n: number): Promise<string> {
 }
 
 /** Durable appends per second through evident with `callers` concurrent async callers. */
-async function evidentRate(dir: string, callers: number): Promise<number> {
-  const log = await Log.open({ dir });
+async function evidentRate(dir: string, callers: number, options: LogOptions = {}): Promise<number> {
+  const log = await Log.open({ dir, ...options });
   let count = 0;
   const started = performance.now();
   const end = started + MS;
@@ -131,6 +133,19 @@ const add = (name: string, value: number) => {
   (results[name] as number[]).push(value);
 };
 
+const signingKey = join(scratch, 'bench.key');
+writeFileSync(signingKey, `${generateNoteKey('bench.example/log').signer}\n`, { mode: 0o600 });
+
+/** A log of SMALL entries that signs a checkpoint after every batch. */
+async function signingLog(): Promise<string> {
+  const dir = join(scratch, `log-${dirs++}`);
+  (await Log.init({ dir, signingKey })).dir;
+  const log = await Log.open({ dir, durability: 'write' });
+  for (let i = 0; i < SMALL; i += 500) await log.appendBatch(Array.from({ length: 500 }, (_, j) => event(i + j)));
+  await log.close();
+  return dir;
+}
+
 console.error(`seeding a ${BIG.toLocaleString('en-US')}-entry log...`);
 const big = await seeded(BIG);
 const bigFile = join(big, 'log.jsonl');
@@ -157,6 +172,18 @@ for (let run = 1; run <= RUNS; run++) {
   add('verify_parallel_entries_per_s', parallel.size / parallel.seconds);
   add('verify_parallel_peak_rss_mb', parallel.maxRssMB);
   add('sha256sum_mb_per_s', bigBytes / 1e6 / sha256sumSeconds(bigFile));
+  for (const callers of [16, 256]) {
+    add(`chain_only_${callers}`, await evidentRate(await seeded(SMALL), callers, { merkleTree: false }));
+    add(`tree_${callers}`, await evidentRate(await seeded(SMALL), callers));
+    add(`tree_signed_${callers}`, await evidentRate(await signingLog(), callers));
+  }
+}
+
+const TREE_SIZES = (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number);
+const proofs: ProofFigures[] = [];
+for (const size of TREE_SIZES) {
+  console.error(`building a ${size.toLocaleString('en-US')}-leaf tree for proof timings...`);
+  proofs.push(await proofFigures(size));
 }
 
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)])) as Record<string, number>;
@@ -207,6 +234,35 @@ const rows: [string, string, string][] = [
   [`verify peak RSS, ${machine.cores} threads`, `${get('verify_parallel_peak_rss_mb').toFixed(0)} MB`, ''],
 ];
 
+for (const callers of [16, 256]) {
+  const base = get(`chain_only_${callers}`);
+  rows.push(
+    [`${callers} callers: hash chain only (merkleTree: false)`, int(base), 'baseline'],
+    [`${callers} callers: + Merkle tree`, int(get(`tree_${callers}`)), ratio(get(`tree_${callers}`), base)],
+    [
+      `${callers} callers: + tree + checkpoint signed per batch`,
+      int(get(`tree_signed_${callers}`)),
+      ratio(get(`tree_signed_${callers}`), base),
+    ],
+  );
+}
+for (const p of proofs) {
+  const n = int(p.size);
+  rows.push(
+    [
+      `inclusion proof, ${n} leaves (median)`,
+      `${p.inclusionMicros.toFixed(0)} µs`,
+      `${p.tilesPerInclusion.toFixed(1)} tile reads`,
+    ],
+    [
+      `consistency proof, ${n} leaves (median)`,
+      `${p.consistencyMicros.toFixed(0)} µs`,
+      `${p.tilesPerConsistency.toFixed(1)} tile reads`,
+    ],
+    [`receipt size, ${n} leaves`, `${p.receiptBytes} B`, ''],
+  );
+}
+
 const width = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${machine.cores} cores (${machine.cpu}), Node ${machine.node}, median of ${RUNS} runs\n`);
 console.log(`| ${'measure'.padEnd(width[0] as number)} | ${'value'.padStart(width[1] as number)} | ratio |`);
@@ -216,5 +272,8 @@ for (const [a, b, c] of rows)
 
 const out = join(here, '..', '..', 'bench', 'results');
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ machine, medians: m, samples: results }, null, 2)}\n`);
+writeFileSync(
+  join(out, 'latest.json'),
+  `${JSON.stringify({ machine, medians: m, samples: results, proofs }, null, 2)}\n`,
+);
 console.log(`\nwritten: bench/results/latest.json`);

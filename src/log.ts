@@ -51,6 +51,8 @@ export interface LogOptions {
   key?: string | undefined;
   /** Sign checkpoints at most this often (ms). Default 0: after every commit. Always on close. */
   checkpointInterval?: number | undefined;
+  /** Keep the Merkle tree (default true). false: a bare hash chain, no proofs, checkpoints or receipts. */
+  merkleTree?: boolean | undefined;
   /** A different backend; overrides dir/durability/create/files. */
   store?: Store | undefined;
 }
@@ -107,6 +109,7 @@ export class Log extends EventEmitter<LogEvents> {
         files: options.files,
         key: options.key,
         checkpointIntervalMs: options.checkpointInterval,
+        merkleTree: options.merkleTree,
         onRecover: (recovery) => this.emit('recovered', recovery),
         onTreeError: (error) => process.emitWarning(`evident: Merkle tree not updated, will rebuild: ${error}`),
       });

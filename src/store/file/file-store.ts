@@ -16,7 +16,7 @@ import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { ChainVerifier, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
-import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
+import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import { treeRoot } from '../../merkle/tree.js';
 import { verifyInclusion } from '../../merkle/verify.js';
 import { parseCheckpoint } from '../../note/checkpoint.js';
@@ -54,6 +54,8 @@ export interface FileStoreOptions {
   key?: string | undefined;
   /** Sign a checkpoint at most this often (ms); 0 (default): after every commit. Always on close. */
   checkpointIntervalMs?: number | undefined;
+  /** Keep the Merkle tree (default true). Without it there are no proofs, checkpoints or receipts. */
+  merkleTree?: boolean | undefined;
 }
 
 export const LOG_FILE = 'log.jsonl';
@@ -72,9 +74,12 @@ export class FileStore implements Store {
   readonly #onRecover: ((recovery: Recovery) => void) | undefined;
   readonly #onTreeError: ((error: unknown) => void) | undefined;
   readonly #tree: FileTree;
+  readonly #keepTree: boolean;
   readonly #key: string | undefined;
   readonly #checkpointIntervalMs: number;
   #config: LogConfig | null = null;
+  /** Leaves other writers appended, as #refresh found them, for the tree's next sync. */
+  #appended: { from: number; leaves: Buffer[]; prev: Buffer | null } | null = null;
   #checkpointer: Checkpointer | null = null;
   #lockFd = -1;
   #logFd = -1;
@@ -95,6 +100,7 @@ export class FileStore implements Store {
     this.#onRecover = options.onRecover;
     this.#onTreeError = options.onTreeError;
     this.#tree = new FileTree(dir, this.#files, this.#readOnly);
+    this.#keepTree = options.merkleTree ?? true;
     this.#key = options.key;
     this.#checkpointIntervalMs = options.checkpointIntervalMs ?? 0;
   }
@@ -121,12 +127,16 @@ export class FileStore implements Store {
     this.#logFd = await this.#openLog();
     if (created) await syncDir(files, this.dir);
     this.#config = readConfig(this.dir);
+    if (this.#config !== null && !this.#keepTree) {
+      throw new InvalidOptionError('this log signs checkpoints, so it must keep its Merkle tree (merkleTree: false)');
+    }
     if (this.#config !== null) {
       const key = signerFor(this.#config, this.#key ?? process.env.EVIDENT_KEY);
       this.#checkpointer = new Checkpointer(this.dir, files, { key, intervalMs: this.#checkpointIntervalMs });
     }
     await this.#locked(async () => {
       const head = await this.#refresh();
+      if (!this.#keepTree) return;
       await this.#tree.sync(head.size, this.#readLeaves);
       if (this.#checkpointer === null) return;
       try {
@@ -164,7 +174,7 @@ export class FileStore implements Store {
     if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
     return this.#locked(async () => {
       const head = await this.#refresh();
-      await this.#tree.sync(head.size, this.#readLeaves); // others may have appended since our last commit
+      if (this.#keepTree) await this.#tree.sync(head.size, this.#readLeaves); // others may have appended since
       const batch = seal(head);
       const start = this.#known?.end ?? 0;
       const bytes = Buffer.from(batch.text, 'utf8');
@@ -179,15 +189,20 @@ export class FileStore implements Store {
         );
       }
       this.#known = { head: batch.head, end: start + bytes.length };
-      try {
-        await this.#tree.extend(batch.leaves);
-        await this.#checkpointer?.publish(this.#tree, this.#tree.root());
-      } catch (error) {
-        this.#tree.reset(); // derived: the next commit rebuilds what is missing from the log
-        this.#onTreeError?.(error);
-      }
+      if (this.#keepTree) await this.#integrate(batch);
       return batch;
     });
+  }
+
+  /** After a commit: the tree takes the new leaves, and a checkpoint is signed if one is due. */
+  async #integrate(batch: SealedBatch): Promise<void> {
+    try {
+      await this.#tree.extend(batch.leaves);
+      await this.#checkpointer?.publish(this.#tree, this.#tree.root());
+    } catch (error) {
+      this.#tree.reset(); // derived: the next commit rebuilds what is missing from the log
+      this.#onTreeError?.(error);
+    }
   }
 
   async head(): Promise<Head> {
@@ -246,8 +261,40 @@ export class FileStore implements Store {
       throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
     }
     const head = headOf(entry);
+    if (known !== null && this.#keepTree) this.#appended = await this.#leavesBetween(known, head, completeEnd);
     this.#known = { head, end: completeEnd };
     return head;
+  }
+
+  /**
+   * The leaf hashes of what other writers appended since we last looked: the
+   * bytes [known.end, end) hold exactly those lines, so the tree takes them
+   * from one read, two lastIndexOf()s per line (in a canonical line the
+   * top-level `hash` and `prev` members are the last of their names), instead
+   * of searching the log and parsing every entry. Null if anything is off
+   * (then the tree reads them the ordinary way).
+   */
+  async #leavesBetween(known: { head: Head; end: number }, head: Head, end: number) {
+    const count = head.size - known.head.size;
+    if (count <= 0 || end - known.end > 16 << 20) return null;
+    const bytes = Buffer.allocUnsafe(end - known.end);
+    await readFully(this.#files, this.#logFd, bytes, bytes.length, known.end);
+    const text = bytes.toString('utf8');
+    const leaves: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (let from = 0; from < text.length; ) {
+      const nl = text.indexOf('\n', from);
+      if (nl < 0) return null;
+      const hashAt = text.lastIndexOf('"hash":"', nl);
+      const prevAt = text.lastIndexOf('"prev":"', nl);
+      if (hashAt < from || prevAt < from) return null;
+      const leaf = Buffer.from(text.slice(hashAt + 8, hashAt + 72), 'hex');
+      if (leaf.length !== 32) return null;
+      prev ??= Buffer.from(text.slice(prevAt + 8, prevAt + 72), 'hex');
+      leaves.push(leaf);
+      from = nl + 1;
+    }
+    return leaves.length === count ? { from: known.head.size, leaves, prev } : null;
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
@@ -379,6 +426,9 @@ export class FileStore implements Store {
 
   /** Runs `work` on a tree brought up to the log's current head; under the lock unless read-only. */
   #withTree<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.#keepTree) {
+      return Promise.reject(new InvalidOptionError('this log was opened without its Merkle tree (merkleTree: false)'));
+    }
     const run = async () => {
       await this.#tree.sync((await this.#headNow()).size, this.#readLeaves);
       return work();
@@ -392,6 +442,9 @@ export class FileStore implements Store {
 
   /** The leaf hashes of entries [from, to), read from the log (for building the tree). */
   #readLeaves = async (from: number, to: number): Promise<{ leaves: Buffer[]; prev: Buffer | null }> => {
+    const appended = this.#appended;
+    this.#appended = null;
+    if (appended !== null && appended.from === from && from + appended.leaves.length === to) return appended;
     const leaves: Buffer[] = [];
     let prev: Buffer | null = null;
     if (from >= to) return { leaves, prev };
@@ -460,7 +513,7 @@ export class FileStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (!this.#readOnly && this.#lockFd >= 0) {
+    if (!this.#readOnly && this.#lockFd >= 0 && this.#keepTree) {
       await this.#locked(async () => {
         await this.#tree.persist();
         await this.#checkpointer?.publish(this.#tree, this.#tree.root(), true);
