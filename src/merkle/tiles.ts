@@ -81,6 +81,8 @@ export class TreeEdge {
   #size: number;
   /** edge[L]: the hashes of tile level L's last, partial tile (fewer than 256). */
   readonly #edge: Hash[][];
+  /** #fullTiles[L]: how many full tiles tile level L has (the index of its partial tile). */
+  readonly #fullTiles: number[] = [];
   /** Complete nodes already hashed up from the edge (they never change), so repeated roots cost O(log n). */
   readonly #memo = new Map<string, Hash>();
 
@@ -88,6 +90,9 @@ export class TreeEdge {
   constructor(size = 0, edge: Hash[][] = []) {
     this.#size = size;
     this.#edge = edge.map((tile) => [...tile]);
+    for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
+      this.#fullTiles[level] = Math.floor(hashesAtTileLevel(size, level) / TILE_WIDTH);
+    }
     for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
       const want = hashesAtTileLevel(size, level) % TILE_WIDTH;
       if ((this.#edge[level]?.length ?? 0) !== want) {
@@ -112,27 +117,30 @@ export class TreeEdge {
 
   /** Appends leaf hashes; returns every tile that changed (full tiles completed, then the current partial ones). */
   append(leaves: readonly Hash[]): TileWrite[] {
-    const changed = new Map<string, TileWrite>();
+    const full: TileWrite[] = [];
+    let top = 0; // the highest tile level this call touched
     for (const leaf of leaves) {
       let hash = leaf;
       for (let level = 0; ; level++) {
         const tile = this.#edgeAt(level);
         tile.push(hash);
-        const index =
-          Math.floor(hashesAtTileLevel(this.#size + 1, level) / TILE_WIDTH) - (tile.length === TILE_WIDTH ? 1 : 0);
-        if (tile.length < TILE_WIDTH) {
-          changed.set(`${level}/${index}`, { level, index, hashes: tile });
-          break;
-        }
-        changed.set(`${level}/${index}`, { level, index, hashes: [...tile] });
-        hash = hashUp(tile);
+        if (level > top) top = level;
+        if (tile.length < TILE_WIDTH) break;
+        const index = this.#fullTiles[level] ?? 0;
+        this.#fullTiles[level] = index + 1;
+        full.push({ level, index, hashes: tile });
+        hash = this.#tileNode(tile, level, index, TILE_HEIGHT, 0); // reuses what roots already hashed
         this.#edge[level] = [];
-        this.#memo.clear(); // its nodes now live in a full tile, read from storage
+        this.#forget(level); // the tile's inner nodes now live in a full tile, read from storage
       }
       this.#size++;
     }
-    // Partial tiles are reported as they stand now (the array is live; copy it).
-    return [...changed.values()].map((t) => ({ ...t, hashes: [...t.hashes] })).filter((t) => t.hashes.length > 0);
+    const partial: TileWrite[] = [];
+    for (let level = 0; level <= top; level++) {
+      const hashes = this.#edge[level] ?? [];
+      if (hashes.length > 0) partial.push({ level, index: this.#fullTiles[level] ?? 0, hashes: [...hashes] });
+    }
+    return [...full, ...partial];
   }
 
   #edgeAt(level: number): Hash[] {
@@ -148,17 +156,37 @@ export class TreeEdge {
     if (tile === undefined || at.tileIndex !== partialIndex || at.from + at.count > tile.length) {
       throw new RangeError(`node ${level}/${index} is not on the right edge`);
     }
-    const key = `${level}/${index}`;
+    const r = level - at.tileLevel * TILE_HEIGHT;
+    return this.#tileNode(tile, at.tileLevel, at.tileIndex, r, at.from / at.count);
+  };
+
+  /**
+   * Node k at height r inside tile `tileIndex` of tile level L (whose hashes
+   * are `tile`): memoised, since a complete node never changes. The memo
+   * holds only nodes of partial tiles: see #forget.
+   */
+  #tileNode(tile: readonly Hash[], tileLevel: number, tileIndex: number, r: number, k: number): Hash {
+    if (r === 0) return tile[k] as Hash;
+    const key = `${tileLevel * TILE_HEIGHT + r}/${tileIndex * (TILE_WIDTH >> r) + k}`;
     let hash = this.#memo.get(key);
     if (hash === undefined) {
-      hash =
-        at.count === 1
-          ? (tile[at.from] as Hash)
-          : nodeHash(this.subtree(level - 1, index * 2), this.subtree(level - 1, index * 2 + 1));
+      hash = nodeHash(
+        this.#tileNode(tile, tileLevel, tileIndex, r - 1, 2 * k),
+        this.#tileNode(tile, tileLevel, tileIndex, r - 1, 2 * k + 1),
+      );
       this.#memo.set(key, hash);
     }
     return hash;
-  };
+  }
+
+  /** Drops the memoised nodes of tile level L's tile that just filled (those of other levels stay valid). */
+  #forget(tileLevel: number): void {
+    const low = tileLevel * TILE_HEIGHT;
+    for (const key of this.#memo.keys()) {
+      const level = Number(key.slice(0, key.indexOf('/')));
+      if (level > low && level <= low + TILE_HEIGHT) this.#memo.delete(key);
+    }
+  }
 
   /** The edge's tiles, for constructing an equal edge elsewhere. */
   tiles(): Hash[][] {

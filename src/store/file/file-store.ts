@@ -513,12 +513,14 @@ export class FileStore implements Store {
   }
 
   async close(): Promise<void> {
+    const checkpointer = this.#checkpointer;
     if (!this.#readOnly && this.#lockFd >= 0 && this.#keepTree) {
       await this.#locked(async () => {
         await this.#tree.persist();
         await this.#checkpointer?.publish(this.#tree, this.#tree.root(), true);
       }).catch((error: unknown) => this.#onTreeError?.(error));
     }
+    await checkpointer?.close();
     const fds = [this.#logFd, this.#lockFd].filter((fd) => fd >= 0);
     this.#logFd = -1;
     this.#lockFd = -1;

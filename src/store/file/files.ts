@@ -13,6 +13,7 @@ export interface FileStat {
   size: number;
   ino: number;
   dev: number;
+  mtimeMs: number;
 }
 
 export interface Files {
@@ -21,6 +22,8 @@ export interface Files {
   read(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Appends (the descriptor is opened O_APPEND). Returns bytes written, which may be short. */
   write(fd: number, buffer: Buffer, offset: number, length: number): Promise<number>;
+  /** Writes all of `buffer` at `position` (pwrite; the descriptor must not be O_APPEND). */
+  writeAt(fd: number, buffer: Buffer, position: number): Promise<void>;
   fdatasync(fd: number): Promise<void>;
   fsync(fd: number): Promise<void>;
   fstat(fd: number): Promise<FileStat>;
@@ -64,7 +67,7 @@ function now<T>(call: () => T): Promise<T> {
   }
 }
 
-const statOf = (s: fs.Stats): FileStat => ({ size: s.size, ino: s.ino, dev: s.dev });
+const statOf = (s: fs.Stats): FileStat => ({ size: s.size, ino: s.ino, dev: s.dev, mtimeMs: s.mtimeMs });
 
 /**
  * The real file layer. Metadata calls, the append write and truncation are
@@ -83,6 +86,11 @@ export const nodeFiles: Files = {
       ? now(() => fs.readSync(fd, buffer, offset, length, position))
       : read(fd, buffer, offset, length, position).then((r) => r.bytesRead),
   write: (fd, buffer, offset, length) => now(() => fs.writeSync(fd, buffer, offset, length)),
+  writeAt: (fd, buffer, position) =>
+    now(() => {
+      for (let done = 0; done < buffer.length; )
+        done += fs.writeSync(fd, buffer, done, buffer.length - done, position + done);
+    }),
   fdatasync: promisify(fs.fdatasync),
   fsync: promisify(fs.fsync),
   fstat: (fd) => now(() => statOf(fs.fstatSync(fd))),
@@ -93,7 +101,7 @@ export const nodeFiles: Files = {
     }),
   ftruncate: (fd, length) => now(() => fs.ftruncateSync(fd, length)),
   mkdir: (path) => fs.promises.mkdir(path, { recursive: true }).then(() => undefined),
-  writeFile: (path, data) => now(() => fs.writeFileSync(path, data, { flag: 'wx', mode: 0o644 })),
+  writeFile: (path, data) => fs.promises.writeFile(path, data, { flag: 'wx', mode: 0o644 }),
   replaceFile: (path, data) =>
     now(() => {
       const temporary = `${path}.${process.pid}.${threadId}.tmp`;

@@ -35,6 +35,9 @@ export class FileTree {
   readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
   readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
   #dirsMade = new Set<string>();
+  /** Full tiles being written in the background (they are already in #fullTiles); the first error, if any. */
+  #writing: Promise<void> = Promise.resolve();
+  #writeError: unknown = null;
   /** Partial tiles changed since they were last written, by level/index. */
   #dirty = new Map<string, TileWrite>();
   #persistedAt = 0;
@@ -123,7 +126,13 @@ export class FileTree {
       const key = `${tile.level}/${tile.index}`;
       if (tile.hashes.length === TILE_WIDTH) {
         this.#dirty.delete(key);
-        await this.#writeTile(tile);
+        this.#cacheFullTile(key, tile.hashes);
+        // Written off the commit's path: creating a file costs more than the commit's fsync here.
+        this.#writing = this.#writing.then(() =>
+          this.#writeTile(tile).catch((error: unknown) => {
+            this.#writeError ??= error;
+          }),
+        );
       } else {
         this.#dirty.set(key, tile);
       }
@@ -134,6 +143,12 @@ export class FileTree {
   /** Writes the partial tiles and tree-size, so that a new reader need not rebuild them from the log. */
   async persist(): Promise<void> {
     if (this.#readOnly) return;
+    await this.#writing;
+    if (this.#writeError !== null) {
+      const error = this.#writeError;
+      this.#writeError = null;
+      throw error;
+    }
     for (const tile of this.#dirty.values()) await this.#writeTile(tile);
     this.#dirty.clear();
     await this.#writeFileAtomic(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${this.#edge.size}\n`));
@@ -191,11 +206,16 @@ export class FileTree {
     const key = `${level}/${index}`;
     let tile = this.#memoryTiles.get(key) ?? this.#fullTiles.get(key);
     if (tile === undefined) {
+      await this.#writing; // it may be on its way to disk
       tile = await this.#readTile(level, index, TILE_WIDTH);
-      if (this.#fullTiles.size >= 256) this.#fullTiles.delete(this.#fullTiles.keys().next().value as string);
-      this.#fullTiles.set(key, tile);
+      this.#cacheFullTile(key, tile);
     }
     return tile;
+  }
+
+  #cacheFullTile(key: string, tile: Hash[]): void {
+    if (this.#fullTiles.size >= 256) this.#fullTiles.delete(this.#fullTiles.keys().next().value as string);
+    this.#fullTiles.set(key, tile);
   }
 
   async #loadEdge(size: number): Promise<TreeEdge> {
