@@ -16,8 +16,8 @@
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
-import { HASH_SIZE, type Hash } from '../../merkle/hash.js';
-import { hashUp, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
+import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
+import { locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
 import type { Files } from './files.js';
 import { readFully } from './lines.js';
@@ -34,6 +34,7 @@ export class FileTree {
   #edge = new TreeEdge();
   readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
   readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
+  readonly #nodes = new Map<string, Hash>(); // complete nodes hashed up from full tiles (they never change)
   #dirsMade = new Set<string>();
   /** Full tiles being written in the background (they are already in #fullTiles); the first error, if any. */
   #writing: Promise<void> = Promise.resolve();
@@ -107,6 +108,7 @@ export class FileTree {
   /** Forgets everything in memory; the next sync reloads from disk. */
   reset(): void {
     this.#edge = new TreeEdge();
+    this.#nodes.clear();
     this.#dirty.clear();
     this.#fullTiles.clear();
     this.#memoryTiles.clear();
@@ -196,10 +198,29 @@ export class FileTree {
     try {
       return this.#edge.subtree(level, index);
     } catch {
+      const known = this.#nodes.get(`${level}/${index}`);
+      if (known !== undefined) return known;
       const at = locateNode(level, index);
       const tile = await this.#fullTile(at.tileLevel, at.tileIndex);
-      return hashUp(tile.slice(at.from, at.from + at.count));
+      return this.#inTile(tile, level, index, at.count);
     }
+  }
+
+  /** Node (level, index) from its full tile, covering `count` of its hashes; inner nodes are memoised (bounded). */
+  #inTile(tile: readonly Hash[], level: number, index: number, count: number): Hash {
+    if (count === 1) return tile[index % TILE_WIDTH] as Hash;
+    const key = `${level}/${index}`;
+    let hash = this.#nodes.get(key);
+    if (hash === undefined) {
+      const half = count / 2;
+      hash = nodeHash(
+        this.#inTile(tile, level - 1, index * 2, half),
+        this.#inTile(tile, level - 1, index * 2 + 1, half),
+      );
+      if (this.#nodes.size >= 1 << 18) this.#nodes.clear();
+      this.#nodes.set(key, hash);
+    }
+    return hash;
   }
 
   async #fullTile(level: number, index: number): Promise<Hash[]> {
