@@ -105,6 +105,16 @@ export class FileStore implements Store {
     this.#checkpointIntervalMs = options.checkpointIntervalMs ?? 0;
   }
 
+  /**
+   * Whether the tree is integrated at every commit, under the append lock: for
+   * signing logs, since every commit is signed. A log that does not sign
+   * integrates on demand (a tree head, a proof), extending the tree from
+   * where it was left — never rebuilding it — so appends pay nothing for it.
+   */
+  get #eager(): boolean {
+    return this.#keepTree && this.#checkpointer !== null;
+  }
+
   /** The log's config (origin and verifier key of a signing log), or null; known once open. */
   get config(): LogConfig | null {
     return this.#config;
@@ -136,7 +146,7 @@ export class FileStore implements Store {
     }
     await this.#locked(async () => {
       const head = await this.#refresh();
-      if (!this.#keepTree) return;
+      if (!this.#eager) return;
       await this.#tree.sync(head.size, this.#readLeaves);
       if (this.#checkpointer === null) return;
       try {
@@ -174,7 +184,7 @@ export class FileStore implements Store {
     if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
     return this.#locked(async () => {
       const head = await this.#refresh();
-      if (this.#keepTree) await this.#tree.sync(head.size, this.#readLeaves); // others may have appended since
+      if (this.#eager) await this.#tree.sync(head.size, this.#readLeaves); // others may have appended since
       const batch = seal(head);
       const start = this.#known?.end ?? 0;
       const bytes = Buffer.from(batch.text, 'utf8');
@@ -189,7 +199,7 @@ export class FileStore implements Store {
         );
       }
       this.#known = { head: batch.head, end: start + bytes.length };
-      if (this.#keepTree) await this.#integrate(batch);
+      if (this.#eager) await this.#integrate(batch);
       return batch;
     });
   }
@@ -261,7 +271,7 @@ export class FileStore implements Store {
       throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
     }
     const head = headOf(entry);
-    if (known !== null && this.#keepTree) this.#appended = await this.#leavesBetween(known, head, completeEnd);
+    if (known !== null && this.#eager) this.#appended = await this.#leavesBetween(known, head, completeEnd);
     this.#known = { head, end: completeEnd };
     return head;
   }
@@ -514,7 +524,8 @@ export class FileStore implements Store {
 
   async close(): Promise<void> {
     const checkpointer = this.#checkpointer;
-    if (!this.#readOnly && this.#lockFd >= 0 && this.#keepTree) {
+    // Persist the tree if it was brought up to date (a signing log's always is); sign what is unsigned.
+    if (!this.#readOnly && this.#lockFd >= 0 && this.#keepTree && (this.#tree.size > 0 || this.#eager)) {
       await this.#locked(async () => {
         await this.#tree.persist();
         await this.#checkpointer?.publish(this.#tree, this.#tree.root(), true);

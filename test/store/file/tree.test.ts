@@ -47,6 +47,8 @@ describe('the log Merkle tree', () => {
       await log.appendBatch(Array.from({ length: n }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
     }
     await Promise.all(Array.from({ length: 150 }, (_, i) => log.append({ actor: `c${i}`, action: 'x.y' })));
+    // A log that does not sign builds its tree on demand: asking for it integrates every entry so far.
+    assert.equal((await log.treeHead()).size, 1359);
     await log.close(); // persists the partial tiles
     const leaves = leavesOf(dir);
     assert.equal(leaves.length, 1359);
@@ -90,6 +92,7 @@ describe('the log Merkle tree', () => {
     const dir = tempDir();
     const log = await Log.open({ dir, create: true });
     await log.appendBatch(Array.from({ length: 700 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    await log.treeHead();
     await log.close();
     const leaves = leavesOf(dir);
 
