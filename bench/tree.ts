@@ -46,7 +46,7 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
     const counting: Files = {
       ...nodeFiles,
       open: (path, flags, mode) => {
-        if (path.includes('/tile/')) tileOpens++;
+        if (path.includes('/tile')) tileOpens++; // tile/ and tile-inner/
         return nodeFiles.open(path, flags, mode);
       },
     };

@@ -70,6 +70,17 @@ export interface TileWrite {
   level: number;
   index: number;
   hashes: Hash[];
+  /** For a full tile: its 255 inner nodes (see innerIndex), which the edge hashed anyway when it filled. */
+  inner?: Hash[];
+}
+
+/**
+ * Where a full tile's inner node sits in its list of 255 inner nodes: the
+ * nodes r levels above the tile's hashes (1 ≤ r ≤ 8, 256/2^r of them) come
+ * after those of the levels below, so they start at 256 - 2^(9-r).
+ */
+export function innerIndex(r: number, k: number): number {
+  return TILE_WIDTH - 2 ** (TILE_HEIGHT + 1 - r) + k;
 }
 
 /**
@@ -128,8 +139,12 @@ export class TreeEdge {
         if (tile.length < TILE_WIDTH) break;
         const index = this.#fullTiles[level] ?? 0;
         this.#fullTiles[level] = index + 1;
-        full.push({ level, index, hashes: tile });
         hash = this.#tileNode(tile, level, index, TILE_HEIGHT, 0); // reuses what roots already hashed
+        const inner: Hash[] = [];
+        for (let r = 1; r <= TILE_HEIGHT; r++) {
+          for (let k = 0; k < TILE_WIDTH >> r; k++) inner.push(this.#tileNode(tile, level, index, r, k));
+        }
+        full.push({ level, index, hashes: tile, inner });
         this.#edge[level] = [];
         this.#forget(level); // the tile's inner nodes now live in a full tile, read from storage
       }

@@ -17,12 +17,14 @@ import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
-import { locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
+import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
 import type { Files } from './files.js';
 import { readFully } from './lines.js';
 
 export const TREE_SIZE_FILE = 'tree-size';
+/** Inner nodes of full tiles, beside (not inside) the C2SP tile/ tree: a derived cache that spares proofs hashing. */
+export const INNER_DIR = 'tile-inner';
 const PERSIST_EVERY_MS = 1000;
 
 /** Reads the leaf hashes of entries [from, to) from the log, and the `prev` of entry `from` (null if from = to). */
@@ -98,6 +100,7 @@ export class FileTree {
     this.reset();
     if (!this.#readOnly) {
       await this.#files.remove(join(this.#dir, 'tile'));
+      await this.#files.remove(join(this.#dir, INNER_DIR));
       await this.#files.remove(join(this.#dir, TREE_SIZE_FILE));
       this.#dirsMade.clear();
     }
@@ -120,8 +123,11 @@ export class FileTree {
     const writes = this.#edge.append(leaves);
     if (this.#readOnly) {
       // Nothing is written: full tiles stay in memory, where #node finds them.
-      for (const t of writes)
-        if (t.hashes.length === TILE_WIDTH) this.#memoryTiles.set(`${t.level}/${t.index}`, t.hashes);
+      for (const t of writes) {
+        if (t.hashes.length < TILE_WIDTH) continue;
+        this.#memoryTiles.set(`${t.level}/${t.index}`, t.hashes);
+        if (t.inner !== undefined) this.#memoryTiles.set(`inner/${t.level}/${t.index}`, t.inner);
+      }
       return;
     }
     for (const tile of writes) {
@@ -129,6 +135,7 @@ export class FileTree {
       if (tile.hashes.length === TILE_WIDTH) {
         this.#dirty.delete(key);
         this.#cacheFullTile(key, tile.hashes);
+        if (tile.inner !== undefined) this.#cacheFullTile(`inner/${key}`, tile.inner);
         // Written off the commit's path: creating a file costs more than the commit's fsync here.
         this.#writing = this.#writing.then(() =>
           this.#writeTile(tile).catch((error: unknown) => {
@@ -201,6 +208,11 @@ export class FileTree {
       const known = this.#nodes.get(`${level}/${index}`);
       if (known !== undefined) return known;
       const at = locateNode(level, index);
+      if (at.count > 1) {
+        const inner = await this.#innerNodes(at.tileLevel, at.tileIndex);
+        const r = level - at.tileLevel * 8;
+        if (inner !== null) return inner[innerIndex(r, at.from / at.count)] as Hash;
+      }
       const tile = await this.#fullTile(at.tileLevel, at.tileIndex);
       return this.#inTile(tile, level, index, at.count);
     }
@@ -232,6 +244,27 @@ export class FileTree {
       this.#cacheFullTile(key, tile);
     }
     return tile;
+  }
+
+  /** A full tile's 255 inner nodes from the tile-inner cache, or null when it has none (then they are hashed). */
+  async #innerNodes(level: number, index: number): Promise<Hash[] | null> {
+    const key = `inner/${level}/${index}`;
+    const cached = this.#memoryTiles.get(key) ?? this.#fullTiles.get(key);
+    if (cached !== undefined) return cached;
+    if (this.#readOnly && this.#memoryTiles.size > 0) return null;
+    await this.#writing;
+    const path = join(this.#dir, INNER_DIR, tilePath(level, index).slice('tile/'.length));
+    const fd = await this.#files.open(path, constants.O_RDONLY).catch(() => -1);
+    if (fd < 0) return null;
+    try {
+      const bytes = Buffer.alloc(255 * HASH_SIZE + 1);
+      if ((await readFully(this.#files, fd, bytes, bytes.length, 0)) !== 255 * HASH_SIZE) return null;
+      const inner = Array.from({ length: 255 }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
+      this.#cacheFullTile(key, inner);
+      return inner;
+    } finally {
+      await this.#files.close(fd);
+    }
   }
 
   #cacheFullTile(key: string, tile: Hash[]): void {
@@ -271,6 +304,13 @@ export class FileTree {
       await this.#files.writeFile(path, Buffer.concat(tile.hashes));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    if (tile.inner !== undefined) {
+      const innerPath = join(this.#dir, INNER_DIR, tilePath(tile.level, tile.index).slice('tile/'.length));
+      await this.#makeDir(dirname(innerPath));
+      await this.#files.writeFile(innerPath, Buffer.concat(tile.inner)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
     }
     // It supersedes the partial versions written while it filled.
     if ((await this.#files.stat(`${path}.p`)) !== null) await this.#files.remove(`${path}.p`);

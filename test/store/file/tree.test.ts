@@ -61,6 +61,11 @@ describe('the log Merkle tree', () => {
     const level1 = readFileSync(join(dir, tilePath(1, 0, 5)));
     assert.ok(level1.equals(Buffer.concat([0, 1, 2, 3, 4].map((i) => reference(8, i)))));
     assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '1359\n');
+    // Beside the C2SP tiles, each full tile's 255 inner nodes, level by level (a cache that spares proofs hashing).
+    const inner = readFileSync(join(dir, 'tile-inner', '0', '001'));
+    const expected: Buffer[] = [];
+    for (let r = 1; r <= 8; r++) for (let k = 0; k < 256 >> r; k++) expected.push(reference(r, (256 >> r) + k));
+    assert.ok(inner.equals(Buffer.concat(expected)));
 
     const reopened = await Log.open({ dir });
     await checkTree(reopened, leaves);
