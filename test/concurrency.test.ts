@@ -93,3 +93,29 @@ describe('concurrent writers', () => {
     assert.ok(['seq-gap', 'prev-mismatch', 'foreign-entry'].includes(result.failure.reason), result.failure.reason);
   });
 });
+
+describe('one process doing several things at once', () => {
+  it('proofs and head reads while appending never let another process in mid-commit', async () => {
+    const dir = tempDir();
+    await (await Log.open({ dir, create: true })).close();
+    const log = new Log({ dir });
+    let reading = true;
+    const readers = Array.from({ length: 4 }, async () => {
+      while (reading) {
+        await log.head();
+        const { size } = await log.treeHead();
+        if (size > 0) await log.inclusionProof(size - 1);
+        await new Promise((resolve) => setImmediate(resolve)); // a poller yields to I/O, or starves its own process
+      }
+    });
+    const others = [inProcess(dir, 'process-a', 'locked'), inProcess(dir, 'process-b', 'locked')];
+    await Promise.all(Array.from({ length: 600 }, (_, i) => log.append({ actor: 'self', action: 'x.y', data: { i } })));
+    await Promise.all(others);
+    reading = false;
+    await Promise.all(readers);
+    const result = await log.verify();
+    await log.close();
+    assert.equal(result.failure, undefined);
+    assert.equal(result.size, 600 + 2 * PER_WRITER);
+  });
+});

@@ -83,6 +83,8 @@ export class FileStore implements Store {
   #checkpointer: Checkpointer | null = null;
   #lockFd = -1;
   #logFd = -1;
+  /** The tail of the queue of this process's callers waiting for the append lock. */
+  #inProcess: Promise<void> = Promise.resolve();
   /** Identity of the files our descriptors point at, to notice a file replaced or removed at its path. */
   #lockFile: FileStat | null = null;
   #logFile: FileStat | null = null;
@@ -224,6 +226,23 @@ export class FileStore implements Store {
 
   /** Runs `work` holding the append lock; always unlocks, even when `work` throws. */
   async #locked<T>(work: () => Promise<T>): Promise<T> {
+    // flock excludes other descriptors, not our own: a second caller in this
+    // process would "take" the lock we hold, and its unlock would release it
+    // under the first. So callers in this process queue here first.
+    const before = this.#inProcess;
+    let release = () => {};
+    this.#inProcess = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await before;
+    try {
+      return await this.#flocked(work);
+    } finally {
+      release();
+    }
+  }
+
+  async #flocked<T>(work: () => Promise<T>): Promise<T> {
     const files = this.#files;
     for (;;) {
       if (!files.tryLock(this.#lockFd)) await files.lockWait(this.#lockFd);
