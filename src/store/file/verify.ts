@@ -74,14 +74,7 @@ export async function verifyLog(
 ): Promise<VerifyResult> {
   const { size } = await files.fstat(fd);
   const threads = Math.max(1, Math.floor(options.threads ?? 1));
-  let done = 0;
-  const onBytes =
-    options.onProgress === undefined
-      ? undefined
-      : (bytes: number) => {
-          done += bytes;
-          options.onProgress?.({ entries: -1, bytes: done, totalBytes: size });
-        };
+  const onBytes = progressOf(options, size);
   let ranges: RangeResult[];
   if (threads === 1 || size === 0) {
     ranges = [await verifyRange(files, fd, 0, size, true, onBytes)];
