@@ -1,7 +1,7 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EvidentError } from '../errors.js';
-import { parseCheckpoint } from '../note/checkpoint.js';
+import { checkpointOfNote } from '../note/checkpoint.js';
 import {
   ALG_COSIGNATURE_V1,
   ALG_ED25519,
@@ -154,7 +154,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
       cosigned = await withLog({ dir: v.log, readOnly: true }, async (log) => {
         const note = await log.checkpoint();
         if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.dir} does not sign checkpoints`);
-        const size = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size;
+        const size = checkpointOfNote(note).size;
         const last = witness.lastSeen(logKey.name)?.size ?? 0;
         const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
         const result = await witness.cosign(note, logKey, proof);
@@ -219,7 +219,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
             `${JSON.stringify({ origin: null, size: head.size, root: head.root.toString('base64'), note: null })}\n`,
           );
         } else {
-          const c = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+          const c = checkpointOfNote(note);
           write(`${JSON.stringify({ origin: c.origin, size: c.size, root: c.root.toString('base64'), note })}\n`);
         }
         return 0;
@@ -288,7 +288,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
       const note = await log.cosignedCheckpoint();
       if (note === null)
         throw new EvidentError('EVIDENT_NO_KEY', 'this log does not sign checkpoints, so it cannot give receipts');
-      const checkpoint = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+      const checkpoint = checkpointOfNote(note);
       if (seq >= checkpoint.size) {
         throw new EvidentError(
           'EVIDENT_NOT_YET',

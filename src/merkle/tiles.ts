@@ -35,17 +35,6 @@ export function hashesAtTileLevel(size: number, level: number): number {
   return Math.floor(size / TILE_WIDTH ** level);
 }
 
-/** The root of 2^k consecutive hashes of one level (k ≤ 8): the node k levels above them. */
-export function hashUp(hashes: readonly Hash[]): Hash {
-  let row = hashes;
-  while (row.length > 1) {
-    const next: Hash[] = [];
-    for (let i = 0; i < row.length; i += 2) next.push(nodeHash(row[i] as Hash, row[i + 1] as Hash));
-    row = next;
-  }
-  return row[0] as Hash;
-}
-
 /** Where the hashes for tree node (level, index) are stored: a tile, and a range of its hashes to hash up. */
 export interface NodeLocation {
   tileLevel: number;

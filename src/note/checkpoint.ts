@@ -7,7 +7,7 @@
  *   [<extension line>\n ...]
  */
 import { HASH_SIZE, type Hash } from '../merkle/hash.js';
-import { NoteError } from './note.js';
+import { NoteError, splitNote } from './note.js';
 
 export interface Checkpoint {
   origin: string;
@@ -42,6 +42,11 @@ export function parseCheckpoint(text: string): Checkpoint {
   }
   if (extensions.some((l) => l.length === 0)) throw bad('empty extension line');
   return { origin, size: Number(sizeText), root, extensions };
+}
+
+/** The checkpoint a signed note carries, parsed without verifying any signature (open the note for that). */
+export function checkpointOfNote(note: string): Checkpoint {
+  return parseCheckpoint(splitNote(note).text);
 }
 
 function bad(why: string): NoteError {

@@ -62,10 +62,7 @@ export function openNote(message: string | Uint8Array, known: readonly PublicNot
   if (!isUtf8(bytes)) throw malformed('not UTF-8');
   const msg = bytes.toString('utf8');
   if (CONTROL.test(msg)) throw malformed('control character');
-  const split = msg.lastIndexOf('\n\n');
-  if (split < 0) throw malformed('no blank line before the signatures');
-  const text = msg.slice(0, split + 1);
-  const block = msg.slice(split + 2);
+  const { text, signatures: block } = splitNote(msg);
   if (block.length === 0 || !block.endsWith('\n')) throw malformed('signature block does not end with a newline');
 
   const note: OpenedNote = { text, sigs: [], unverified: [] };
@@ -101,6 +98,16 @@ export function openNote(message: string | Uint8Array, known: readonly PublicNot
   }
   if (note.sigs.length === 0) throw new NoteError('EVIDENT_NOTE_UNVERIFIED', 'note has no signature by a given key');
   return note;
+}
+
+/**
+ * A signed note's text (through its final newline) and signature block, split
+ * at the last blank line as the signed-note rules say. Nothing is verified.
+ */
+export function splitNote(message: string): { text: string; signatures: string } {
+  const split = message.lastIndexOf('\n\n');
+  if (split < 0) throw malformed('no blank line before the signatures');
+  return { text: message.slice(0, split + 1), signatures: message.slice(split + 2) };
 }
 
 /** Strict standard base64 (RFC 4648 §4), as Go's StdEncoding decodes it; null if it is not. */

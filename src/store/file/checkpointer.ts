@@ -48,10 +48,6 @@ export class Checkpointer {
     this.#intervalMs = options.intervalMs ?? 0;
   }
 
-  get origin(): string {
-    return this.#key.name;
-  }
-
   /** Checks the checkpoint on disk against the tree; throws LogCorruptError if the tree does not extend it. */
   async check(tree: TreeView): Promise<Checkpoint | null> {
     const fd = await this.#open();

@@ -19,15 +19,15 @@ import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '.
 import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import { treeRoot } from '../../merkle/tree.js';
 import { verifyInclusion } from '../../merkle/verify.js';
-import { parseCheckpoint } from '../../note/checkpoint.js';
+import { checkpointOfNote, parseCheckpoint } from '../../note/checkpoint.js';
 import { parseVerifierKey } from '../../note/keys.js';
-import { openNote } from '../../note/note.js';
+import { openNote, splitNote } from '../../note/note.js';
 import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
 import { CHECKPOINT_FILE, Checkpointer } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
-import { iterateLines, lowerBound, readFully, readLastLine } from './lines.js';
+import { iterateLines, lowerBound, readFully, readLastLine, readWholeFile } from './lines.js';
 import { FileTree } from './tree.js';
 import { verifyLog, verifyLogWithCheckpoint, verifyRange } from './verify.js';
 
@@ -431,7 +431,7 @@ export class FileStore implements Store {
     for (const name of await this.#files.list(dir)) {
       const note = await this.#readText(join(dir, name));
       if (note === null) continue;
-      const size = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size;
+      const size = checkpointOfNote(note).size;
       if (size > minSize && (best === null || size > best.size)) best = { size, note };
     }
     return best?.note ?? latest;
@@ -443,14 +443,7 @@ export class FileStore implements Store {
   }
 
   async #readText(path: string): Promise<string | null> {
-    if ((await this.#files.stat(path)) === null) return null;
-    const fd = await this.#files.open(path, constants.O_RDONLY);
-    try {
-      const bytes = Buffer.alloc(64 * 1024);
-      return bytes.toString('utf8', 0, await readFully(this.#files, fd, bytes, bytes.length, 0));
-    } finally {
-      await this.#files.close(fd);
-    }
+    return (await readWholeFile(this.#files, path, 64 * 1024))?.toString('utf8') ?? null;
   }
 
   /** Runs `work` on a tree brought up to the log's current head; under the lock unless read-only. */
@@ -576,9 +569,8 @@ function entryOf(text: string, offset: number): Entry {
 
 /** The signature lines of a signed note, each with its newline. */
 function splitSignatures(note: string): string[] {
-  return note
-    .slice(note.lastIndexOf('\n\n') + 2)
-    .split('\n')
+  return splitNote(note)
+    .signatures.split('\n')
     .filter((line) => line.length > 0)
     .map((line) => `${line}\n`);
 }

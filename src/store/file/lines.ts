@@ -4,6 +4,7 @@
  * starts. Lines are UTF-8 and end in '\n'; a line never contains '\n'
  * (canonical JSON escapes it), so line boundaries are byte-exact.
  */
+import { constants } from 'node:fs';
 import type { Files } from './files.js';
 
 const NL = 0x0a;
@@ -192,6 +193,27 @@ export async function lowerBound(
     return false;
   });
   return answer;
+}
+
+/**
+ * The first `limit` bytes of the file at `path` (all of a small file), or null
+ * when there is no such file. Reads one byte more than `limit` so callers can
+ * tell a file that is too long.
+ */
+export async function readWholeFile(files: Files, path: string, limit: number): Promise<Buffer | null> {
+  let fd: number;
+  try {
+    fd = await files.open(path, constants.O_RDONLY);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  try {
+    const bytes = Buffer.alloc(limit + 1);
+    return bytes.subarray(0, await readFully(files, fd, bytes, bytes.length, 0));
+  } finally {
+    await files.close(fd);
+  }
 }
 
 /** Reads `length` bytes at `position` unless the file ends first; returns bytes read. */

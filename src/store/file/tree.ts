@@ -13,14 +13,13 @@
  * Proofs read the O(log n) tiles their nodes are in; full tiles never change,
  * so they are cached.
  */
-import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
 import type { Files } from './files.js';
-import { readFully } from './lines.js';
+import { readWholeFile } from './lines.js';
 
 export const TREE_SIZE_FILE = 'tree-size';
 /** Inner nodes of full tiles, beside (not inside) the C2SP tile/ tree: a derived cache that spares proofs hashing. */
@@ -254,17 +253,11 @@ export class FileTree {
     if (this.#readOnly && this.#memoryTiles.size > 0) return null;
     await this.#writing;
     const path = join(this.#dir, INNER_DIR, tilePath(level, index).slice('tile/'.length));
-    const fd = await this.#files.open(path, constants.O_RDONLY).catch(() => -1);
-    if (fd < 0) return null;
-    try {
-      const bytes = Buffer.alloc(255 * HASH_SIZE + 1);
-      if ((await readFully(this.#files, fd, bytes, bytes.length, 0)) !== 255 * HASH_SIZE) return null;
-      const inner = Array.from({ length: 255 }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
-      this.#cacheFullTile(key, inner);
-      return inner;
-    } finally {
-      await this.#files.close(fd);
-    }
+    const bytes = await readWholeFile(this.#files, path, 255 * HASH_SIZE);
+    if (bytes === null || bytes.length !== 255 * HASH_SIZE) return null; // no cache: the caller hashes
+    const inner = hashesOf(bytes);
+    this.#cacheFullTile(key, inner);
+    return inner;
   }
 
   #cacheFullTile(key: string, tile: Hash[]): void {
@@ -281,18 +274,11 @@ export class FileTree {
   }
 
   async #readTile(level: number, index: number, width: number): Promise<Hash[]> {
-    const path = join(this.#dir, tilePath(level, index, width));
-    const fd = await this.#files.open(path, constants.O_RDONLY).catch((error: NodeJS.ErrnoException) => {
-      throw new LogCorruptError(`tile ${tilePath(level, index, width)} is missing (${error.code})`);
-    });
-    try {
-      const bytes = Buffer.alloc(width * HASH_SIZE + 1);
-      const n = await readFully(this.#files, fd, bytes, bytes.length, 0);
-      if (n !== width * HASH_SIZE) throw new LogCorruptError(`tile ${tilePath(level, index, width)} is ${n} bytes`);
-      return Array.from({ length: width }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
-    } finally {
-      await this.#files.close(fd);
-    }
+    const name = tilePath(level, index, width);
+    const bytes = await readWholeFile(this.#files, join(this.#dir, name), width * HASH_SIZE);
+    if (bytes === null) throw new LogCorruptError(`tile ${name} is missing`);
+    if (bytes.length !== width * HASH_SIZE) throw new LogCorruptError(`tile ${name} is ${bytes.length} bytes`);
+    return hashesOf(bytes);
   }
 
   async #writeTile(tile: TileWrite): Promise<void> {
@@ -317,17 +303,8 @@ export class FileTree {
   }
 
   async #readStoredSize(): Promise<number> {
-    const path = join(this.#dir, TREE_SIZE_FILE);
-    if ((await this.#files.stat(path)) === null) return 0;
-    const fd = await this.#files.open(path, constants.O_RDONLY);
-    try {
-      const bytes = Buffer.alloc(32);
-      const n = await readFully(this.#files, fd, bytes, bytes.length, 0);
-      const text = bytes.toString('latin1', 0, n).trim();
-      return /^\d+$/.test(text) ? Number(text) : 0;
-    } finally {
-      await this.#files.close(fd);
-    }
+    const text = (await readWholeFile(this.#files, join(this.#dir, TREE_SIZE_FILE), 32))?.toString('latin1').trim();
+    return text !== undefined && /^\d+$/.test(text) ? Number(text) : 0;
   }
 
   /** Writes a whole file under a temporary name, then renames it into place: readers see old or new, never half. */
@@ -341,4 +318,9 @@ export class FileTree {
     await this.#files.mkdir(dir);
     this.#dirsMade.add(dir);
   }
+}
+
+/** A buffer of concatenated 32-byte hashes, as hashes (views, not copies). */
+function hashesOf(bytes: Buffer): Hash[] {
+  return Array.from({ length: bytes.length / HASH_SIZE }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
 }
