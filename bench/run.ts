@@ -4,7 +4,13 @@
  * different subjects interleaved so that machine noise hits them alike.
  * Writes bench/results/latest.json and prints a table.
  *
- * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000).
+ * Every timed append measurement starts after sync(1), so that one
+ * subject's writeback does not land in the next one's window. Overheads
+ * (tree, signing) are the median of per-run ratios against the bare chain
+ * measured next to them.
+ *
+ * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
+ * BENCH_TREE_SIZES (1000000,10000000), BENCH_ONLY: some of appends,verify,overhead,proofs (default all).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -22,6 +28,12 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
+const GROUPS = ['appends', 'verify', 'overhead', 'proofs'];
+const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
+for (const group of ONLY) {
+  if (!GROUPS.includes(group)) throw new Error(`BENCH_ONLY: no group ${group}; there are ${GROUPS.join(', ')}`);
+}
+const runs = (group: string) => ONLY.includes(group);
 const here = dirname(fileURLToPath(import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'evident-bench-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
@@ -48,6 +60,7 @@ async function seeded(n: number): Promise<string> {
 /** Durable appends per second through evident with `callers` concurrent async callers. */
 async function evidentRate(dir: string, callers: number, options: LogOptions = {}): Promise<number> {
   const log = await Log.open({ dir, ...options });
+  settleDisk();
   let count = 0;
   const started = performance.now();
   const end = started + MS;
@@ -67,6 +80,7 @@ async function evidentRate(dir: string, callers: number, options: LogOptions = {
 /** Per-event baselines (a) and (b): one caller, since each append holds the lock from read to fsync anyway. */
 function baselineRate(dir: string, headFromEnd: boolean): number {
   const appender = new PerEventAppender(dir, headFromEnd);
+  settleDisk();
   let count = 0;
   const started = performance.now();
   while (performance.now() - started < MS) appender.append(event(count++));
@@ -102,8 +116,14 @@ function runNode(script: string, args: string[]): Promise<string> {
   });
 }
 
+/** Writes back every dirty page now, so that it does not land in the next measurement's window. */
+function settleDisk(): void {
+  execFileSync('sync');
+}
+
 /** 4 writer processes × 64 callers on one log: total durable appends per second. */
 async function processesRate(dir: string, processes: number, callers: number): Promise<number> {
+  settleDisk();
   const started = performance.now();
   const counts = await Promise.all(
     Array.from({ length: processes }, () => runNode('append-worker.js', [dir, String(callers), String(MS)])),
@@ -146,13 +166,23 @@ async function signingLog(): Promise<string> {
   return dir;
 }
 
-console.error(`seeding a ${BIG.toLocaleString('en-US')}-entry log...`);
-const big = await seeded(BIG);
+let big = '';
+let bigBytes = 0;
+if (runs('appends') || runs('verify')) {
+  console.error(`seeding a ${BIG.toLocaleString('en-US')}-entry log...`);
+  big = await seeded(BIG);
+  bigBytes = statSync(join(big, 'log.jsonl')).size;
+}
 const bigFile = join(big, 'log.jsonl');
-const bigBytes = statSync(bigFile).size;
 
 for (let run = 1; run <= RUNS; run++) {
   console.error(`run ${run}/${RUNS}`);
+  if (runs('appends')) await appendRun();
+  if (runs('verify')) await verifyRun();
+  if (runs('overhead')) await overheadRun(run % 2 === 0);
+}
+
+async function appendRun(): Promise<void> {
   add('evident_1', await evidentRate(await seeded(SMALL), 1));
   add('evident_16', await evidentRate(await seeded(SMALL), 16));
   add('evident_256', await evidentRate(await seeded(SMALL), 256));
@@ -162,6 +192,9 @@ for (let run = 1; run <= RUNS; run++) {
   add('pino_c', pinoRate());
   add('evident_16_at_1k', await evidentRate(await seeded(SMALL), 16));
   add('evident_16_at_big', await evidentRate(big, 16));
+}
+
+async function verifyRun(): Promise<void> {
   const verify = JSON.parse(await runNode('verify-worker.js', [big])) as VerifyRun;
   if (!verify.ok) throw new Error('the benchmark log failed verification');
   add('verify_entries_per_s', verify.size / verify.seconds);
@@ -172,14 +205,30 @@ for (let run = 1; run <= RUNS; run++) {
   add('verify_parallel_entries_per_s', parallel.size / parallel.seconds);
   add('verify_parallel_peak_rss_mb', parallel.maxRssMB);
   add('sha256sum_mb_per_s', bigBytes / 1e6 / sha256sumSeconds(bigFile));
+}
+
+/** The three kinds of log side by side, in alternating order from run to run. */
+async function overheadRun(reversed: boolean): Promise<void> {
   for (const callers of [16, 256]) {
-    add(`chain_only_${callers}`, await evidentRate(await seeded(SMALL), callers, { merkleTree: false }));
-    add(`tree_${callers}`, await evidentRate(await seeded(SMALL), callers));
-    add(`tree_signed_${callers}`, await evidentRate(await signingLog(), callers));
+    const subjects = {
+      chain: async () => evidentRate(await seeded(SMALL), callers, { merkleTree: false }),
+      tree: async () => evidentRate(await seeded(SMALL), callers),
+      signed: async () => evidentRate(await signingLog(), callers),
+    };
+    const rate: Record<string, number> = {};
+    for (const name of reversed ? ['signed', 'tree', 'chain'] : ['chain', 'tree', 'signed']) {
+      rate[name] = await subjects[name as keyof typeof subjects]();
+    }
+    const { chain, tree, signed } = rate as { chain: number; tree: number; signed: number };
+    add(`chain_only_${callers}`, chain);
+    add(`tree_${callers}`, tree);
+    add(`tree_signed_${callers}`, signed);
+    add(`tree_ratio_${callers}`, tree / chain);
+    add(`tree_signed_ratio_${callers}`, signed / chain);
   }
 }
 
-const TREE_SIZES = (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number);
+const TREE_SIZES = runs('proofs') ? (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number) : [];
 const proofs: ProofFigures[] = [];
 for (const size of TREE_SIZES) {
   console.error(`building a ${size.toLocaleString('en-US')}-leaf tree for proof timings...`);
@@ -192,61 +241,68 @@ const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const int = (x: number) => Math.round(x).toLocaleString('en-US');
 
-const rows: [string, string, string][] = [
-  ['durable appends/s, 1 caller', int(get('evident_1')), `${ratio(get('evident_1'), get('o1head_b'))} (b)`],
-  ['durable appends/s, 16 callers', int(get('evident_16')), `${ratio(get('evident_16'), get('o1head_b'))} (b)`],
-  [
-    'durable appends/s, 256 callers',
-    int(get('evident_256')),
-    `${ratio(get('evident_256'), get('o1head_b'))} (b), ${ratio(get('evident_256'), get('pino_c'))} (c)`,
-  ],
-  [
-    'durable appends/s, 4 processes × 64 callers',
-    int(get('evident_4x64')),
-    `${ratio(get('evident_4x64'), get('o1head_b'))} (b)`,
-  ],
-  ['(a) naive: lock + full scan + fsync per event', int(get('naive_a')), 'baseline'],
-  ['(b) lock + O(1) head + fsync per event', int(get('o1head_b')), `${ratio(get('o1head_b'), get('naive_a'))} (a)`],
-  ['(c) pino, sync file writes, no fsync, no chain', int(get('pino_c')), 'baseline'],
-  [`appends/s at ${int(SMALL)} entries (16 callers)`, int(get('evident_16_at_1k')), ''],
-  [
-    `appends/s at ${int(BIG)} entries (16 callers)`,
-    int(get('evident_16_at_big')),
-    `${ratio(get('evident_16_at_big'), get('evident_16_at_1k'))} of the ${int(SMALL)} figure`,
-  ],
-  ['verify, entries/s (1 thread)', int(get('verify_entries_per_s')), ''],
-  [
-    'verify, MB/s (1 thread)',
-    get('verify_mb_per_s').toFixed(0),
-    `${ratio(get('verify_mb_per_s'), get('sha256sum_mb_per_s'))} sha256sum`,
-  ],
-  [
-    `verify, entries/s (${machine.cores} threads)`,
-    int(get('verify_parallel_entries_per_s')),
-    `${ratio(get('verify_parallel_entries_per_s'), get('verify_entries_per_s'))} 1 thread`,
-  ],
-  ['sha256sum on the same file, MB/s', get('sha256sum_mb_per_s').toFixed(0), 'baseline'],
-  [
-    `verify peak RSS, ${int(BIG)} entries (${(bigBytes / 1e6).toFixed(0)} MB), 1 thread`,
-    `${get('verify_peak_rss_mb').toFixed(0)} MB`,
-    '',
-  ],
-  [`verify peak RSS, ${machine.cores} threads`, `${get('verify_parallel_peak_rss_mb').toFixed(0)} MB`, ''],
-];
+const rows: [string, string, string][] = [];
+if (runs('appends')) {
+  rows.push(
+    ['durable appends/s, 1 caller', int(get('evident_1')), `${ratio(get('evident_1'), get('o1head_b'))} (b)`],
+    ['durable appends/s, 16 callers', int(get('evident_16')), `${ratio(get('evident_16'), get('o1head_b'))} (b)`],
+    [
+      'durable appends/s, 256 callers',
+      int(get('evident_256')),
+      `${ratio(get('evident_256'), get('o1head_b'))} (b), ${ratio(get('evident_256'), get('pino_c'))} (c)`,
+    ],
+    [
+      'durable appends/s, 4 processes × 64 callers',
+      int(get('evident_4x64')),
+      `${ratio(get('evident_4x64'), get('o1head_b'))} (b)`,
+    ],
+    ['(a) naive: lock + full scan + fsync per event', int(get('naive_a')), 'baseline'],
+    ['(b) lock + O(1) head + fsync per event', int(get('o1head_b')), `${ratio(get('o1head_b'), get('naive_a'))} (a)`],
+    ['(c) pino, sync file writes, no fsync, no chain', int(get('pino_c')), 'baseline'],
+    [`appends/s at ${int(SMALL)} entries (16 callers)`, int(get('evident_16_at_1k')), ''],
+    [
+      `appends/s at ${int(BIG)} entries (16 callers)`,
+      int(get('evident_16_at_big')),
+      `${ratio(get('evident_16_at_big'), get('evident_16_at_1k'))} of the ${int(SMALL)} figure`,
+    ],
+  );
+}
+if (runs('verify')) {
+  rows.push(
+    ['verify, entries/s (1 thread)', int(get('verify_entries_per_s')), ''],
+    [
+      'verify, MB/s (1 thread)',
+      get('verify_mb_per_s').toFixed(0),
+      `${ratio(get('verify_mb_per_s'), get('sha256sum_mb_per_s'))} sha256sum`,
+    ],
+    [
+      `verify, entries/s (${machine.cores} threads)`,
+      int(get('verify_parallel_entries_per_s')),
+      `${ratio(get('verify_parallel_entries_per_s'), get('verify_entries_per_s'))} 1 thread`,
+    ],
+    ['sha256sum on the same file, MB/s', get('sha256sum_mb_per_s').toFixed(0), 'baseline'],
+    [
+      `verify peak RSS, ${int(BIG)} entries (${(bigBytes / 1e6).toFixed(0)} MB), 1 thread`,
+      `${get('verify_peak_rss_mb').toFixed(0)} MB`,
+      '',
+    ],
+    [`verify peak RSS, ${machine.cores} threads`, `${get('verify_parallel_peak_rss_mb').toFixed(0)} MB`, ''],
+  );
+}
 
-for (const callers of [16, 256]) {
+for (const callers of runs('overhead') ? [16, 256] : []) {
   const base = get(`chain_only_${callers}`);
   rows.push(
     [`${callers} callers: hash chain only (merkleTree: false)`, int(base), 'baseline'],
     [
       `${callers} callers: default log (tree built on demand)`,
       int(get(`tree_${callers}`)),
-      ratio(get(`tree_${callers}`), base),
+      `${get(`tree_ratio_${callers}`).toFixed(2)}×`,
     ],
     [
-      `${callers} callers: signing log (tree per commit, checkpoint per batch)`,
+      `${callers} callers: signing log (tree and checkpoint after every commit)`,
       int(get(`tree_signed_${callers}`)),
-      ratio(get(`tree_signed_${callers}`), base),
+      `${get(`tree_signed_ratio_${callers}`).toFixed(2)}×`,
     ],
   );
 }

@@ -8,7 +8,7 @@ import type { Entry, EntryInput } from '../entry.js';
 import { InvalidEntryError } from '../errors.js';
 import { Log } from '../log.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
-import { type LogConfig, readConfig } from '../store/file/config.js';
+import { readConfig } from '../store/file/config.js';
 import { LOG_FILE } from '../store/file/file-store.js';
 import type { ReadQuery } from '../store/store.js';
 import {

@@ -1,12 +1,15 @@
 /**
- * Publishing signed checkpoints for a file log: <dir>/checkpoint holds the
- * latest, as a signed note (C2SP tlog-checkpoint). Runs under the append lock.
+ * Signed checkpoints for a file log: <dir>/checkpoint holds the latest, as a
+ * signed note (C2SP tlog-checkpoint). Every read and write of it happens
+ * under a flock on the file itself — the checkpoint lock, separate from the
+ * append lock, so signing never holds up a commit.
  *
  * The one rule: never sign a checkpoint inconsistent with one already
  * signed. Before signing, the checkpoint on disk (whoever wrote it) is opened
  * with the log's key and its root compared with our tree's root at its size;
  * a mismatch means the log is not the history that was signed, and nothing
- * is signed.
+ * is signed. A checkpoint never moves backwards: one larger than our tree
+ * (another process is ahead) is left as it is.
  */
 import { constants } from 'node:fs';
 import { join } from 'node:path';
@@ -14,97 +17,120 @@ import { LogCorruptError } from '../../errors.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../../note/checkpoint.js';
 import type { PrivateNoteKey } from '../../note/keys.js';
 import { ed25519Signer, openNote, signNote } from '../../note/note.js';
-import type { FileStat, Files } from './files.js';
+import type { Files } from './files.js';
 import { readFully } from './lines.js';
+import { PathLock } from './path-lock.js';
 
 export const CHECKPOINT_FILE = 'checkpoint';
+/** A checkpoint note is a few hundred bytes; with many extension lines, still far below this. */
+const MAX_NOTE_BYTES = 16 * 1024;
 
 export interface CheckpointerOptions {
   key: PrivateNoteKey;
-  /** Sign at most this often, in milliseconds; 0 (default) signs after every commit. */
+  /** Sign at most this often, in milliseconds; 0 (default) signs whenever the tree has grown. */
   intervalMs?: number | undefined;
 }
 
-/** What the checkpointer needs from the tree: its size, and its root at any size. */
+/** What the checkpointer needs from the tree: its size, its root, and its root at any smaller size. */
 export interface TreeView {
   size: number;
+  root(): Buffer;
   rootAt(size: number): Promise<Buffer>;
 }
 
 export class Checkpointer {
-  readonly #path: string;
   readonly #files: Files;
   readonly #key: PrivateNoteKey;
   readonly #intervalMs: number;
-  #fd = -1;
-  /** The checkpoint file's text as we last read or wrote it, what it says, and the file's state then. */
-  #known: { note: string; checkpoint: Checkpoint; stat: FileStat } | null = null;
+  readonly #lock: PathLock;
+  /** The checkpoint file as we last read or wrote it: its bytes and what they say. */
+  #known: { checkpoint: Checkpoint; note: Buffer } | null = null;
+  /** The largest size whose root we have compared with our tree (checkpoints only grow, so smaller ones were too). */
+  #checkedSize = -1;
   #signedAt = 0;
+  readonly #buffer = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
 
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
-    this.#path = join(dir, CHECKPOINT_FILE);
     this.#files = files;
     this.#key = options.key;
     this.#intervalMs = options.intervalMs ?? 0;
+    this.#lock = new PathLock(files, join(dir, CHECKPOINT_FILE), constants.O_RDWR);
   }
 
-  /** Checks the checkpoint on disk against the tree; throws LogCorruptError if the tree does not extend it. */
-  async check(tree: TreeView): Promise<Checkpoint | null> {
-    const fd = await this.#open();
-    const stat = await this.#files.fstat(fd);
+  /** Runs `work` holding the checkpoint lock. */
+  locked<T>(work: () => Promise<T>): Promise<T> {
+    return this.#lock.hold(work);
+  }
+
+  /**
+   * Under the checkpoint lock: the checkpoint on disk, opened with the log's
+   * key (null if none was signed yet). Its bytes are read every time (a few
+   * hundred, from the page cache; a file's mtime is too coarse to tell two
+   * writers apart) but its signature is checked only when they changed.
+   */
+  async read(): Promise<Checkpoint | null> {
+    const fd = await this.#lock.fd();
+    const bytes = this.#buffer;
+    const length = await readFully(this.#files, fd, bytes, bytes.length, 0);
+    if (length === 0) return null;
+    if (length > MAX_NOTE_BYTES) throw new LogCorruptError(`${this.#lock.path} is larger than a checkpoint can be`);
     const known = this.#known;
-    // Unchanged since we last read or wrote it (the common case): nothing to re-check.
-    if (known !== null && stat.size === known.stat.size && stat.mtimeMs === known.stat.mtimeMs) return known.checkpoint;
-    if (stat.size === 0) return null;
-    const bytes = Buffer.alloc(stat.size);
-    const note = bytes.toString('utf8', 0, await readFully(this.#files, fd, bytes, bytes.length, 0));
-    const opened = openNote(note, [this.#key]);
-    const checkpoint = parseCheckpoint(opened.text);
+    if (known?.note.equals(bytes.subarray(0, length))) return known.checkpoint;
+    const note = Buffer.from(bytes.subarray(0, length));
+    const checkpoint = parseCheckpoint(openNote(note.toString('utf8'), [this.#key]).text);
     if (checkpoint.origin !== this.#key.name) {
-      throw new LogCorruptError(`${this.#path} is for ${checkpoint.origin}, not ${this.#key.name}`);
+      throw new LogCorruptError(`${this.#lock.path} is for ${checkpoint.origin}, not ${this.#key.name}`);
     }
-    if (checkpoint.size > tree.size) {
-      throw new LogCorruptError(
-        `the log has ${tree.size} entries but its signed checkpoint has ${checkpoint.size}: entries were removed`,
-      );
-    }
+    this.#known = { checkpoint, note };
+    return checkpoint;
+  }
+
+  /** Throws LogCorruptError unless the tree's first `checkpoint.size` leaves hash to its root. */
+  async compare(tree: TreeView, checkpoint: Checkpoint): Promise<void> {
+    if (checkpoint.size <= this.#checkedSize) return;
+    if (checkpoint.size > tree.size) throw new RangeError(`the tree has ${tree.size} leaves, not ${checkpoint.size}`);
     if (!(await tree.rootAt(checkpoint.size)).equals(checkpoint.root)) {
       throw new LogCorruptError(
         `the log's first ${checkpoint.size} entries do not match its signed checkpoint: the history was rewritten`,
       );
     }
-    this.#known = { note, checkpoint, stat };
-    return checkpoint;
+    this.#checkedSize = checkpoint.size;
+  }
+
+  /** Forgets which sizes were compared (the tree was rebuilt). */
+  forget(): void {
+    this.#checkedSize = -1;
   }
 
   /**
-   * Signs a checkpoint for the tree if one is due (or `force`), after checking
-   * the one on disk. The note is written in place: it is a few hundred bytes,
-   * one sector, so the write is all or nothing, and it never gets shorter
-   * (only the size's digits grow), so nothing is left of the old one.
+   * Under the checkpoint lock: signs a checkpoint of the tree if it is larger
+   * than the one on disk and one is due (or `force`), after checking the tree
+   * extends the one on disk. The note is written in place: it is a few
+   * hundred bytes, one sector, and it never gets shorter (only the size's
+   * digits grow), so nothing is left of the old one. Returns the size the
+   * checkpoint on disk now covers.
    */
-  async publish(tree: TreeView, root: Buffer, force = false): Promise<void> {
-    const last = await this.check(tree);
-    if (last !== null && last.size === tree.size) return;
-    if (!force && this.#intervalMs > 0 && Date.now() - this.#signedAt < this.#intervalMs) return;
-    const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root, extensions: [] };
-    const note = signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]);
-    const fd = await this.#open();
-    const bytes = Buffer.from(note, 'utf8');
-    await this.#files.writeAt(fd, bytes, 0);
-    const stat = await this.#files.fstat(fd);
-    if (stat.size > bytes.length) await this.#files.ftruncate(fd, bytes.length);
-    this.#known = { note, checkpoint, stat: await this.#files.fstat(fd) };
+  async publish(tree: TreeView, force = false): Promise<number> {
+    const last = await this.read();
+    if (last !== null && last.size >= tree.size) {
+      if (last.size === tree.size) await this.compare(tree, last);
+      return last.size;
+    }
+    if (last !== null) await this.compare(tree, last);
+    if (!force && this.#intervalMs > 0 && Date.now() - this.#signedAt < this.#intervalMs) return last?.size ?? 0;
+    const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
+    const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]), 'utf8');
+    const fd = await this.#lock.fd();
+    await this.#files.writeAt(fd, note, 0);
+    const { size } = await this.#files.fstat(fd);
+    if (size > note.length) await this.#files.ftruncate(fd, note.length);
+    this.#known = { checkpoint, note };
+    this.#checkedSize = checkpoint.size;
     this.#signedAt = Date.now();
+    return checkpoint.size;
   }
 
   async close(): Promise<void> {
-    if (this.#fd >= 0) await this.#files.close(this.#fd);
-    this.#fd = -1;
-  }
-
-  async #open(): Promise<number> {
-    if (this.#fd < 0) this.#fd = await this.#files.open(this.#path, constants.O_RDWR | constants.O_CREAT, 0o644);
-    return this.#fd;
+    await this.#lock.close();
   }
 }

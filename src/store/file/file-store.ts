@@ -11,6 +11,8 @@
  * ones at their paths; bring the cached head up to date (O(1) when nothing
  * else wrote, else reading only what others appended); seal; one write; one
  * fdatasync; unlock. A failed write is truncated away before unlocking.
+ * A signing log then hands the batch to its publisher (publisher.ts), which
+ * integrates the tree and signs off the commit path.
  */
 import { constants } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +30,8 @@ import { CHECKPOINT_FILE, Checkpointer } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine, readWholeFile } from './lines.js';
+import { PathLock } from './path-lock.js';
+import { Publisher } from './publisher.js';
 import { FileTree } from './tree.js';
 import { verifyLog, verifyLogWithCheckpoint, verifyRange } from './verify.js';
 
@@ -78,15 +82,16 @@ export class FileStore implements Store {
   readonly #key: string | undefined;
   readonly #checkpointIntervalMs: number;
   #config: LogConfig | null = null;
-  /** Leaves other writers appended, as #refresh found them, for the tree's next sync. */
-  #appended: { from: number; leaves: Buffer[]; prev: Buffer | null } | null = null;
   #checkpointer: Checkpointer | null = null;
-  #lockFd = -1;
+  /** A signing log's integrate-and-publish steps; null for a log that does not sign. */
+  #publisher: Publisher | null = null;
+  readonly #lock: PathLock;
   #logFd = -1;
+  /** Descriptors of log files replaced at our path, kept open until close: a reader may still be using one. */
+  #retiredFds: number[] = [];
   /** The tail of the queue of this process's callers waiting for the append lock. */
   #inProcess: Promise<void> = Promise.resolve();
-  /** Identity of the files our descriptors point at, to notice a file replaced or removed at its path. */
-  #lockFile: FileStat | null = null;
+  /** Identity of the log file our descriptor points at, to notice it replaced or removed at its path. */
   #logFile: FileStat | null = null;
   /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
   #known: { head: Head; end: number } | null = null;
@@ -105,16 +110,7 @@ export class FileStore implements Store {
     this.#keepTree = options.merkleTree ?? true;
     this.#key = options.key;
     this.#checkpointIntervalMs = options.checkpointIntervalMs ?? 0;
-  }
-
-  /**
-   * Whether the tree is integrated at every commit, under the append lock: for
-   * signing logs, since every commit is signed. A log that does not sign
-   * integrates on demand (a tree head, a proof), extending the tree from
-   * where it was left — never rebuilding it — so appends pay nothing for it.
-   */
-  get #eager(): boolean {
-    return this.#keepTree && this.#checkpointer !== null;
+    this.#lock = new PathLock(this.#files, this.lockPath, constants.O_WRONLY | constants.O_APPEND);
   }
 
   /** The log's config (origin and verifier key of a signing log), or null; known once open. */
@@ -135,37 +131,37 @@ export class FileStore implements Store {
       throw new LogNotFoundError(this.dir);
     }
     const created = this.#create && (await files.stat(this.logPath)) === null;
-    await this.#openLock();
+    await this.#lock.fd();
     this.#logFd = await this.#openLog();
     if (created) await syncDir(files, this.dir);
     this.#config = readConfig(this.dir);
     if (this.#config !== null && !this.#keepTree) {
       throw new InvalidOptionError('this log signs checkpoints, so it must keep its Merkle tree (merkleTree: false)');
     }
-    if (this.#config !== null) {
-      const key = signerFor(this.#config, this.#key ?? process.env.EVIDENT_KEY);
-      this.#checkpointer = new Checkpointer(this.dir, files, { key, intervalMs: this.#checkpointIntervalMs });
+    if (this.#config === null) {
+      await this.#locked(() => this.#refresh()); // recovers a torn tail now, not at the first append
+      return;
     }
-    await this.#locked(async () => {
-      const head = await this.#refresh();
-      if (!this.#eager) return;
-      await this.#tree.sync(head.size, this.#readLeaves);
-      if (this.#checkpointer === null) return;
-      try {
-        await this.#checkpointer.check(this.#tree);
-      } catch (error) {
-        if (!(error instanceof LogCorruptError)) throw error;
-        // Perhaps only the tiles are wrong: rebuild the tree from the log, then judge the log itself.
-        await this.#tree.rebuild(head.size, this.#readLeaves);
-        await this.#checkpointer.check(this.#tree);
-      }
-    });
-  }
-
-  async #openLock(): Promise<void> {
-    const files = this.#files;
-    this.#lockFd = await files.open(this.lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
-    this.#lockFile = await files.fstat(this.#lockFd);
+    // A signing log integrates and signs after each commit (publisher.ts); a
+    // log that does not sign builds its tree on demand (a tree head, a
+    // proof), extending it from where it was left, so appends pay nothing.
+    const key = signerFor(this.#config, this.#key ?? process.env.EVIDENT_KEY);
+    this.#checkpointer = new Checkpointer(this.dir, files, { key, intervalMs: this.#checkpointIntervalMs });
+    this.#publisher = new Publisher(
+      this.#tree,
+      this.#checkpointer,
+      {
+        readLeaves: this.#readLeaves,
+        readLeavesAt: (count, start, end) => this.#readLeavesAt(count, start, end),
+        size: async () => (await this.#locked(() => this.#refresh())).size,
+        sync: async () => {
+          if (this.#durability === 'write') await this.#files.fdatasync(this.#logFd);
+        },
+      },
+      (error) => this.#onTreeError?.(error),
+    );
+    const head = await this.#locked(() => this.#refresh());
+    await this.#publisher.open(head.size);
   }
 
   async #openLog(): Promise<number> {
@@ -186,7 +182,6 @@ export class FileStore implements Store {
     if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
     return this.#locked(async () => {
       const head = await this.#refresh();
-      if (this.#eager) await this.#tree.sync(head.size, this.#readLeaves); // others may have appended since
       const batch = seal(head);
       const start = this.#known?.end ?? 0;
       const bytes = Buffer.from(batch.text, 'utf8');
@@ -200,21 +195,13 @@ export class FileStore implements Store {
           { cause: error },
         );
       }
-      this.#known = { head: batch.head, end: start + bytes.length };
-      if (this.#eager) await this.#integrate(batch);
+      const end = start + bytes.length;
+      this.#known = { head: batch.head, end };
+      // Still under the lock, so that the publisher receives this process's commits in order.
+      const prev = Buffer.from(head.hash, 'hex');
+      this.#publisher?.committed({ from: head.size, leaves: batch.leaves, prev, start, end });
       return batch;
     });
-  }
-
-  /** After a commit: the tree takes the new leaves, and a checkpoint is signed if one is due. */
-  async #integrate(batch: SealedBatch): Promise<void> {
-    try {
-      await this.#tree.extend(batch.leaves);
-      await this.#checkpointer?.publish(this.#tree, this.#tree.root());
-    } catch (error) {
-      this.#tree.reset(); // derived: the next commit rebuilds what is missing from the log
-      this.#onTreeError?.(error);
-    }
   }
 
   async head(): Promise<Head> {
@@ -236,27 +223,9 @@ export class FileStore implements Store {
     });
     await before;
     try {
-      return await this.#flocked(work);
+      return await this.#lock.hold(work);
     } finally {
       release();
-    }
-  }
-
-  async #flocked<T>(work: () => Promise<T>): Promise<T> {
-    const files = this.#files;
-    for (;;) {
-      if (!files.tryLock(this.#lockFd)) await files.lockWait(this.#lockFd);
-      // If the lock file was deleted or replaced, others lock a different
-      // inode and our lock excludes nobody: reopen and lock again.
-      if (sameFile(await files.stat(this.lockPath), this.#lockFile)) break;
-      files.unlock(this.#lockFd);
-      await files.close(this.#lockFd);
-      await this.#openLock();
-    }
-    try {
-      return await work();
-    } finally {
-      files.unlock(this.#lockFd);
     }
   }
 
@@ -267,7 +236,7 @@ export class FileStore implements Store {
     if (stat === null) throw new LogCorruptError(`${this.logPath} was removed while the log was open`);
     if (!sameFile(stat, this.#logFile)) {
       // Replaced under us (a checkout, a restore): follow the path, trust nothing cached.
-      await files.close(this.#logFd);
+      this.#retiredFds.push(this.#logFd);
       this.#logFd = await this.#openLog();
       this.#known = null;
       stat = await files.fstat(this.#logFd);
@@ -290,40 +259,38 @@ export class FileStore implements Store {
       throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
     }
     const head = headOf(entry);
-    if (known !== null && this.#eager) this.#appended = await this.#leavesBetween(known, head, completeEnd);
     this.#known = { head, end: completeEnd };
     return head;
   }
 
   /**
-   * The leaf hashes of what other writers appended since we last looked: the
-   * bytes [known.end, end) hold exactly those lines, so the tree takes them
-   * from one read, two lastIndexOf()s per line (in a canonical line the
-   * top-level `hash` and `prev` members are the last of their names), instead
-   * of searching the log and parsing every entry. Null if anything is off
-   * (then the tree reads them the ordinary way).
+   * The leaf hashes of the `count` entries whose lines are bytes [start, end)
+   * — what other writers appended between two of our commits — from one
+   * read, two lastIndexOf()s per line (in a canonical line the top-level
+   * `hash` and `prev` members are the last of their names), instead of
+   * searching the log and parsing every entry. Null if anything is off (then
+   * they are read the ordinary way).
    */
-  async #leavesBetween(known: { head: Head; end: number }, head: Head, end: number) {
-    const count = head.size - known.head.size;
-    if (count <= 0 || end - known.end > 16 << 20) return null;
-    const bytes = Buffer.allocUnsafe(end - known.end);
-    await readFully(this.#files, this.#logFd, bytes, bytes.length, known.end);
+  async #readLeavesAt(count: number, start: number, end: number) {
+    if (count <= 0 || end - start > 16 << 20) return null;
+    const bytes = Buffer.allocUnsafe(end - start);
+    if ((await readFully(this.#files, this.#logFd, bytes, bytes.length, start)) !== bytes.length) return null;
     const text = bytes.toString('utf8');
     const leaves: Buffer[] = [];
     let prev: Buffer | null = null;
-    for (let from = 0; from < text.length; ) {
-      const nl = text.indexOf('\n', from);
+    for (let at = 0; at < text.length; ) {
+      const nl = text.indexOf('\n', at);
       if (nl < 0) return null;
       const hashAt = text.lastIndexOf('"hash":"', nl);
       const prevAt = text.lastIndexOf('"prev":"', nl);
-      if (hashAt < from || prevAt < from) return null;
+      if (hashAt < at || prevAt < at) return null;
       const leaf = Buffer.from(text.slice(hashAt + 8, hashAt + 72), 'hex');
       if (leaf.length !== 32) return null;
       prev ??= Buffer.from(text.slice(prevAt + 8, prevAt + 72), 'hex');
       leaves.push(leaf);
-      from = nl + 1;
+      at = nl + 1;
     }
-    return leaves.length === count ? { from: known.head.size, leaves, prev } : null;
+    return leaves.length === count ? { leaves, prev } : null;
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
@@ -405,6 +372,7 @@ export class FileStore implements Store {
 
   async checkpoint(): Promise<string | null> {
     if (this.#config === null) return null;
+    await this.#publisher?.settled(); // one that covers this process's appends
     return this.#readText(join(this.dir, CHECKPOINT_FILE));
   }
 
@@ -446,27 +414,32 @@ export class FileStore implements Store {
     return (await readWholeFile(this.#files, path, 64 * 1024))?.toString('utf8') ?? null;
   }
 
-  /** Runs `work` on a tree brought up to the log's current head; under the lock unless read-only. */
-  #withTree<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` on a tree brought up to the log's current head: a signing
+   * log's through its publisher; a read-only log's in memory; otherwise under
+   * the append lock, which also guards the tree's files.
+   */
+  async #withTree<T>(work: () => Promise<T>): Promise<T> {
     if (!this.#keepTree) {
-      return Promise.reject(new InvalidOptionError('this log was opened without its Merkle tree (merkleTree: false)'));
+      throw new InvalidOptionError('this log was opened without its Merkle tree (merkleTree: false)');
     }
-    const run = async () => {
-      await this.#tree.sync((await this.#headNow()).size, this.#readLeaves);
+    if (this.#readOnly) {
+      await this.#tree.sync((await this.head()).size, this.#readLeaves);
       return work();
-    };
-    return this.#readOnly ? run() : this.#locked(run);
-  }
-
-  #headNow(): Promise<Head> {
-    return this.#readOnly ? this.head() : this.#refresh();
+    }
+    if (this.#publisher !== null) {
+      const { size } = await this.#locked(() => this.#refresh());
+      return this.#publisher.withTree(size, work);
+    }
+    return this.#locked(async () => {
+      await this.#tree.sync((await this.#refresh()).size, this.#readLeaves);
+      await this.#tree.persistIfDue();
+      return work();
+    });
   }
 
   /** The leaf hashes of entries [from, to), read from the log (for building the tree). */
   #readLeaves = async (from: number, to: number): Promise<{ leaves: Buffer[]; prev: Buffer | null }> => {
-    const appended = this.#appended;
-    this.#appended = null;
-    if (appended !== null && appended.from === from && from + appended.leaves.length === to) return appended;
     const leaves: Buffer[] = [];
     let prev: Buffer | null = null;
     if (from >= to) return { leaves, prev };
@@ -536,17 +509,16 @@ export class FileStore implements Store {
 
   async close(): Promise<void> {
     const checkpointer = this.#checkpointer;
-    // Persist the tree if it was brought up to date (a signing log's always is); sign what is unsigned.
-    if (!this.#readOnly && this.#lockFd >= 0 && this.#keepTree && (this.#tree.size > 0 || this.#eager)) {
-      await this.#locked(async () => {
-        await this.#tree.persist();
-        await this.#checkpointer?.publish(this.#tree, this.#tree.root(), true);
-      }).catch((error: unknown) => this.#onTreeError?.(error));
+    // Integrate and sign what is not yet, and persist the tree if it was brought up to date.
+    if (this.#publisher !== null) {
+      await this.#publisher.close().catch((error: unknown) => this.#onTreeError?.(error));
+    } else if (!this.#readOnly && this.#logFd >= 0 && this.#keepTree && this.#tree.size > 0) {
+      await this.#locked(() => this.#tree.persist()).catch((error: unknown) => this.#onTreeError?.(error));
     }
     await checkpointer?.close();
-    const fds = [this.#logFd, this.#lockFd].filter((fd) => fd >= 0);
+    await this.#lock.close();
+    const fds = [this.#logFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
     this.#logFd = -1;
-    this.#lockFd = -1;
     this.#known = null;
     await Promise.all(fds.map((fd) => this.#files.close(fd)));
   }

@@ -116,7 +116,10 @@ export class FileTree {
     this.#memoryTiles.clear();
   }
 
-  /** Appends leaf hashes and stores the tiles that changed, then the new size. */
+  /**
+   * Appends leaf hashes. Full tiles are written in the background; partial
+   * tiles and the size wait for persist().
+   */
   async extend(leaves: readonly Hash[]): Promise<void> {
     if (leaves.length === 0) return;
     const writes = this.#edge.append(leaves);
@@ -145,6 +148,10 @@ export class FileTree {
         this.#dirty.set(key, tile);
       }
     }
+  }
+
+  /** persist() if it has not run for a second: the caller holds the lock that guards the tree's files. */
+  async persistIfDue(): Promise<void> {
     if (Date.now() - this.#persistedAt >= PERSIST_EVERY_MS) await this.persist();
   }
 

@@ -1,0 +1,71 @@
+/**
+ * An exclusive flock on the file at a path, between processes. flock locks
+ * an inode, so if the file is deleted or replaced (a checkout, a restore)
+ * while we hold a descriptor, others would lock a different inode and ours
+ * would exclude nobody: after taking the lock we check the path still names
+ * our inode, and if not, reopen it and lock again.
+ *
+ * flock does not exclude a second caller in this process using the same
+ * descriptor; callers in one process must queue before they lock (the file
+ * store and the publisher each do).
+ */
+import { constants } from 'node:fs';
+import type { FileStat, Files } from './files.js';
+
+export class PathLock {
+  readonly path: string;
+  readonly #files: Files;
+  readonly #flags: number;
+  #fd = -1;
+  #stat: FileStat | null = null;
+
+  /** `flags` open the file (O_CREAT is added); the descriptor is also the caller's to read and write through. */
+  constructor(files: Files, path: string, flags: number) {
+    this.#files = files;
+    this.path = path;
+    this.#flags = flags | constants.O_CREAT;
+  }
+
+  /** The open descriptor (opening the file if needed). */
+  async fd(): Promise<number> {
+    if (this.#fd < 0) {
+      this.#fd = await this.#files.open(this.path, this.#flags, 0o644);
+      this.#stat = await this.#files.fstat(this.#fd);
+    }
+    return this.#fd;
+  }
+
+  /** Waits for the lock (on a dedicated thread, never blocking the event loop), following a replaced file. */
+  async acquire(): Promise<number> {
+    const files = this.#files;
+    for (;;) {
+      const fd = await this.fd();
+      if (!files.tryLock(fd)) await files.lockWait(fd);
+      const now = await files.stat(this.path);
+      if (now !== null && this.#stat !== null && now.ino === this.#stat.ino && now.dev === this.#stat.dev) return fd;
+      files.unlock(fd);
+      await this.close();
+    }
+  }
+
+  release(): void {
+    if (this.#fd >= 0) this.#files.unlock(this.#fd);
+  }
+
+  /** Runs `work` holding the lock; always releases it. */
+  async hold<T>(work: (fd: number) => Promise<T>): Promise<T> {
+    const fd = await this.acquire();
+    try {
+      return await work(fd);
+    } finally {
+      this.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    const fd = this.#fd;
+    this.#fd = -1;
+    this.#stat = null;
+    if (fd >= 0) await this.#files.close(fd);
+  }
+}
