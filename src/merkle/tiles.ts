@@ -83,8 +83,12 @@ export class TreeEdge {
   readonly #edge: Hash[][];
   /** #fullTiles[L]: how many full tiles tile level L has (the index of its partial tile). */
   readonly #fullTiles: number[] = [];
-  /** Complete nodes already hashed up from the edge (they never change), so repeated roots cost O(log n). */
-  readonly #memo = new Map<string, Hash>();
+  /**
+   * #nodes[L][r][k]: node k at height r (1..8) inside tile level L's partial
+   * tile, once hashed. Complete nodes never change, so repeated roots cost
+   * O(log n), and a tile that fills has most of its inner nodes already.
+   */
+  #nodes: Hash[][][] = [];
 
   /** An edge for a tree of `size` leaves whose partial tiles hold `edge` (see partialTiles()). */
   constructor(size = 0, edge: Hash[][] = []) {
@@ -128,14 +132,14 @@ export class TreeEdge {
         if (tile.length < TILE_WIDTH) break;
         const index = this.#fullTiles[level] ?? 0;
         this.#fullTiles[level] = index + 1;
-        hash = this.#tileNode(tile, level, index, TILE_HEIGHT, 0); // reuses what roots already hashed
+        hash = this.#tileNode(tile, level, TILE_HEIGHT, 0); // reuses what roots already hashed
         const inner: Hash[] = [];
         for (let r = 1; r <= TILE_HEIGHT; r++) {
-          for (let k = 0; k < TILE_WIDTH >> r; k++) inner.push(this.#tileNode(tile, level, index, r, k));
+          for (let k = 0; k < TILE_WIDTH >> r; k++) inner.push(this.#tileNode(tile, level, r, k));
         }
         full.push({ level, index, hashes: tile, inner });
         this.#edge[level] = [];
-        this.#forget(level); // the tile's inner nodes now live in a full tile, read from storage
+        this.#nodes[level] = []; // the tile's inner nodes now live in a full tile, read from storage
       }
       this.#size++;
     }
@@ -154,42 +158,33 @@ export class TreeEdge {
 
   /** Complete-subtree hashes that the edge holds: enough for the root, and for any node in a partial tile. */
   subtree: SubtreeHash = (level, index) => {
+    if (!this.holds(level, index)) throw new RangeError(`node ${level}/${index} is not on the right edge`);
+    const at = locateNode(level, index);
+    const r = level - at.tileLevel * TILE_HEIGHT;
+    return this.#tileNode(this.#edge[at.tileLevel] as Hash[], at.tileLevel, r, at.from / at.count);
+  };
+
+  /** Whether subtree(level, index) is a node the edge holds (inside a partial tile), rather than one in a full tile. */
+  holds(level: number, index: number): boolean {
     const at = locateNode(level, index);
     const tile = this.#edge[at.tileLevel];
     const partialIndex = Math.floor(hashesAtTileLevel(this.#size, at.tileLevel) / TILE_WIDTH);
-    if (tile === undefined || at.tileIndex !== partialIndex || at.from + at.count > tile.length) {
-      throw new RangeError(`node ${level}/${index} is not on the right edge`);
-    }
-    const r = level - at.tileLevel * TILE_HEIGHT;
-    return this.#tileNode(tile, at.tileLevel, at.tileIndex, r, at.from / at.count);
-  };
-
-  /**
-   * Node k at height r inside tile `tileIndex` of tile level L (whose hashes
-   * are `tile`): memoised, since a complete node never changes. The memo
-   * holds only nodes of partial tiles: see #forget.
-   */
-  #tileNode(tile: readonly Hash[], tileLevel: number, tileIndex: number, r: number, k: number): Hash {
-    if (r === 0) return tile[k] as Hash;
-    const key = `${tileLevel * TILE_HEIGHT + r}/${tileIndex * (TILE_WIDTH >> r) + k}`;
-    let hash = this.#memo.get(key);
-    if (hash === undefined) {
-      hash = nodeHash(
-        this.#tileNode(tile, tileLevel, tileIndex, r - 1, 2 * k),
-        this.#tileNode(tile, tileLevel, tileIndex, r - 1, 2 * k + 1),
-      );
-      this.#memo.set(key, hash);
-    }
-    return hash;
+    return tile !== undefined && at.tileIndex === partialIndex && at.from + at.count <= tile.length;
   }
 
-  /** Drops the memoised nodes of tile level L's tile that just filled (those of other levels stay valid). */
-  #forget(tileLevel: number): void {
-    const low = tileLevel * TILE_HEIGHT;
-    for (const key of this.#memo.keys()) {
-      const level = Number(key.slice(0, key.indexOf('/')));
-      if (level > low && level <= low + TILE_HEIGHT) this.#memo.delete(key);
+  /** Node k at height r inside tile level L's partial tile (whose hashes are `tile`), memoised in #nodes. */
+  #tileNode(tile: readonly Hash[], tileLevel: number, r: number, k: number): Hash {
+    if (r === 0) return tile[k] as Hash;
+    const heights = this.#nodes[tileLevel] ?? [];
+    this.#nodes[tileLevel] = heights;
+    const row = heights[r] ?? [];
+    heights[r] = row;
+    let hash = row[k];
+    if (hash === undefined) {
+      hash = nodeHash(this.#tileNode(tile, tileLevel, r - 1, 2 * k), this.#tileNode(tile, tileLevel, r - 1, 2 * k + 1));
+      row[k] = hash;
     }
+    return hash;
   }
 
   /** The edge's tiles, for constructing an equal edge elsewhere. */

@@ -5,9 +5,9 @@
  * missing, behind or damaged.
  *
  * The right edge lives in memory, so appending costs O(log n) hashing. A tile
- * is written once, when it fills (about one small write per 256 entries).
- * The partial tiles and tree-size are written at most once a second and on
- * close: they only save a newly opened process from reading the latest
+ * is written once, after it fills, in the background and together with the
+ * others that filled meanwhile. The partial tiles and tree-size are written
+ * at most once a second and on close: they only save a newly opened process from reading the latest
  * entries back from the log, which is what a process whose edge is behind
  * does (each process reads others' entries once: O(1) per entry overall).
  * Proofs read the O(log n) tiles their nodes are in; full tiles never change,
@@ -18,6 +18,7 @@ import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
+import { EdgeHasher } from './edge-hasher.js';
 import type { Files } from './files.js';
 import { readWholeFile } from './lines.js';
 
@@ -25,6 +26,14 @@ export const TREE_SIZE_FILE = 'tree-size';
 /** Inner nodes of full tiles, beside (not inside) the C2SP tile/ tree: a derived cache that spares proofs hashing. */
 export const INNER_DIR = 'tile-inner';
 const PERSIST_EVERY_MS = 1000;
+/**
+ * Appends of at least this many leaves are hashed on a worker thread (about
+ * one node hash, ~1 µs, per leaf), keeping the event loop free for commits.
+ * Smaller ones cost less than the round trip.
+ */
+const HASH_ON_WORKER_AT = 64;
+/** Full tiles held in memory before they are written without waiting for persist() (2 × 8 KiB each). */
+const WRITE_FULL_TILES_AT = 256;
 
 /** Reads the leaf hashes of entries [from, to) from the log, and the `prev` of entry `from` (null if from = to). */
 export type LeafReader = (from: number, to: number) => Promise<{ leaves: Hash[]; prev: Hash | null }>;
@@ -33,11 +42,24 @@ export class FileTree {
   readonly #dir: string;
   readonly #files: Files;
   #edge = new TreeEdge();
+  /** The root of #edge, when the hashing thread computed it. */
+  #root: { size: number; root: Hash } | null = null;
+  /** Hashes large appends on a worker thread; null for trees kept in memory only. */
+  readonly #hasher: EdgeHasher | null;
   readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
   readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
   readonly #nodes = new Map<string, Hash>(); // complete nodes hashed up from full tiles (they never change)
   #dirsMade = new Set<string>();
-  /** Full tiles being written in the background (they are already in #fullTiles); the first error, if any. */
+  /**
+   * Full tiles not yet on disk, by level/index. They are written together, in
+   * the background, with persist() or once enough have gathered: creating
+   * files one at a time, between commits, would put a file's metadata in
+   * nearly every journal commit the log's fdatasync forces.
+   */
+  readonly #unwritten = new Map<string, TileWrite>();
+  /** Keys of #unwritten tiles already handed to the background writer. */
+  readonly #queued = new Set<string>();
+  /** Full tiles being written in the background (they stay in #unwritten until written); the first error, if any. */
   #writing: Promise<void> = Promise.resolve();
   #writeError: unknown = null;
   /** Partial tiles changed since they were last written, by level/index. */
@@ -51,6 +73,7 @@ export class FileTree {
     this.#dir = dir;
     this.#files = files;
     this.#readOnly = readOnly;
+    this.#hasher = readOnly ? null : new EdgeHasher();
   }
 
   get size(): number {
@@ -59,6 +82,7 @@ export class FileTree {
 
   /** The root of the current tree. */
   root(): Hash {
+    if (this.#root?.size === this.#edge.size) return this.#root.root;
     return treeRoot(this.#edge.subtree, this.#edge.size);
   }
 
@@ -107,13 +131,21 @@ export class FileTree {
     await this.persist();
   }
 
+  /** Stops the hashing thread, if it runs. */
+  async close(): Promise<void> {
+    await this.#hasher?.close();
+  }
+
   /** Forgets everything in memory; the next sync reloads from disk. */
   reset(): void {
     this.#edge = new TreeEdge();
+    this.#root = null;
     this.#nodes.clear();
     this.#dirty.clear();
     this.#fullTiles.clear();
     this.#memoryTiles.clear();
+    this.#unwritten.clear();
+    this.#queued.clear();
   }
 
   /**
@@ -122,7 +154,15 @@ export class FileTree {
    */
   async extend(leaves: readonly Hash[]): Promise<void> {
     if (leaves.length === 0) return;
-    const writes = this.#edge.append(leaves);
+    let writes: TileWrite[];
+    if (this.#hasher !== null && leaves.length >= HASH_ON_WORKER_AT) {
+      const appended = await this.#hasher.append(this.#edge, leaves);
+      this.#edge = appended.edge;
+      this.#root = { size: appended.edge.size, root: appended.root };
+      writes = appended.writes;
+    } else {
+      writes = this.#edge.append(leaves);
+    }
     if (this.#readOnly) {
       // Nothing is written: full tiles stay in memory, where #node finds them.
       for (const t of writes) {
@@ -136,14 +176,8 @@ export class FileTree {
       const key = `${tile.level}/${tile.index}`;
       if (tile.hashes.length === TILE_WIDTH) {
         this.#dirty.delete(key);
-        this.#cacheFullTile(key, tile.hashes);
-        if (tile.inner !== undefined) this.#cacheFullTile(`inner/${key}`, tile.inner);
-        // Written off the commit's path: creating a file costs more than the commit's fsync here.
-        this.#writing = this.#writing.then(() =>
-          this.#writeTile(tile).catch((error: unknown) => {
-            this.#writeError ??= error;
-          }),
-        );
+        this.#unwritten.set(key, tile);
+        if (this.#unwritten.size - this.#queued.size >= WRITE_FULL_TILES_AT) this.#writeFullTiles();
       } else {
         this.#dirty.set(key, tile);
       }
@@ -158,6 +192,7 @@ export class FileTree {
   /** Writes the partial tiles and tree-size, so that a new reader need not rebuild them from the log. */
   async persist(): Promise<void> {
     if (this.#readOnly) return;
+    this.#writeFullTiles();
     await this.#writing;
     if (this.#writeError !== null) {
       const error = this.#writeError;
@@ -168,6 +203,25 @@ export class FileTree {
     this.#dirty.clear();
     await this.#writeFileAtomic(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${this.#edge.size}\n`));
     this.#persistedAt = Date.now();
+  }
+
+  /** Starts writing the full tiles gathered so far, in the background, one after another. */
+  #writeFullTiles(): void {
+    const tiles = [...this.#unwritten].filter(([key]) => !this.#queued.has(key));
+    if (tiles.length === 0) return;
+    for (const [key] of tiles) this.#queued.add(key);
+    this.#writing = this.#writing.then(async () => {
+      for (const [key, tile] of tiles) {
+        try {
+          await this.#writeTile(tile);
+          this.#unwritten.delete(key);
+        } catch (error) {
+          this.#writeError ??= error;
+        } finally {
+          this.#queued.delete(key);
+        }
+      }
+    });
   }
 
   /** The right edge of the tree as it was at `size` leaves (the level hashes its partial tiles held then). */
@@ -208,20 +262,17 @@ export class FileTree {
 
   /** A complete subtree's hash: from the in-memory edge if it is there, else from its full tile. */
   async #node(level: number, index: number): Promise<Hash> {
-    try {
-      return this.#edge.subtree(level, index);
-    } catch {
-      const known = this.#nodes.get(`${level}/${index}`);
-      if (known !== undefined) return known;
-      const at = locateNode(level, index);
-      if (at.count > 1) {
-        const inner = await this.#innerNodes(at.tileLevel, at.tileIndex);
-        const r = level - at.tileLevel * 8;
-        if (inner !== null) return inner[innerIndex(r, at.from / at.count)] as Hash;
-      }
-      const tile = await this.#fullTile(at.tileLevel, at.tileIndex);
-      return this.#inTile(tile, level, index, at.count);
+    if (this.#edge.holds(level, index)) return this.#edge.subtree(level, index);
+    const known = this.#nodes.get(`${level}/${index}`);
+    if (known !== undefined) return known;
+    const at = locateNode(level, index);
+    if (at.count > 1) {
+      const inner = await this.#innerNodes(at.tileLevel, at.tileIndex);
+      const r = level - at.tileLevel * 8;
+      if (inner !== null) return inner[innerIndex(r, at.from / at.count)] as Hash;
     }
+    const tile = await this.#fullTile(at.tileLevel, at.tileIndex);
+    return this.#inTile(tile, level, index, at.count);
   }
 
   /** Node (level, index) from its full tile, covering `count` of its hashes; inner nodes are memoised (bounded). */
@@ -243,7 +294,7 @@ export class FileTree {
 
   async #fullTile(level: number, index: number): Promise<Hash[]> {
     const key = `${level}/${index}`;
-    let tile = this.#memoryTiles.get(key) ?? this.#fullTiles.get(key);
+    let tile = this.#memoryTiles.get(key) ?? this.#unwritten.get(key)?.hashes ?? this.#fullTiles.get(key);
     if (tile === undefined) {
       await this.#writing; // it may be on its way to disk
       tile = await this.#readTile(level, index, TILE_WIDTH);
@@ -255,7 +306,8 @@ export class FileTree {
   /** A full tile's 255 inner nodes from the tile-inner cache, or null when it has none (then they are hashed). */
   async #innerNodes(level: number, index: number): Promise<Hash[] | null> {
     const key = `inner/${level}/${index}`;
-    const cached = this.#memoryTiles.get(key) ?? this.#fullTiles.get(key);
+    const cached =
+      this.#memoryTiles.get(key) ?? this.#unwritten.get(`${level}/${index}`)?.inner ?? this.#fullTiles.get(key);
     if (cached !== undefined) return cached;
     if (this.#readOnly && this.#memoryTiles.size > 0) return null;
     await this.#writing;

@@ -1,0 +1,108 @@
+/**
+ * A signing log's checkpoints with many writers: processes and threads
+ * append at once, each integrating and signing after its own commits under
+ * the checkpoint lock. Every checkpoint anyone wrote must be one the final
+ * log is consistent with, the checkpoint on disk must never move backwards,
+ * and after the writers close, it covers every entry.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import type { Entry } from '../../../src/entry.js';
+import { Log } from '../../../src/log.js';
+import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
+import { generateNoteKey, parseVerifierKey } from '../../../src/note/keys.js';
+import { trustCheckpoint } from '../../../src/note/trust.js';
+import { FIXTURES, readLines, runNode, tempDir } from '../../helpers.js';
+
+function signingLogDir(name: string): { dir: string; verifier: string; init: () => Promise<unknown> } {
+  const root = tempDir();
+  const { signer, verifier } = generateNoteKey(name);
+  const keyFile = join(root, 'log.key');
+  writeFileSync(keyFile, `${signer}\n`, { mode: 0o600 });
+  const dir = join(root, 'log');
+  return { dir, verifier, init: () => Log.init({ dir, signingKey: keyFile }) };
+}
+
+const leavesOf = (dir: string) =>
+  readLines(join(dir, 'log.jsonl')).map((line) => Buffer.from((JSON.parse(line) as Entry).hash, 'hex'));
+
+describe('checkpoints with many writers', () => {
+  it('never move backwards, and each one is a prefix of the final log', async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/many');
+    await init();
+    const key = parseVerifierKey(verifier);
+    const seen: { size: number; root: Buffer }[] = [];
+    let watching = true;
+    const watch = (async () => {
+      let last = '';
+      while (watching) {
+        const note = readFileSync(join(dir, 'checkpoint'), 'utf8');
+        if (note !== last) {
+          last = note;
+          const trusted = trustCheckpoint(note, { log: key }); // throws if a torn or foreign note were ever visible
+          seen.push({ size: trusted.size, root: trusted.root });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on('warning', onWarning);
+    const writer = join(FIXTURES, 'writer.js');
+    const runs = await Promise.all([
+      runNode(writer, [dir, 'p1', '400', '1']),
+      runNode(writer, [dir, 'p2', '400', '2']),
+      new Promise((resolve, reject) => {
+        const thread = new Worker(writer, { workerData: [dir, 't1', '400', '1'] });
+        thread.on('error', reject);
+        thread.on('exit', resolve);
+      }),
+    ]);
+    watching = false;
+    await watch;
+    process.off('warning', onWarning);
+    for (const run of runs.slice(0, 2) as { code: number; stderr: string }[]) {
+      assert.equal(run.code, 0, run.stderr);
+      assert.doesNotMatch(run.stderr, /Warning/, 'no writer failed to integrate or sign');
+    }
+    assert.deepEqual(warnings, []);
+
+    const leaves = leavesOf(dir);
+    assert.equal(leaves.length, 1200);
+    const reference = subtreesOf(leaves);
+    assert.ok(seen.length > 3, `the checkpoint moved as the writers went (${seen.length} seen)`);
+    for (const [k, checkpoint] of seen.entries()) {
+      if (k > 0) assert.ok(checkpoint.size >= (seen[k - 1]?.size ?? 0), 'a checkpoint never replaces a larger one');
+      assert.ok(
+        treeRoot(reference, checkpoint.size).equals(checkpoint.root),
+        `checkpoint ${checkpoint.size} is a prefix`,
+      );
+    }
+    const final = trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: key });
+    assert.equal(final.size, 1200, 'once the writers have closed, the checkpoint covers every entry');
+    const log = new Log({ dir, readOnly: true });
+    assert.equal((await log.verify({ checkpoint: final })).ok, true);
+    await log.close();
+  });
+
+  it('a large batch, hashed on the tree thread, gives the same tree and checkpoint as small ones', async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/batch');
+    await init();
+    const log = new Log({ dir });
+    for (const n of [3, 1000, 1, 300, 64, 2]) {
+      await log.appendBatch(Array.from({ length: n }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    }
+    const note = (await log.checkpoint()) as string; // waits for the checkpoint to cover this process's appends
+    const checkpoint = trustCheckpoint(note, { log: parseVerifierKey(verifier) });
+    await log.close();
+    const leaves = leavesOf(dir);
+    assert.equal(checkpoint.size, leaves.length);
+    assert.ok(checkpoint.root.equals(treeRoot(subtreesOf(leaves), leaves.length)));
+    const reopened = await Log.open({ dir });
+    assert.ok((await reopened.treeHead()).root.equals(checkpoint.root));
+    await reopened.close();
+  });
+});
