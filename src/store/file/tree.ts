@@ -18,7 +18,6 @@ import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
-import { EdgeHasher } from './edge-hasher.js';
 import type { Files } from './files.js';
 import { readWholeFile } from './lines.js';
 
@@ -26,12 +25,6 @@ export const TREE_SIZE_FILE = 'tree-size';
 /** Inner nodes of full tiles, beside (not inside) the C2SP tile/ tree: a derived cache that spares proofs hashing. */
 export const INNER_DIR = 'tile-inner';
 const PERSIST_EVERY_MS = 1000;
-/**
- * Appends of at least this many leaves are hashed on a worker thread (about
- * one node hash, ~1 µs, per leaf), keeping the event loop free for commits.
- * Smaller ones cost less than the round trip.
- */
-const HASH_ON_WORKER_AT = 64;
 /** Full tiles held in memory before they are written without waiting for persist() (2 × 8 KiB each). */
 const WRITE_FULL_TILES_AT = 256;
 
@@ -42,10 +35,6 @@ export class FileTree {
   readonly #dir: string;
   readonly #files: Files;
   #edge = new TreeEdge();
-  /** The root of #edge, when the hashing thread computed it. */
-  #root: { size: number; root: Hash } | null = null;
-  /** Hashes large appends on a worker thread; null for trees kept in memory only. */
-  readonly #hasher: EdgeHasher | null;
   readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
   readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
   readonly #nodes = new Map<string, Hash>(); // complete nodes hashed up from full tiles (they never change)
@@ -73,7 +62,6 @@ export class FileTree {
     this.#dir = dir;
     this.#files = files;
     this.#readOnly = readOnly;
-    this.#hasher = readOnly ? null : new EdgeHasher();
   }
 
   get size(): number {
@@ -82,7 +70,6 @@ export class FileTree {
 
   /** The root of the current tree. */
   root(): Hash {
-    if (this.#root?.size === this.#edge.size) return this.#root.root;
     return treeRoot(this.#edge.subtree, this.#edge.size);
   }
 
@@ -131,15 +118,9 @@ export class FileTree {
     await this.persist();
   }
 
-  /** Stops the hashing thread, if it runs. */
-  async close(): Promise<void> {
-    await this.#hasher?.close();
-  }
-
   /** Forgets everything in memory; the next sync reloads from disk. */
   reset(): void {
     this.#edge = new TreeEdge();
-    this.#root = null;
     this.#nodes.clear();
     this.#dirty.clear();
     this.#fullTiles.clear();
@@ -154,15 +135,7 @@ export class FileTree {
    */
   async extend(leaves: readonly Hash[]): Promise<void> {
     if (leaves.length === 0) return;
-    let writes: TileWrite[];
-    if (this.#hasher !== null && leaves.length >= HASH_ON_WORKER_AT) {
-      const appended = await this.#hasher.append(this.#edge, leaves);
-      this.#edge = appended.edge;
-      this.#root = { size: appended.edge.size, root: appended.root };
-      writes = appended.writes;
-    } else {
-      writes = this.#edge.append(leaves);
-    }
+    const writes = this.#edge.append(leaves);
     if (this.#readOnly) {
       // Nothing is written: full tiles stay in memory, where #node finds them.
       for (const t of writes) {
