@@ -1,10 +1,11 @@
 {
   "targets": [
     {
-      "target_name": "evident_flock",
-      "sources": ["native/flock.c"],
+      "target_name": "evident_native",
+      "sources": ["native/addon.c", "native/flock.c", "native/hash.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
+      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "libraries": ["-ldl"]
     }
   ]
 }

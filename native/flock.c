@@ -160,7 +160,8 @@ static napi_value lock_wait(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-NAPI_MODULE_INIT() {
+/* Adds tryLock, lockWait and unlock to `exports` (see addon.c). */
+napi_value evident_flock_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tryLock", NULL, try_lock, NULL, NULL, NULL, napi_default, NULL},
       {"lockWait", NULL, lock_wait, NULL, NULL, NULL, napi_default, NULL},

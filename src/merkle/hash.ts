@@ -29,4 +29,22 @@ export function nodeHash(left: Hash, right: Hash): Hash {
   return digest('sha256', input, 'buffer') as Buffer;
 }
 
+/**
+ * Hashes a row of a tree level into the row above: for each 64-byte pair
+ * (left || right) in `pairs`, SHA-256(0x01 || pair) into `out`, 32 bytes
+ * each. A native implementation may stand in for this one (store/file uses
+ * one call into OpenSSL for a whole row, instead of a call per node).
+ */
+export type PairHasher = (pairs: Uint8Array, out: Uint8Array) => void;
+
+/** The PairHasher made of nodeHash calls. */
+export const hashPairs: PairHasher = (pairs, out) => {
+  const input = Buffer.allocUnsafe(1 + 2 * HASH_SIZE);
+  input[0] = 1;
+  for (let k = 0; k < pairs.length / (2 * HASH_SIZE); k++) {
+    input.set(pairs.subarray(2 * HASH_SIZE * k, 2 * HASH_SIZE * (k + 1)), 1);
+    out.set(digest('sha256', input, 'buffer') as Buffer, HASH_SIZE * k);
+  }
+};
+
 const LEAF = Buffer.from([0]);

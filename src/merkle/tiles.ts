@@ -12,7 +12,7 @@
  * those partial tiles, at most 255 hashes per level — is all that appending
  * touches, and all that computing the current root needs.
  */
-import { type Hash, nodeHash } from './hash.js';
+import { HASH_SIZE, type Hash, hashPairs, type PairHasher } from './hash.js';
 import type { SubtreeHash } from './tree.js';
 
 export const TILE_HEIGHT = 8;
@@ -72,6 +72,16 @@ export function innerIndex(r: number, k: number): number {
   return TILE_WIDTH - 2 ** (TILE_HEIGHT + 1 - r) + k;
 }
 
+/** Where row r (0..8) of a tile's block starts, in hashes: 0, 256, 384, 448, ..., 510. */
+function rowStart(r: number): number {
+  return 2 * TILE_WIDTH - ((2 * TILE_WIDTH) >> r);
+}
+
+/** Hash number n of a block, as a view. */
+function nodeAt(block: Buffer, n: number): Hash {
+  return block.subarray(n * HASH_SIZE, (n + 1) * HASH_SIZE);
+}
+
 /**
  * The right edge of a tree: the last, partial tile of each tile level, and
  * the size. Appending leaves returns the tiles that changed: tiles that just
@@ -84,16 +94,30 @@ export class TreeEdge {
   /** #fullTiles[L]: how many full tiles tile level L has (the index of its partial tile). */
   readonly #fullTiles: number[] = [];
   /**
-   * #nodes[L][r][k]: node k at height r (1..8) inside tile level L's partial
-   * tile, once hashed. Complete nodes never change, so repeated roots cost
-   * O(log n), and a tile that fills has most of its inner nodes already.
+   * #blocks[L]: tile level L's partial tile as rows, in one buffer of 511
+   * hashes: row 0 (its 256 hashes) then rows 1..8 above it, which are the
+   * tile's 255 inner nodes in the order innerIndex() gives. #filled[L][r]:
+   * how many of row r's nodes are hashed — always a prefix, since complete
+   * nodes never change. So repeated roots cost O(log n), a row is extended
+   * by one call to the pair hasher, and a tile that fills has its inner nodes
+   * ready to store.
    */
-  #nodes: Hash[][][] = [];
+  readonly #blocks: Buffer[] = [];
+  readonly #filled: number[][] = [];
+  readonly #hashPairs: PairHasher;
 
-  /** An edge for a tree of `size` leaves whose partial tiles hold `edge` (see partialTiles()). */
-  constructor(size = 0, edge: Hash[][] = []) {
+  /**
+   * An edge for a tree of `size` leaves whose partial tiles hold `edge` (see
+   * partialTiles()); `pairHasher` hashes rows of nodes (default: hashPairs).
+   */
+  constructor(size = 0, edge: Hash[][] = [], pairHasher: PairHasher = hashPairs) {
     this.#size = size;
+    this.#hashPairs = pairHasher;
     this.#edge = edge.map((tile) => [...tile]);
+    for (const [level, tile] of this.#edge.entries()) {
+      const block = this.#newBlock(level);
+      for (const [k, hash] of tile.entries()) block.set(hash, k * HASH_SIZE);
+    }
     for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
       this.#fullTiles[level] = Math.floor(hashesAtTileLevel(size, level) / TILE_WIDTH);
     }
@@ -127,19 +151,19 @@ export class TreeEdge {
       let hash = leaf;
       for (let level = 0; ; level++) {
         const tile = this.#edgeAt(level);
+        (this.#blocks[level] ?? this.#newBlock(level)).set(hash, tile.length * HASH_SIZE);
         tile.push(hash);
         if (level > top) top = level;
         if (tile.length < TILE_WIDTH) break;
         const index = this.#fullTiles[level] ?? 0;
         this.#fullTiles[level] = index + 1;
-        hash = this.#tileNode(tile, level, TILE_HEIGHT, 0); // reuses what roots already hashed
-        const inner: Hash[] = [];
-        for (let r = 1; r <= TILE_HEIGHT; r++) {
-          for (let k = 0; k < TILE_WIDTH >> r; k++) inner.push(this.#tileNode(tile, level, r, k));
-        }
+        this.#fill(level);
+        const block = this.#blocks[level] as Buffer;
+        const inner = Array.from({ length: TILE_WIDTH - 1 }, (_, k) => nodeAt(block, TILE_WIDTH + k));
+        hash = inner[TILE_WIDTH - 2] as Hash; // the tile's root, the top inner node
         full.push({ level, index, hashes: tile, inner });
         this.#edge[level] = [];
-        this.#nodes[level] = []; // the tile's inner nodes now live in a full tile, read from storage
+        this.#newBlock(level); // the full tile keeps the old block's nodes
       }
       this.#size++;
     }
@@ -161,7 +185,7 @@ export class TreeEdge {
     if (!this.holds(level, index)) throw new RangeError(`node ${level}/${index} is not on the right edge`);
     const at = locateNode(level, index);
     const r = level - at.tileLevel * TILE_HEIGHT;
-    return this.#tileNode(this.#edge[at.tileLevel] as Hash[], at.tileLevel, r, at.from / at.count);
+    return this.#tileNode(at.tileLevel, r, at.from / at.count);
   };
 
   /** Whether subtree(level, index) is a node the edge holds (inside a partial tile), rather than one in a full tile. */
@@ -172,19 +196,37 @@ export class TreeEdge {
     return tile !== undefined && at.tileIndex === partialIndex && at.from + at.count <= tile.length;
   }
 
-  /** Node k at height r inside tile level L's partial tile (whose hashes are `tile`), memoised in #nodes. */
-  #tileNode(tile: readonly Hash[], tileLevel: number, r: number, k: number): Hash {
-    if (r === 0) return tile[k] as Hash;
-    const heights = this.#nodes[tileLevel] ?? [];
-    this.#nodes[tileLevel] = heights;
-    const row = heights[r] ?? [];
-    heights[r] = row;
-    let hash = row[k];
-    if (hash === undefined) {
-      hash = nodeHash(this.#tileNode(tile, tileLevel, r - 1, 2 * k), this.#tileNode(tile, tileLevel, r - 1, 2 * k + 1));
-      row[k] = hash;
+  /** Node k at height r inside tile level L's partial tile (it must be complete: see holds()). */
+  #tileNode(tileLevel: number, r: number, k: number): Hash {
+    if (r === 0) return (this.#edge[tileLevel] as Hash[])[k] as Hash;
+    this.#fill(tileLevel);
+    return nodeAt(this.#blocks[tileLevel] as Buffer, rowStart(r) + k);
+  }
+
+  /** Hashes the complete nodes of tile level L's partial tile not hashed yet: one pair-hasher call per row. */
+  #fill(tileLevel: number): void {
+    const block = this.#blocks[tileLevel] as Buffer;
+    const filled = this.#filled[tileLevel] as number[];
+    const width = (this.#edge[tileLevel] as Hash[]).length;
+    for (let r = 1; r <= TILE_HEIGHT; r++) {
+      const have = filled[r] as number;
+      const need = width >> r;
+      if (need <= have) break; // rows above cannot have more
+      const below = rowStart(r - 1);
+      const at = rowStart(r);
+      this.#hashPairs(
+        block.subarray((below + 2 * have) * HASH_SIZE, (below + 2 * need) * HASH_SIZE),
+        block.subarray((at + have) * HASH_SIZE, (at + need) * HASH_SIZE),
+      );
+      filled[r] = need;
     }
-    return hash;
+  }
+
+  #newBlock(tileLevel: number): Buffer {
+    const block = Buffer.alloc((2 * TILE_WIDTH - 1) * HASH_SIZE);
+    this.#blocks[tileLevel] = block;
+    this.#filled[tileLevel] = new Array(TILE_HEIGHT + 1).fill(0);
+    return block;
   }
 
   /** The edge's tiles, for constructing an equal edge elsewhere. */

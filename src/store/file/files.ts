@@ -5,9 +5,9 @@
  */
 
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
+import { flock } from '../../native.js';
 
 export interface FileStat {
   size: number;
@@ -45,15 +45,6 @@ export interface Files {
   lockWait(fd: number): Promise<void>;
   unlock(fd: number): void;
 }
-
-interface FlockAddon {
-  tryLock(fd: number): boolean;
-  lockWait(fd: number): Promise<void>;
-  unlock(fd: number): void;
-}
-
-// Built by `npm install` (node-gyp) from native/flock.c into <package>/build/Release.
-const flock = createRequire(import.meta.url)('../../../../build/Release/evident_flock.node') as FlockAddon;
 
 const read = promisify(fs.read);
 const writeFile = promisify(fs.writeFile);

@@ -18,6 +18,7 @@ import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
+import { pairHasher } from '../../native.js';
 import type { Files } from './files.js';
 import { readWholeFile } from './lines.js';
 
@@ -34,7 +35,7 @@ export type LeafReader = (from: number, to: number) => Promise<{ leaves: Hash[];
 export class FileTree {
   readonly #dir: string;
   readonly #files: Files;
-  #edge = new TreeEdge();
+  #edge = new TreeEdge(0, [], pairHasher);
   readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
   readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
   readonly #nodes = new Map<string, Hash>(); // complete nodes hashed up from full tiles (they never change)
@@ -120,7 +121,7 @@ export class FileTree {
 
   /** Forgets everything in memory; the next sync reloads from disk. */
   reset(): void {
-    this.#edge = new TreeEdge();
+    this.#edge = new TreeEdge(0, [], pairHasher);
     this.#nodes.clear();
     this.#dirty.clear();
     this.#fullTiles.clear();
@@ -205,7 +206,7 @@ export class FileTree {
       tiles[level] = [];
       for (let k = 0; k < width; k++) tiles[level].push(await this.#node(level * 8, index * TILE_WIDTH + k));
     }
-    return new TreeEdge(size, tiles);
+    return new TreeEdge(size, tiles, pairHasher);
   }
 
   /** Root of the tree's first `size` leaves (any size up to the current one). */
@@ -302,7 +303,7 @@ export class FileTree {
     for (const { level, index, width } of TreeEdge.partialTiles(size)) {
       tiles[level] = width === 0 ? [] : await this.#readTile(level, index, width);
     }
-    return new TreeEdge(size, tiles);
+    return new TreeEdge(size, tiles, pairHasher);
   }
 
   async #readTile(level: number, index: number, width: number): Promise<Hash[]> {

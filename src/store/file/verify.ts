@@ -11,6 +11,7 @@ import { EMPTY_HEAD, type Head } from '../../entry.js';
 import { emptyRoot } from '../../merkle/hash.js';
 import { TreeEdge } from '../../merkle/tiles.js';
 import { treeRoot } from '../../merkle/tree.js';
+import { pairHasher } from '../../native.js';
 import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { VerifyOptions, VerifyResult } from '../store.js';
 import type { Files } from './files.js';
@@ -178,7 +179,7 @@ export async function verifyLogWithCheckpoint(
   options: VerifyOptions = {},
 ): Promise<VerifyResult> {
   const { size } = await files.fstat(fd);
-  const edge = new TreeEdge();
+  const edge = new TreeEdge(0, [], pairHasher);
   let rootAtCheckpoint: Buffer | null = checkpoint.size === 0 ? emptyRoot() : null;
   const onLeaf = (hash: string) => {
     edge.append([Buffer.from(hash, 'hex')]);

@@ -1,0 +1,56 @@
+/*
+ * hashPairs for the Merkle tree (RFC 9162 §2.1.1 interior nodes), as an N-API
+ * function: for each 64-byte pair (left || right) of the input, write
+ * SHA-256(0x01 || left || right) to the output, 32 bytes each.
+ *
+ * Why: a tile that fills needs 255 node hashes, and through Node's crypto
+ * each is a call of about a microsecond, nearly all of it call overhead. One
+ * call for a whole row runs the same SHA-256 — OpenSSL's, the one inside the
+ * running Node — at its own speed.
+ *
+ * The SHA256 function is looked up in the running process (Node exports its
+ * OpenSSL's symbols to addons) rather than linked, so a Node without it
+ * loads this addon all the same: hashPairs is then absent and the
+ * JavaScript version is used (src/native.ts says which one runs).
+ */
+#include <dlfcn.h>
+#include <node_api.h>
+#include <string.h>
+
+typedef unsigned char *(*sha256_fn)(const unsigned char *data, size_t length, unsigned char *digest);
+static sha256_fn sha256;
+
+static napi_value hash_pairs(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  unsigned char *in, *out;
+  size_t in_length, out_length;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_buffer_info(env, argv[0], (void **)&in, &in_length) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], (void **)&out, &out_length) != napi_ok) {
+    napi_throw_type_error(env, "EVIDENT_NATIVE", "hashPairs(pairs, out) takes two Buffers");
+    return NULL;
+  }
+  if (in_length % 64 != 0 || out_length * 2 != in_length) {
+    napi_throw_range_error(env, "EVIDENT_NATIVE", "hashPairs: pairs must be 64-byte pairs and out half as long");
+    return NULL;
+  }
+  unsigned char node[65];
+  node[0] = 1;
+  for (size_t k = 0; k < in_length / 64; k++) {
+    memcpy(node + 1, in + 64 * k, 64);
+    sha256(node, sizeof node, out + 32 * k);
+  }
+  return NULL;
+}
+
+/* Adds hashPairs to `exports` when the process has an SHA256 to call (see addon.c). */
+napi_value evident_hash_init(napi_env env, napi_value exports) {
+  sha256 = (sha256_fn)dlsym(RTLD_DEFAULT, "SHA256");
+  if (sha256 == NULL) return exports;
+  napi_property_descriptor props[] = {
+      {"hashPairs", NULL, hash_pairs, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, 1, props) != napi_ok) return NULL;
+  return exports;
+}

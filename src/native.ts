@@ -1,0 +1,25 @@
+/**
+ * The native addon (native/*.c), built by `npm install` (node-gyp) into
+ * <package>/build/Release: flock(2), which Node lacks, and a row-at-a-time
+ * Merkle node hasher that calls the running Node's own OpenSSL SHA-256.
+ */
+import { createRequire } from 'node:module';
+import { hashPairs, type PairHasher } from './merkle/hash.js';
+
+interface Addon {
+  tryLock(fd: number): boolean;
+  lockWait(fd: number): Promise<void>;
+  unlock(fd: number): void;
+  /** Absent when the process exports no SHA256 (then the JavaScript PairHasher is used). */
+  hashPairs?: PairHasher;
+}
+
+const addon = createRequire(import.meta.url)('../../build/Release/evident_native.node') as Addon;
+
+export const flock: Pick<Addon, 'tryLock' | 'lockWait' | 'unlock'> = addon;
+
+/** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
+export const nativeHashing = addon.hashPairs !== undefined;
+
+/** The fastest PairHasher available: the addon's, else merkle/hash.ts's. */
+export const pairHasher: PairHasher = addon.hashPairs ?? hashPairs;
