@@ -40,14 +40,23 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
       await builder.extend(Array.from({ length: n }, (_, i) => bytes.subarray(32 * i, 32 * (i + 1))));
     }
     await builder.persist();
+    await builder.close();
     const buildSeconds = (performance.now() - started) / 1000;
 
+    // Tile reads: a tile file opened, or a chunk read from a tile-inner file (kept open).
     let tileOpens = 0;
+    const innerFds = new Set<number>();
     const counting: Files = {
       ...nodeFiles,
-      open: (path, flags, mode) => {
-        if (path.includes('/tile')) tileOpens++; // tile/ and tile-inner/
-        return nodeFiles.open(path, flags, mode);
+      open: async (path, flags, mode) => {
+        const fd = await nodeFiles.open(path, flags, mode);
+        if (path.includes('/tile-inner/')) innerFds.add(fd);
+        else if (path.includes('/tile/')) tileOpens++;
+        return fd;
+      },
+      read: (fd, buffer, offset, length, position) => {
+        if (innerFds.has(fd)) tileOpens++;
+        return nodeFiles.read(fd, buffer, offset, length, position);
       },
     };
     const tree = new FileTree(dir, counting);
@@ -80,6 +89,7 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
       ed25519Signer(key),
     ]);
     const receiptBytes = Buffer.byteLength(formatReceipt({ index, proof, checkpoint: note }));
+    await tree.close();
     return {
       size,
       buildSeconds,

@@ -516,6 +516,7 @@ export class FileStore implements Store {
       await this.#locked(() => this.#tree.persist()).catch((error: unknown) => this.#onTreeError?.(error));
     }
     await checkpointer?.close();
+    await this.#tree.close();
     await this.#lock.close();
     const fds = [this.#logFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
     this.#logFd = -1;

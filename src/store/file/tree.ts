@@ -13,6 +13,7 @@
  * Proofs read the O(log n) tiles their nodes are in; full tiles never change,
  * so they are cached.
  */
+import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
@@ -20,11 +21,17 @@ import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath 
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
 import { pairHasher } from '../../native.js';
 import type { Files } from './files.js';
-import { readWholeFile } from './lines.js';
+import { readFully, readWholeFile } from './lines.js';
 
 export const TREE_SIZE_FILE = 'tree-size';
-/** Inner nodes of full tiles, beside (not inside) the C2SP tile/ tree: a derived cache that spares proofs hashing. */
+/**
+ * Inner nodes of full tiles, beside (not inside) the C2SP tile/ tree: a
+ * derived cache that spares proofs hashing. One file per tile level,
+ * tile-inner/<L>.nodes, holding tile N's 255 inner nodes (innerIndex order)
+ * at N × 255 × 32: written in place, no file created per tile.
+ */
 export const INNER_DIR = 'tile-inner';
+const INNER_BYTES = (TILE_WIDTH - 1) * HASH_SIZE;
 const PERSIST_EVERY_MS = 1000;
 /** Full tiles held in memory before they are written without waiting for persist() (2 × 8 KiB each). */
 const WRITE_FULL_TILES_AT = 256;
@@ -57,6 +64,8 @@ export class FileTree {
   #persistedAt = 0;
 
   readonly #readOnly: boolean;
+  /** Open descriptors of the tile-inner files, by tile level (null: the file does not exist, for a reader). */
+  readonly #innerFds = new Map<number, number | null>();
 
   /** `readOnly`: keep the tree in memory only, never writing tiles (for readers of a log they may not write). */
   constructor(dir: string, files: Files, readOnly = false) {
@@ -110,6 +119,7 @@ export class FileTree {
   async rebuild(size: number, readLeaves: LeafReader): Promise<void> {
     this.reset();
     if (!this.#readOnly) {
+      await this.#closeInner();
       await this.#files.remove(join(this.#dir, 'tile'));
       await this.#files.remove(join(this.#dir, INNER_DIR));
       await this.#files.remove(join(this.#dir, TREE_SIZE_FILE));
@@ -285,12 +295,46 @@ export class FileTree {
     if (cached !== undefined) return cached;
     if (this.#readOnly && this.#memoryTiles.size > 0) return null;
     await this.#writing;
-    const path = join(this.#dir, INNER_DIR, tilePath(level, index).slice('tile/'.length));
-    const bytes = await readWholeFile(this.#files, path, 255 * HASH_SIZE);
-    if (bytes === null || bytes.length !== 255 * HASH_SIZE) return null; // no cache: the caller hashes
+    const fd = await this.#innerFd(level);
+    if (fd === null) return null; // no cache: the caller hashes
+    const bytes = Buffer.alloc(INNER_BYTES);
+    const read = await readFully(this.#files, fd, bytes, INNER_BYTES, index * INNER_BYTES);
+    // Past the end, or a hole (a tile not written yet): no cache for it.
+    if (read < INNER_BYTES || isZero(bytes.subarray(0, HASH_SIZE)) || isZero(bytes.subarray(-HASH_SIZE))) return null;
     const inner = hashesOf(bytes);
     this.#cacheFullTile(key, inner);
     return inner;
+  }
+
+  /** The tile-inner file of a tile level, opened once (created, unless the tree is read-only: then null if missing). */
+  async #innerFd(level: number): Promise<number | null> {
+    const known = this.#innerFds.get(level);
+    if (known !== undefined) return known;
+    const path = join(this.#dir, INNER_DIR, `${level}.nodes`);
+    let fd: number | null;
+    if (!this.#readOnly) {
+      await this.#makeDir(dirname(path));
+      fd = await this.#files.open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    } else {
+      fd = await this.#files.open(path, constants.O_RDONLY).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return null;
+        throw error;
+      });
+    }
+    this.#innerFds.set(level, fd);
+    return fd;
+  }
+
+  async #closeInner(): Promise<void> {
+    const fds = [...this.#innerFds.values()].filter((fd) => fd !== null);
+    this.#innerFds.clear();
+    for (const fd of fds) await this.#files.close(fd);
+  }
+
+  /** Closes the files the tree keeps open. */
+  async close(): Promise<void> {
+    await this.#writing;
+    await this.#closeInner();
   }
 
   #cacheFullTile(key: string, tile: Hash[]): void {
@@ -325,11 +369,8 @@ export class FileTree {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     if (tile.inner !== undefined) {
-      const innerPath = join(this.#dir, INNER_DIR, tilePath(tile.level, tile.index).slice('tile/'.length));
-      await this.#makeDir(dirname(innerPath));
-      await this.#files.writeFile(innerPath, Buffer.concat(tile.inner)).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
+      const fd = (await this.#innerFd(tile.level)) as number;
+      await this.#files.writeAt(fd, Buffer.concat(tile.inner), tile.index * INNER_BYTES);
     }
     // It supersedes the partial versions written while it filled.
     if ((await this.#files.stat(`${path}.p`)) !== null) await this.#files.remove(`${path}.p`);
@@ -351,6 +392,10 @@ export class FileTree {
     await this.#files.mkdir(dir);
     this.#dirsMade.add(dir);
   }
+}
+
+function isZero(bytes: Buffer): boolean {
+  return bytes.every((b) => b === 0);
 }
 
 /** A buffer of concatenated 32-byte hashes, as hashes (views, not copies). */

@@ -5,7 +5,7 @@
  * proofs verify; it is rebuilt from the log when tiles are missing or damaged.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -61,8 +61,9 @@ describe('the log Merkle tree', () => {
     const level1 = readFileSync(join(dir, tilePath(1, 0, 5)));
     assert.ok(level1.equals(Buffer.concat([0, 1, 2, 3, 4].map((i) => reference(8, i)))));
     assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '1359\n');
-    // Beside the C2SP tiles, each full tile's 255 inner nodes, level by level (a cache that spares proofs hashing).
-    const inner = readFileSync(join(dir, 'tile-inner', '0', '001'));
+    // Beside the C2SP tiles, each full tile's 255 inner nodes, level by level, in one file per tile level
+    // (a cache that spares proofs hashing).
+    const inner = readFileSync(join(dir, 'tile-inner', '0.nodes')).subarray(255 * 32, 2 * 255 * 32); // tile 0/001
     const expected: Buffer[] = [];
     for (let r = 1; r <= 8; r++) for (let k = 0; k < 256 >> r; k++) expected.push(reference(r, (256 >> r) + k));
     assert.ok(inner.equals(Buffer.concat(expected)));
@@ -116,5 +117,30 @@ describe('the log Merkle tree', () => {
     const afterTear = await Log.open({ dir });
     await checkTree(afterTear, leaves);
     await afterTear.close();
+  });
+
+  it('only hashes more when its inner-node cache is cut short, zeroed or gone', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    await log.appendBatch(Array.from({ length: 1100 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    await log.treeHead();
+    await log.close();
+    const leaves = leavesOf(dir);
+    const cache = join(dir, 'tile-inner', '0.nodes');
+    assert.equal(readFileSync(cache).length, 4 * 255 * 32, 'four full tiles, 255 inner nodes each');
+
+    truncateSync(cache, 255 * 32 + 100); // tile 1 torn, tiles 2 and 3 missing
+    const zeroed = readFileSync(cache);
+    zeroed.fill(0, 0, 255 * 32); // tile 0 a hole
+    writeFileSync(cache, zeroed);
+    for (const readOnly of [false, true]) {
+      const reader = new Log({ dir, readOnly });
+      await checkTree(reader, leaves);
+      await reader.close();
+    }
+    rmSync(join(dir, 'tile-inner'), { recursive: true });
+    const reader = new Log({ dir, readOnly: true });
+    await checkTree(reader, leaves);
+    await reader.close();
   });
 });
