@@ -13,6 +13,9 @@
  * loads this addon all the same: hashPairs is then absent and the
  * JavaScript version is used (src/native.ts says which one runs).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#endif
 #include <dlfcn.h>
 #include <node_api.h>
 #include <string.h>
