@@ -53,6 +53,8 @@ export class Publisher {
   readonly #onError: (error: unknown) => void;
   /** Commits of this process not yet in the tree, in order. */
   #segments: Segment[] = [];
+  /** The log's size after this process's latest commit: every step brings the tree at least this far. */
+  #committed = 0;
   /** Where the tree's last leaf's line ends in the log, when known: others' entries start there. */
   #treeEnd: { size: number; end: number } | null = null;
   /** One step at a time: the tail of the chain of steps. */
@@ -107,6 +109,7 @@ export class Publisher {
   /** A commit of this process made `segment` durable: integrate it and publish, soon. */
   committed(segment: Segment): void {
     this.#segments.push(segment);
+    this.#committed = Math.max(this.#committed, segment.from + segment.leaves.length);
     if (!this.#running) {
       this.#running = true;
       // After the callers this commit releases have queued their next batch and its sync has started:
@@ -145,15 +148,17 @@ export class Publisher {
   /**
    * One step, under the checkpoint lock: the tree takes the queued commits
    * (and whatever others appended between them), then is brought to at least
-   * `size`; a checkpoint is signed if one is due (or `final`).
+   * `size` and past every commit of this process (also those a failed step
+   * dropped); a checkpoint is signed if one is due (or `final`).
    */
   async #step(size: number, final: boolean): Promise<void> {
     const tree = this.#tree;
     try {
       await this.#checkpointer.locked(async () => {
         for (const segment of this.#segments.splice(0)) await this.#take(segment);
-        if (tree.size < size) {
-          await tree.sync(size, this.#source.readLeaves);
+        const target = Math.max(size, this.#committed);
+        if (tree.size < target) {
+          await tree.sync(target, this.#source.readLeaves);
           this.#treeEnd = null;
         }
         await this.#source.sync();

@@ -15,7 +15,8 @@ import { Log } from '../../../src/log.js';
 import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
 import { generateNoteKey, parseVerifierKey } from '../../../src/note/keys.js';
 import { trustCheckpoint } from '../../../src/note/trust.js';
-import { FIXTURES, readLines, runNode, tempDir } from '../../helpers.js';
+import { type Files, nodeFiles } from '../../../src/store/file/files.js';
+import { FIXTURES, osError, readLines, runNode, tempDir } from '../../helpers.js';
 
 function signingLogDir(name: string): { dir: string; verifier: string; init: () => Promise<unknown> } {
   const root = tempDir();
@@ -88,7 +89,34 @@ describe('checkpoints with many writers', () => {
     await log.close();
   });
 
-  it('a large batch, hashed on the tree thread, gives the same tree and checkpoint as small ones', async () => {
+  it('a checkpoint that cannot be written is reported, and the next one covers what it missed', async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/fail');
+    await init();
+    let failWrites = 0;
+    const files: Files = {
+      ...nodeFiles,
+      writeAt: (fd, buffer, position) =>
+        failWrites-- > 0 ? Promise.reject(osError('EIO', 'injected')) : nodeFiles.writeAt(fd, buffer, position),
+    };
+    const log = new Log({ dir, files });
+    await log.append({ actor: 'a', action: 'x.y' });
+    assert.equal((await log.checkpoint()) !== null, true);
+    failWrites = 1;
+    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+    const entry = await log.append({ actor: 'a', action: 'x.y' }); // durable: its commit does not depend on signing
+    assert.equal(entry.seq, 1);
+    assert.match((await warned).message, /not updated.*EIO/);
+    const note = (await log.checkpoint()) as string;
+    assert.equal(trustCheckpoint(note, { log: parseVerifierKey(verifier) }).size, 2, 'the next step signed both');
+    failWrites = 1;
+    await log.append({ actor: 'a', action: 'x.y' });
+    await assert.rejects(log.checkpoint(), /EIO/, 'asked for a checkpoint, the caller hears why there is none');
+    await log.close();
+    const final = trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: parseVerifierKey(verifier) });
+    assert.equal(final.size, 3, 'close signs what is left');
+  });
+
+  it('a large batch gives the same tree and checkpoint as small ones', async () => {
     const { dir, verifier, init } = signingLogDir('publisher.example/batch');
     await init();
     const log = new Log({ dir });
