@@ -6,7 +6,7 @@
  * and after the writers close, it covers every entry.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -114,6 +114,24 @@ describe('checkpoints with many writers', () => {
     await log.close();
     const final = trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: parseVerifierKey(verifier) });
     assert.equal(final.size, 3, 'close signs what is left');
+  });
+
+  it('a checkpoint file replaced at its path (a restore, a checkout) is the one signed next', async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/replaced');
+    await init();
+    const key = parseVerifierKey(verifier);
+    const path = join(dir, 'checkpoint');
+    const log = new Log({ dir });
+    await log.append({ actor: 'a', action: 'x.y' });
+    await log.checkpoint();
+    const before = statSync(path).ino;
+    writeFileSync(`${path}.copy`, readFileSync(path));
+    renameSync(`${path}.copy`, path); // same note, another inode: our descriptor now points at a removed file
+    assert.notEqual(statSync(path).ino, before);
+    await log.append({ actor: 'a', action: 'x.y' });
+    await log.checkpoint();
+    assert.equal(trustCheckpoint(readFileSync(path, 'utf8'), { log: key }).size, 2, 'signed into the file at the path');
+    await log.close();
   });
 
   it('a large batch gives the same tree and checkpoint as small ones', async () => {
