@@ -226,6 +226,21 @@ async function overheadRun(reversed: boolean): Promise<void> {
     add(`tree_ratio_${callers}`, tree / chain);
     add(`tree_signed_ratio_${callers}`, signed / chain);
   }
+  // Several processes signing one log: each reads the others' entries into its tree and signs under the checkpoint lock.
+  const plain = async () => processesRate(await seeded(SMALL), 4, 64);
+  const signing = async () => processesRate(await signingLog(), 4, 64);
+  let unsigned = 0;
+  let signed = 0;
+  if (reversed) {
+    signed = await signing();
+    unsigned = await plain();
+  } else {
+    unsigned = await plain();
+    signed = await signing();
+  }
+  add('default_4x64', unsigned);
+  add('signed_4x64', signed);
+  add('signed_ratio_4x64', signed / unsigned);
 }
 
 const TREE_SIZES = runs('proofs') ? (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number) : [];
@@ -304,6 +319,12 @@ for (const callers of runs('overhead') ? [16, 256] : []) {
       int(get(`tree_signed_${callers}`)),
       `${get(`tree_signed_ratio_${callers}`).toFixed(2)}×`,
     ],
+  );
+}
+if (runs('overhead')) {
+  rows.push(
+    ['4 processes × 64 callers: default log', int(get('default_4x64')), 'baseline'],
+    ['4 processes × 64 callers: signing log', int(get('signed_4x64')), `${get('signed_ratio_4x64').toFixed(2)}×`],
   );
 }
 for (const p of proofs) {
