@@ -137,12 +137,24 @@ export class Publisher {
     return this.#exclusive(() => this.#step(0, true));
   }
 
-  /** Steps until no commit is waiting; a failed step is reported and the next one starts from the log. */
+  /**
+   * Steps until no commit is waiting. A failed step is reported and ends the
+   * run: the next commit starts another, from the log. Between steps the
+   * event loop gets a turn — a step's file calls are synchronous, so a loop
+   * of steps that never waited would starve it (and a commit waiting for its
+   * sync's callback would hold the append lock meanwhile).
+   */
   async #run(): Promise<void> {
-    while (this.#segments.length > 0 && !this.#closed) {
-      await this.#exclusive(() => this.#step(0, false)).catch((error: unknown) => this.#onError(error));
+    try {
+      while (this.#segments.length > 0 && !this.#closed) {
+        await this.#exclusive(() => this.#step(0, false));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (error) {
+      this.#onError(error);
+    } finally {
+      this.#running = false;
     }
-    this.#running = false;
   }
 
   /**

@@ -116,6 +116,42 @@ describe('checkpoints with many writers', () => {
     assert.equal(final.size, 3, 'close signs what is left');
   });
 
+  it('a checkpoint lock that keeps failing costs signatures, never appends, and never stalls the process', {
+    timeout: 30_000,
+  }, async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/stuck');
+    await init();
+    const checkpointFds = new Set<number>();
+    let broken = false;
+    const files: Files = {
+      ...nodeFiles,
+      open: async (path, flags, mode) => {
+        const fd = await nodeFiles.open(path, flags, mode);
+        if (path.endsWith('/checkpoint')) checkpointFds.add(fd);
+        return fd;
+      },
+      tryLock: (fd) => {
+        if (broken && checkpointFds.has(fd)) throw osError('EBADF', 'injected');
+        return nodeFiles.tryLock(fd);
+      },
+    };
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on('warning', onWarning);
+    const log = await Log.open({ dir, files }); // opening checks the checkpoint under its lock
+    broken = true;
+    for (let i = 0; i < 20; i++) await log.append({ actor: 'a', action: 'x.y', data: { i } });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // timers still run: nothing spins
+    await assert.rejects(log.checkpoint(), /EBADF/);
+    assert.ok(warnings.length > 0 && warnings.every((w) => /EBADF/.test(w)), 'each failure reported');
+    broken = false;
+    await log.append({ actor: 'a', action: 'x.y' });
+    const note = (await log.checkpoint()) as string;
+    assert.equal(trustCheckpoint(note, { log: parseVerifierKey(verifier) }).size, 21, 'then one checkpoint covers all');
+    await log.close();
+    process.off('warning', onWarning);
+  });
+
   it('a checkpoint file replaced at its path (a restore, a checkout) is the one signed next', async () => {
     const { dir, verifier, init } = signingLogDir('publisher.example/replaced');
     await init();
