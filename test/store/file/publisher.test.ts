@@ -16,7 +16,7 @@ import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
 import { generateNoteKey, parseVerifierKey } from '../../../src/note/keys.js';
 import { trustCheckpoint } from '../../../src/note/trust.js';
 import { type Files, nodeFiles } from '../../../src/store/file/files.js';
-import { FIXTURES, osError, readLines, runNode, tempDir } from '../../helpers.js';
+import { countingFiles, FIXTURES, osError, readLines, runNode, tempDir } from '../../helpers.js';
 
 function signingLogDir(name: string): { dir: string; verifier: string; init: () => Promise<unknown> } {
   const root = tempDir();
@@ -150,6 +150,23 @@ describe('checkpoints with many writers', () => {
     assert.equal(trustCheckpoint(note, { log: parseVerifierKey(verifier) }).size, 21, 'then one checkpoint covers all');
     await log.close();
     process.off('warning', onWarning);
+  });
+
+  it("with durability 'write', the log is synced before a checkpoint covers it", async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/write');
+    await init();
+    const { files, counts } = countingFiles();
+    const log = await Log.open({ dir, files, durability: 'write' });
+    const before = counts.syncs;
+    await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+    ]);
+    assert.equal(counts.syncs, before, 'the commit itself does not sync');
+    const note = (await log.checkpoint()) as string;
+    assert.equal(trustCheckpoint(note, { log: parseVerifierKey(verifier) }).size, 2);
+    assert.ok(counts.syncs > before, 'signing a checkpoint of those entries synced them first');
+    await log.close();
   });
 
   it('a checkpoint file replaced at its path (a restore, a checkout) is the one signed next', async () => {
