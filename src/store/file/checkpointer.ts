@@ -41,7 +41,8 @@ export interface TreeView {
 export class Checkpointer {
   readonly #files: Files;
   readonly #key: PrivateNoteKey;
-  readonly #intervalMs: number;
+  /** Sign at most this often (ms); 0: whenever the tree has grown. */
+  readonly intervalMs: number;
   readonly #lock: PathLock;
   /** The checkpoint file as we last read or wrote it: its bytes and what they say. */
   #known: { checkpoint: Checkpoint; note: Buffer } | null = null;
@@ -53,7 +54,7 @@ export class Checkpointer {
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
     this.#files = files;
     this.#key = options.key;
-    this.#intervalMs = options.intervalMs ?? 0;
+    this.intervalMs = options.intervalMs ?? 0;
     this.#lock = new PathLock(files, join(dir, CHECKPOINT_FILE), constants.O_RDWR);
   }
 
@@ -117,7 +118,7 @@ export class Checkpointer {
       return last.size;
     }
     if (last !== null) await this.compare(tree, last);
-    if (!force && this.#intervalMs > 0 && Date.now() - this.#signedAt < this.#intervalMs) return last?.size ?? 0;
+    if (!force && this.intervalMs > 0 && Date.now() - this.#signedAt < this.intervalMs) return last?.size ?? 0;
     const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
     const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]), 'utf8');
     const fd = await this.#lock.fd();

@@ -66,6 +66,8 @@ export const LOG_FILE = 'log.jsonl';
 export const LOCK_FILE = 'lock';
 export const QUARANTINE_DIR = 'quarantine';
 export const COSIGNATURES_DIR = 'cosignatures';
+/** Empty; flock(2) on it is the integrator lease of a signing log (publisher.ts). */
+export const INTEGRATOR_FILE = 'integrator';
 
 export class FileStore implements Store {
   readonly dir: string;
@@ -150,10 +152,16 @@ export class FileStore implements Store {
     this.#publisher = new Publisher(
       this.#tree,
       this.#checkpointer,
+      new PathLock(files, join(this.dir, INTEGRATOR_FILE), constants.O_WRONLY),
       {
         readLeaves: this.#readLeaves,
         readLeavesAt: (count, start, end) => this.#readLeavesAt(count, start, end),
-        size: async () => (await this.#locked(() => this.#refresh())).size,
+        head: () =>
+          this.#locked(async () => {
+            const { size } = await this.#refresh();
+            return { size, end: this.#known?.end ?? 0 };
+          }),
+        bytes: async () => (await this.#files.fstat(this.#logFd)).size,
         sync: async () => {
           if (this.#durability === 'write') await this.#files.fdatasync(this.#logFd);
         },

@@ -37,10 +37,22 @@ export class PathLock {
 
   /** Waits for the lock (on a dedicated thread, never blocking the event loop), following a replaced file. */
   async acquire(): Promise<number> {
+    return (await this.#take(true)) as number;
+  }
+
+  /** Takes the lock if no one holds it; null if someone does. */
+  tryAcquire(): Promise<number | null> {
+    return this.#take(false);
+  }
+
+  async #take(wait: boolean): Promise<number | null> {
     const files = this.#files;
     for (;;) {
       const fd = await this.fd();
-      if (!files.tryLock(fd)) await files.lockWait(fd);
+      if (!files.tryLock(fd)) {
+        if (!wait) return null;
+        await files.lockWait(fd);
+      }
       const now = await files.stat(this.path);
       if (now !== null && this.#stat !== null && now.ino === this.#stat.ino && now.dev === this.#stat.dev) return fd;
       files.unlock(fd);

@@ -11,14 +11,19 @@
  * at most the batches committed meanwhile; settled() waits for it.
  *
  * In one process, everything that changes the tree runs here, one step at a
- * time. Across processes, the checkpoint lock guards the checkpoint and the
- * tree's files; each process reads the entries others appended once, from
- * the bytes between its own commits. Lock order: the checkpoint lock, then
- * (only on open) the append lock; never the reverse.
+ * time. Across processes, one writer at a time is the *integrator*: it holds
+ * a lease (flock on <dir>/integrator), integrates everyone's entries and
+ * signs for all of them, noticing others' appends by the log's size (every
+ * few milliseconds). The other writers only commit — integrating every entry
+ * in every process would have each compete for the CPU with whoever holds the
+ * append lock — and one of them takes the lease over when its holder closes
+ * or dies. The checkpoint lock guards the checkpoint and the tree's files.
+ * Lock order: the checkpoint lock, then the append lock; never the reverse.
  */
 import { LogCorruptError } from '../../errors.js';
 import type { Hash } from '../../merkle/hash.js';
 import type { Checkpointer } from './checkpointer.js';
+import type { PathLock } from './path-lock.js';
 import type { FileTree, LeafReader } from './tree.js';
 
 /** Entries one commit of this process appended. */
@@ -40,11 +45,18 @@ export interface LogSource {
   readLeaves: LeafReader;
   /** Leaf hashes of the `count` entries whose lines are bytes [start, end); null if those bytes are not that. */
   readLeavesAt(count: number, start: number, end: number): Promise<{ leaves: Hash[]; prev: Hash | null } | null>;
-  /** The number of entries in the log now (takes the append lock). */
-  size(): Promise<number>;
+  /** The log's entries now, and where the last one ends (takes the append lock, so they are durable). */
+  head(): Promise<{ size: number; end: number }>;
+  /** The log file's size in bytes now (no lock: only a hint that others appended). */
+  bytes(): Promise<number>;
   /** Makes the log's content durable before a checkpoint covers it (a no-op when every commit syncs). */
   sync(): Promise<void>;
 }
+
+/** How often the integrator looks for other writers' entries. */
+const POLL_MS = 3;
+/** How long a closing writer waits for the integrator's checkpoint to cover its entries. */
+const CLOSE_WAIT_MS = 5000;
 
 export class Publisher {
   readonly #tree: FileTree;
@@ -61,12 +73,64 @@ export class Publisher {
   #turn: Promise<unknown> = Promise.resolve();
   #running = false;
   #closed = false;
+  readonly #lease: PathLock;
+  /** Whether this process holds the integrator lease. */
+  #integrator = false;
+  #claiming: Promise<boolean> | null = null;
+  #poller: NodeJS.Timeout | null = null;
+  /** When a step last failed: the poller waits a second before trying again (a commit does not). */
+  #failedAt = 0;
+  /** When this process last committed: meanwhile its own steps take in others' entries too (those before each commit). */
+  #committedAt = 0;
 
-  constructor(tree: FileTree, checkpointer: Checkpointer, source: LogSource, onError: (error: unknown) => void) {
+  constructor(
+    tree: FileTree,
+    checkpointer: Checkpointer,
+    lease: PathLock,
+    source: LogSource,
+    onError: (error: unknown) => void,
+  ) {
     this.#tree = tree;
     this.#checkpointer = checkpointer;
+    this.#lease = lease;
     this.#source = source;
     this.#onError = onError;
+  }
+
+  /** Takes the integrator lease if no writer holds it; true if this process holds it (now or already). */
+  #claim(): Promise<boolean> {
+    if (this.#integrator || this.#closed) return Promise.resolve(this.#integrator);
+    if (this.#claiming !== null) return this.#claiming;
+    this.#claiming = this.#lease
+      .tryAcquire()
+      .then((fd) => {
+        if (fd === null || this.#closed) {
+          if (fd !== null) this.#lease.release();
+          return false;
+        }
+        this.#integrator = true;
+        this.#poller = setInterval(() => this.#poll(), POLL_MS);
+        this.#poller.unref();
+        return true;
+      })
+      .finally(() => {
+        this.#claiming = null;
+      });
+    return this.#claiming;
+  }
+
+  /** The integrator's look for others' entries: a step when the log has bytes the tree does not. */
+  #poll(): void {
+    const now = Date.now();
+    if (this.#running || this.#closed || now - this.#failedAt < 1000 || now - this.#committedAt < 2 * POLL_MS) return;
+    this.#source.bytes().then(
+      (bytes) => {
+        if (this.#running || this.#closed || bytes <= (this.#treeEnd?.end ?? 0)) return;
+        this.#running = true;
+        void this.#run(true);
+      },
+      (error: unknown) => this.#onError(error),
+    );
   }
 
   /**
@@ -84,7 +148,7 @@ export class Publisher {
         if (last === null) return;
         if (last.size > tree.size) {
           // Signed after we read the size (another writer is ahead), or the log lost entries.
-          const now = await this.#source.size();
+          const now = (await this.#source.head()).size;
           if (now < last.size) {
             throw new LogCorruptError(
               `the log has ${now} entries but its signed checkpoint has ${last.size}: entries were removed`,
@@ -103,24 +167,46 @@ export class Publisher {
         }
         await tree.persistIfDue();
       }),
-    );
+    ).then(async () => {
+      await this.#claim();
+    });
   }
 
   /** A commit of this process made `segment` durable: integrate it and publish, soon. */
   committed(segment: Segment): void {
-    this.#segments.push(segment);
     this.#committed = Math.max(this.#committed, segment.from + segment.leaves.length);
+    this.#committedAt = Date.now();
+    if (!this.#integrator) {
+      void this.#claim(); // the integrator may have gone: then this process takes over
+      return;
+    }
+    this.#segments.push(segment);
     if (!this.#running) {
       this.#running = true;
       // After the callers this commit releases have queued their next batch and its sync has started:
       // the step then runs while that sync is in flight, instead of before it.
-      setImmediate(() => void this.#run());
+      setImmediate(() => void this.#run(false));
     }
   }
 
-  /** Resolves once the tree holds every entry this process committed so far and a due checkpoint is signed. */
-  settled(): Promise<void> {
-    return this.#exclusive(() => this.#step(0, false));
+  /**
+   * Resolves once a checkpoint covers every entry this process committed so
+   * far (the integrator signs it if one is due; another writer waits for the
+   * integrator's, or takes the lease over if it is gone).
+   */
+  async settled(deadline = Number.POSITIVE_INFINITY): Promise<void> {
+    for (;;) {
+      if (await this.#claim()) return this.#exclusive(() => this.#step(0, false));
+      if (this.#checkpointer.intervalMs > 0) return; // the integrator signs when one is due
+      const last = await this.#checkpointer.locked(() => this.#checkpointer.read());
+      if ((last?.size ?? 0) >= this.#committed) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no checkpoint covers this process's ${this.#committed} entries yet; the integrator signs them`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
   }
 
   /** Runs `work` on the tree brought up to at least `size` entries, with no step running meanwhile. */
@@ -131,10 +217,23 @@ export class Publisher {
     });
   }
 
-  /** Integrates what is left, signs a checkpoint of everything (if the one on disk is smaller) and persists the tree. */
-  close(): Promise<void> {
+  /**
+   * The integrator integrates what is left, signs a checkpoint of the whole
+   * log (if the one on disk is smaller), persists the tree and gives up the
+   * lease. Another writer makes sure a checkpoint covers its commits first.
+   */
+  async close(): Promise<void> {
+    if (!this.#integrator)
+      await this.settled(Date.now() + CLOSE_WAIT_MS).catch((error: unknown) => this.#onError(error));
     this.#closed = true; // the background loop stops queueing steps; this one is the last
-    return this.#exclusive(() => this.#step(0, true));
+    if (this.#poller !== null) clearInterval(this.#poller);
+    if (!this.#integrator) return;
+    try {
+      await this.#exclusive(() => this.#step(0, true, true));
+    } finally {
+      this.#integrator = false;
+      await this.#lease.close();
+    }
   }
 
   /**
@@ -144,13 +243,16 @@ export class Publisher {
    * of steps that never waited would starve it (and a commit waiting for its
    * sync's callback would hold the append lock meanwhile).
    */
-  async #run(): Promise<void> {
+  async #run(others: boolean): Promise<void> {
     try {
-      while (this.#segments.length > 0 && !this.#closed) {
-        await this.#exclusive(() => this.#step(0, false));
+      while ((this.#segments.length > 0 || others) && !this.#closed) {
+        const everyone = others;
+        others = false;
+        await this.#exclusive(() => this.#step(0, false, everyone));
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (error) {
+      this.#failedAt = Date.now();
       this.#onError(error);
     } finally {
       this.#running = false;
@@ -163,16 +265,15 @@ export class Publisher {
    * `size` and past every commit of this process (also those a failed step
    * dropped); a checkpoint is signed if one is due (or `final`).
    */
-  async #step(size: number, final: boolean): Promise<void> {
+  async #step(size: number, final: boolean, everyone = false): Promise<void> {
     const tree = this.#tree;
     try {
       await this.#checkpointer.locked(async () => {
         for (const segment of this.#segments.splice(0)) await this.#take(segment);
-        const target = Math.max(size, this.#committed);
-        if (tree.size < target) {
-          await tree.sync(target, this.#source.readLeaves);
-          this.#treeEnd = null;
-        }
+        const head = everyone ? await this.#source.head() : null;
+        const target = Math.max(size, this.#committed, head?.size ?? 0);
+        if (tree.size < target) await this.#catchUp(target, head);
+        if (head !== null && tree.size === head.size) this.#treeEnd = { size: head.size, end: head.end };
         await this.#source.sync();
         await this.#checkpointer.publish(tree, final);
         await (final ? tree.persist() : tree.persistIfDue());
@@ -184,6 +285,21 @@ export class Publisher {
       this.#treeEnd = null;
       throw error;
     }
+  }
+
+  /** Brings the tree to `target` entries from the log: the bytes after the tree's end when they are known. */
+  async #catchUp(target: number, head: { size: number; end: number } | null): Promise<void> {
+    const tree = this.#tree;
+    const known = this.#treeEnd;
+    const from = tree.size;
+    const fast =
+      head !== null && target === head.size && known !== null && known.size === from
+        ? await this.#source.readLeavesAt(target - from, known.end, head.end)
+        : null;
+    this.#treeEnd = null;
+    await tree.sync(target, (start, end) =>
+      fast !== null && start === from ? Promise.resolve(fast) : this.#source.readLeaves(start, end),
+    );
   }
 
   /** Takes one commit's leaves into the tree, reading first what other writers appended before it. */

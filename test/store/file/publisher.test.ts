@@ -6,6 +6,7 @@
  * and after the writers close, it covers every entry.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -25,6 +26,16 @@ function signingLogDir(name: string): { dir: string; verifier: string; init: () 
   writeFileSync(keyFile, `${signer}\n`, { mode: 0o600 });
   const dir = join(root, 'log');
   return { dir, verifier, init: () => Log.init({ dir, signingKey: keyFile }) };
+}
+
+/** The processes holding a flock on `path`, from /proc/locks. */
+function lockHolders(path: string): number[] {
+  const inode = statSync(path).ino;
+  return readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .map((line) => line.split(/\s+/))
+    .filter((f) => f[1] === 'FLOCK' && f[4] !== undefined && Number(f[5]?.split(':')[2]) === inode)
+    .map((f) => Number(f[4]));
 }
 
 const leavesOf = (dir: string) =>
@@ -87,6 +98,30 @@ describe('checkpoints with many writers', () => {
     const log = new Log({ dir, readOnly: true });
     assert.equal((await log.verify({ checkpoint: final })).ok, true);
     await log.close();
+  });
+
+  it('one writer process integrates and signs for all, and another takes over when it dies', async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/lease');
+    await init();
+    const key = parseVerifierKey(verifier);
+    const holder = spawn(process.execPath, [join(FIXTURES, 'holder.js'), dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.once('data', () => resolve());
+      holder.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
+    });
+    const log = await Log.open({ dir }); // the lease is the holder's
+    await log.appendBatch(Array.from({ length: 5 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    // This process does not sign; the holder notices the new entries and signs a checkpoint covering them.
+    assert.equal(trustCheckpoint((await log.checkpoint()) as string, { log: key }).size, 5);
+    assert.equal(lockHolders(join(dir, 'integrator')).includes(holder.pid as number), true, 'the holder integrates');
+
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    await log.append({ actor: 'a', action: 'x.y' }); // the lease is free: this process takes it over
+    assert.equal(trustCheckpoint((await log.checkpoint()) as string, { log: key }).size, 6);
+    assert.deepEqual(lockHolders(join(dir, 'integrator')), [process.pid]);
+    await log.close();
+    assert.deepEqual(lockHolders(join(dir, 'integrator')), [], 'closing gives the lease up');
   });
 
   it('a checkpoint that cannot be written is reported, and the next one covers what it missed', async () => {
