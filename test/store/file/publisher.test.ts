@@ -1,9 +1,11 @@
 /**
  * A signing log's checkpoints with many writers: processes and threads
- * append at once, each integrating and signing after its own commits under
- * the checkpoint lock. Every checkpoint anyone wrote must be one the final
- * log is consistent with, the checkpoint on disk must never move backwards,
- * and after the writers close, it covers every entry.
+ * append at once; one of them at a time (the integrator lease's holder)
+ * integrates and signs for all, under the checkpoint lock. Every checkpoint
+ * anyone wrote must be one the final log is consistent with, the checkpoint
+ * on disk must never move backwards, a writer's checkpoint() and close() wait
+ * for a checkpoint covering its entries, and after the writers close, one
+ * covers every entry. Failures of signing are reported and never cost appends.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
