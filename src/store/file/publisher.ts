@@ -227,12 +227,11 @@ export class Publisher {
       await this.settled(Date.now() + CLOSE_WAIT_MS).catch((error: unknown) => this.#onError(error));
     this.#closed = true; // the background loop stops queueing steps; this one is the last
     if (this.#poller !== null) clearInterval(this.#poller);
-    if (!this.#integrator) return;
     try {
-      await this.#exclusive(() => this.#step(0, true, true));
+      if (this.#integrator) await this.#exclusive(() => this.#step(0, true, true));
     } finally {
       this.#integrator = false;
-      await this.#lease.close();
+      await this.#lease.close(); // gives the lease up (closing the descriptor releases its flock)
     }
   }
 
