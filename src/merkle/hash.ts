@@ -39,11 +39,9 @@ export type PairHasher = (pairs: Uint8Array, out: Uint8Array) => void;
 
 /** The PairHasher made of nodeHash calls. */
 export const hashPairs: PairHasher = (pairs, out) => {
-  const input = Buffer.allocUnsafe(1 + 2 * HASH_SIZE);
-  input[0] = 1;
-  for (let k = 0; k < pairs.length / (2 * HASH_SIZE); k++) {
-    input.set(pairs.subarray(2 * HASH_SIZE * k, 2 * HASH_SIZE * (k + 1)), 1);
-    out.set(digest('sha256', input, 'buffer') as Buffer, HASH_SIZE * k);
+  const bytes = Buffer.from(pairs.buffer, pairs.byteOffset, pairs.byteLength);
+  for (let at = 0; at < bytes.length; at += 2 * HASH_SIZE) {
+    out.set(nodeHash(bytes.subarray(at, at + HASH_SIZE), bytes.subarray(at + HASH_SIZE, at + 2 * HASH_SIZE)), at / 2);
   }
 };
 

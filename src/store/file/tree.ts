@@ -276,9 +276,15 @@ export class FileTree {
     return hash;
   }
 
+  /** A full tile's hashes, or its inner nodes, if memory holds them: built here, not yet written, or cached. */
+  #inMemory(level: number, index: number, part: 'hashes' | 'inner'): Hash[] | undefined {
+    const key = part === 'inner' ? `inner/${level}/${index}` : `${level}/${index}`;
+    return this.#memoryTiles.get(key) ?? this.#unwritten.get(`${level}/${index}`)?.[part] ?? this.#fullTiles.get(key);
+  }
+
   async #fullTile(level: number, index: number): Promise<Hash[]> {
     const key = `${level}/${index}`;
-    let tile = this.#memoryTiles.get(key) ?? this.#unwritten.get(key)?.hashes ?? this.#fullTiles.get(key);
+    let tile = this.#inMemory(level, index, 'hashes');
     if (tile === undefined) {
       await this.#writing; // it may be on its way to disk
       tile = await this.#readTile(level, index, TILE_WIDTH);
@@ -290,8 +296,7 @@ export class FileTree {
   /** A full tile's 255 inner nodes from the tile-inner cache, or null when it has none (then they are hashed). */
   async #innerNodes(level: number, index: number): Promise<Hash[] | null> {
     const key = `inner/${level}/${index}`;
-    const cached =
-      this.#memoryTiles.get(key) ?? this.#unwritten.get(`${level}/${index}`)?.inner ?? this.#fullTiles.get(key);
+    const cached = this.#inMemory(level, index, 'inner');
     if (cached !== undefined) return cached;
     if (this.#readOnly && this.#memoryTiles.size > 0) return null;
     await this.#writing;
