@@ -48,8 +48,8 @@ describe('the native pair hasher', () => {
     for (const n of [1, 2, 253, 256, 1000, 3, 65_536, 949]) {
       const batch = leaves.slice(at, at + n);
       at += batch.length;
-      const a = native.append(batch);
-      const b = js.append(batch);
+      const a = [...native.append(batch), ...native.partials()];
+      const b = [...js.append(batch), ...js.partials()];
       assert.deepEqual(
         a.map((t) => [
           t.level,
@@ -65,6 +65,7 @@ describe('the native pair hasher', () => {
         ]),
       );
       assert.ok(treeRoot(native.subtree, at).equals(treeRoot(reference, at)), `root at ${at}`);
+      assert.ok(native.root().equals(treeRoot(reference, at)) && js.root().equals(native.root()), `root() at ${at}`);
     }
   });
 });

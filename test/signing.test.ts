@@ -76,6 +76,24 @@ describe('signing logs', () => {
     );
   });
 
+  it('with an interval, sign what the last commits left unsigned once it has passed, with no append or close to prompt it', async () => {
+    const root = tempDir();
+    const key = keyFile(root, 'lib.example/interval');
+    const dir = join(root, 'log');
+    await Log.init({ dir, signingKey: key.path });
+    const log = new Log({ dir, checkpointInterval: 300 });
+    await log.append({ actor: 'a', action: 'x.y' });
+    await signedUpTo(dir, 1);
+    const started = Date.now();
+    await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+    ]);
+    await signedUpTo(dir, 3); // then nothing: a timer signs them
+    assert.ok(Date.now() - started >= 250, 'not before the interval has passed');
+    await log.close();
+  });
+
   it('a writer needs the log key, and only that key', async () => {
     const root = tempDir();
     const key = keyFile(root, 'lib.example/c');

@@ -12,7 +12,7 @@
  * those partial tiles, at most 255 hashes per level — is all that appending
  * touches, and all that computing the current root needs.
  */
-import { HASH_SIZE, type Hash, hashPairs, type PairHasher } from './hash.js';
+import { emptyRoot, HASH_SIZE, type Hash, hashPairs, type PairHasher } from './hash.js';
 import type { SubtreeHash } from './tree.js';
 
 export const TILE_HEIGHT = 8;
@@ -77,6 +77,20 @@ function rowStart(r: number): number {
   return 2 * TILE_WIDTH - ((2 * TILE_WIDTH) >> r);
 }
 
+/** The largest power of two ≤ n (n ≥ 1). */
+function largestPowerOfTwoIn(n: number): number {
+  let width = 1;
+  while (width * 2 <= n) width *= 2;
+  return width;
+}
+
+/** log2 of a power of two. */
+function levelOfWidth(width: number): number {
+  let level = 0;
+  for (let w = width; w > 1; w /= 2) level++;
+  return level;
+}
+
 /** Hash number n of a block, as a view. */
 function nodeAt(block: Buffer, n: number): Hash {
   return block.subarray(n * HASH_SIZE, (n + 1) * HASH_SIZE);
@@ -84,8 +98,8 @@ function nodeAt(block: Buffer, n: number): Hash {
 
 /**
  * The right edge of a tree: the last, partial tile of each tile level, and
- * the size. Appending leaves returns the tiles that changed: tiles that just
- * filled up, and the new partial tiles.
+ * the size. Appending leaves returns the tiles that just filled up; the
+ * partial tiles are read when they are to be stored (partials()).
  */
 export class TreeEdge {
   #size: number;
@@ -105,6 +119,8 @@ export class TreeEdge {
   readonly #blocks: Buffer[] = [];
   readonly #filled: number[][] = [];
   readonly #hashPairs: PairHasher;
+  /** root(), until the next append. */
+  #root: Hash | null = null;
 
   /**
    * An edge for a tree of `size` leaves whose partial tiles hold `edge` (see
@@ -143,17 +159,15 @@ export class TreeEdge {
     return tiles;
   }
 
-  /** Appends leaf hashes; returns every tile that changed (full tiles completed, then the current partial ones). */
+  /** Appends leaf hashes; returns the tiles that filled up (partial tiles are read with partials()). */
   append(leaves: readonly Hash[]): TileWrite[] {
     const full: TileWrite[] = [];
-    let top = 0; // the highest tile level this call touched
     for (const leaf of leaves) {
       let hash = leaf;
       for (let level = 0; ; level++) {
         const tile = this.#edgeAt(level);
         (this.#blocks[level] ?? this.#newBlock(level)).set(hash, tile.length * HASH_SIZE);
         tile.push(hash);
-        if (level > top) top = level;
         if (tile.length < TILE_WIDTH) break;
         const index = this.#fullTiles[level] ?? 0;
         this.#fullTiles[level] = index + 1;
@@ -167,12 +181,45 @@ export class TreeEdge {
       }
       this.#size++;
     }
-    const partial: TileWrite[] = [];
-    for (let level = 0; level <= top; level++) {
-      const hashes = this.#edge[level] ?? [];
-      if (hashes.length > 0) partial.push({ level, index: this.#fullTiles[level] ?? 0, hashes: [...hashes] });
+    this.#root = null;
+    return full;
+  }
+
+  /** The partial tile of every tile level that has one, as it is now (copies). */
+  partials(): TileWrite[] {
+    const tiles: TileWrite[] = [];
+    for (const [level, hashes] of this.#edge.entries()) {
+      if (hashes.length > 0) tiles.push({ level, index: this.#fullTiles[level] ?? 0, hashes: [...hashes] });
     }
-    return [...full, ...partial];
+    return tiles;
+  }
+
+  /**
+   * MTH(D[size]), RFC 9162 §2.1.1. Splitting at the largest power of two
+   * below the size, again and again down the right side, leaves one
+   * complete subtree per binary digit 1 of the size (largest first); the
+   * root hashes them together from the right. Each is on the right edge.
+   */
+  root(): Hash {
+    if (this.#root !== null) return this.#root;
+    if (this.#size === 0) return emptyRoot();
+    const subtrees: Hash[] = [];
+    let start = 0;
+    for (let width = largestPowerOfTwoIn(this.#size), level = levelOfWidth(width); width >= 1; width /= 2, level--) {
+      if (start + width > this.#size) continue;
+      subtrees.push(this.subtree(level, start / width));
+      start += width;
+    }
+    const pair = Buffer.allocUnsafe(2 * HASH_SIZE);
+    let root = subtrees.pop() as Hash;
+    for (let k = subtrees.length - 1; k >= 0; k--) {
+      (subtrees[k] as Hash).copy(pair, 0);
+      root.copy(pair, HASH_SIZE);
+      root = Buffer.allocUnsafe(HASH_SIZE);
+      this.#hashPairs(pair, root);
+    }
+    this.#root = root;
+    return root;
   }
 
   #edgeAt(level: number): Hash[] {

@@ -32,10 +32,15 @@ describe('the right edge', () => {
         const edge = new TreeEdge();
         let size = 0;
         for (const n of batches) {
-          for (const t of edge.append(all.slice(size, size + n))) stored.set(`${t.level}/${t.index}`, t.hashes);
+          for (const t of edge.append(all.slice(size, size + n))) {
+            assert.equal(t.hashes.length, TILE_WIDTH, 'append returns full tiles only');
+            stored.set(`${t.level}/${t.index}`, t.hashes);
+          }
+          for (const t of edge.partials()) stored.set(`${t.level}/${t.index}`, t.hashes);
           size += n;
           assert.equal(edge.size, size);
           assert.ok(treeRoot(edge.subtree, size).equals(treeRoot(reference, size)), `root at ${size}`);
+          assert.ok(edge.root().equals(treeRoot(reference, size)), `edge.root() at ${size}`);
         }
         // Every stored hash is the reference tree's node at level 8·L.
         for (const [key, hashes] of stored) {
@@ -67,6 +72,17 @@ describe('the right edge', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('gives the root of every size from 0 to 1100, leaf by leaf', () => {
+    const all = leaves(1100);
+    const reference = subtreesOf(all);
+    const edge = new TreeEdge();
+    assert.ok(edge.root().equals(treeRoot(reference, 0)), 'the empty tree');
+    for (let size = 1; size <= all.length; size++) {
+      edge.append([all[size - 1] as Hash]);
+      assert.ok(edge.root().equals(treeRoot(reference, size)), `root at ${size}`);
+    }
   });
 
   it('refuses an edge that does not fit its size', () => {

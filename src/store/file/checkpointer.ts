@@ -49,6 +49,8 @@ export class Checkpointer {
   /** The largest size whose root we have compared with our tree (checkpoints only grow, so smaller ones were too). */
   #checkedSize = -1;
   #signedAt = 0;
+  /** The checkpoint file's length as read() last found it. */
+  #length = 0;
   readonly #buffer = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
 
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
@@ -73,6 +75,7 @@ export class Checkpointer {
     const fd = await this.#lock.fd();
     const bytes = this.#buffer;
     const length = await readFully(this.#files, fd, bytes, bytes.length, 0);
+    this.#length = length;
     if (length === 0) return null;
     if (length > MAX_NOTE_BYTES) throw new LogCorruptError(`${this.#lock.path} is larger than a checkpoint can be`);
     const known = this.#known;
@@ -96,6 +99,11 @@ export class Checkpointer {
       );
     }
     this.#checkedSize = checkpoint.size;
+  }
+
+  /** How long until a checkpoint is due: 0 without an interval or once it has passed. */
+  dueInMs(): number {
+    return this.intervalMs > 0 ? Math.max(0, this.#signedAt + this.intervalMs - Date.now()) : 0;
   }
 
   /** Forgets which sizes were compared (the tree was rebuilt). */
@@ -123,8 +131,8 @@ export class Checkpointer {
     const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]), 'utf8');
     const fd = await this.#lock.fd();
     await this.#files.writeAt(fd, note, 0);
-    const { size } = await this.#files.fstat(fd);
-    if (size > note.length) await this.#files.ftruncate(fd, note.length);
+    if (this.#length > note.length) await this.#files.ftruncate(fd, note.length); // read() just measured it
+    this.#length = note.length;
     this.#known = { checkpoint, note };
     this.#checkedSize = checkpoint.size;
     this.#signedAt = Date.now();

@@ -49,12 +49,14 @@ export interface LogSource {
   head(): Promise<{ size: number; end: number }>;
   /** The log file's size in bytes now (no lock: only a hint that others appended). */
   bytes(): Promise<number>;
+
   /** Makes the log's content durable before a checkpoint covers it (a no-op when every commit syncs). */
   sync(): Promise<void>;
 }
 
 /** How often the integrator looks for other writers' entries. */
 const POLL_MS = 3;
+
 /** How long a closing writer waits for the integrator's checkpoint to cover its entries. */
 const CLOSE_WAIT_MS = 5000;
 
@@ -82,6 +84,10 @@ export class Publisher {
   #failedAt = 0;
   /** When this process last committed: meanwhile its own steps take in others' entries too (those before each commit). */
   #committedAt = 0;
+  /** With a checkpoint interval: a step once the next checkpoint is due, for entries a step integrated but did not sign. */
+  #later: NodeJS.Timeout | null = null;
+  /** A step is wanted even with no commit waiting (#later fired). */
+  #due = false;
 
   constructor(
     tree: FileTree,
@@ -227,6 +233,7 @@ export class Publisher {
       await this.settled(Date.now() + CLOSE_WAIT_MS).catch((error: unknown) => this.#onError(error));
     this.#closed = true; // the background loop stops queueing steps; this one is the last
     if (this.#poller !== null) clearInterval(this.#poller);
+    if (this.#later !== null) clearTimeout(this.#later);
     try {
       if (this.#integrator) await this.#exclusive(() => this.#step(0, true, true));
     } finally {
@@ -244,9 +251,12 @@ export class Publisher {
    */
   async #run(others: boolean): Promise<void> {
     try {
-      while ((this.#segments.length > 0 || others) && !this.#closed) {
+      while ((this.#segments.length > 0 || others || this.#due) && !this.#closed) {
         const everyone = others;
         others = false;
+        this.#due = false;
+        if (this.#later !== null) clearTimeout(this.#later); // this step signs if one is due, or sets it again
+        this.#later = null;
         await this.#exclusive(() => this.#step(0, false, everyone));
         await new Promise((resolve) => setImmediate(resolve));
       }
@@ -274,7 +284,8 @@ export class Publisher {
         if (tree.size < target) await this.#catchUp(target, head);
         if (head !== null && tree.size === head.size) this.#treeEnd = { size: head.size, end: head.end };
         await this.#source.sync();
-        await this.#checkpointer.publish(tree, final);
+        const signed = await this.#checkpointer.publish(tree, final);
+        if (signed < tree.size && this.#integrator) this.#stepLater(this.#checkpointer.dueInMs()); // not due yet
         await (final ? tree.persist() : tree.persistIfDue());
       });
     } catch (error) {
@@ -284,6 +295,20 @@ export class Publisher {
       this.#treeEnd = null;
       throw error;
     }
+  }
+
+  /** A step in `ms` (unless one is already set), which runs even if no commit comes meanwhile. */
+  #stepLater(ms: number): void {
+    if (this.#later !== null || this.#closed) return;
+    this.#later = setTimeout(() => {
+      this.#later = null;
+      this.#due = true;
+      if (!this.#running && !this.#closed) {
+        this.#running = true;
+        void this.#run(false);
+      }
+    }, ms);
+    this.#later.unref(); // close() takes what is left; an open log alone does not keep the process alive
   }
 
   /** Brings the tree to `target` entries from the log: the bytes after the tree's end when they are known. */

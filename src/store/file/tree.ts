@@ -59,8 +59,8 @@ export class FileTree {
   /** Full tiles being written in the background (they stay in #unwritten until written); the first error, if any. */
   #writing: Promise<void> = Promise.resolve();
   #writeError: unknown = null;
-  /** Partial tiles changed since they were last written, by level/index. */
-  #dirty = new Map<string, TileWrite>();
+  /** By tile level: how many hashes the level had when its partial tile was last written. */
+  #partialsWritten = new Map<number, number>();
   #persistedAt = 0;
 
   readonly #readOnly: boolean;
@@ -80,7 +80,7 @@ export class FileTree {
 
   /** The root of the current tree. */
   root(): Hash {
-    return treeRoot(this.#edge.subtree, this.#edge.size);
+    return this.#edge.root();
   }
 
   /**
@@ -133,7 +133,7 @@ export class FileTree {
   reset(): void {
     this.#edge = new TreeEdge(0, [], pairHasher);
     this.#nodes.clear();
-    this.#dirty.clear();
+    this.#partialsWritten.clear();
     this.#fullTiles.clear();
     this.#memoryTiles.clear();
     this.#unwritten.clear();
@@ -150,7 +150,6 @@ export class FileTree {
     if (this.#readOnly) {
       // Nothing is written: full tiles stay in memory, where #node finds them.
       for (const t of writes) {
-        if (t.hashes.length < TILE_WIDTH) continue;
         this.#memoryTiles.set(`${t.level}/${t.index}`, t.hashes);
         if (t.inner !== undefined) this.#memoryTiles.set(`inner/${t.level}/${t.index}`, t.inner);
       }
@@ -158,13 +157,8 @@ export class FileTree {
     }
     for (const tile of writes) {
       const key = `${tile.level}/${tile.index}`;
-      if (tile.hashes.length === TILE_WIDTH) {
-        this.#dirty.delete(key);
-        this.#unwritten.set(key, tile);
-        if (this.#unwritten.size - this.#queued.size >= WRITE_FULL_TILES_AT) this.#writeFullTiles();
-      } else {
-        this.#dirty.set(key, tile);
-      }
+      this.#unwritten.set(key, tile);
+      if (this.#unwritten.size - this.#queued.size >= WRITE_FULL_TILES_AT) this.#writeFullTiles();
     }
   }
 
@@ -183,8 +177,12 @@ export class FileTree {
       this.#writeError = null;
       throw error;
     }
-    for (const tile of this.#dirty.values()) await this.#writeTile(tile);
-    this.#dirty.clear();
+    for (const tile of this.#edge.partials()) {
+      const width = tile.hashes.length;
+      if (this.#partialsWritten.get(tile.level) === tile.index * TILE_WIDTH + width) continue;
+      await this.#writeTile(tile);
+      this.#partialsWritten.set(tile.level, tile.index * TILE_WIDTH + width);
+    }
     await this.#writeFileAtomic(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${this.#edge.size}\n`));
     this.#persistedAt = Date.now();
   }
@@ -221,6 +219,7 @@ export class FileTree {
 
   /** Root of the tree's first `size` leaves (any size up to the current one). */
   async rootAt(size: number): Promise<Hash> {
+    if (size === this.#edge.size) return this.#edge.root();
     return this.#compute(size, (get) => treeRoot(get, size));
   }
 
