@@ -62,6 +62,11 @@ export interface FileStoreOptions {
   merkleTree?: boolean | undefined;
 }
 
+/** How much of the log #readLeavesAt reads per call: within what Files reads synchronously. */
+const LEAF_READ = 64 * 1024;
+const HASH_MEMBER = Buffer.from('"hash":"');
+const PREV_MEMBER = Buffer.from('"prev":"');
+
 export const LOG_FILE = 'log.jsonl';
 export const LOCK_FILE = 'lock';
 export const QUARANTINE_DIR = 'quarantine';
@@ -273,32 +278,50 @@ export class FileStore implements Store {
 
   /**
    * The leaf hashes of the `count` entries whose lines are bytes [start, end)
-   * — what other writers appended between two of our commits — from one
-   * read, two lastIndexOf()s per line (in a canonical line the top-level
-   * `hash` and `prev` members are the last of their names), instead of
-   * searching the log and parsing every entry. Null if anything is off (then
-   * they are read the ordinary way).
+   * — what other writers appended between two of our commits — searched for
+   * in the bytes (in a canonical line the top-level `hash` and `prev` members
+   * are the last of their names), their hex decoded in one call, instead of
+   * searching the log and parsing every entry. Read in chunks a page-cache
+   * copy each (the bytes were just written), not a thread-pool round trip.
+   * Null if anything is off (then they are read the ordinary way).
    */
   async #readLeavesAt(count: number, start: number, end: number) {
     if (count <= 0 || end - start > 16 << 20) return null;
     const bytes = Buffer.allocUnsafe(end - start);
-    if ((await readFully(this.#files, this.#logFd, bytes, bytes.length, start)) !== bytes.length) return null;
-    const text = bytes.toString('utf8');
-    const leaves: Buffer[] = [];
+    for (let done = 0; done < bytes.length; ) {
+      const n = await this.#files.read(
+        this.#logFd,
+        bytes,
+        done,
+        Math.min(LEAF_READ, bytes.length - done),
+        start + done,
+      );
+      if (n === 0) return null;
+      done += n;
+    }
+    const hex: string[] = [];
     let prev: Buffer | null = null;
-    for (let at = 0; at < text.length; ) {
-      const nl = text.indexOf('\n', at);
+    for (let at = 0; at < bytes.length; ) {
+      const nl = bytes.indexOf(0x0a, at);
       if (nl < 0) return null;
-      const hashAt = text.lastIndexOf('"hash":"', nl);
-      const prevAt = text.lastIndexOf('"prev":"', nl);
-      if (hashAt < at || prevAt < at) return null;
-      const leaf = Buffer.from(text.slice(hashAt + 8, hashAt + 72), 'hex');
-      if (leaf.length !== 32) return null;
-      prev ??= Buffer.from(text.slice(prevAt + 8, prevAt + 72), 'hex');
-      leaves.push(leaf);
+      const hashAt = bytes.lastIndexOf(HASH_MEMBER, nl);
+      if (hashAt < at) return null;
+      hex.push(bytes.toString('latin1', hashAt + HASH_MEMBER.length, hashAt + HASH_MEMBER.length + 64));
+      if (prev === null) {
+        const prevAt = bytes.lastIndexOf(PREV_MEMBER, nl);
+        if (prevAt < at) return null;
+        prev = Buffer.from(
+          bytes.toString('latin1', prevAt + PREV_MEMBER.length, prevAt + PREV_MEMBER.length + 64),
+          'hex',
+        );
+        if (prev.length !== 32) return null;
+      }
       at = nl + 1;
     }
-    return leaves.length === count ? { leaves, prev } : null;
+    if (hex.length !== count) return null;
+    const all = Buffer.from(hex.join(''), 'hex');
+    if (all.length !== 32 * count) return null; // a hash that is not 64 hex digits
+    return { leaves: hex.map((_, k) => all.subarray(32 * k, 32 * k + 32)), prev };
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */

@@ -19,6 +19,7 @@ import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
 import { generateNoteKey, parseVerifierKey } from '../../../src/note/keys.js';
 import { trustCheckpoint } from '../../../src/note/trust.js';
 import { type Files, nodeFiles } from '../../../src/store/file/files.js';
+import type { WriterResult } from '../../fixtures/writer.js';
 import { countingFiles, FIXTURES, osError, readLines, runNode, tempDir } from '../../helpers.js';
 
 function signingLogDir(name: string): { dir: string; verifier: string; init: () => Promise<unknown> } {
@@ -69,10 +70,11 @@ describe('checkpoints with many writers', () => {
     const runs = await Promise.all([
       runNode(writer, [dir, 'p1', '400', '1']),
       runNode(writer, [dir, 'p2', '400', '2']),
-      new Promise((resolve, reject) => {
+      new Promise<WriterResult>((resolve, reject) => {
         const thread = new Worker(writer, { workerData: [dir, 't1', '400', '1'] });
+        thread.on('message', resolve);
         thread.on('error', reject);
-        thread.on('exit', resolve);
+        thread.on('exit', (code) => reject(new Error(`the writer thread exited (${code}) without a result`)));
       }),
     ]);
     watching = false;
@@ -83,6 +85,7 @@ describe('checkpoints with many writers', () => {
       assert.doesNotMatch(run.stderr, /Warning/, 'no writer failed to integrate or sign');
     }
     assert.deepEqual(warnings, []);
+    assert.deepEqual((runs[2] as WriterResult).warnings, [], 'the writer thread neither failed to integrate or sign');
 
     const leaves = leavesOf(dir);
     assert.equal(leaves.length, 1200);
