@@ -281,9 +281,11 @@ export class FileStore implements Store {
    * — what other writers appended between two of our commits — searched for
    * in the bytes (in a canonical line the top-level `hash` and `prev` members
    * are the last of their names), their hex decoded in one call, instead of
-   * searching the log and parsing every entry. Read in chunks a page-cache
-   * copy each (the bytes were just written), not a thread-pool round trip.
-   * Null if anything is off (then they are read the ordinary way).
+   * searching the log and parsing every entry. What it finds must chain —
+   * each `prev` the `hash` before it — so a misread line cannot slip into
+   * the tree. Read in chunks, a page-cache copy each (the bytes were just
+   * written), not a thread-pool round trip. Null if anything is off (then
+   * they are read the ordinary way).
    */
   async #readLeavesAt(count: number, start: number, end: number) {
     if (count <= 0 || end - start > 16 << 20) return null;
@@ -300,28 +302,23 @@ export class FileStore implements Store {
       done += n;
     }
     const hex: string[] = [];
-    let prev: Buffer | null = null;
+    let first = '';
     for (let at = 0; at < bytes.length; ) {
       const nl = bytes.indexOf(0x0a, at);
       if (nl < 0) return null;
       const hashAt = bytes.lastIndexOf(HASH_MEMBER, nl);
-      if (hashAt < at) return null;
+      const prevAt = bytes.lastIndexOf(PREV_MEMBER, nl);
+      if (hashAt < at || prevAt < at) return null;
+      const prev = bytes.toString('latin1', prevAt + PREV_MEMBER.length, prevAt + PREV_MEMBER.length + 64);
+      if (hex.length === 0) first = prev;
+      else if (prev !== hex[hex.length - 1]) return null; // not chained as found: let the ordinary way judge
       hex.push(bytes.toString('latin1', hashAt + HASH_MEMBER.length, hashAt + HASH_MEMBER.length + 64));
-      if (prev === null) {
-        const prevAt = bytes.lastIndexOf(PREV_MEMBER, nl);
-        if (prevAt < at) return null;
-        prev = Buffer.from(
-          bytes.toString('latin1', prevAt + PREV_MEMBER.length, prevAt + PREV_MEMBER.length + 64),
-          'hex',
-        );
-        if (prev.length !== 32) return null;
-      }
       at = nl + 1;
     }
     if (hex.length !== count) return null;
-    const all = Buffer.from(hex.join(''), 'hex');
-    if (all.length !== 32 * count) return null; // a hash that is not 64 hex digits
-    return { leaves: hex.map((_, k) => all.subarray(32 * k, 32 * k + 32)), prev };
+    const all = Buffer.from(`${first}${hex.join('')}`, 'hex');
+    if (all.length !== 32 * (count + 1)) return null; // a hash that is not 64 hex digits
+    return { leaves: hex.map((_, k) => all.subarray(32 * (k + 1), 32 * (k + 2))), prev: all.subarray(0, 32) };
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
