@@ -59,6 +59,8 @@ export class FileTree {
   /** Full tiles being written in the background (they stay in #unwritten until written); the first error, if any. */
   #writing: Promise<void> = Promise.resolve();
   #writeError: unknown = null;
+  /** Counts reset()s: a background write queued before one is for a tree that is gone. */
+  #generation = 0;
   /** By tile level: how many hashes the level had when its partial tile was last written. */
   #partialsWritten = new Map<number, number>();
   #persistedAt = 0;
@@ -119,6 +121,8 @@ export class FileTree {
   async rebuild(size: number, readLeaves: LeafReader): Promise<void> {
     this.reset();
     if (!this.#readOnly) {
+      await this.#writing; // nothing of the old tree's may land after its files are removed
+      this.#writeError = null;
       await this.#closeInner();
       await this.#files.remove(join(this.#dir, 'tile'));
       await this.#files.remove(join(this.#dir, INNER_DIR));
@@ -131,6 +135,7 @@ export class FileTree {
 
   /** Forgets everything in memory; the next sync reloads from disk. */
   reset(): void {
+    this.#generation++; // background writes of the old tree are dropped
     this.#edge = new TreeEdge(0, [], pairHasher);
     this.#nodes.clear();
     this.#partialsWritten.clear();
@@ -163,8 +168,28 @@ export class FileTree {
   }
 
   /** persist() if it has not run for a second: the caller holds the lock that guards the tree's files. */
+  /**
+   * persist(), if it has not run for a second, in the background: the tree
+   * as it is now is written after the full tiles queued before it, and the
+   * caller (a step, holding the lock that guards the tree's files) does not
+   * wait for any of it. A failure of earlier background writes is thrown.
+   */
   async persistIfDue(): Promise<void> {
-    if (Date.now() - this.#persistedAt >= PERSIST_EVERY_MS) await this.persist();
+    if (this.#readOnly || Date.now() - this.#persistedAt < PERSIST_EVERY_MS) return;
+    this.#throwWriteError();
+    this.#persistedAt = Date.now();
+    this.#writeFullTiles();
+    const generation = this.#generation;
+    const size = this.#edge.size;
+    const partials = this.#edge.partials();
+    this.#writing = this.#writing.then(async () => {
+      if (generation !== this.#generation) return;
+      try {
+        await this.#writeSizeAndPartials(size, partials);
+      } catch (error) {
+        this.#writeError ??= error;
+      }
+    });
   }
 
   /** Writes the partial tiles and tree-size, so that a new reader need not rebuild them from the log. */
@@ -172,19 +197,28 @@ export class FileTree {
     if (this.#readOnly) return;
     this.#writeFullTiles();
     await this.#writing;
-    if (this.#writeError !== null) {
-      const error = this.#writeError;
-      this.#writeError = null;
-      throw error;
-    }
-    for (const tile of this.#edge.partials()) {
+    this.#throwWriteError();
+    await this.#writeSizeAndPartials(this.#edge.size, this.#edge.partials());
+    this.#persistedAt = Date.now();
+  }
+
+  /** Throws (once) what a background write failed with. */
+  #throwWriteError(): void {
+    if (this.#writeError === null) return;
+    const error = this.#writeError;
+    this.#writeError = null;
+    throw error;
+  }
+
+  /** The partial tiles of the tree of `size` leaves, then tree-size: after its full tiles, which it claims. */
+  async #writeSizeAndPartials(size: number, partials: TileWrite[]): Promise<void> {
+    for (const tile of partials) {
       const width = tile.hashes.length;
       if (this.#partialsWritten.get(tile.level) === tile.index * TILE_WIDTH + width) continue;
       await this.#writeTile(tile);
       this.#partialsWritten.set(tile.level, tile.index * TILE_WIDTH + width);
     }
-    await this.#writeFileAtomic(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${this.#edge.size}\n`));
-    this.#persistedAt = Date.now();
+    await this.#writeFileAtomic(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${size}\n`));
   }
 
   /** Starts writing the full tiles gathered so far, in the background, one after another. */
@@ -192,8 +226,10 @@ export class FileTree {
     const tiles = [...this.#unwritten].filter(([key]) => !this.#queued.has(key));
     if (tiles.length === 0) return;
     for (const [key] of tiles) this.#queued.add(key);
+    const generation = this.#generation;
     this.#writing = this.#writing.then(async () => {
       for (const [key, tile] of tiles) {
+        if (generation !== this.#generation) return; // reset(): these tiles and their keys are gone
         try {
           await this.#writeTile(tile);
           this.#unwritten.delete(key);

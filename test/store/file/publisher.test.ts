@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import type { Entry } from '../../../src/entry.js';
@@ -154,6 +154,44 @@ describe('checkpoints with many writers', () => {
     await log.close();
     const final = trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: parseVerifierKey(verifier) });
     assert.equal(final.size, 3, 'close signs what is left');
+  });
+
+  it("signing never waits for the tree's tile files to be written", async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/tiles');
+    await init();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = 0;
+    const files: Files = {
+      ...nodeFiles,
+      writeFile: async (path, data) => {
+        if (path.includes(`${sep}tile${sep}`)) {
+          held++;
+          await gate;
+        }
+        return nodeFiles.writeFile(path, data);
+      },
+    };
+    const log = new Log({ dir, files });
+    await log.appendBatch(Array.from({ length: 300 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the tree's files are due to be written again
+    await log.append({ actor: 'a', action: 'x.y' }); // its step starts writing tile 0/000, which waits at the gate
+    for (const deadline = Date.now() + 5000; held === 0; ) {
+      if (Date.now() > deadline) assert.fail('no tile write was started');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await log.append({ actor: 'a', action: 'x.y' });
+    const note = await Promise.race([
+      log.checkpoint(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('checkpoint() waited for the tiles')), 5000)),
+    ]);
+    assert.equal(trustCheckpoint(note as string, { log: parseVerifierKey(verifier) }).size, 302);
+    release();
+    await log.close();
+    assert.equal(statSync(join(dir, 'tile', '0', '000')).size, 256 * 32, 'the tile was written in the end');
+    assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '302\n');
   });
 
   it('a checkpoint lock that keeps failing costs signatures, never appends, and never stalls the process', {
