@@ -7,7 +7,8 @@
  * The right edge lives in memory, so appending costs O(log n) hashing. A tile
  * is written once, after it fills, in the background and together with the
  * others that filled meanwhile. The partial tiles and tree-size are written
- * at most once a second and on close: they only save a newly opened process from reading the latest
+ * at most once a second (after those, also in the background) and on close:
+ * they only save a newly opened process from reading the latest
  * entries back from the log, which is what a process whose edge is behind
  * does (each process reads others' entries once: O(1) per entry overall).
  * Proofs read the O(log n) tiles their nodes are in; full tiles never change,
