@@ -98,6 +98,8 @@ export class FileStore implements Store {
   #retiredFds: number[] = [];
   /** The tail of the queue of this process's callers waiting for the append lock. */
   #inProcess: Promise<void> = Promise.resolve();
+  /** This process's callers holding or queued for the append lock. */
+  #lockUsers = 0;
   /** Identity of the log file our descriptor points at, to notice it replaced or removed at its path. */
   #logFile: FileStat | null = null;
   /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
@@ -161,11 +163,8 @@ export class FileStore implements Store {
       {
         readLeaves: this.#readLeaves,
         readLeavesAt: (count, start, end) => this.#readLeavesAt(count, start, end),
-        head: () =>
-          this.#locked(async () => {
-            const { size } = await this.#refresh();
-            return { size, end: this.#known?.end ?? 0 };
-          }),
+        head: () => this.#locked(() => this.#durableHead()),
+        tryHead: () => this.#tryLocked(() => this.#durableHead()),
         bytes: async () => (await this.#files.fstat(this.#logFd)).size,
         sync: async () => {
           if (this.#durability === 'write') await this.#files.fdatasync(this.#logFd);
@@ -234,12 +233,41 @@ export class FileStore implements Store {
     this.#inProcess = new Promise<void>((resolve) => {
       release = resolve;
     });
+    this.#lockUsers++;
     await before;
     try {
       return await this.#lock.hold(work);
     } finally {
+      this.#lockUsers--;
       release();
     }
+  }
+
+  /** #locked(work) if no caller of this process holds or awaits the append lock and no other writer holds it; else null, at once. */
+  async #tryLocked<T>(work: () => Promise<T>): Promise<T | null> {
+    if (this.#lockUsers > 0) return null;
+    let release = () => {};
+    this.#inProcess = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.#lockUsers++;
+    try {
+      if ((await this.#lock.tryAcquire()) === null) return null;
+      try {
+        return await work();
+      } finally {
+        this.#lock.release();
+      }
+    } finally {
+      this.#lockUsers--;
+      release();
+    }
+  }
+
+  /** Under the append lock: the number of entries, all durable, and where the last one ends. */
+  async #durableHead(): Promise<{ size: number; end: number }> {
+    const { size } = await this.#refresh();
+    return { size, end: this.#known?.end ?? 0 };
   }
 
   /** Under the lock: the current head, reading only what changed since we last looked. */

@@ -47,6 +47,8 @@ export interface LogSource {
   readLeavesAt(count: number, start: number, end: number): Promise<{ leaves: Hash[]; prev: Hash | null } | null>;
   /** The log's entries now, and where the last one ends (takes the append lock, so they are durable). */
   head(): Promise<{ size: number; end: number }>;
+  /** head(), if the append lock is free right now (no commit of any writer under way); else null, at once. */
+  tryHead(): Promise<{ size: number; end: number } | null>;
   /** The log file's size in bytes now (no lock: only a hint that others appended). */
   bytes(): Promise<number>;
 
@@ -57,6 +59,12 @@ export interface LogSource {
 /** How often the integrator looks for other writers' entries. */
 const POLL_MS = 3;
 
+/**
+ * A look for others' entries (the poll) reads the log's head only when the
+ * append lock is free, so as not to take a turn among busy writers — unless
+ * it has not managed to for this long.
+ */
+const HEAD_WAIT_MS = 50;
 /** How long a closing writer waits for the integrator's checkpoint to cover its entries. */
 const CLOSE_WAIT_MS = 5000;
 
@@ -88,6 +96,8 @@ export class Publisher {
   #later: NodeJS.Timeout | null = null;
   /** A step is wanted even with no commit waiting (#later fired). */
   #due = false;
+  /** When a step last read the log's durable head. */
+  #headReadAt = 0;
 
   constructor(
     tree: FileTree,
@@ -278,8 +288,10 @@ export class Publisher {
     const tree = this.#tree;
     try {
       await this.#checkpointer.locked(async () => {
+        const before = tree.size;
         for (const segment of this.#segments.splice(0)) await this.#take(segment);
-        const head = everyone ? await this.#source.head() : null;
+        const head = everyone ? await this.#headOfLog(final) : null;
+        if (everyone && head === null && tree.size === before && size === 0) return; // busy writers: look again soon
         const target = Math.max(size, this.#committed, head?.size ?? 0);
         if (tree.size < target) await this.#catchUp(target, head);
         if (head !== null && tree.size === head.size) this.#treeEnd = { size: head.size, end: head.end };
@@ -309,6 +321,14 @@ export class Publisher {
       }
     }, ms);
     this.#later.unref(); // close() takes what is left; an open log alone does not keep the process alive
+  }
+
+  /** The durable head, for a step that takes in everyone's entries: null when the lock is busy and one was read lately. */
+  async #headOfLog(wait: boolean): Promise<{ size: number; end: number } | null> {
+    const head =
+      wait || Date.now() - this.#headReadAt > HEAD_WAIT_MS ? await this.#source.head() : await this.#source.tryHead();
+    if (head !== null) this.#headReadAt = Date.now();
+    return head;
   }
 
   /** Brings the tree to `target` entries from the log: the bytes after the tree's end when they are known. */
