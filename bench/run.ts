@@ -124,15 +124,20 @@ function settleDisk(): void {
 /** How long writer processes are given to start and open the log before their common window opens. */
 const PROCESS_START_MS = 1500;
 
-/** 4 writer processes × 64 callers on one log: total durable appends per second, all in one window of MS. */
-async function processesRate(dir: string, processes: number, callers: number): Promise<number> {
+/**
+ * 4 writer processes × 64 callers on one log: total durable appends per second, all in one window of MS.
+ * `burn`: another process meanwhile uses that share of one core, and nothing else.
+ */
+async function processesRate(dir: string, processes: number, callers: number, burn = 0): Promise<number> {
   settleDisk();
   // Every writer opens the log, then waits for the same start time: start-up is outside the window, and one
   // writer's start-up does not eat into another's window.
   const startAt = String(Date.now() + PROCESS_START_MS);
+  const burner = burn > 0 ? runNode('burner.js', [String(burn), String(MS), startAt]) : Promise.resolve('');
   const counts = await Promise.all(
     Array.from({ length: processes }, () => runNode('append-worker.js', [dir, String(callers), String(MS), startAt])),
   );
+  await burner;
   return counts.reduce((sum, c) => sum + Number(c), 0) / (MS / 1000);
 }
 
@@ -247,6 +252,10 @@ async function overheadRun(reversed: boolean): Promise<void> {
   add('default_4x64', unsigned);
   add('signed_4x64', signed);
   add('signed_ratio_4x64', signed / unsigned);
+  // The control for the ratio above: what a quarter of a core used by something else costs the same processes.
+  const burnt = await processesRate(await seeded(SMALL), 4, 64, 0.25);
+  add('burnt_4x64', burnt);
+  add('burnt_ratio_4x64', burnt / unsigned);
 }
 
 const TREE_SIZES = runs('proofs') ? (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number) : [];
@@ -331,6 +340,11 @@ if (runs('overhead')) {
   rows.push(
     ['4 processes × 64 callers: default log', int(get('default_4x64')), 'baseline'],
     ['4 processes × 64 callers: signing log', int(get('signed_4x64')), `${get('signed_ratio_4x64').toFixed(2)}×`],
+    [
+      '4 processes × 64 callers: default log, another process using ¼ core',
+      int(get('burnt_4x64')),
+      `${get('burnt_ratio_4x64').toFixed(2)}×`,
+    ],
   );
 }
 for (const p of proofs) {
