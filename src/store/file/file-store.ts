@@ -243,7 +243,10 @@ export class FileStore implements Store {
     }
   }
 
-  /** #locked(work) if no caller of this process holds or awaits the append lock and no other writer holds it; else null, at once. */
+  /**
+   * #locked(work) if no caller of this process holds or awaits the append
+   * lock and no other writer holds it; else null, at once.
+   */
   async #tryLocked<T>(work: () => Promise<T>): Promise<T | null> {
     if (this.#lockUsers > 0) return null;
     let release = () => {};

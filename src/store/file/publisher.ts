@@ -51,7 +51,6 @@ export interface LogSource {
   tryHead(): Promise<{ size: number; end: number } | null>;
   /** The log file's size in bytes now (no lock: only a hint that others appended). */
   bytes(): Promise<number>;
-
   /** Makes the log's content durable before a checkpoint covers it (a no-op when every commit syncs). */
   sync(): Promise<void>;
 }

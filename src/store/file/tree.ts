@@ -8,9 +8,9 @@
  * is written once, after it fills, in the background and together with the
  * others that filled meanwhile. The partial tiles and tree-size are written
  * at most once a second (after those, also in the background) and on close:
- * they only save a newly opened process from reading the latest
- * entries back from the log, which is what a process whose edge is behind
- * does (each process reads others' entries once: O(1) per entry overall).
+ * they only save a newly opened process from reading the latest entries
+ * back from the log, which is what a process whose edge is behind does (each
+ * process reads others' entries once: O(1) per entry overall).
  * Proofs read the O(log n) tiles their nodes are in; full tiles never change,
  * so they are cached.
  */
@@ -168,7 +168,6 @@ export class FileTree {
     }
   }
 
-  /** persist() if it has not run for a second: the caller holds the lock that guards the tree's files. */
   /**
    * persist(), if it has not run for a second, in the background: the tree
    * as it is now is written after the full tiles queued before it, and the
