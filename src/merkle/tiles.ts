@@ -13,7 +13,7 @@
  * touches, and all that computing the current root needs.
  */
 import { emptyRoot, HASH_SIZE, type Hash, hashPairs, type PairHasher } from './hash.js';
-import type { SubtreeHash } from './tree.js';
+import { isPowerOfTwo, levelOf, type SubtreeHash, splitPoint } from './tree.js';
 
 export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
@@ -75,20 +75,6 @@ export function innerIndex(r: number, k: number): number {
 /** Where row r (0..8) of a tile's block starts, in hashes: 0, 256, 384, 448, ..., 510. */
 function rowStart(r: number): number {
   return 2 * TILE_WIDTH - ((2 * TILE_WIDTH) >> r);
-}
-
-/** The largest power of two ≤ n (n ≥ 1). */
-function largestPowerOfTwoIn(n: number): number {
-  let width = 1;
-  while (width * 2 <= n) width *= 2;
-  return width;
-}
-
-/** log2 of a power of two. */
-function levelOfWidth(width: number): number {
-  let level = 0;
-  for (let w = width; w > 1; w /= 2) level++;
-  return level;
 }
 
 /** Hash number n of a block, as a view. */
@@ -195,19 +181,19 @@ export class TreeEdge {
   }
 
   /**
-   * MTH(D[size]), RFC 9162 §2.1.1. Splitting at the largest power of two
-   * below the size, again and again down the right side, leaves one
-   * complete subtree per binary digit 1 of the size (largest first); the
-   * root hashes them together from the right. Each is on the right edge.
+   * MTH(D[size]), RFC 9162 §2.1.1. Splitting at splitPoint() again and
+   * again down the right side leaves complete subtrees (one per binary digit
+   * 1 of the size, largest first); the root hashes them together from the
+   * right. Each is on the right edge.
    */
   root(): Hash {
     if (this.#root !== null) return this.#root;
     if (this.#size === 0) return emptyRoot();
     const subtrees: Hash[] = [];
-    let start = 0;
-    for (let width = largestPowerOfTwoIn(this.#size), level = levelOfWidth(width); width >= 1; width /= 2, level--) {
-      if (start + width > this.#size) continue;
-      subtrees.push(this.subtree(level, start / width));
+    for (let start = 0; start < this.#size; ) {
+      const rest = this.#size - start;
+      const width = isPowerOfTwo(rest) ? rest : splitPoint(rest);
+      subtrees.push(this.subtree(levelOf(width), start / width));
       start += width;
     }
     const pair = Buffer.allocUnsafe(2 * HASH_SIZE);

@@ -21,13 +21,13 @@ export function splitPoint(n: number): number {
 }
 
 /** log2 of a power of two. */
-function levelOf(powerOfTwo: number): number {
+export function levelOf(powerOfTwo: number): number {
   let level = 0;
   for (let n = powerOfTwo; n > 1; n /= 2) level++;
   return level;
 }
 
-function isPowerOfTwo(n: number): boolean {
+export function isPowerOfTwo(n: number): boolean {
   return n >= 1 && splitPoint(n * 2) === n;
 }
 

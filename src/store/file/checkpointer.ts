@@ -126,7 +126,7 @@ export class Checkpointer {
       return last.size;
     }
     if (last !== null) await this.compare(tree, last);
-    if (!force && this.intervalMs > 0 && Date.now() - this.#signedAt < this.intervalMs) return last?.size ?? 0;
+    if (!force && this.dueInMs() > 0) return last?.size ?? 0;
     const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
     const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]), 'utf8');
     const fd = await this.#lock.fd();

@@ -19,7 +19,6 @@ import { join } from 'node:path';
 import { ChainVerifier, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
 import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
-import { treeRoot } from '../../merkle/tree.js';
 import { verifyInclusion } from '../../merkle/verify.js';
 import { checkpointOfNote, parseCheckpoint } from '../../note/checkpoint.js';
 import { parseVerifierKey } from '../../note/keys.js';
@@ -321,17 +320,8 @@ export class FileStore implements Store {
   async #readLeavesAt(count: number, start: number, end: number) {
     if (count <= 0 || end - start > 16 << 20) return null;
     const bytes = Buffer.allocUnsafe(end - start);
-    for (let done = 0; done < bytes.length; ) {
-      const n = await this.#files.read(
-        this.#logFd,
-        bytes,
-        done,
-        Math.min(LEAF_READ, bytes.length - done),
-        start + done,
-      );
-      if (n === 0) return null;
-      done += n;
-    }
+    if ((await readFully(this.#files, this.#logFd, bytes, bytes.length, start, LEAF_READ)) !== bytes.length)
+      return null;
     const hex: string[] = [];
     let first = '';
     for (let at = 0; at < bytes.length; ) {
@@ -531,7 +521,7 @@ export class FileStore implements Store {
       const size = checkpoint.size;
       if (this.#tree.size < size) return full();
       const edge = await this.#tree.edgeAt(size);
-      if (!treeRoot(edge.subtree, size).equals(checkpoint.root)) return full();
+      if (!edge.root().equals(checkpoint.root)) return full();
       let start: Head = EMPTY_HEAD;
       let offset = 0;
       const { size: bytes } = await this.#files.fstat(this.#logFd);
@@ -552,7 +542,7 @@ export class FileStore implements Store {
       const range = await verifyRange(this.#files, this.#logFd, offset, bytes, start, undefined, (hash) => {
         edge.append([Buffer.from(hash, 'hex')]);
       });
-      const root = treeRoot(edge.subtree, edge.size).toString('base64');
+      const root = edge.root().toString('base64');
       const base = { size: size + range.accepted, head: range.last.hash, root };
       if (range.failure !== null) {
         const { index: _index, ...failure } = range.failure;

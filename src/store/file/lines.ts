@@ -216,17 +216,21 @@ export async function readWholeFile(files: Files, path: string, limit: number): 
   }
 }
 
-/** Reads `length` bytes at `position` unless the file ends first; returns bytes read. */
+/**
+ * Reads `length` bytes at `position` unless the file ends first; returns
+ * bytes read. `chunk` caps each read (Files reads small ones synchronously).
+ */
 export async function readFully(
   files: Files,
   fd: number,
   buffer: Buffer,
   length: number,
   position: number,
+  chunk = length,
 ): Promise<number> {
   let done = 0;
   while (done < length) {
-    const n = await files.read(fd, buffer, done, length - done, position + done);
+    const n = await files.read(fd, buffer, done, Math.min(chunk, length - done), position + done);
     if (n === 0) break;
     done += n;
   }

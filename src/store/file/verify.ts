@@ -10,7 +10,6 @@ import { type ChainLink, ChainVerifier, type VerifyFailure } from '../../chain.j
 import { EMPTY_HEAD, type Head } from '../../entry.js';
 import { emptyRoot } from '../../merkle/hash.js';
 import { TreeEdge } from '../../merkle/tiles.js';
-import { treeRoot } from '../../merkle/tree.js';
 import { pairHasher } from '../../native.js';
 import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { VerifyOptions, VerifyResult } from '../store.js';
@@ -183,11 +182,11 @@ export async function verifyLogWithCheckpoint(
   let rootAtCheckpoint: Buffer | null = checkpoint.size === 0 ? emptyRoot() : null;
   const onLeaf = (hash: string) => {
     edge.append([Buffer.from(hash, 'hex')]);
-    if (edge.size === checkpoint.size) rootAtCheckpoint = treeRoot(edge.subtree, edge.size);
+    if (edge.size === checkpoint.size) rootAtCheckpoint = edge.root();
   };
   const range = await verifyRange(files, fd, 0, size, true, progressOf(options, size), onLeaf);
   const result = link([range], size);
-  return judgeAgainstCheckpoint(result, checkpoint, rootAtCheckpoint, treeRoot(edge.subtree, edge.size));
+  return judgeAgainstCheckpoint(result, checkpoint, rootAtCheckpoint, edge.root());
 }
 
 /** Adds the checkpoint's verdict to a chain verdict: chain failures first, then truncation, then a rewritten prefix. */
