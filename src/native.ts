@@ -1,7 +1,7 @@
 /**
  * The native addon (native/*.c), built by `npm install` (node-gyp) into
- * <package>/build/Release: flock(2), which Node lacks, and a row-at-a-time
- * Merkle node hasher that calls the running Node's own OpenSSL SHA-256.
+ * <package>/build/Release: flock(2), which Node lacks, a commit's
+ * sync-then-unlock, and a row-at-a-time Merkle node hasher that calls the running Node's own OpenSSL SHA-256.
  */
 import { createRequire } from 'node:module';
 import { hashPairs, type PairHasher } from './merkle/hash.js';
@@ -10,6 +10,7 @@ interface Addon {
   tryLock(fd: number): boolean;
   lockWait(fd: number): Promise<void>;
   unlock(fd: number): void;
+  syncUnlock(fd: number, lockFd: number): Promise<void>;
   /** Absent when the process exports no SHA256 (then the JavaScript PairHasher is used). */
   hashPairs?: PairHasher;
 }
@@ -17,6 +18,12 @@ interface Addon {
 const addon = createRequire(import.meta.url)('../../build/Release/evident_native.node') as Addon;
 
 export const flock: Pick<Addon, 'tryLock' | 'lockWait' | 'unlock'> = addon;
+
+/**
+ * fdatasync(fd), then — only if it succeeded — flock(lockFd, LOCK_UN), both
+ * on one thread-pool thread (native/sync.c says why).
+ */
+export const syncUnlock: Addon['syncUnlock'] = addon.syncUnlock;
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

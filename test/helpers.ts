@@ -104,6 +104,10 @@ export function countingFiles(): { files: Files; counts: Counts } {
       counts.syncs++;
       return nodeFiles.fdatasync(fd);
     },
+    syncUnlock: (fd, lockFd) => {
+      counts.syncs++;
+      return nodeFiles.syncUnlock(fd, lockFd);
+    },
   };
   return { files, counts };
 }

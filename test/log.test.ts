@@ -27,6 +27,14 @@ function failingFiles(what: 'write' | 'fdatasync', code = 'EIO') {
       }
       return nodeFiles.fdatasync(fd);
     },
+    // A commit's sync: failing, it leaves the lock held, as the real one does.
+    syncUnlock: async (fd, lockFd) => {
+      if (control.failing && what === 'fdatasync') {
+        control.failures++;
+        throw osError(code, 'injected sync failure');
+      }
+      return nodeFiles.syncUnlock(fd, lockFd);
+    },
   };
   return { files, control };
 }

@@ -1,16 +1,21 @@
 /**
- * The native addon's Merkle row hasher: it must compute exactly what the
+ * The native addon. Its Merkle row hasher must compute exactly what the
  * JavaScript one does (SHA-256(0x01 || left || right) per pair), refuse
  * malformed arguments, and be the one in use on the Node versions evident
- * supports (Node exports its OpenSSL's SHA256 to addons).
+ * supports (Node exports its OpenSSL's SHA256 to addons). Its syncUnlock
+ * must release the lock without the event loop's help, and only once the
+ * sync succeeded.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { hashPairs, nodeHash } from '../src/merkle/hash.js';
 import { TreeEdge } from '../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
-import { nativeHashing, pairHasher } from '../src/native.js';
+import { flock, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
+import { tempDir } from './helpers.js';
 
 describe('the native pair hasher', () => {
   it(`is in use on Node ${process.version}`, () => {
@@ -67,5 +72,55 @@ describe('the native pair hasher', () => {
       assert.ok(treeRoot(native.subtree, at).equals(treeRoot(reference, at)), `root at ${at}`);
       assert.ok(native.root().equals(treeRoot(reference, at)) && js.root().equals(native.root()), `root() at ${at}`);
     }
+  });
+});
+
+describe('syncUnlock', () => {
+  it('releases the lock once the data is synced, while the event loop is still busy', async () => {
+    const dir = tempDir();
+    const data = openSync(join(dir, 'data'), 'a');
+    const lock = openSync(join(dir, 'lock'), 'a');
+    const other = openSync(join(dir, 'lock'), 'a'); // another open file description: another "writer"
+    try {
+      assert.equal(flock.tryLock(lock), true);
+      writeSync(data, 'some bytes\n');
+      const synced = syncUnlock(data, lock);
+      // Block this thread: a release that needed the event loop could not happen before the deadline.
+      const deadline = Date.now() + 10_000;
+      let taken = false;
+      while (!taken && Date.now() < deadline) taken = flock.tryLock(other);
+      assert.equal(taken, true, 'another descriptor took the lock while the event loop was blocked');
+      await synced;
+      flock.unlock(other);
+    } finally {
+      for (const fd of [data, lock, other]) closeSync(fd);
+    }
+  });
+
+  it('rejects with the errno code when the sync fails, and keeps the lock', async () => {
+    const dir = tempDir();
+    const lock = openSync(join(dir, 'lock'), 'a');
+    const other = openSync(join(dir, 'lock'), 'a');
+    const closed = openSync(join(dir, 'data'), 'a');
+    closeSync(closed); // a descriptor number that is no longer open: fdatasync fails with EBADF
+    try {
+      assert.equal(flock.tryLock(lock), true);
+      await assert.rejects(syncUnlock(closed, lock), (error: NodeJS.ErrnoException) => {
+        assert.equal(error.code, 'EBADF');
+        assert.equal(error.syscall, 'fdatasync');
+        assert.match(error.message, /EBADF/);
+        return true;
+      });
+      assert.equal(flock.tryLock(other), false, 'the lock is still held after a failed sync');
+      flock.unlock(lock);
+      assert.equal(flock.tryLock(other), true);
+    } finally {
+      for (const fd of [lock, other]) closeSync(fd);
+    }
+  });
+
+  it('refuses arguments that are not two descriptors', () => {
+    assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)(1), TypeError);
+    assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)('1', 2), TypeError);
   });
 });

@@ -10,7 +10,9 @@
  * Commit, under the lock: make sure the lock and log files are still the
  * ones at their paths; bring the cached head up to date (O(1) when nothing
  * else wrote, else reading only what others appended); seal; one write; one
- * fdatasync; unlock. A failed write is truncated away before unlocking.
+ * fdatasync, after which the thread that synced unlocks (not the event loop,
+ * which may run only later: everyone waiting for the lock would wait with
+ * it). A failed write or sync is truncated away before unlocking.
  * A signing log then hands the batch to its publisher (publisher.ts), which
  * integrates the tree and signs off the commit path.
  */
@@ -198,7 +200,7 @@ export class FileStore implements Store {
       const bytes = Buffer.from(batch.text, 'utf8');
       try {
         await writeAll(this.#files, this.#logFd, bytes);
-        if (this.#durability === 'fsync') await this.#files.fdatasync(this.#logFd);
+        if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
       } catch (error) {
         await this.#rollBack(start);
         throw new LogWriteError(
@@ -208,7 +210,8 @@ export class FileStore implements Store {
       }
       const end = start + bytes.length;
       this.#known = { head: batch.head, end };
-      // Still under the lock, so that the publisher receives this process's commits in order.
+      // Other writers may already append (the lock is released once synced), but this process's callers still
+      // queue behind this one, so the publisher receives its commits in order.
       const prev = Buffer.from(head.hash, 'hex');
       this.#publisher?.committed({ from: head.size, leaves: batch.leaves, prev, start, end });
       return batch;

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
-import { flock } from '../../native.js';
+import { flock, syncUnlock } from '../../native.js';
 
 export interface FileStat {
   size: number;
@@ -25,6 +25,12 @@ export interface Files {
   /** Writes all of `buffer` at `position` (pwrite; the descriptor must not be O_APPEND). */
   writeAt(fd: number, buffer: Buffer, position: number): Promise<void>;
   fdatasync(fd: number): Promise<void>;
+  /**
+   * fdatasync(fd), then, only if it succeeded, unlock(lockFd) on the thread
+   * that synced: the lock is free as soon as the data is durable, not once the
+   * event loop next runs. If the sync fails (rejects), the lock is still held.
+   */
+  syncUnlock(fd: number, lockFd: number): Promise<void>;
   fsync(fd: number): Promise<void>;
   fstat(fd: number): Promise<FileStat>;
   /** null when nothing is at `path`. */
@@ -84,6 +90,7 @@ export const nodeFiles: Files = {
         done += fs.writeSync(fd, buffer, done, buffer.length - done, position + done);
     }),
   fdatasync: promisify(fs.fdatasync),
+  syncUnlock: (fd, lockFd) => syncUnlock(fd, lockFd),
   fsync: promisify(fs.fsync),
   fstat: (fd) => now(() => statOf(fs.fstatSync(fd))),
   stat: (path) =>

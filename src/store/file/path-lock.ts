@@ -18,6 +18,8 @@ export class PathLock {
   readonly #flags: number;
   #fd = -1;
   #stat: FileStat | null = null;
+  /** Whether this object holds the lock now. */
+  #held = false;
 
   /** `flags` open the file (O_CREAT is added); the descriptor is also the caller's to read and write through. */
   constructor(files: Files, path: string, flags: number) {
@@ -54,14 +56,29 @@ export class PathLock {
         await files.lockWait(fd);
       }
       const now = await files.stat(this.path);
-      if (now !== null && this.#stat !== null && now.ino === this.#stat.ino && now.dev === this.#stat.dev) return fd;
+      if (now !== null && this.#stat !== null && now.ino === this.#stat.ino && now.dev === this.#stat.dev) {
+        this.#held = true;
+        return fd;
+      }
       files.unlock(fd);
       await this.close();
     }
   }
 
   release(): void {
-    if (this.#fd >= 0) this.#files.unlock(this.#fd);
+    if (this.#held) this.#files.unlock(this.#fd);
+    this.#held = false;
+  }
+
+  /**
+   * Makes `dataFd`'s bytes durable (fdatasync), then releases the lock from
+   * the thread that synced (Files.syncUnlock). If the sync fails it rejects
+   * and the lock is still held.
+   */
+  async syncAndRelease(dataFd: number): Promise<void> {
+    if (!this.#held) throw new Error(`syncAndRelease without holding the lock on ${this.path}`);
+    await this.#files.syncUnlock(dataFd, this.#fd);
+    this.#held = false;
   }
 
   /** Runs `work` holding the lock; always releases it. */
@@ -78,6 +95,7 @@ export class PathLock {
     const fd = this.#fd;
     this.#fd = -1;
     this.#stat = null;
+    this.#held = false;
     if (fd >= 0) await this.#files.close(fd);
   }
 }
