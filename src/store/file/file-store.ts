@@ -167,6 +167,7 @@ export class FileStore implements Store {
         head: () => this.#locked(() => this.#durableHead()),
         tryHead: () => this.#tryLocked(() => this.#durableHead()),
         bytes: async () => (await this.#files.fstat(this.#logFd)).size,
+        lockWaiting: () => this.#lock.waiting(),
         sync: async () => {
           if (this.#durability === 'write') await this.#files.fdatasync(this.#logFd);
         },

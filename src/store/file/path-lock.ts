@@ -20,6 +20,8 @@ export class PathLock {
   #stat: FileStat | null = null;
   /** Whether this object holds the lock now. */
   #held = false;
+  /** While a caller waits for another holder to release the lock: settles once it is granted (or failed). */
+  #waiting: Promise<void> | null = null;
 
   /** `flags` open the file (O_CREAT is added); the descriptor is also the caller's to read and write through. */
   constructor(files: Files, path: string, flags: number) {
@@ -53,7 +55,13 @@ export class PathLock {
       const fd = await this.fd();
       if (!files.tryLock(fd)) {
         if (!wait) return null;
-        await files.lockWait(fd);
+        const granted = files.lockWait(fd);
+        this.#waiting = granted.catch(() => undefined);
+        try {
+          await granted;
+        } finally {
+          this.#waiting = null;
+        }
       }
       const now = await files.stat(this.path);
       if (now !== null && this.#stat !== null && now.ino === this.#stat.ino && now.dev === this.#stat.dev) {
@@ -63,6 +71,11 @@ export class PathLock {
       files.unlock(fd);
       await this.close();
     }
+  }
+
+  /** Null when no caller is waiting for another holder to release the lock; else settles once it is granted. */
+  waiting(): Promise<void> | null {
+    return this.#waiting;
   }
 
   release(): void {

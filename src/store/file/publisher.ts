@@ -53,6 +53,8 @@ export interface LogSource {
   bytes(): Promise<number>;
   /** Makes the log's content durable before a checkpoint covers it (a no-op when every commit syncs). */
   sync(): Promise<void>;
+  /** Null unless a commit of this process is waiting for another writer to release the append lock; then settles once it has the lock. */
+  lockWaiting(): Promise<void> | null;
 }
 
 /** How often the integrator looks for other writers' entries. */
@@ -64,6 +66,13 @@ const POLL_MS = 3;
  * it has not managed to for this long.
  */
 const HEAD_WAIT_MS = 50;
+/**
+ * How long a step waits for a commit of this process that is waiting for
+ * another writer's append lock (#ownTurn): under load a turn comes within a
+ * few milliseconds; a writer that holds the lock longer must not stall
+ * signing.
+ */
+const TURN_WAIT_MS = 50;
 /** How long a closing writer waits for the integrator's checkpoint to cover its entries. */
 const CLOSE_WAIT_MS = 5000;
 
@@ -266,6 +275,7 @@ export class Publisher {
         this.#due = false;
         if (this.#later !== null) clearTimeout(this.#later); // this step signs if one is due, or sets it again
         this.#later = null;
+        await this.#ownTurn();
         await this.#exclusive(() => this.#step(0, false, everyone));
         await new Promise((resolve) => setImmediate(resolve));
       }
@@ -306,6 +316,27 @@ export class Publisher {
       this.#treeEnd = null;
       throw error;
     }
+  }
+
+  /**
+   * If a commit of this process is waiting for another writer's append lock,
+   * waits until it has the lock and has started its sync (at most
+   * TURN_WAIT_MS). A step's CPU work
+   * runs in one stretch of the event loop: begun while the commit waits, the
+   * lock could be granted meanwhile and stay idle until the step ends, with
+   * every writer waiting; begun during the commit's sync, it overlaps time the
+   * lock is held anyway (the sync's thread releases it, not the event loop).
+   */
+  async #ownTurn(): Promise<void> {
+    const waiting = this.#source.lockWaiting();
+    if (waiting === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), TURN_WAIT_MS);
+    });
+    const timedOut = await Promise.race([waiting.then(() => false), late]);
+    clearTimeout(timer);
+    if (!timedOut) await new Promise((resolve) => setImmediate(resolve)); // the commit's write and sync are issued by then
   }
 
   /** A step in `ms` (unless one is already set), which runs even if no commit comes meanwhile. */

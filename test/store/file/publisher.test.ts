@@ -9,13 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import type { Entry } from '../../../src/entry.js';
 import { Log } from '../../../src/log.js';
 import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
+import { flock } from '../../../src/native.js';
 import { generateNoteKey, parseVerifierKey } from '../../../src/note/keys.js';
 import { trustCheckpoint } from '../../../src/note/trust.js';
 import { type Files, nodeFiles } from '../../../src/store/file/files.js';
@@ -192,6 +193,46 @@ describe('checkpoints with many writers', () => {
     await log.close();
     assert.equal(statSync(join(dir, 'tile', '0', '000')).size, 256 * 32, 'the tile was written in the end');
     assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '302\n');
+  });
+
+  it("a step waits while this process's commit waits for another writer's append lock, but not for long", async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/turn');
+    await init();
+    const checkpoint = join(dir, 'checkpoint');
+    const signed = () => trustCheckpoint(readFileSync(checkpoint, 'utf8'), { log: parseVerifierKey(verifier) }).size;
+    const interval = 500;
+    const log = new Log({ dir, checkpointInterval: interval });
+    await log.append({ actor: 'a', action: 'x.y' }); // signed just after: none signed yet
+    await log.checkpoint();
+    const firstSigned = statSync(checkpoint).mtimeMs;
+    await log.append({ actor: 'a', action: 'x.y' }); // left unsigned: a timer signs it once the interval has passed
+    const other = openSync(join(dir, 'lock'), 'a'); // another writer, which now holds the append lock
+    try {
+      // (The log's own look for others' entries may hold it for a moment.)
+      for (const deadline = Date.now() + 10_000; !flock.tryLock(other); await new Promise((r) => setTimeout(r, 1))) {
+        if (Date.now() > deadline) assert.fail('could not take the append lock');
+      }
+      assert.equal(signed(), 1);
+      let appended = false;
+      const waiting = log.append({ actor: 'a', action: 'x.y' }); // waits for that writer
+      void waiting.then(() => {
+        appended = true;
+      });
+      for (const deadline = Date.now() + 10_000; signed() < 2; await new Promise((r) => setTimeout(r, 2))) {
+        if (Date.now() > deadline) assert.fail('the step never ran while the other writer held the lock');
+      }
+      assert.equal(appended, false, 'signed while the other writer still held the lock');
+      // The timer's step came due at the interval; it waited TURN_WAIT_MS (50) for this process's commit to get
+      // the lock, then signed anyway. (A few ms of slack: file times come from the kernel's coarse clock.)
+      const waited = statSync(checkpoint).mtimeMs - firstSigned - interval;
+      assert.ok(waited >= 40, `the step signed ${waited.toFixed(1)} ms after it came due: it did not wait its turn`);
+      flock.unlock(other);
+      assert.equal((await waiting).seq, 2);
+    } finally {
+      closeSync(other);
+    }
+    await log.close();
+    assert.equal(signed(), 3);
   });
 
   it('a checkpoint lock that keeps failing costs signatures, never appends, and never stalls the process', {
