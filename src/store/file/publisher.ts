@@ -53,7 +53,10 @@ export interface LogSource {
   bytes(): Promise<number>;
   /** Makes the log's content durable before a checkpoint covers it (a no-op when every commit syncs). */
   sync(): Promise<void>;
-  /** Null unless a commit of this process is waiting for another writer to release the append lock; then settles once it has the lock. */
+  /**
+   * Null unless a commit of this process is waiting for another writer to
+   * release the append lock; then settles once it has the lock.
+   */
   lockWaiting(): Promise<void> | null;
 }
 
@@ -321,11 +324,11 @@ export class Publisher {
   /**
    * If a commit of this process is waiting for another writer's append lock,
    * waits until it has the lock and has started its sync (at most
-   * TURN_WAIT_MS). A step's CPU work
-   * runs in one stretch of the event loop: begun while the commit waits, the
-   * lock could be granted meanwhile and stay idle until the step ends, with
-   * every writer waiting; begun during the commit's sync, it overlaps time the
-   * lock is held anyway (the sync's thread releases it, not the event loop).
+   * TURN_WAIT_MS). A step's CPU work runs in one stretch of the event loop:
+   * begun while the commit waits, the lock could be granted meanwhile and
+   * stay idle until the step ends, with every writer waiting; begun during
+   * the commit's sync, it overlaps time the lock is held anyway (the sync's
+   * thread releases it, not the event loop).
    */
   async #ownTurn(): Promise<void> {
     const waiting = this.#source.lockWaiting();
