@@ -1,11 +1,8 @@
 /**
  * Signed checkpoints for a file log: <dir>/checkpoint holds the latest, as a
- * signed note (C2SP tlog-checkpoint). Writers read and replace it under the
- * checkpoint lock (flock on <dir>/checkpoint.lock), separate from the append
- * lock, so signing never holds up a commit. A new note is written beside it
- * and renamed over it, so anyone who reads the file without the lock (a
- * witness, `cat`, a web server) sees one whole note, old or new: written in
- * place, a concurrent reader could see a mix of both.
+ * signed note (C2SP tlog-checkpoint). Every read and write of it happens
+ * under a flock on the file itself — the checkpoint lock, separate from the
+ * append lock, so signing never holds up a commit.
  *
  * The one rule: never sign a checkpoint inconsistent with one already
  * signed. Before signing, the checkpoint on disk (whoever wrote it) is opened
@@ -20,13 +17,11 @@ import { LogCorruptError } from '../../errors.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../../note/checkpoint.js';
 import type { PrivateNoteKey } from '../../note/keys.js';
 import { ed25519Signer, openNote, signNote } from '../../note/note.js';
-import type { FileStat, Files } from './files.js';
-import { readWholeFile } from './lines.js';
+import type { Files } from './files.js';
+import { readFully } from './lines.js';
 import { PathLock } from './path-lock.js';
 
 export const CHECKPOINT_FILE = 'checkpoint';
-/** Empty; flock(2) on it is the checkpoint lock. */
-export const CHECKPOINT_LOCK_FILE = 'checkpoint.lock';
 /** A checkpoint note is a few hundred bytes; with many extension lines, still far below this. */
 const MAX_NOTE_BYTES = 16 * 1024;
 
@@ -49,19 +44,20 @@ export class Checkpointer {
   /** Sign at most this often (ms); 0: whenever the tree has grown. */
   readonly intervalMs: number;
   readonly #lock: PathLock;
-  readonly #path: string;
-  /** The checkpoint file as we last read or wrote it: which file it was, its bytes and what they say. */
-  #known: { file: FileStat; checkpoint: Checkpoint; note: Buffer } | null = null;
+  /** The checkpoint file as we last read or wrote it: its bytes and what they say. */
+  #known: { checkpoint: Checkpoint; note: Buffer } | null = null;
   /** The largest size whose root we have compared with our tree (checkpoints only grow, so smaller ones were too). */
   #checkedSize = -1;
   #signedAt = 0;
+  /** The checkpoint file's length as read() last found it. */
+  #length = 0;
+  readonly #buffer = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
 
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
     this.#files = files;
     this.#key = options.key;
     this.intervalMs = options.intervalMs ?? 0;
-    this.#path = join(dir, CHECKPOINT_FILE);
-    this.#lock = new PathLock(files, join(dir, CHECKPOINT_LOCK_FILE), constants.O_WRONLY);
+    this.#lock = new PathLock(files, join(dir, CHECKPOINT_FILE), constants.O_RDWR);
   }
 
   /** Runs `work` holding the checkpoint lock. */
@@ -71,27 +67,25 @@ export class Checkpointer {
 
   /**
    * Under the checkpoint lock: the checkpoint on disk, opened with the log's
-   * key (null if none was signed yet). Read again only when the file is
-   * another one than we last read or wrote (writers replace it, never write
-   * into it) or was changed in place (a restore), by size or mtime.
+   * key (null if none was signed yet). Its bytes are read every time (a few
+   * hundred, from the page cache; a file's mtime is too coarse to tell two
+   * writers apart) but its signature is checked only when they changed.
    */
   async read(): Promise<Checkpoint | null> {
-    const file = await this.#files.stat(this.#path);
-    if (file === null || file.size === 0) return null;
+    const fd = await this.#lock.fd();
+    const bytes = this.#buffer;
+    const length = await readFully(this.#files, fd, bytes, bytes.length, 0);
+    this.#length = length;
+    if (length === 0) return null;
+    if (length > MAX_NOTE_BYTES) throw new LogCorruptError(`${this.#lock.path} is larger than a checkpoint can be`);
     const known = this.#known;
-    if (known !== null && sameVersion(known.file, file)) return known.checkpoint;
-    const note = await readWholeFile(this.#files, this.#path, MAX_NOTE_BYTES);
-    if (note === null || note.length === 0) return null;
-    if (note.length > MAX_NOTE_BYTES) throw new LogCorruptError(`${this.#path} is larger than a checkpoint can be`);
-    if (known?.note.equals(note)) {
-      this.#known = { ...known, file };
-      return known.checkpoint;
-    }
+    if (known?.note.equals(bytes.subarray(0, length))) return known.checkpoint;
+    const note = Buffer.from(bytes.subarray(0, length));
     const checkpoint = parseCheckpoint(openNote(note.toString('utf8'), [this.#key]).text);
     if (checkpoint.origin !== this.#key.name) {
-      throw new LogCorruptError(`${this.#path} is for ${checkpoint.origin}, not ${this.#key.name}`);
+      throw new LogCorruptError(`${this.#lock.path} is for ${checkpoint.origin}, not ${this.#key.name}`);
     }
-    this.#known = { file, checkpoint, note };
+    this.#known = { checkpoint, note };
     return checkpoint;
   }
 
@@ -120,9 +114,10 @@ export class Checkpointer {
   /**
    * Under the checkpoint lock: signs a checkpoint of the tree if it is larger
    * than the one on disk and one is due (or `force`), after checking the tree
-   * extends the one on disk. The note replaces the file whole (written
-   * beside it, renamed over it). Returns the size the checkpoint on disk now
-   * covers.
+   * extends the one on disk. The note is written in place: it is a few
+   * hundred bytes, one sector, and it never gets shorter (only the size's
+   * digits grow), so nothing is left of the old one. Returns the size the
+   * checkpoint on disk now covers.
    */
   async publish(tree: TreeView, force = false): Promise<number> {
     const last = await this.read();
@@ -134,10 +129,11 @@ export class Checkpointer {
     if (!force && this.dueInMs() > 0) return last?.size ?? 0;
     const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
     const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]), 'utf8');
-    await this.#files.replaceFile(this.#path, note);
-    const file = await this.#files.stat(this.#path);
-    if (file === null) throw new LogCorruptError(`${this.#path} was removed as it was written`);
-    this.#known = { file, checkpoint, note };
+    const fd = await this.#lock.fd();
+    await this.#files.writeAt(fd, note, 0);
+    if (this.#length > note.length) await this.#files.ftruncate(fd, note.length); // read() just measured it
+    this.#length = note.length;
+    this.#known = { checkpoint, note };
     this.#checkedSize = checkpoint.size;
     this.#signedAt = Date.now();
     return checkpoint.size;
@@ -146,9 +142,4 @@ export class Checkpointer {
   async close(): Promise<void> {
     await this.#lock.close();
   }
-}
-
-/** Whether two stats are of one version of a file: the same file, not changed in place since. */
-function sameVersion(a: FileStat, b: FileStat): boolean {
-  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
