@@ -27,7 +27,7 @@ import { parseVerifierKey } from '../../note/keys.js';
 import { openNote, splitNote } from '../../note/note.js';
 import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
-import { CHECKPOINT_FILE, Checkpointer } from './checkpointer.js';
+import { Checkpointer, readCheckpointNote } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine, readWholeFile } from './lines.js';
@@ -426,7 +426,7 @@ export class FileStore implements Store {
   async checkpoint(): Promise<string | null> {
     if (this.#config === null) return null;
     await this.#publisher?.settled(); // one that covers this process's appends
-    return this.#readText(join(this.dir, CHECKPOINT_FILE));
+    return readCheckpointNote(this.#files, this.dir);
   }
 
   async addCosignatures(note: string): Promise<void> {

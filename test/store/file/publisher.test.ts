@@ -52,10 +52,12 @@ describe('checkpoints with many writers', () => {
     const key = parseVerifierKey(verifier);
     const seen: { size: number; root: Buffer }[] = [];
     let watching = true;
+    // A reader as the library reads (under the checkpoint lock; the writers replace the note in place).
+    const reader = new Log({ dir, readOnly: true });
     const watch = (async () => {
       let last = '';
       while (watching) {
-        const note = readFileSync(join(dir, 'checkpoint'), 'utf8');
+        const note = (await reader.checkpoint()) ?? '';
         if (note !== last) {
           last = note;
           const trusted = trustCheckpoint(note, { log: key }); // throws if a torn or foreign note were ever visible
@@ -80,6 +82,7 @@ describe('checkpoints with many writers', () => {
     ]);
     watching = false;
     await watch;
+    await reader.close();
     process.off('warning', onWarning);
     for (const run of runs.slice(0, 2) as { code: number; stderr: string }[]) {
       assert.equal(run.code, 0, run.stderr);
@@ -193,6 +196,32 @@ describe('checkpoints with many writers', () => {
     await log.close();
     assert.equal(statSync(join(dir, 'tile', '0', '000')).size, 256 * 32, 'the tile was written in the end');
     assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '302\n');
+  });
+
+  it('checkpoint() reads the note under the checkpoint lock, so never while a writer is half-way through it', async () => {
+    const { dir, verifier, init } = signingLogDir('publisher.example/read');
+    await init();
+    const log = new Log({ dir });
+    await log.append({ actor: 'a', action: 'x.y' });
+    await log.checkpoint();
+    const reader = new Log({ dir, readOnly: true });
+    const writer = openSync(join(dir, 'checkpoint'), 'r+'); // a writer about to rewrite the note in place
+    try {
+      assert.equal(flock.tryLock(writer), true);
+      let read = false;
+      const reading = reader.checkpoint().then((note) => {
+        read = true;
+        return note;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(read, false, 'checkpoint() read while a writer held the lock');
+      flock.unlock(writer);
+      assert.equal(trustCheckpoint((await reading) as string, { log: parseVerifierKey(verifier) }).size, 1);
+    } finally {
+      closeSync(writer);
+    }
+    await reader.close();
+    await log.close();
   });
 
   it("a step waits while this process's commit waits for another writer's append lock, but not for long", async () => {
