@@ -78,6 +78,32 @@ describe('concurrent writers', () => {
     });
   }
 
+  it('a worker thread terminated mid-append never leaves the append lock held', async () => {
+    // Node closes a worker's descriptors when it ends (trackUnmanagedFds, on by default), which releases its flocks;
+    // a sync in flight unlocks on its own thread. Terminated at random points of its commits, five times over.
+    const dir = tempDir();
+    const log = new Log({ dir, create: true });
+    for (let round = 0; round < 5; round++) {
+      const worker = new Worker(WRITER, { workerData: [dir, `doomed-${round}`, '1000000', '8'] });
+      const started = (await log.head()).size;
+      for (const deadline = Date.now() + 10_000; (await log.head()).size < started + 20; ) {
+        if (Date.now() > deadline) assert.fail('the worker appended nothing');
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+      await worker.terminate();
+      const next = log.append({ actor: 'survivor', action: 'test.after', data: { round } });
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`round ${round}: the append lock stayed held`)), 10_000);
+      });
+      await Promise.race([next, stuck]).finally(() => clearTimeout(timer));
+    }
+    const result = await log.verify();
+    assert.equal(result.ok, true, JSON.stringify(result.failure));
+    await log.close();
+  });
+
   it('the same workload without the lock forks the chain, and verify catches it', async () => {
     const dir = tempDir();
     await (await Log.open({ dir, create: true })).close();
