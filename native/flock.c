@@ -12,13 +12,15 @@
  * (the pool has four threads by default) and deadlock the process.
  */
 #include <errno.h>
-#include <node_api.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <uv.h>
+
+#include "evident.h"
 
 #define CHECK(call)                                                            \
   do {                                                                         \
@@ -35,20 +37,23 @@ typedef struct {
   napi_threadsafe_function tsfn;
 } wait_t;
 
-/* A JS Error for errno, with `errno` set (like Node's own fs errors). */
-static napi_value make_errno_error(napi_env env, int err, const char *syscall) {
+/* See evident.h. */
+napi_value evident_errno_error(napi_env env, int err, const char *syscall) {
   char message[256];
-  snprintf(message, sizeof message, "%s failed: %s", syscall, strerror(err));
-  napi_value msg, error, code;
+  snprintf(message, sizeof message, "%s: %s, %s", uv_err_name(-err), strerror(err), syscall);
+  napi_value msg, code, error, number, name;
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, NULL, msg, &error);
-  napi_create_int32(env, err, &code);
-  napi_set_named_property(env, error, "errno", code);
+  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, -err, &number);
+  napi_set_named_property(env, error, "errno", number);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &name);
+  napi_set_named_property(env, error, "syscall", name);
   return error;
 }
 
 static void throw_errno(napi_env env, int err, const char *syscall) {
-  napi_throw(env, make_errno_error(env, err, syscall));
+  napi_throw(env, evident_errno_error(env, err, syscall));
 }
 
 static int get_fd(napi_env env, napi_callback_info info, int *fd) {
@@ -106,7 +111,7 @@ static void wait_done(napi_env env, napi_value js_cb, void *context, void *data)
     napi_get_undefined(env, &undefined);
     napi_resolve_deferred(env, w->deferred, undefined);
   } else {
-    napi_reject_deferred(env, w->deferred, make_errno_error(env, w->err, "flock"));
+    napi_reject_deferred(env, w->deferred, evident_errno_error(env, w->err, "flock"));
   }
 }
 

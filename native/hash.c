@@ -17,8 +17,9 @@
 #define _GNU_SOURCE /* RTLD_DEFAULT */
 #endif
 #include <dlfcn.h>
-#include <node_api.h>
 #include <string.h>
+
+#include "evident.h"
 
 typedef unsigned char *(*sha256_fn)(const unsigned char *data, size_t length, unsigned char *digest);
 static sha256_fn sha256;

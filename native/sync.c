@@ -11,13 +11,14 @@
  * can cut the batch off before anyone else appends after it.
  */
 #include <errno.h>
-#include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "evident.h"
 
 typedef struct {
   int fd;
@@ -47,22 +48,6 @@ static void sync_execute(napi_env env, void *data) {
   }
 }
 
-/* An Error shaped like Node's fs errors: message, `code` ('EIO') and `errno`. */
-static napi_value errno_error(napi_env env, int err, const char *syscall) {
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s, %s", uv_err_name(-err), strerror(err), syscall);
-  napi_value msg, code, error, number;
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_create_int32(env, -err, &number);
-  napi_set_named_property(env, error, "errno", number);
-  napi_value name;
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &name);
-  napi_set_named_property(env, error, "syscall", name);
-  return error;
-}
-
 static void sync_complete(napi_env env, napi_status status, void *data) {
   sync_t *s = data;
   if (status != napi_ok) {
@@ -76,7 +61,7 @@ static void sync_complete(napi_env env, napi_status status, void *data) {
     napi_get_undefined(env, &undefined);
     napi_resolve_deferred(env, s->deferred, undefined);
   } else {
-    napi_reject_deferred(env, s->deferred, errno_error(env, s->err, s->syscall));
+    napi_reject_deferred(env, s->deferred, evident_errno_error(env, s->err, s->syscall));
   }
   napi_delete_async_work(env, s->work);
   free(s);

@@ -1,7 +1,8 @@
 /**
  * The native addon (native/*.c), built by `npm install` (node-gyp) into
  * <package>/build/Release: flock(2), which Node lacks, a commit's
- * sync-then-unlock, and a row-at-a-time Merkle node hasher that calls the running Node's own OpenSSL SHA-256.
+ * sync-then-unlock, and a row-at-a-time Merkle node hasher that calls the
+ * running Node's own OpenSSL SHA-256.
  */
 import { createRequire } from 'node:module';
 import { hashPairs, type PairHasher } from './merkle/hash.js';

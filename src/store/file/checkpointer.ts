@@ -76,12 +76,10 @@ export class Checkpointer {
    * writers apart) but its signature is checked only when they changed.
    */
   async read(): Promise<Checkpoint | null> {
-    const fd = await this.#lock.fd();
     const bytes = this.#buffer;
-    const length = await readFully(this.#files, fd, bytes, bytes.length, 0);
+    const length = await readNote(this.#files, await this.#lock.fd(), bytes, this.#lock.path);
     this.#length = length;
     if (length === 0) return null;
-    if (length > MAX_NOTE_BYTES) throw new LogCorruptError(`${this.#lock.path} is larger than a checkpoint can be`);
     const known = this.#known;
     if (known?.note.equals(bytes.subarray(0, length))) return known.checkpoint;
     const note = Buffer.from(bytes.subarray(0, length));
@@ -157,11 +155,16 @@ export async function readCheckpointNote(files: Files, dir: string): Promise<str
   try {
     return await lock.hold(async (fd) => {
       const bytes = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
-      const length = await readFully(files, fd, bytes, bytes.length, 0);
-      if (length > MAX_NOTE_BYTES) throw new LogCorruptError(`${path} is larger than a checkpoint can be`);
-      return bytes.toString('utf8', 0, length);
+      return bytes.toString('utf8', 0, await readNote(files, fd, bytes, path));
     });
   } finally {
     await lock.close();
   }
+}
+
+/** Reads the note in the file `fd` into `buffer` (MAX_NOTE_BYTES + 1 long); returns its length. */
+async function readNote(files: Files, fd: number, buffer: Buffer, path: string): Promise<number> {
+  const length = await readFully(files, fd, buffer, buffer.length, 0);
+  if (length > MAX_NOTE_BYTES) throw new LogCorruptError(`${path} is larger than a checkpoint can be`);
+  return length;
 }
