@@ -5,6 +5,7 @@
 
 napi_value evident_flock_init(napi_env env, napi_value exports);
 napi_value evident_hash_init(napi_env env, napi_value exports);
+napi_value evident_scan_init(napi_env env, napi_value exports);
 napi_value evident_sync_init(napi_env env, napi_value exports);
 
 /* A JS Error for errno `err` from `syscall`, shaped like Node's fs errors: code ('EIO'), errno (negative), syscall. */

@@ -4,17 +4,19 @@
  * malformed arguments, and be the one in use on the Node versions evident
  * supports (Node exports its OpenSSL's SHA256 to addons). Its syncUnlock
  * must release the lock without the event loop's help, and only once the
- * sync succeeded.
+ * sync succeeded. Its leafHashes must read exactly a log's own chain fields
+ * out of its lines, and nothing from lines that are not such a chain.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Log } from '../src/log.js';
 import { hashPairs, nodeHash } from '../src/merkle/hash.js';
 import { TreeEdge } from '../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
-import { flock, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
+import { flock, leafHashes, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
 import { tempDir } from './helpers.js';
 
 describe('the native pair hasher', () => {
@@ -122,5 +124,67 @@ describe('syncUnlock', () => {
   it('refuses arguments that are not two descriptors', () => {
     assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)(1), TypeError);
     assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)('1', 2), TypeError);
+  });
+});
+
+describe('leafHashes', () => {
+  /** A real log's lines (some entries with `hash` and `prev` inside their data), and its entries as parsed. */
+  async function logLines(): Promise<{ lines: string[]; entries: { hash: string; prev: string }[] }> {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    for (let i = 0; i < 40; i++) {
+      const data = i % 3 === 0 ? { hash: 'f'.repeat(64), prev: '0'.repeat(64), note: '"hash":"' } : { i };
+      await log.append({ actor: `agent-${i % 4}`, action: 'file.edit', data, targets: [`"prev":"${i}`] });
+    }
+    await log.close();
+    const lines = readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n').slice(0, -1);
+    return { lines, entries: lines.map((line) => JSON.parse(line) as { hash: string; prev: string }) };
+  }
+  const bytesOf = (lines: string[]) => Buffer.from(lines.map((line) => `${line}\n`).join(''));
+
+  it("reads the first line's prev, then every line's hash, as the log wrote them", async () => {
+    const { lines, entries } = await logLines();
+    for (const [from, to] of [
+      [0, 1],
+      [0, 40],
+      [7, 8],
+      [13, 29],
+    ] as const) {
+      const hashes = leafHashes(bytesOf(lines.slice(from, to)), to - from);
+      assert.ok(hashes !== null, `lines ${from}..${to}`);
+      const expected = [entries[from]?.prev, ...entries.slice(from, to).map((e) => e.hash)].join('');
+      assert.equal(hashes.toString('hex'), expected);
+    }
+  });
+
+  it('reads nothing from lines that are not `count` chained lines', async () => {
+    const { lines } = await logLines();
+    const some = lines.slice(10, 20);
+    const cases: [string, Buffer, number][] = [
+      ['one line too few', bytesOf(some), 11],
+      ['one line too many', bytesOf(some), 9],
+      ['a line missing', bytesOf([...some.slice(0, 4), ...some.slice(5)]), 9],
+      ['two lines swapped', bytesOf([some[0], some[2], some[1]] as string[]), 3],
+      ['no final newline', bytesOf(some).subarray(0, -1), 10],
+      [
+        'a hash in upper case',
+        bytesOf(
+          some.map((l, k) =>
+            k === 3 ? l.replace(/"hash":"(\w+)"/, (_, h: string) => `"hash":"${h.toUpperCase()}"`) : l,
+          ),
+        ),
+        10,
+      ],
+      ['a hash one digit short', bytesOf(some.map((l, k) => (k === 3 ? l.replace(/"hash":"\w/, '"hash":"') : l))), 10],
+      ['a line without prev', bytesOf(some.map((l, k) => (k === 5 ? l.replaceAll('"prev":', '"prior":') : l))), 10],
+    ];
+    for (const [what, bytes, count] of cases) assert.equal(leafHashes(bytes, count), null, what);
+  });
+
+  it('refuses arguments that are not a Buffer and a count of at least one line', () => {
+    const call = leafHashes as (...a: unknown[]) => unknown;
+    assert.throws(() => call('x', 1), TypeError);
+    assert.throws(() => call(Buffer.from('\n'), 0), TypeError);
+    assert.throws(() => call(Buffer.from('\n')), TypeError);
   });
 });

@@ -21,7 +21,9 @@ import { join } from 'node:path';
 import { ChainVerifier, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
 import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
+import type { Hash } from '../../merkle/hash.js';
 import { verifyInclusion } from '../../merkle/verify.js';
+import { leafHashes } from '../../native.js';
 import { checkpointOfNote, parseCheckpoint } from '../../note/checkpoint.js';
 import { parseVerifierKey } from '../../note/keys.js';
 import { openNote, splitNote } from '../../note/note.js';
@@ -65,8 +67,6 @@ export interface FileStoreOptions {
 
 /** How much of the log #readLeavesAt reads per call: within what Files reads synchronously. */
 const LEAF_READ = 64 * 1024;
-const HASH_MEMBER = Buffer.from('"hash":"');
-const PREV_MEMBER = Buffer.from('"prev":"');
 
 export const LOG_FILE = 'log.jsonl';
 export const LOCK_FILE = 'lock';
@@ -313,9 +313,9 @@ export class FileStore implements Store {
   /**
    * The leaf hashes of the `count` entries whose lines are bytes [start, end)
    * — what other writers appended between two of our commits — searched for
-   * in the bytes (in a canonical line the top-level `hash` and `prev` members
-   * are the last of their names), their hex decoded in one call, instead of
-   * searching the log and parsing every entry. What it finds must chain —
+   * in the bytes by the addon (native/scan.c: in a canonical line the
+   * top-level `hash` and `prev` members are the last of their names), in one
+   * call, instead of searching the log and parsing every entry. What it finds must chain —
    * each `prev` the `hash` before it — so a misread line cannot slip into
    * the tree. Read in chunks, a page-cache copy each (the bytes were just
    * written), not a thread-pool round trip. Null if anything is off (then
@@ -326,24 +326,10 @@ export class FileStore implements Store {
     const bytes = Buffer.allocUnsafe(end - start);
     if ((await readFully(this.#files, this.#logFd, bytes, bytes.length, start, LEAF_READ)) !== bytes.length)
       return null;
-    const hex: string[] = [];
-    let first = '';
-    for (let at = 0; at < bytes.length; ) {
-      const nl = bytes.indexOf(0x0a, at);
-      if (nl < 0) return null;
-      const hashAt = bytes.lastIndexOf(HASH_MEMBER, nl);
-      const prevAt = bytes.lastIndexOf(PREV_MEMBER, nl);
-      if (hashAt < at || prevAt < at) return null;
-      const prev = bytes.toString('latin1', prevAt + PREV_MEMBER.length, prevAt + PREV_MEMBER.length + 64);
-      if (hex.length === 0) first = prev;
-      else if (prev !== hex[hex.length - 1]) return null; // not chained as found: let the ordinary way judge
-      hex.push(bytes.toString('latin1', hashAt + HASH_MEMBER.length, hashAt + HASH_MEMBER.length + 64));
-      at = nl + 1;
-    }
-    if (hex.length !== count) return null;
-    const all = Buffer.from(`${first}${hex.join('')}`, 'hex');
-    if (all.length !== 32 * (count + 1)) return null; // a hash that is not 64 hex digits
-    return { leaves: hex.map((_, k) => all.subarray(32 * (k + 1), 32 * (k + 2))), prev: all.subarray(0, 32) };
+    const hashes = leafHashes(bytes, count);
+    if (hashes === null) return null;
+    const all = Array.from({ length: count + 1 }, (_, k) => hashes.subarray(32 * k, 32 * (k + 1)));
+    return { leaves: all.slice(1), prev: all[0] as Hash };
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */

@@ -1,0 +1,97 @@
+/*
+ * leafHashes for the integrator: the chain fields of a run of complete log
+ * lines, as bytes, in one call. For `count` lines (each ending in '\n') it
+ * returns a Buffer of 32·(count + 1) bytes: the first line's `prev`, then
+ * every line's `hash` — the leaf hashes the Merkle tree takes in. It returns
+ * null (and the caller reads the lines the ordinary way, which judges them)
+ * if a line lacks either member, a value is not 64 lowercase hex digits, a
+ * line's `prev` is not the `hash` before it, or there are not `count` lines.
+ *
+ * Where the members are: a canonical entry's members are in sorted order, so
+ * the top-level "hash" and "prev" come after "data", the only member that
+ * can hold objects; the last occurrence of `"hash":"` in a line is the
+ * top-level one. (Inside a string a quote is escaped, so the pattern cannot
+ * come from a string value.) The same reasoning the JavaScript reader used;
+ * here it costs no string or buffer per line.
+ */
+#include <string.h>
+
+#include "evident.h"
+
+#define HASH_BYTES 32
+#define HEX_DIGITS (2 * HASH_BYTES)
+
+static const char HASH_MEMBER[] = "\"hash\":\"";
+static const char PREV_MEMBER[] = "\"prev\":\"";
+#define MEMBER_LENGTH (sizeof HASH_MEMBER - 1)
+
+static int nibble(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* Decodes 64 lowercase hex digits followed by a closing quote into `out`; 0 if they are not that. */
+static int unhex(const unsigned char *hex, const unsigned char *end, unsigned char *out) {
+  if (end - hex < HEX_DIGITS + 1 || hex[HEX_DIGITS] != '"') return 0;
+  for (int k = 0; k < HASH_BYTES; k++) {
+    int high = nibble(hex[2 * k]), low = nibble(hex[2 * k + 1]);
+    if (high < 0 || low < 0) return 0;
+    out[k] = (unsigned char)(high << 4 | low);
+  }
+  return 1;
+}
+
+/* Where the value of the last `member` (8 bytes: "name":") in [line, end) starts; NULL if there is none. */
+static const unsigned char *last_value(const unsigned char *line, const unsigned char *end, const char *member) {
+  for (const unsigned char *at = end - MEMBER_LENGTH; at >= line; at--) {
+    if (*at == '"' && memcmp(at, member, MEMBER_LENGTH) == 0) return at + MEMBER_LENGTH;
+  }
+  return NULL;
+}
+
+/* Fills out (32·(count + 1) bytes) from `count` lines in [bytes, bytes + length); 0 if they are not such lines. */
+static int scan(const unsigned char *bytes, size_t length, size_t count, unsigned char *out) {
+  const unsigned char *at = bytes, *end = bytes + length;
+  unsigned char prev[HASH_BYTES];
+  for (size_t n = 0; n < count; n++) {
+    const unsigned char *newline = memchr(at, '\n', (size_t)(end - at));
+    if (newline == NULL) return 0;
+    const unsigned char *hash = last_value(at, newline, HASH_MEMBER);
+    const unsigned char *prev_hex = last_value(at, newline, PREV_MEMBER);
+    if (hash == NULL || prev_hex == NULL) return 0;
+    if (!unhex(prev_hex, newline, prev)) return 0;
+    if (n == 0) memcpy(out, prev, HASH_BYTES);
+    else if (memcmp(prev, out + HASH_BYTES * n, HASH_BYTES) != 0) return 0; /* not chained as found */
+    if (!unhex(hash, newline, out + HASH_BYTES * (n + 1))) return 0;
+    at = newline + 1;
+  }
+  return at == end;
+}
+
+static napi_value leaf_hashes(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  unsigned char *bytes, *out;
+  size_t length;
+  int64_t count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_buffer_info(env, argv[0], (void **)&bytes, &length) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &count) != napi_ok || count < 1 || (uint64_t)count > length) {
+    napi_throw_type_error(env, "EVIDENT_NATIVE", "leafHashes(lines, count) takes a Buffer and a count of lines ≥ 1");
+    return NULL;
+  }
+  if (napi_create_buffer(env, HASH_BYTES * ((size_t)count + 1), (void **)&out, &result) != napi_ok) return NULL;
+  if (scan(bytes, length, (size_t)count, out)) return result;
+  napi_get_null(env, &result);
+  return result;
+}
+
+/* Adds leafHashes to `exports` (see addon.c). */
+napi_value evident_scan_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"leafHashes", NULL, leaf_hashes, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, 1, props) != napi_ok) return NULL;
+  return exports;
+}
