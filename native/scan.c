@@ -46,9 +46,10 @@ static int unhex(const unsigned char *hex, const unsigned char *end, unsigned ch
   return bad >= 0;
 }
 
-/* Where the value of the last `member` (8 bytes: "name":") in [line, end) starts; NULL if there is none. */
-static const unsigned char *last_value(const unsigned char *line, const unsigned char *end, const char *member) {
-  for (const unsigned char *at = end - MEMBER_LENGTH; at >= line; at--) {
+/* Where the value of the last `member` (8 bytes: "name":") in the `length` bytes at `line` starts; NULL if none. */
+static const unsigned char *last_value(const unsigned char *line, size_t length, const char *member) {
+  for (size_t k = length; k >= MEMBER_LENGTH; k--) {
+    const unsigned char *at = line + k - MEMBER_LENGTH;
     if (*at == '"' && memcmp(at, member, MEMBER_LENGTH) == 0) return at + MEMBER_LENGTH;
   }
   return NULL;
@@ -61,10 +62,10 @@ static int scan(const unsigned char *bytes, size_t length, size_t count, unsigne
   for (size_t n = 0; n < count; n++) {
     const unsigned char *newline = memchr(at, '\n', (size_t)(end - at));
     if (newline == NULL) return 0;
-    const unsigned char *prev_hex = last_value(at, newline, PREV_MEMBER);
+    const unsigned char *prev_hex = last_value(at, (size_t)(newline - at), PREV_MEMBER);
     if (prev_hex == NULL) return 0;
     /* "hash" sorts before "prev": the top-level one is the last before it. */
-    const unsigned char *hash = last_value(at, prev_hex - MEMBER_LENGTH, HASH_MEMBER);
+    const unsigned char *hash = last_value(at, (size_t)(prev_hex - MEMBER_LENGTH - at), HASH_MEMBER);
     if (hash == NULL) return 0;
     if (!unhex(prev_hex, newline, prev)) return 0;
     if (n == 0) memcpy(out, prev, HASH_BYTES);
