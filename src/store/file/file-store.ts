@@ -313,10 +313,10 @@ export class FileStore implements Store {
   /**
    * The leaf hashes of the `count` entries whose lines are bytes [start, end)
    * — what other writers appended between two of our commits — searched for
-   * in the bytes by the addon (native/scan.c: in a canonical line the
-   * top-level `hash` and `prev` members are the last of their names), in one
-   * call, instead of searching the log and parsing every entry. What it finds must chain —
-   * each `prev` the `hash` before it — so a misread line cannot slip into
+   * in the bytes by the addon in one call (native/scan.c: a canonical line's
+   * top-level `prev` is its last, and its `hash` the last before that),
+   * instead of searching the log and parsing every entry. What it finds must
+   * chain — each `prev` the `hash` before it — so a misread line cannot slip into
    * the tree. Read in chunks, a page-cache copy each (the bytes were just
    * written), not a thread-pool round trip. Null if anything is off (then
    * they are read the ordinary way).
