@@ -9,6 +9,11 @@ export type Hash = Buffer;
 
 export const HASH_SIZE = 32;
 
+/** A buffer of concatenated 32-byte hashes, as hashes (views, not copies). */
+export function hashesOf(bytes: Buffer): Hash[] {
+  return Array.from({ length: bytes.length / HASH_SIZE }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
+}
+
 /** MTH({}) = SHA-256(): the root of the empty tree. */
 export function emptyRoot(): Hash {
   return createHash('sha256').digest();

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { ChainVerifier, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
 import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
-import type { Hash } from '../../merkle/hash.js';
+import { HASH_SIZE, hashesOf } from '../../merkle/hash.js';
 import { verifyInclusion } from '../../merkle/verify.js';
 import { leafHashes } from '../../native.js';
 import { checkpointOfNote, parseCheckpoint } from '../../note/checkpoint.js';
@@ -316,8 +316,8 @@ export class FileStore implements Store {
    * in the bytes by the addon in one call (native/scan.c: a canonical line's
    * top-level `prev` is its last, and its `hash` the last before that),
    * instead of searching the log and parsing every entry. What it finds must
-   * chain — each `prev` the `hash` before it — so a misread line cannot slip into
-   * the tree. Read in chunks, a page-cache copy each (the bytes were just
+   * chain — each `prev` the `hash` before it — so a misread line cannot slip
+   * into the tree. Read in chunks, a page-cache copy each (the bytes were just
    * written), not a thread-pool round trip. Null if anything is off (then
    * they are read the ordinary way).
    */
@@ -328,8 +328,7 @@ export class FileStore implements Store {
       return null;
     const hashes = leafHashes(bytes, count);
     if (hashes === null) return null;
-    const all = Array.from({ length: count + 1 }, (_, k) => hashes.subarray(32 * k, 32 * (k + 1)));
-    return { leaves: all.slice(1), prev: all[0] as Hash };
+    return { leaves: hashesOf(hashes.subarray(HASH_SIZE)), prev: hashes.subarray(0, HASH_SIZE) };
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */

@@ -17,7 +17,7 @@
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
-import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
+import { HASH_SIZE, type Hash, hashesOf, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
 import { pairHasher } from '../../native.js';
@@ -436,9 +436,4 @@ export class FileTree {
 
 function isZero(bytes: Buffer): boolean {
   return bytes.every((b) => b === 0);
-}
-
-/** A buffer of concatenated 32-byte hashes, as hashes (views, not copies). */
-function hashesOf(bytes: Buffer): Hash[] {
-  return Array.from({ length: bytes.length / HASH_SIZE }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
 }
