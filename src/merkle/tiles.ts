@@ -189,7 +189,13 @@ export class TreeEdge {
   root(): Hash {
     if (this.#root !== null) return this.#root;
     if (this.#size === 0) return emptyRoot();
-    const subtrees = this.subtrees();
+    const subtrees: Hash[] = [];
+    for (let start = 0; start < this.#size; ) {
+      const rest = this.#size - start;
+      const width = isPowerOfTwo(rest) ? rest : splitPoint(rest);
+      subtrees.push(this.subtree(levelOf(width), start / width));
+      start += width;
+    }
     const pair = Buffer.allocUnsafe(2 * HASH_SIZE);
     let root = subtrees.pop() as Hash;
     for (let k = subtrees.length - 1; k >= 0; k--) {
@@ -200,18 +206,6 @@ export class TreeEdge {
     }
     this.#root = root;
     return root;
-  }
-
-  /** The complete subtrees root() hashes together, largest first: the tree as a compact range (merkle/compact.ts). */
-  subtrees(): Hash[] {
-    const subtrees: Hash[] = [];
-    for (let start = 0; start < this.#size; ) {
-      const rest = this.#size - start;
-      const width = isPowerOfTwo(rest) ? rest : splitPoint(rest);
-      subtrees.push(this.subtree(levelOf(width), start / width));
-      start += width;
-    }
-    return subtrees;
   }
 
   #edgeAt(level: number): Hash[] {

@@ -21,7 +21,6 @@ import { join } from 'node:path';
 import { ChainVerifier, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
 import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
-import type { CompactRange } from '../../merkle/compact.js';
 import { HASH_SIZE, hashesOf } from '../../merkle/hash.js';
 import { verifyInclusion } from '../../merkle/verify.js';
 import { leafHashes } from '../../native.js';
@@ -32,11 +31,10 @@ import type { TrustedCheckpoint } from '../../note/trust.js';
 import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
 import { Checkpointer, readCheckpointNote } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
-import { EDGE_FILE, EdgeFile, EMPTY_EDGE, type LogEdge } from './edge-file.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
 import { iterateLines, lowerBound, readFully, readLastLine, readWholeFile } from './lines.js';
 import { PathLock } from './path-lock.js';
-import { type DurableHead, Publisher } from './publisher.js';
+import { Publisher } from './publisher.js';
 import { FileTree } from './tree.js';
 import { verifyLog, verifyLogWithCheckpoint, verifyRange } from './verify.js';
 
@@ -107,10 +105,6 @@ export class FileStore implements Store {
   #logFile: FileStat | null = null;
   /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
   #known: { head: Head; end: number } | null = null;
-  /** A signing log's edge file (the tree of the whole log, brought forward by every commit); null otherwise. */
-  #edgeFile: EdgeFile | null = null;
-  /** The edge as this process last wrote or found it. */
-  #edge: LogEdge | null = null;
 
   constructor(dir: string, options: FileStoreOptions = {}) {
     this.dir = dir;
@@ -162,7 +156,6 @@ export class FileStore implements Store {
     // log that does not sign builds its tree on demand (a tree head, a
     // proof), extending it from where it was left, so appends pay nothing.
     const key = signerFor(this.#config, this.#key ?? process.env.EVIDENT_KEY);
-    this.#edgeFile = new EdgeFile(files, join(this.dir, EDGE_FILE));
     this.#checkpointer = new Checkpointer(this.dir, files, { key, intervalMs: this.#checkpointIntervalMs });
     this.#publisher = new Publisher(
       this.#tree,
@@ -171,10 +164,8 @@ export class FileStore implements Store {
       {
         readLeaves: this.#readLeaves,
         readLeavesAt: (count, start, end) => this.#readLeavesAt(count, start, end),
-        readLeavesUpTo: (start, limit, maxBytes) => this.#readLeavesUpTo(start, limit, maxBytes),
         head: () => this.#locked(() => this.#durableHead()),
         tryHead: () => this.#tryLocked(() => this.#durableHead()),
-        writeEdge: (build) => this.#locked(() => this.#writeEdge(build)),
         bytes: async () => (await this.#files.fstat(this.#logFd)).size,
         lockWaiting: () => this.#lock.waiting(),
         sync: async () => {
@@ -208,93 +199,24 @@ export class FileStore implements Store {
       const batch = seal(head);
       const start = this.#known?.end ?? 0;
       const bytes = Buffer.from(batch.text, 'utf8');
-      const end = start + bytes.length;
-      const edge = this.#edgeFile === null ? null : await this.#edgeAt(head, start);
-      let next: LogEdge | null = null;
       try {
         await writeAll(this.#files, this.#logFd, bytes);
-        if (edge !== null) next = await this.#advanceEdge(edge, batch, end);
         if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
       } catch (error) {
         await this.#rollBack(start);
-        if (next !== null) await this.#restoreEdge(edge as LogEdge);
         throw new LogWriteError(
           `could not append ${bytes.length} bytes to ${this.logPath}: ${(error as Error).message}`,
           { cause: error },
         );
       }
+      const end = start + bytes.length;
       this.#known = { head: batch.head, end };
       // Other writers may already append (the lock is released once synced), but this process's callers still
       // queue behind this one, so the publisher receives its commits in order.
       const prev = Buffer.from(head.hash, 'hex');
-      this.#publisher?.committed({ from: head.size, leaves: batch.leaves, prev, start, end, edge: next });
+      this.#publisher?.committed({ from: head.size, leaves: batch.leaves, prev, start, end });
       return batch;
     });
-  }
-
-  /**
-   * Under the append lock, with the log's head and where it ends: the log's
-   * tree from the edge file (edge-file.ts), or null if the file is not this
-   * log's tree. Our own last edge when no one else appended since; a file
-   * behind the log (its writer died before writing it) is brought forward
-   * from the lines after it, which must chain on from its last leaf.
-   */
-  async #edgeAt(head: Head, end: number): Promise<LogEdge | null> {
-    const mine = this.#edge;
-    if (mine !== null && linked(mine, head, end)) return mine;
-    if (head.size === 0) return EMPTY_EDGE;
-    const file = this.#edgeFile as EdgeFile;
-    let stored = await file.read();
-    if (stored === null || stored.range.size > head.size || stored.end > end) stored = await file.read(true);
-    if (stored === null) return null;
-    if (linked(stored, head, end)) return stored;
-    if (stored.range.size < head.size && stored.end < end) {
-      const read = await this.#readLeavesAt(head.size - stored.range.size, stored.end, end);
-      if (read?.prev.toString('hex') === stored.last && read.leaves.at(-1)?.toString('hex') === head.hash) {
-        return { range: stored.range.append(read.leaves), end, last: head.hash };
-      }
-    }
-    return null;
-  }
-
-  /**
-   * Writes the edge after this commit's batch. A failure costs the commit
-   * nothing (the file is derived): it is reported, and null tells the
-   * publisher to write the file anew from the tiles.
-   */
-  async #advanceEdge(edge: LogEdge, batch: SealedBatch, end: number): Promise<LogEdge | null> {
-    const next: LogEdge = { range: edge.range.append(batch.leaves), end, last: batch.head.hash };
-    try {
-      await (this.#edgeFile as EdgeFile).write(next);
-    } catch (error) {
-      this.#edge = null;
-      this.#onTreeError?.(error);
-      return null;
-    }
-    this.#edge = next;
-    return next;
-  }
-
-  /** After a failed commit: the edge as it was before it. If even that fails, the next commit finds the file ahead of the log. */
-  async #restoreEdge(edge: LogEdge): Promise<void> {
-    this.#edge = edge;
-    try {
-      await (this.#edgeFile as EdgeFile).write(edge);
-    } catch {
-      this.#edge = null; // the commit's own error is what the caller needs; the publisher writes the file anew
-    }
-  }
-
-  /** Under the append lock: writes the edge file anew from the tree `build` makes for the durable head. */
-  async #writeEdge(build: (head: { size: number; end: number }) => Promise<CompactRange>): Promise<LogEdge> {
-    const head = await this.#refresh();
-    const end = this.#known?.end ?? 0;
-    const range = await build({ size: head.size, end });
-    if (range.size !== head.size) throw new RangeError(`an edge of ${range.size} entries for a log of ${head.size}`);
-    const edge: LogEdge = { range, end, last: head.hash };
-    await (this.#edgeFile as EdgeFile).write(edge);
-    this.#edge = edge;
-    return edge;
   }
 
   async head(): Promise<Head> {
@@ -348,11 +270,10 @@ export class FileStore implements Store {
     }
   }
 
-  /** Under the append lock: the number of entries, all durable, where the last one ends, and the log's tree. */
-  async #durableHead(): Promise<DurableHead> {
-    const head = await this.#refresh();
-    const end = this.#known?.end ?? 0;
-    return { size: head.size, end, edge: await this.#edgeAt(head, end) };
+  /** Under the append lock: the number of entries, all durable, and where the last one ends. */
+  async #durableHead(): Promise<{ size: number; end: number }> {
+    const { size } = await this.#refresh();
+    return { size, end: this.#known?.end ?? 0 };
   }
 
   /** Under the lock: the current head, reading only what changed since we last looked. */
@@ -408,24 +329,6 @@ export class FileStore implements Store {
     const hashes = leafHashes(bytes, count);
     if (hashes === null) return null;
     return { leaves: hashesOf(hashes.subarray(HASH_SIZE)), prev: hashes.subarray(0, HASH_SIZE) };
-  }
-
-  /**
-   * The leaf hashes of the whole lines in bytes [start, min(limit, start +
-   * maxBytes)) (a chunk of what others appended, for the tiles), the first
-   * one's `prev`, and where the last one ends; null if there is no whole line
-   * or they do not chain.
-   */
-  async #readLeavesUpTo(start: number, limit: number, maxBytes: number) {
-    const bytes = Buffer.allocUnsafe(Math.min(limit - start, maxBytes));
-    const read = await readFully(this.#files, this.#logFd, bytes, bytes.length, start, LEAF_READ);
-    const cut = bytes.lastIndexOf(0x0a, read - 1) + 1;
-    if (cut === 0) return null;
-    let count = 0;
-    for (let at = bytes.indexOf(0x0a); at >= 0 && at < cut; at = bytes.indexOf(0x0a, at + 1)) count++;
-    const hashes = leafHashes(bytes.subarray(0, cut), count);
-    if (hashes === null) return null;
-    return { leaves: hashesOf(hashes.subarray(HASH_SIZE)), prev: hashes.subarray(0, HASH_SIZE), end: start + cut };
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
@@ -651,7 +554,6 @@ export class FileStore implements Store {
       await this.#locked(() => this.#tree.persist()).catch((error: unknown) => this.#onTreeError?.(error));
     }
     await checkpointer?.close();
-    await this.#edgeFile?.close();
     await this.#tree.close();
     await this.#lock.close();
     const fds = [this.#logFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
@@ -682,11 +584,6 @@ function splitSignatures(note: string): string[] {
     .signatures.split('\n')
     .filter((line) => line.length > 0)
     .map((line) => `${line}\n`);
-}
-
-/** Whether `edge` is the tree of exactly the log whose head is `head`, its last line ending at `end`. */
-function linked(edge: LogEdge, head: Head, end: number): boolean {
-  return edge.range.size === head.size && edge.end === end && edge.last === head.hash;
 }
 
 function sameFile(a: FileStat | null, b: FileStat | null): boolean {

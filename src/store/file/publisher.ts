@@ -2,31 +2,27 @@
  * Integrate and publish: what happens to a signing log's entries after the
  * commit that made them durable (sequence → integrate → publish).
  *
- * The tree head is kept by the commits themselves: under the append lock,
- * each brings the edge file (edge-file.ts, a compact range of the whole log)
- * forward by its own batch, so the tree of every entry now in the log is
- * known to whoever holds that lock without reading anyone's entries. A
- * checkpoint is signed from it, after the commit, under the checkpoint lock,
- * while the next commit is already syncing. Commits that land while one
- * checkpoint is being signed are covered by the next one.
+ * A commit appends and syncs under the append lock, hands its leaves here and
+ * returns. The publisher takes them into the Merkle tree and signs a
+ * checkpoint under the checkpoint lock, while the next commit is already
+ * syncing: hashing and signing overlap the sync instead of lengthening the
+ * append lock's hold. Commits that land while one checkpoint is being signed
+ * are covered by the next one, so a checkpoint trails the newest entries by
+ * at most the batches committed meanwhile; settled() waits for it.
  *
- * One writer process at a time is the *integrator*: it holds a lease (flock
- * on <dir>/integrator) and signs for everyone — after its own commits, and
- * for the others' when it notices the log grew (every few milliseconds),
- * from the edge it reads under the append lock. It also keeps the tiles
- * (tree.ts), which proofs read: about once a second it takes in every entry
- * since the last time, its own from memory and the others' from the log,
- * and checks the tree against the edge and the checkpoint it signed. The
- * other writers only commit; one of them takes the lease over when its
- * holder closes or dies. The checkpoint lock guards the checkpoint and the
- * tree's files. Lock order: the checkpoint lock, then the append lock; never
- * the reverse.
+ * In one process, everything that changes the tree runs here, one step at a
+ * time. Across processes, one writer at a time is the *integrator*: it holds
+ * a lease (flock on <dir>/integrator), integrates everyone's entries and
+ * signs for all of them, noticing others' appends by the log's size (every
+ * few milliseconds). The other writers only commit — integrating every entry
+ * in every process would have each compete for the CPU with whoever holds the
+ * append lock — and one of them takes the lease over when its holder closes
+ * or dies. The checkpoint lock guards the checkpoint and the tree's files.
+ * Lock order: the checkpoint lock, then the append lock; never the reverse.
  */
 import { LogCorruptError } from '../../errors.js';
-import type { CompactRange } from '../../merkle/compact.js';
 import type { Hash } from '../../merkle/hash.js';
-import type { Checkpointer, TreeView } from './checkpointer.js';
-import type { LogEdge } from './edge-file.js';
+import type { Checkpointer } from './checkpointer.js';
 import type { PathLock } from './path-lock.js';
 import type { FileTree, LeafReader } from './tree.js';
 
@@ -41,41 +37,18 @@ export interface Segment {
   /** Where their lines are in the log: bytes [start, end). */
   start: number;
   end: number;
-  /** The log's tree once they were appended, as the commit wrote it to the edge file; null if it could not. */
-  edge: LogEdge | null;
 }
 
-/** The log's durable head, read under the append lock. */
-export interface DurableHead {
-  /** Entries in the log, all durable. */
-  size: number;
-  /** Where the last one's line ends. */
-  end: number;
-  /** The edge file, if it holds the tree of exactly these entries (else null: it needs writing anew). */
-  edge: LogEdge | null;
-}
-
-/** What the publisher reads from the log (its prefix is immutable once durable, so reading needs no lock). */
+/** What the publisher reads from the log (its prefix is immutable once durable, so no lock is needed). */
 export interface LogSource {
   /** Leaf hashes of entries [from, to), found by seq. */
   readLeaves: LeafReader;
-  /**
-   * Leaf hashes of the whole lines in bytes [start, min(limit, start + maxBytes)), the `prev` of the first,
-   * and where the last ends; null if those bytes are not lines that chain.
-   */
-  readLeavesUpTo(
-    start: number,
-    limit: number,
-    maxBytes: number,
-  ): Promise<{ leaves: Hash[]; prev: Hash | null; end: number } | null>;
   /** Leaf hashes of the `count` entries whose lines are bytes [start, end); null if those bytes are not that. */
   readLeavesAt(count: number, start: number, end: number): Promise<{ leaves: Hash[]; prev: Hash | null } | null>;
-  /** The durable head (takes the append lock). */
-  head(): Promise<DurableHead>;
+  /** The log's entries now, and where the last one ends (takes the append lock, so they are durable). */
+  head(): Promise<{ size: number; end: number }>;
   /** head(), if the append lock is free right now (no commit of any writer under way); else null, at once. */
-  tryHead(): Promise<DurableHead | null>;
-  /** Under the append lock: writes the edge file anew, with the tree `build` gives for the durable head. */
-  writeEdge(build: (head: { size: number; end: number }) => Promise<CompactRange>): Promise<LogEdge>;
+  tryHead(): Promise<{ size: number; end: number } | null>;
   /** The log file's size in bytes now (no lock: only a hint that others appended). */
   bytes(): Promise<number>;
   /** Makes the log's content durable before a checkpoint covers it (a no-op when every commit syncs). */
@@ -89,12 +62,7 @@ export interface LogSource {
 
 /** How often the integrator looks for other writers' entries. */
 const POLL_MS = 3;
-/** How often the integrator takes new entries into the tiles. */
-const TREE_EVERY_MS = 1000;
-/** Entries taken into the tiles in one stretch of the event loop (a tree pass yields between them). */
-const TREE_CHUNK = 2048;
-/** Bytes of others' lines taken into the tiles in one stretch (about 2,500 entries of 400 bytes). */
-const CHUNK_BYTES = 1 << 20;
+
 /**
  * A look for others' entries (the poll) reads the log's head only when the
  * append lock is free, so as not to take a turn among busy writers — unless
@@ -110,42 +78,32 @@ const HEAD_WAIT_MS = 50;
 const TURN_WAIT_MS = 50;
 /** How long a closing writer waits for the integrator's checkpoint to cover its entries. */
 const CLOSE_WAIT_MS = 5000;
-/** Own commits kept in memory for the tiles, at most (beyond, the tree pass reads them back from the log). */
-const MAX_SEGMENTS = 65_536;
 
 export class Publisher {
   readonly #tree: FileTree;
   readonly #checkpointer: Checkpointer;
   readonly #source: LogSource;
   readonly #onError: (error: unknown) => void;
-  /** The integrator's commits not yet in the tiles, in order. */
+  /** Commits of this process not yet in the tree, in order. */
   #segments: Segment[] = [];
-  /** The log's size after this process's latest commit: a checkpoint covers at least this much. */
+  /** The log's size after this process's latest commit: every step brings the tree at least this far. */
   #committed = 0;
-  /** The newest durable tree this process knows (its own commit, or the edge read under the lock): what it signs. */
-  #latest: LogEdge | null = null;
-  /** The edge file was found not to be the log's tree, or a commit could not write it: write it anew from the tiles. */
-  #unlinked = false;
   /** Where the tree's last leaf's line ends in the log, when known: others' entries start there. */
   #treeEnd: { size: number; end: number } | null = null;
   /** One step at a time: the tail of the chain of steps. */
   #turn: Promise<unknown> = Promise.resolve();
   #running = false;
-  /** A commit of this process is waiting to be signed. */
-  #pending = false;
   #closed = false;
   readonly #lease: PathLock;
   /** Whether this process holds the integrator lease. */
   #integrator = false;
   #claiming: Promise<boolean> | null = null;
   #poller: NodeJS.Timeout | null = null;
-  #treeTimer: NodeJS.Timeout | null = null;
-  #treeRunning = false;
   /** When a step last failed: the poller waits a second before trying again (a commit does not). */
   #failedAt = 0;
   /** When this process last committed: meanwhile its own steps take in others' entries too (those before each commit). */
   #committedAt = 0;
-  /** With a checkpoint interval: a step once the next checkpoint is due, for entries a step did not sign. */
+  /** With a checkpoint interval: a step once the next checkpoint is due, for entries a step integrated but did not sign. */
   #later: NodeJS.Timeout | null = null;
   /** A step is wanted even with no commit waiting (#later fired). */
   #due = false;
@@ -180,8 +138,6 @@ export class Publisher {
         this.#integrator = true;
         this.#poller = setInterval(() => this.#poll(), POLL_MS);
         this.#poller.unref();
-        this.#treeTimer = setInterval(() => this.#treePass(), TREE_EVERY_MS);
-        this.#treeTimer.unref();
         return true;
       })
       .finally(() => {
@@ -190,13 +146,13 @@ export class Publisher {
     return this.#claiming;
   }
 
-  /** The integrator's look for others' entries: a step when the log has bytes the latest tree does not. */
+  /** The integrator's look for others' entries: a step when the log has bytes the tree does not. */
   #poll(): void {
     const now = Date.now();
     if (this.#running || this.#closed || now - this.#failedAt < 1000 || now - this.#committedAt < 2 * POLL_MS) return;
     this.#source.bytes().then(
       (bytes) => {
-        if (this.#running || this.#closed || bytes <= (this.#latest?.end ?? 0)) return;
+        if (this.#running || this.#closed || bytes <= (this.#treeEnd?.end ?? 0)) return;
         this.#running = true;
         void this.#run(true);
       },
@@ -204,26 +160,11 @@ export class Publisher {
     );
   }
 
-  /** The integrator's periodic pass over the tiles, when they are behind. */
-  #treePass(): void {
-    if (this.#treeRunning || this.#closed || Date.now() - this.#failedAt < 1000) return;
-    if (this.#segments.length === 0 && (this.#latest?.range.size ?? 0) <= this.#tree.size) return;
-    this.#treeRunning = true;
-    this.#integrateInChunks()
-      .catch((error: unknown) => {
-        this.#failedAt = Date.now();
-        this.#onError(error);
-      })
-      .finally(() => {
-        this.#treeRunning = false;
-      });
-  }
-
   /**
    * Brings the tree to the log's `size` entries and checks the checkpoint on
    * disk against it: LogCorruptError if the log lost entries it covers or no
    * longer hashes to its root (after rebuilding the tree from the log, in case
-   * only the tiles were wrong). Then makes sure the edge file is this log's.
+   * only the tiles were wrong).
    */
   open(size: number): Promise<void> {
     return this.#exclusive(() =>
@@ -231,30 +172,26 @@ export class Publisher {
         const tree = this.#tree;
         await tree.sync(size, this.#source.readLeaves);
         const last = await this.#checkpointer.read();
-        if (last !== null) {
-          if (last.size > tree.size) {
-            // Signed after we read the size (another writer is ahead), or the log lost entries.
-            const now = (await this.#source.head()).size;
-            if (now < last.size) {
-              throw new LogCorruptError(
-                `the log has ${now} entries but its signed checkpoint has ${last.size}: entries were removed`,
-              );
-            }
-            await tree.sync(now, this.#source.readLeaves);
+        if (last === null) return;
+        if (last.size > tree.size) {
+          // Signed after we read the size (another writer is ahead), or the log lost entries.
+          const now = (await this.#source.head()).size;
+          if (now < last.size) {
+            throw new LogCorruptError(
+              `the log has ${now} entries but its signed checkpoint has ${last.size}: entries were removed`,
+            );
           }
-          try {
-            await this.#checkpointer.compare(tree, last);
-          } catch (error) {
-            if (!(error instanceof LogCorruptError)) throw error;
-            // Perhaps only the tiles are wrong: rebuild the tree from the log, then judge the log itself.
-            await tree.rebuild(tree.size, this.#source.readLeaves);
-            this.#checkpointer.forget();
-            await this.#checkpointer.compare(tree, last);
-          }
+          await tree.sync(now, this.#source.readLeaves);
         }
-        const head = await this.#source.head();
-        if (head.edge === null) await this.#repair();
-        else this.#latest = head.edge;
+        try {
+          await this.#checkpointer.compare(tree, last);
+        } catch (error) {
+          if (!(error instanceof LogCorruptError)) throw error;
+          // Perhaps only the tiles are wrong: rebuild the tree from the log, then judge the log itself.
+          await tree.rebuild(tree.size, this.#source.readLeaves);
+          this.#checkpointer.forget();
+          await this.#checkpointer.compare(tree, last);
+        }
         await tree.persistIfDue();
       }),
     ).then(async () => {
@@ -262,19 +199,15 @@ export class Publisher {
     });
   }
 
-  /** A commit of this process made `segment` durable: publish a checkpoint of it, soon. */
+  /** A commit of this process made `segment` durable: integrate it and publish, soon. */
   committed(segment: Segment): void {
     this.#committed = Math.max(this.#committed, segment.from + segment.leaves.length);
     this.#committedAt = Date.now();
-    if (segment.edge === null) this.#unlinked = true;
-    else if (segment.edge.range.size > (this.#latest?.range.size ?? -1)) this.#latest = segment.edge;
     if (!this.#integrator) {
       void this.#claim(); // the integrator may have gone: then this process takes over
       return;
     }
     this.#segments.push(segment);
-    if (this.#segments.length > MAX_SEGMENTS) this.#segments.shift();
-    this.#pending = true;
     if (!this.#running) {
       this.#running = true;
       // After the callers this commit releases have queued their next batch and its sync has started:
@@ -290,7 +223,7 @@ export class Publisher {
    */
   async settled(deadline = Number.POSITIVE_INFINITY): Promise<void> {
     for (;;) {
-      if (await this.#claim()) return this.#exclusive(() => this.#sign(false, false));
+      if (await this.#claim()) return this.#exclusive(() => this.#step(0, false));
       if (this.#checkpointer.intervalMs > 0) return; // the integrator signs when one is due
       const last = await this.#checkpointer.locked(() => this.#checkpointer.read());
       if ((last?.size ?? 0) >= this.#committed) return;
@@ -306,28 +239,24 @@ export class Publisher {
   /** Runs `work` on the tree brought up to at least `size` entries, with no step running meanwhile. */
   withTree<T>(size: number, work: () => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
-      await this.#checkpointer.locked(() => this.#integrateChecked(size, false));
+      await this.#step(size, false);
       return work();
     });
   }
 
   /**
-   * The integrator signs a checkpoint of the whole log (if the one on disk
-   * is smaller), brings the tiles up to it and gives up the lease. Another
-   * writer makes sure a checkpoint covers its commits first.
+   * The integrator integrates what is left, signs a checkpoint of the whole
+   * log (if the one on disk is smaller), persists the tree and gives up the
+   * lease. Another writer makes sure a checkpoint covers its commits first.
    */
   async close(): Promise<void> {
     if (!this.#integrator)
       await this.settled(Date.now() + CLOSE_WAIT_MS).catch((error: unknown) => this.#onError(error));
-    this.#closed = true; // the background loops stop queueing steps; these are the last
+    this.#closed = true; // the background loop stops queueing steps; this one is the last
     if (this.#poller !== null) clearInterval(this.#poller);
-    if (this.#treeTimer !== null) clearInterval(this.#treeTimer);
     if (this.#later !== null) clearTimeout(this.#later);
     try {
-      if (this.#integrator) {
-        await this.#exclusive(() => this.#sign(true, true));
-        await this.#exclusive(() => this.#checkpointer.locked(() => this.#integrateChecked(0, true)));
-      }
+      if (this.#integrator) await this.#exclusive(() => this.#step(0, true, true));
     } finally {
       this.#integrator = false;
       await this.#lease.close(); // gives the lease up (closing the descriptor releases its flock)
@@ -335,22 +264,22 @@ export class Publisher {
   }
 
   /**
-   * Signs until no commit is waiting. A failed step is reported and ends the
-   * run: the next commit starts another. Between steps the event loop gets a
-   * turn (a commit waiting for its sync's callback may be holding the append
-   * lock meanwhile).
+   * Steps until no commit is waiting. A failed step is reported and ends the
+   * run: the next commit starts another, from the log. Between steps the
+   * event loop gets a turn — a step's file calls are synchronous, so a loop
+   * of steps that never waited would starve it (and a commit waiting for its
+   * sync's callback would hold the append lock meanwhile).
    */
   async #run(others: boolean): Promise<void> {
     try {
-      while ((this.#pending || others || this.#due) && !this.#closed) {
+      while ((this.#segments.length > 0 || others || this.#due) && !this.#closed) {
         const everyone = others;
         others = false;
-        this.#pending = false;
         this.#due = false;
         if (this.#later !== null) clearTimeout(this.#later); // this step signs if one is due, or sets it again
         this.#later = null;
         await this.#ownTurn();
-        await this.#exclusive(() => this.#sign(everyone, false));
+        await this.#exclusive(() => this.#step(0, false, everyone));
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (error) {
@@ -362,178 +291,34 @@ export class Publisher {
   }
 
   /**
-   * One signing step, under the checkpoint lock: learns the log's tree from
-   * the edge file if asked to take in others' entries (`everyone`) or if this
-   * process's own commits are not all in what it knows, then signs a
-   * checkpoint of it if one is due (or `final`).
+   * One step, under the checkpoint lock: the tree takes the queued commits
+   * (and whatever others appended between them), then is brought to at least
+   * `size` and past every commit of this process (also those a failed step
+   * dropped); a checkpoint is signed if one is due (or `final`).
    */
-  async #sign(everyone: boolean, final: boolean): Promise<void> {
-    try {
-      await this.#checkpointer.locked(async () => {
-        const behind = (this.#latest?.range.size ?? 0) < this.#committed;
-        if (everyone || behind || final) {
-          const head = await this.#headOfLog(final || behind); // null: writers are busy, look again soon
-          if (head !== null) this.#learn(head);
-        }
-        if (this.#unlinked) await this.#repair();
-        const latest = this.#latest;
-        if (latest === null) return;
-        await this.#source.sync();
-        const signed = await this.#checkpointer.publish(this.#viewOf(latest), final);
-        if (signed < latest.range.size && this.#integrator) this.#stepLater(this.#checkpointer.dueInMs()); // not due yet
-      });
-    } catch (error) {
-      this.#forget();
-      throw error;
-    }
-  }
-
-  /** What a durable head says: the newest tree, or that the edge file must be written anew. */
-  #learn(head: DurableHead): void {
-    if (head.edge === null)
-      this.#unlinked = true; // neither the file nor our own last edge is the log's tree
-    else if (head.edge.range.size >= (this.#latest?.range.size ?? -1)) this.#latest = head.edge;
-  }
-
-  /**
-   * The edge file is not the log's tree (missing, damaged, replaced, or a
-   * commit could not write it): the tiles are brought to the log's head
-   * from the log, checked against the signed checkpoint, and the edge file
-   * is written from them — all under the append lock, so no commit lands
-   * meanwhile. Under the checkpoint lock.
-   */
-  async #repair(): Promise<void> {
-    const edge = await this.#source.writeEdge(async (head) => {
-      await this.#integrate(head.size, head);
-      if (this.#tree.size !== head.size)
-        throw new LogCorruptError(`the tree has more entries than the log's ${head.size}`);
-      await this.#checkTree(head.size, true);
-      return this.#tree.compactRange();
-    });
-    this.#latest = edge;
-    this.#unlinked = false;
-  }
-
-  /** The checkpointer's view of a tree known by its edge: roots of smaller sizes come from the tiles. */
-  #viewOf(edge: LogEdge): TreeView {
-    const size = edge.range.size;
-    return {
-      size,
-      root: () => edge.range.root(),
-      rootAt: async (at) => {
-        if (at === size) return edge.range.root();
-        await this.#integrate(at);
-        return this.#tree.rootAt(at);
-      },
-    };
-  }
-
-  /**
-   * The tiles take in everything this process knows of, a stretch at a
-   * time (TREE_CHUNK of its own entries, or CHUNK_BYTES of others' lines)
-   * with a turn of the event loop between, each begun while this process's
-   * own commit (if one waits for the lock) syncs.
-   */
-  async #integrateInChunks(): Promise<void> {
-    for (;;) {
-      const latest = this.#latest;
-      if (this.#closed || latest === null) return;
-      if (this.#tree.size >= latest.range.size && this.#segments.length === 0) return;
-      await this.#ownTurn();
-      await this.#exclusive(() => this.#checkpointer.locked(() => this.#integrateSome(latest)));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-
-  /** One stretch of #integrateInChunks, under the checkpoint lock. */
-  async #integrateSome(latest: LogEdge): Promise<void> {
+  async #step(size: number, final: boolean, everyone = false): Promise<void> {
     const tree = this.#tree;
     try {
-      const start = tree.size;
-      while (this.#segments.length > 0 && tree.size - start < TREE_CHUNK) {
-        const segment = this.#segments[0] as Segment;
-        if (segment.from > tree.size) break; // others' entries come first
-        this.#segments.shift();
-        await this.#take(segment);
-      }
-      const known = this.#treeEnd;
-      if (tree.size === start && tree.size < latest.range.size) {
-        const next = this.#segments[0];
-        const limit = next !== undefined && next.from > tree.size ? next.start : latest.end;
-        const read =
-          known !== null && known.size === tree.size && limit > known.end
-            ? await this.#source.readLeavesUpTo(known.end, limit, CHUNK_BYTES)
-            : null;
-        if (read === null) {
-          await this.#integrate(latest.range.size, { size: latest.range.size, end: latest.end });
-        } else {
-          this.#treeEnd = null;
-          await tree.sync(tree.size + read.leaves.length, async () => read);
-          this.#treeEnd = { size: tree.size, end: read.end };
-        }
-      }
-      await this.#checkTree(tree.size);
-      await tree.persistIfDue();
+      await this.#checkpointer.locked(async () => {
+        const before = tree.size;
+        for (const segment of this.#segments.splice(0)) await this.#take(segment);
+        const head = everyone ? await this.#headOfLog(final) : null;
+        if (everyone && head === null && tree.size === before && size === 0) return; // busy writers: look again soon
+        const target = Math.max(size, this.#committed, head?.size ?? 0);
+        if (tree.size < target) await this.#catchUp(target, head);
+        if (head !== null && tree.size === head.size) this.#treeEnd = { size: head.size, end: head.end };
+        await this.#source.sync();
+        const signed = await this.#checkpointer.publish(tree, final);
+        if (signed < tree.size && this.#integrator) this.#stepLater(this.#checkpointer.dueInMs()); // not due yet
+        await (final ? tree.persist() : tree.persistIfDue());
+      });
     } catch (error) {
-      this.#forget();
+      // The tree is derived: forget it, and the next step rebuilds what it needs from the log.
+      tree.reset();
+      this.#checkpointer.forget();
+      this.#treeEnd = null;
       throw error;
     }
-  }
-
-  /**
-   * Under the checkpoint lock: the tiles brought to at least `size` entries
-   * and past this process's commits, then checked against the signed
-   * checkpoint and the latest edge. Persisted if due (`final`: now).
-   */
-  async #integrateChecked(size: number, final: boolean): Promise<void> {
-    try {
-      const latest = this.#latest;
-      const target = Math.max(size, this.#committed, latest?.range.size ?? 0);
-      const head = latest !== null && latest.range.size === target ? { size: target, end: latest.end } : null;
-      await this.#integrate(target, head);
-      await this.#checkTree(this.#tree.size);
-      await (final ? this.#tree.persist() : this.#tree.persistIfDue());
-    } catch (error) {
-      this.#forget();
-      throw error;
-    }
-  }
-
-  /**
-   * LogCorruptError unless the tiles (of `size` leaves) agree with what was
-   * signed and with the edge the commits keep: the checkpoint on disk's root,
-   * and the latest edge's root, at their sizes. With `whole` (the tiles hold
-   * the entire log, and the edge is about to be written anew from them), a
-   * checkpoint larger than the tree means entries were removed, and the edge
-   * is not compared.
-   */
-  async #checkTree(size: number, whole = false): Promise<void> {
-    const last = await this.#checkpointer.read();
-    if (last !== null) {
-      if (whole && last.size > size) {
-        throw new LogCorruptError(
-          `the log has ${size} entries but its signed checkpoint has ${last.size}: entries were removed`,
-        );
-      }
-      if (last.size <= size) await this.#checkpointer.compare(this.#tree, last);
-    }
-    const latest = this.#latest;
-    if (!whole && latest !== null && latest.range.size <= size && !this.#unlinked) {
-      const root = await this.#tree.rootAt(latest.range.size);
-      if (!root.equals(latest.range.root())) {
-        this.#unlinked = true;
-        throw new LogCorruptError(
-          `the tree edge file disagrees with the log's first ${latest.range.size} entries; it is written anew`,
-        );
-      }
-    }
-  }
-
-  /** After a failed step: the tree is derived, so forget it; the next step rebuilds what it needs from the log. */
-  #forget(): void {
-    this.#tree.reset();
-    this.#checkpointer.forget();
-    this.#treeEnd = null;
   }
 
   /**
@@ -572,22 +357,11 @@ export class Publisher {
   }
 
   /** The durable head, for a step that takes in everyone's entries: null when the lock is busy and one was read lately. */
-  async #headOfLog(wait: boolean): Promise<DurableHead | null> {
+  async #headOfLog(wait: boolean): Promise<{ size: number; end: number } | null> {
     const head =
       wait || Date.now() - this.#headReadAt > HEAD_WAIT_MS ? await this.#source.head() : await this.#source.tryHead();
     if (head !== null) this.#headReadAt = Date.now();
     return head;
-  }
-
-  /**
-   * Brings the tiles to at least `size` entries and past this process's
-   * commits: those from memory, others' entries from the log. `head`, when
-   * given, says where the log's entry `head.size` ends.
-   */
-  async #integrate(size: number, head: { size: number; end: number } | null = null): Promise<void> {
-    const tree = this.#tree;
-    for (const segment of this.#segments.splice(0)) await this.#take(segment);
-    if (tree.size < size) await this.#catchUp(size, head);
   }
 
   /** Brings the tree to `target` entries from the log: the bytes after the tree's end when they are known. */
@@ -603,7 +377,6 @@ export class Publisher {
     await tree.sync(target, (start, end) =>
       fast !== null && start === from ? Promise.resolve(fast) : this.#source.readLeaves(start, end),
     );
-    if (head !== null && tree.size === head.size) this.#treeEnd = { size: head.size, end: head.end };
   }
 
   /** Takes one commit's leaves into the tree, reading first what other writers appended before it. */

@@ -17,7 +17,6 @@
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
-import { CompactRange } from '../../merkle/compact.js';
 import { HASH_SIZE, type Hash, hashesOf, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
@@ -85,11 +84,6 @@ export class FileTree {
   /** The root of the current tree. */
   root(): Hash {
     return this.#edge.root();
-  }
-
-  /** The current tree as a compact range: its complete subtrees down the right edge. */
-  compactRange(): CompactRange {
-    return new CompactRange(this.#edge.size, this.#edge.subtrees(), pairHasher);
   }
 
   /**
