@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CompactRange, rangeLevels } from '../../src/merkle/compact.js';
-import { type Hash, hashPairs, leafHash } from '../../src/merkle/hash.js';
+import { emptyRoot, type Hash, hashPairs, leafHash } from '../../src/merkle/hash.js';
 import { subtreesOf, treeRoot } from '../../src/merkle/tree.js';
 import { pairHasher } from '../../src/native.js';
 
