@@ -16,6 +16,7 @@ import { emptyRoot, HASH_SIZE, type Hash, hashPairs, type PairHasher } from './h
 import { isPowerOfTwo, levelOf, type SubtreeHash, splitPoint } from './tree.js';
 
 export const TILE_HEIGHT = 8;
+const EMPTY = Buffer.alloc(0);
 export const TILE_WIDTH = 256;
 
 /** `tile/<level>/<index in 3-digit groups>[.p/<width>]`, per C2SP tlog-tiles. */
@@ -54,13 +55,14 @@ export function locateNode(level: number, index: number): NodeLocation {
   return { tileLevel, tileIndex, from: first - tileIndex * TILE_WIDTH, count };
 }
 
-/** A tile to store: its level, index and hashes (fewer than 256 for a partial tile). */
+/** A tile to store: its level, index and hashes (fewer than 256 for a partial tile), each concatenated. */
 export interface TileWrite {
   level: number;
   index: number;
-  hashes: Hash[];
+  /** The tile's hashes, 32 bytes each. */
+  hashes: Buffer;
   /** For a full tile: its 255 inner nodes (see innerIndex), which the edge hashed anyway when it filled. */
-  inner?: Hash[];
+  inner?: Buffer;
 }
 
 /**
@@ -89,8 +91,8 @@ function nodeAt(block: Buffer, n: number): Hash {
  */
 export class TreeEdge {
   #size: number;
-  /** edge[L]: the hashes of tile level L's last, partial tile (fewer than 256). */
-  readonly #edge: Hash[][];
+  /** #widths[L]: how many hashes tile level L's last, partial tile holds (fewer than 256). */
+  readonly #widths: number[] = [];
   /** #fullTiles[L]: how many full tiles tile level L has (the index of its partial tile). */
   readonly #fullTiles: number[] = [];
   /**
@@ -98,9 +100,9 @@ export class TreeEdge {
    * hashes: row 0 (its 256 hashes) then rows 1..8 above it, which are the
    * tile's 255 inner nodes in the order innerIndex() gives. #filled[L][r]:
    * how many of row r's nodes are hashed — always a prefix, since complete
-   * nodes never change. So repeated roots cost O(log n), a row is extended
-   * by one call to the pair hasher, and a tile that fills has its inner nodes
-   * ready to store.
+   * nodes never change. So leaves are copied in a run at a time, repeated
+   * roots cost O(log n), a row is extended by one call to the pair hasher,
+   * and a tile that fills is its block's first two parts, ready to store.
    */
   readonly #blocks: Buffer[] = [];
   readonly #filled: number[][] = [];
@@ -110,24 +112,23 @@ export class TreeEdge {
 
   /**
    * An edge for a tree of `size` leaves whose partial tiles hold `edge` (see
-   * partialTiles()); `pairHasher` hashes rows of nodes (default: hashPairs).
+   * partialTiles(); each a list of hashes or their concatenation);
+   * `pairHasher` hashes rows of nodes (default: hashPairs).
    */
-  constructor(size = 0, edge: Hash[][] = [], pairHasher: PairHasher = hashPairs) {
+  constructor(size = 0, edge: readonly (readonly Hash[] | Buffer)[] = [], pairHasher: PairHasher = hashPairs) {
     this.#size = size;
     this.#hashPairs = pairHasher;
-    this.#edge = edge.map((tile) => [...tile]);
-    for (const [level, tile] of this.#edge.entries()) {
-      const block = this.#newBlock(level);
-      for (const [k, hash] of tile.entries()) block.set(hash, k * HASH_SIZE);
-    }
     for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
-      this.#fullTiles[level] = Math.floor(hashesAtTileLevel(size, level) / TILE_WIDTH);
-    }
-    for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
-      const want = hashesAtTileLevel(size, level) % TILE_WIDTH;
-      if ((this.#edge[level]?.length ?? 0) !== want) {
-        throw new RangeError(`edge tile at level ${level} holds ${this.#edge[level]?.length ?? 0} hashes, not ${want}`);
+      const count = hashesAtTileLevel(size, level);
+      this.#fullTiles[level] = Math.floor(count / TILE_WIDTH);
+      const want = count % TILE_WIDTH;
+      const given = edge[level];
+      const bytes = given === undefined ? EMPTY : Buffer.isBuffer(given) ? given : Buffer.concat(given as Hash[]);
+      if (bytes.length !== want * HASH_SIZE) {
+        throw new RangeError(`edge tile at level ${level} holds ${bytes.length / HASH_SIZE} hashes, not ${want}`);
       }
+      bytes.copy(this.#newBlock(level), 0);
+      this.#widths[level] = want;
     }
   }
 
@@ -145,37 +146,50 @@ export class TreeEdge {
     return tiles;
   }
 
-  /** Appends leaf hashes; returns the tiles that filled up (partial tiles are read with partials()). */
-  append(leaves: readonly Hash[]): TileWrite[] {
+  /**
+   * Appends leaf hashes (a list, or their concatenation); returns the tiles
+   * that filled up (partial tiles are read with partials()).
+   */
+  append(leaves: readonly Hash[] | Buffer): TileWrite[] {
+    const bytes = Buffer.isBuffer(leaves) ? leaves : leaves.length === 1 ? (leaves[0] as Hash) : Buffer.concat(leaves);
+    if (bytes.length % HASH_SIZE !== 0) throw new RangeError(`${bytes.length} bytes are not whole hashes`);
     const full: TileWrite[] = [];
-    for (const leaf of leaves) {
-      let hash = leaf;
-      for (let level = 0; ; level++) {
-        const tile = this.#edgeAt(level);
-        (this.#blocks[level] ?? this.#newBlock(level)).set(hash, tile.length * HASH_SIZE);
-        tile.push(hash);
-        if (tile.length < TILE_WIDTH) break;
-        const index = this.#fullTiles[level] ?? 0;
-        this.#fullTiles[level] = index + 1;
-        this.#fill(level);
-        const block = this.#blocks[level] as Buffer;
-        const inner = Array.from({ length: TILE_WIDTH - 1 }, (_, k) => nodeAt(block, TILE_WIDTH + k));
-        hash = inner[TILE_WIDTH - 2] as Hash; // the tile's root, the top inner node
-        full.push({ level, index, hashes: tile, inner });
-        this.#edge[level] = [];
-        this.#newBlock(level); // the full tile keeps the old block's nodes
-      }
-      this.#size++;
-    }
+    this.#appendTo(0, bytes, full);
+    this.#size += bytes.length / HASH_SIZE;
     this.#root = null;
     return full;
+  }
+
+  /** Copies hashes into tile level L's partial tile, a run at a time; a tile that fills passes its root up. */
+  #appendTo(level: number, bytes: Buffer, full: TileWrite[]): void {
+    for (let at = 0; at < bytes.length; ) {
+      const width = this.#widths[level] ?? 0;
+      const block = this.#blocks[level] ?? this.#newBlock(level);
+      const take = Math.min((TILE_WIDTH - width) * HASH_SIZE, bytes.length - at);
+      bytes.copy(block, width * HASH_SIZE, at, at + take);
+      at += take;
+      this.#widths[level] = width + take / HASH_SIZE;
+      if (width + take / HASH_SIZE < TILE_WIDTH) continue;
+      const index = this.#fullTiles[level] ?? 0;
+      this.#fullTiles[level] = index + 1;
+      this.#fill(level);
+      const hashes = block.subarray(0, TILE_WIDTH * HASH_SIZE);
+      const inner = block.subarray(TILE_WIDTH * HASH_SIZE);
+      full.push({ level, index, hashes, inner });
+      this.#widths[level] = 0;
+      this.#newBlock(level); // the full tile keeps the old block
+      this.#appendTo(level + 1, inner.subarray(inner.length - HASH_SIZE), full); // the tile's root, its top inner node
+    }
   }
 
   /** The partial tile of every tile level that has one, as it is now (copies). */
   partials(): TileWrite[] {
     const tiles: TileWrite[] = [];
-    for (const [level, hashes] of this.#edge.entries()) {
-      if (hashes.length > 0) tiles.push({ level, index: this.#fullTiles[level] ?? 0, hashes: [...hashes] });
+    for (const [level, width] of this.#widths.entries()) {
+      if (width > 0) {
+        const hashes = Buffer.from((this.#blocks[level] as Buffer).subarray(0, width * HASH_SIZE));
+        tiles.push({ level, index: this.#fullTiles[level] ?? 0, hashes });
+      }
     }
     return tiles;
   }
@@ -208,11 +222,6 @@ export class TreeEdge {
     return root;
   }
 
-  #edgeAt(level: number): Hash[] {
-    while (this.#edge.length <= level) this.#edge.push([]);
-    return this.#edge[level] as Hash[];
-  }
-
   /** Complete-subtree hashes that the edge holds: enough for the root, and for any node in a partial tile. */
   subtree: SubtreeHash = (level, index) => {
     if (!this.holds(level, index)) throw new RangeError(`node ${level}/${index} is not on the right edge`);
@@ -224,15 +233,14 @@ export class TreeEdge {
   /** Whether subtree(level, index) is a node the edge holds (inside a partial tile), rather than one in a full tile. */
   holds(level: number, index: number): boolean {
     const at = locateNode(level, index);
-    const tile = this.#edge[at.tileLevel];
+    const width = this.#widths[at.tileLevel];
     const partialIndex = Math.floor(hashesAtTileLevel(this.#size, at.tileLevel) / TILE_WIDTH);
-    return tile !== undefined && at.tileIndex === partialIndex && at.from + at.count <= tile.length;
+    return width !== undefined && at.tileIndex === partialIndex && at.from + at.count <= width;
   }
 
   /** Node k at height r inside tile level L's partial tile (it must be complete: see holds()). */
   #tileNode(tileLevel: number, r: number, k: number): Hash {
-    if (r === 0) return (this.#edge[tileLevel] as Hash[])[k] as Hash;
-    this.#fill(tileLevel);
+    if (r !== 0) this.#fill(tileLevel);
     return nodeAt(this.#blocks[tileLevel] as Buffer, rowStart(r) + k);
   }
 
@@ -240,7 +248,7 @@ export class TreeEdge {
   #fill(tileLevel: number): void {
     const block = this.#blocks[tileLevel] as Buffer;
     const filled = this.#filled[tileLevel] as number[];
-    const width = (this.#edge[tileLevel] as Hash[]).length;
+    const width = this.#widths[tileLevel] as number;
     for (let r = 1; r <= TILE_HEIGHT; r++) {
       const have = filled[r] as number;
       const need = width >> r;
@@ -262,8 +270,10 @@ export class TreeEdge {
     return block;
   }
 
-  /** The edge's tiles, for constructing an equal edge elsewhere. */
-  tiles(): Hash[][] {
-    return this.#edge.map((tile) => [...tile]);
+  /** The edge's tiles, for constructing an equal edge elsewhere (copies). */
+  tiles(): Buffer[] {
+    return this.#widths.map((width, level) =>
+      Buffer.from((this.#blocks[level] as Buffer).subarray(0, width * HASH_SIZE)),
+    );
   }
 }

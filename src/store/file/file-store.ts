@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { ChainVerifier, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, type Head, hashedText, leafHashOfText } from '../../entry.js';
 import { EvidentError, InvalidOptionError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
-import { HASH_SIZE, hashesOf } from '../../merkle/hash.js';
+import { HASH_SIZE } from '../../merkle/hash.js';
 import { verifyInclusion } from '../../merkle/verify.js';
 import { leafHashes } from '../../native.js';
 import { checkpointOfNote, parseCheckpoint } from '../../note/checkpoint.js';
@@ -328,7 +328,7 @@ export class FileStore implements Store {
       return null;
     const hashes = leafHashes(bytes, count);
     if (hashes === null) return null;
-    return { leaves: hashesOf(hashes.subarray(HASH_SIZE)), prev: hashes.subarray(0, HASH_SIZE) };
+    return { leaves: hashes.subarray(HASH_SIZE), prev: hashes.subarray(0, HASH_SIZE) };
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
@@ -477,16 +477,18 @@ export class FileStore implements Store {
   }
 
   /** The leaf hashes of entries [from, to), read from the log (for building the tree). */
-  #readLeaves = async (from: number, to: number): Promise<{ leaves: Buffer[]; prev: Buffer | null }> => {
-    const leaves: Buffer[] = [];
+  #readLeaves = async (from: number, to: number): Promise<{ leaves: Buffer; prev: Buffer | null }> => {
+    const leaves = Buffer.allocUnsafe(Math.max(0, to - from) * HASH_SIZE);
     let prev: Buffer | null = null;
     if (from >= to) return { leaves, prev };
+    let count = 0;
     for await (const entry of this.read({ fromSeq: from, toSeq: to - 1 })) {
       prev ??= Buffer.from(entry.prev, 'hex');
-      leaves.push(Buffer.from(entry.hash, 'hex'));
+      if (count < to - from) leaves.write(entry.hash, count * HASH_SIZE, HASH_SIZE, 'hex');
+      count++;
     }
-    if (leaves.length !== to - from) {
-      throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${leaves.length}`);
+    if (count !== to - from) {
+      throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${count}`);
     }
     return { leaves, prev };
   };

@@ -21,7 +21,7 @@
  * Lock order: the checkpoint lock, then the append lock; never the reverse.
  */
 import { LogCorruptError } from '../../errors.js';
-import type { Hash } from '../../merkle/hash.js';
+import { concatHashes, type Hash, lastHash } from '../../merkle/hash.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { PathLock } from './path-lock.js';
 import type { FileTree, LeafReader } from './tree.js';
@@ -44,7 +44,7 @@ export interface LogSource {
   /** Leaf hashes of entries [from, to), found by seq. */
   readLeaves: LeafReader;
   /** Leaf hashes of the `count` entries whose lines are bytes [start, end); null if those bytes are not that. */
-  readLeavesAt(count: number, start: number, end: number): Promise<{ leaves: Hash[]; prev: Hash | null } | null>;
+  readLeavesAt(count: number, start: number, end: number): Promise<{ leaves: Buffer; prev: Hash | null } | null>;
   /** The log's entries now, and where the last one ends (takes the append lock, so they are durable). */
   head(): Promise<{ size: number; end: number }>;
   /** head(), if the append lock is free right now (no commit of any writer under way); else null, at once. */
@@ -388,7 +388,7 @@ export class Publisher {
       if (from >= segment.from) {
         const skip = from - segment.from;
         return {
-          leaves: segment.leaves.slice(skip),
+          leaves: Buffer.concat(segment.leaves.slice(skip)),
           prev: skip === 0 ? segment.prev : (segment.leaves[skip - 1] as Hash),
         };
       }
@@ -397,11 +397,14 @@ export class Publisher {
         (known !== null && known.size === from
           ? await this.#source.readLeavesAt(segment.from - from, known.end, segment.start)
           : null) ?? (await this.#source.readLeaves(from, segment.from));
-      const lastOther = others.leaves.at(-1);
+      const lastOther = lastHash(others.leaves);
       if (lastOther !== undefined && !lastOther.equals(segment.prev)) {
         throw new LogCorruptError(`entry ${segment.from} does not follow the entries before it: the log was rewritten`);
       }
-      return { leaves: [...others.leaves, ...segment.leaves], prev: others.prev ?? segment.prev };
+      return {
+        leaves: Buffer.concat([concatHashes(others.leaves), ...segment.leaves]),
+        prev: others.prev ?? segment.prev,
+      };
     });
     this.#treeEnd = { size: end, end: segment.end };
   }

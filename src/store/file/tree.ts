@@ -17,7 +17,7 @@
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
-import { HASH_SIZE, type Hash, hashesOf, nodeHash } from '../../merkle/hash.js';
+import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
 import { pairHasher } from '../../native.js';
@@ -37,15 +37,18 @@ const PERSIST_EVERY_MS = 1000;
 /** Full tiles held in memory before they are written without waiting for persist() (2 × 8 KiB each). */
 const WRITE_FULL_TILES_AT = 256;
 
-/** Reads the leaf hashes of entries [from, to) from the log, and the `prev` of entry `from` (null if from = to). */
-export type LeafReader = (from: number, to: number) => Promise<{ leaves: Hash[]; prev: Hash | null }>;
+/**
+ * Reads the leaf hashes of entries [from, to) from the log (a list, or their
+ * concatenation), and the `prev` of entry `from` (null if from = to).
+ */
+export type LeafReader = (from: number, to: number) => Promise<{ leaves: readonly Hash[] | Buffer; prev: Hash | null }>;
 
 export class FileTree {
   readonly #dir: string;
   readonly #files: Files;
   #edge = new TreeEdge(0, [], pairHasher);
-  readonly #fullTiles = new Map<string, Hash[]>(); // cache: full tiles never change
-  readonly #memoryTiles = new Map<string, Hash[]>(); // read-only trees: full tiles built but not written
+  readonly #fullTiles = new Map<string, Buffer>(); // cache: full tiles never change (hashes or inner nodes)
+  readonly #memoryTiles = new Map<string, Buffer>(); // read-only trees: full tiles built but not written
   readonly #nodes = new Map<string, Hash>(); // complete nodes hashed up from full tiles (they never change)
   #dirsMade = new Set<string>();
   /**
@@ -150,7 +153,7 @@ export class FileTree {
    * Appends leaf hashes. Full tiles are written in the background; partial
    * tiles and the size wait for persist().
    */
-  async extend(leaves: readonly Hash[]): Promise<void> {
+  async extend(leaves: readonly Hash[] | Buffer): Promise<void> {
     if (leaves.length === 0) return;
     const writes = this.#edge.append(leaves);
     if (this.#readOnly) {
@@ -213,7 +216,7 @@ export class FileTree {
   /** The partial tiles of the tree of `size` leaves, then tree-size: after its full tiles, which it claims. */
   async #writeSizeAndPartials(size: number, partials: TileWrite[]): Promise<void> {
     for (const tile of partials) {
-      const width = tile.hashes.length;
+      const width = tile.hashes.length / HASH_SIZE;
       if (this.#partialsWritten.get(tile.level) === tile.index * TILE_WIDTH + width) continue;
       await this.#writeTile(tile);
       this.#partialsWritten.set(tile.level, tile.index * TILE_WIDTH + width);
@@ -288,15 +291,15 @@ export class FileTree {
     if (at.count > 1) {
       const inner = await this.#innerNodes(at.tileLevel, at.tileIndex);
       const r = level - at.tileLevel * 8;
-      if (inner !== null) return inner[innerIndex(r, at.from / at.count)] as Hash;
+      if (inner !== null) return hashAt(inner, innerIndex(r, at.from / at.count));
     }
     const tile = await this.#fullTile(at.tileLevel, at.tileIndex);
     return this.#inTile(tile, level, index, at.count);
   }
 
   /** Node (level, index) from its full tile, covering `count` of its hashes; inner nodes are memoised (bounded). */
-  #inTile(tile: readonly Hash[], level: number, index: number, count: number): Hash {
-    if (count === 1) return tile[index % TILE_WIDTH] as Hash;
+  #inTile(tile: Buffer, level: number, index: number, count: number): Hash {
+    if (count === 1) return hashAt(tile, index % TILE_WIDTH);
     const key = `${level}/${index}`;
     let hash = this.#nodes.get(key);
     if (hash === undefined) {
@@ -312,12 +315,12 @@ export class FileTree {
   }
 
   /** A full tile's hashes, or its inner nodes, if memory holds them: built here, not yet written, or cached. */
-  #inMemory(level: number, index: number, part: 'hashes' | 'inner'): Hash[] | undefined {
+  #inMemory(level: number, index: number, part: 'hashes' | 'inner'): Buffer | undefined {
     const key = part === 'inner' ? `inner/${level}/${index}` : `${level}/${index}`;
     return this.#memoryTiles.get(key) ?? this.#unwritten.get(`${level}/${index}`)?.[part] ?? this.#fullTiles.get(key);
   }
 
-  async #fullTile(level: number, index: number): Promise<Hash[]> {
+  async #fullTile(level: number, index: number): Promise<Buffer> {
     const key = `${level}/${index}`;
     let tile = this.#inMemory(level, index, 'hashes');
     if (tile === undefined) {
@@ -329,7 +332,7 @@ export class FileTree {
   }
 
   /** A full tile's 255 inner nodes from the tile-inner cache, or null when it has none (then they are hashed). */
-  async #innerNodes(level: number, index: number): Promise<Hash[] | null> {
+  async #innerNodes(level: number, index: number): Promise<Buffer | null> {
     const key = `inner/${level}/${index}`;
     const cached = this.#inMemory(level, index, 'inner');
     if (cached !== undefined) return cached;
@@ -341,9 +344,8 @@ export class FileTree {
     const read = await readFully(this.#files, fd, bytes, INNER_BYTES, index * INNER_BYTES);
     // Past the end, or a hole (a tile not written yet): no cache for it.
     if (read < INNER_BYTES || isZero(bytes.subarray(0, HASH_SIZE)) || isZero(bytes.subarray(-HASH_SIZE))) return null;
-    const inner = hashesOf(bytes);
-    this.#cacheFullTile(key, inner);
-    return inner;
+    this.#cacheFullTile(key, bytes);
+    return bytes;
   }
 
   /** The tile-inner file of a tile level, opened once (created, unless the tree is read-only: then null if missing). */
@@ -377,40 +379,41 @@ export class FileTree {
     await this.#closeInner();
   }
 
-  #cacheFullTile(key: string, tile: Hash[]): void {
+  #cacheFullTile(key: string, tile: Buffer): void {
     if (this.#fullTiles.size >= 256) this.#fullTiles.delete(this.#fullTiles.keys().next().value as string);
     this.#fullTiles.set(key, tile);
   }
 
   async #loadEdge(size: number): Promise<TreeEdge> {
-    const tiles: Hash[][] = [];
+    const tiles: Buffer[] = [];
     for (const { level, index, width } of TreeEdge.partialTiles(size)) {
-      tiles[level] = width === 0 ? [] : await this.#readTile(level, index, width);
+      tiles[level] = width === 0 ? Buffer.alloc(0) : await this.#readTile(level, index, width);
     }
     return new TreeEdge(size, tiles, pairHasher);
   }
 
-  async #readTile(level: number, index: number, width: number): Promise<Hash[]> {
+  async #readTile(level: number, index: number, width: number): Promise<Buffer> {
     const name = tilePath(level, index, width);
     const bytes = await readWholeFile(this.#files, join(this.#dir, name), width * HASH_SIZE);
     if (bytes === null) throw new LogCorruptError(`tile ${name} is missing`);
     if (bytes.length !== width * HASH_SIZE) throw new LogCorruptError(`tile ${name} is ${bytes.length} bytes`);
-    return hashesOf(bytes);
+    return bytes;
   }
 
   async #writeTile(tile: TileWrite): Promise<void> {
-    const path = join(this.#dir, tilePath(tile.level, tile.index, tile.hashes.length));
-    if (tile.hashes.length < TILE_WIDTH) return this.#writeFileAtomic(path, Buffer.concat(tile.hashes));
+    const width = tile.hashes.length / HASH_SIZE;
+    const path = join(this.#dir, tilePath(tile.level, tile.index, width));
+    if (width < TILE_WIDTH) return this.#writeFileAtomic(path, tile.hashes);
     // A full tile never changes: written in place, once. If it exists, another writer wrote the same bytes.
     await this.#makeDir(dirname(path));
     try {
-      await this.#files.writeFile(path, Buffer.concat(tile.hashes));
+      await this.#files.writeFile(path, tile.hashes);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     if (tile.inner !== undefined) {
       const fd = (await this.#innerFd(tile.level)) as number;
-      await this.#files.writeAt(fd, Buffer.concat(tile.inner), tile.index * INNER_BYTES);
+      await this.#files.writeAt(fd, tile.inner, tile.index * INNER_BYTES);
     }
     // It supersedes the partial versions written while it filled.
     if ((await this.#files.stat(`${path}.p`)) !== null) await this.#files.remove(`${path}.p`);
@@ -432,6 +435,11 @@ export class FileTree {
     await this.#files.mkdir(dir);
     this.#dirsMade.add(dir);
   }
+}
+
+/** Hash k of concatenated hashes, as a view. */
+function hashAt(hashes: Buffer, k: number): Hash {
+  return hashes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE);
 }
 
 function isZero(bytes: Buffer): boolean {
