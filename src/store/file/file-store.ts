@@ -101,6 +101,8 @@ export class FileStore implements Store {
   #inProcess: Promise<void> = Promise.resolve();
   /** This process's callers holding or queued for the append lock. */
   #lockUsers = 0;
+  /** Where #readLeavesAt reads others' lines (grown as needed, kept). */
+  #lines = Buffer.allocUnsafe(64 * 1024);
   /** Identity of the log file our descriptor points at, to notice it replaced or removed at its path. */
   #logFile: FileStat | null = null;
   /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
@@ -318,14 +320,16 @@ export class FileStore implements Store {
    * instead of searching the log and parsing every entry. What it finds must
    * chain — each `prev` the `hash` before it — so a misread line cannot slip
    * into the tree. Read in chunks, a page-cache copy each (the bytes were just
-   * written), not a thread-pool round trip. Null if anything is off (then
-   * they are read the ordinary way).
+   * written), not a thread-pool round trip, into one buffer kept for it (a
+   * new one each time was garbage for the collector at every step). Null if
+   * anything is off (then they are read the ordinary way).
    */
   async #readLeavesAt(count: number, start: number, end: number) {
-    if (count <= 0 || end - start > 16 << 20) return null;
-    const bytes = Buffer.allocUnsafe(end - start);
-    if ((await readFully(this.#files, this.#logFd, bytes, bytes.length, start, LEAF_READ)) !== bytes.length)
-      return null;
+    const length = end - start;
+    if (count <= 0 || length > 16 << 20) return null;
+    if (this.#lines.length < length) this.#lines = Buffer.allocUnsafe(Math.max(length, 2 * this.#lines.length));
+    const bytes = this.#lines.subarray(0, length);
+    if ((await readFully(this.#files, this.#logFd, bytes, length, start, LEAF_READ)) !== length) return null;
     const hashes = leafHashes(bytes, count);
     if (hashes === null) return null;
     return { leaves: hashes.subarray(HASH_SIZE), prev: hashes.subarray(0, HASH_SIZE) };
