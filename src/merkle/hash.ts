@@ -9,11 +9,6 @@ export type Hash = Buffer;
 
 export const HASH_SIZE = 32;
 
-/** A buffer of concatenated 32-byte hashes, as hashes (views, not copies). */
-export function hashesOf(bytes: Buffer): Hash[] {
-  return Array.from({ length: bytes.length / HASH_SIZE }, (_, k) => bytes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
-}
-
 /** Hashes as one buffer: a list is concatenated, a buffer is already that. */
 export function concatHashes(hashes: readonly Hash[] | Buffer): Buffer {
   return Buffer.isBuffer(hashes) ? hashes : Buffer.concat(hashes as Hash[]);

@@ -16,8 +16,8 @@ import { emptyRoot, HASH_SIZE, type Hash, hashPairs, type PairHasher } from './h
 import { isPowerOfTwo, levelOf, type SubtreeHash, splitPoint } from './tree.js';
 
 export const TILE_HEIGHT = 8;
-const EMPTY = Buffer.alloc(0);
 export const TILE_WIDTH = 256;
+const EMPTY = Buffer.alloc(0);
 
 /** `tile/<level>/<index in 3-digit groups>[.p/<width>]`, per C2SP tlog-tiles. */
 export function tilePath(level: number, index: number, width = TILE_WIDTH): string {
