@@ -53,7 +53,7 @@ export interface Files {
 }
 
 const read = promisify(fs.read);
-const open = promisify(fs.open);
+const writeFile = promisify(fs.writeFile);
 const SMALL_READ = 64 * 1024;
 
 /** Runs a synchronous call as a promise, so its errors reject rather than throw. */
@@ -75,7 +75,7 @@ const statOf = (s: fs.Stats): FileStat => ({ size: s.size, ino: s.ino, dev: s.de
  * loop.
  */
 export const nodeFiles: Files = {
-  open: open as Files['open'],
+  open: promisify(fs.open) as Files['open'],
   close: (fd) => now(() => fs.closeSync(fd)),
   // Small reads (the head after another writer's commit, a binary-search probe) are page-cache copies:
   // synchronous. Large ones (verify's and read()'s chunks) go to the thread pool.
@@ -100,20 +100,9 @@ export const nodeFiles: Files = {
     }),
   ftruncate: (fd, length) => now(() => fs.ftruncateSync(fd, length)),
   mkdir: (path) => fs.promises.mkdir(path, { recursive: true }).then(() => undefined),
-  // Created on the thread pool (creating a file can wait for the journal commit another file's fsync
-  // started); its bytes are then one page-cache copy, written and closed at once: one round trip a file,
-  // not the three of fs.writeFile (open, write, close).
-  writeFile: async (path, data) => {
-    const fd = await open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
-    try {
-      for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done);
-    } catch (error) {
-      fs.closeSync(fd);
-      fs.rmSync(path, { force: true }); // no short file left behind to pass for the whole one
-      throw error;
-    }
-    fs.closeSync(fd);
-  },
+  // On the thread pool (creating a file can wait for the journal commit another file's fsync started),
+  // through the callback API: a FileHandle costs the event loop several times more.
+  writeFile: (path, data) => writeFile(path, data, { flag: 'wx', mode: 0o644 }),
   replaceFile: (path, data) =>
     now(() => {
       const temporary = `${path}.${process.pid}.${threadId}.tmp`;
