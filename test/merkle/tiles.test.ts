@@ -89,7 +89,30 @@ describe('the right edge', () => {
     }
   });
 
+  it('takes leaves as a list or as one buffer alike, and refuses bytes that are not whole hashes', () => {
+    const all = leaves(700);
+    const listed = new TreeEdge();
+    const joined = new TreeEdge();
+    for (const [from, to] of [
+      [0, 1],
+      [1, 300],
+      [300, 556],
+      [556, 700],
+    ] as const) {
+      const a = listed.append(all.slice(from, to));
+      const b = joined.append(Buffer.concat(all.slice(from, to)));
+      assert.deepEqual(
+        b.map((t) => [t.level, t.index, t.hashes.toString('hex')]),
+        a.map((t) => [t.level, t.index, t.hashes.toString('hex')]),
+      );
+      assert.ok(joined.root().equals(listed.root()), `root at ${to}`);
+    }
+    assert.throws(() => joined.append(Buffer.alloc(33)), /33 bytes are not whole hashes/);
+    assert.equal(joined.size, 700, 'nothing was appended');
+  });
+
   it('refuses an edge that does not fit its size', () => {
     assert.throws(() => new TreeEdge(300, [[]]), /holds 0 hashes, not 44/);
+    assert.throws(() => new TreeEdge(300, [Buffer.alloc(43 * 32)]), /holds 43 hashes, not 44/);
   });
 });
