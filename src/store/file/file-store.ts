@@ -488,7 +488,9 @@ export class FileStore implements Store {
     let count = 0;
     for await (const entry of this.read({ fromSeq: from, toSeq: to - 1 })) {
       prev ??= Buffer.from(entry.prev, 'hex');
-      if (count < to - from) leaves.write(entry.hash, count * HASH_SIZE, HASH_SIZE, 'hex');
+      if (count < to - from && leaves.write(entry.hash, count * HASH_SIZE, HASH_SIZE, 'hex') !== HASH_SIZE) {
+        throw new LogCorruptError(`entry ${entry.seq} has a hash that is not hex (run \`evident verify\`)`);
+      }
       count++;
     }
     if (count !== to - from) {

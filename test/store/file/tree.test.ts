@@ -119,6 +119,24 @@ describe('the log Merkle tree', () => {
     await afterTear.close();
   });
 
+  it('is never built from an entry whose hash is not hex: the log is reported corrupt, naming it', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true });
+    await log.appendBatch(Array.from({ length: 5 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    await log.close();
+    const path = join(dir, 'log.jsonl');
+    const lines = readLines(path);
+    const third = JSON.parse(lines[2] as string) as Entry;
+    lines[2] = (lines[2] as string).replace(third.hash, `zz${third.hash.slice(2)}`); // 64 characters, not hex
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const reader = new Log({ dir, readOnly: true });
+    await assert.rejects(reader.treeHead(), {
+      code: 'EVIDENT_LOG_CORRUPT',
+      message: /entry 2 has a hash that is not hex/,
+    });
+    await reader.close();
+  });
+
   it('only hashes more when its inner-node cache is cut short, zeroed or gone', async () => {
     const dir = tempDir();
     const log = await Log.open({ dir, create: true });
