@@ -36,8 +36,7 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
     const chunk = 1 << 16;
     for (let at = 0; at < size; at += chunk) {
       const n = Math.min(chunk, size - at);
-      const bytes = randomBytes(32 * n);
-      await builder.extend(Array.from({ length: n }, (_, i) => bytes.subarray(32 * i, 32 * (i + 1))));
+      await builder.extend(randomBytes(32 * n));
     }
     await builder.persist();
     await builder.close();
@@ -60,7 +59,7 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
       },
     };
     const tree = new FileTree(dir, counting);
-    await tree.sync(size, async () => ({ leaves: [], prev: null })); // loads the edge from the tiles
+    await tree.sync(size, async () => ({ leaves: Buffer.alloc(0), prev: null })); // loads the edge from the tiles
     const pick = () => Math.floor(Math.random() * size);
 
     const inclusion: number[] = [];

@@ -9,17 +9,6 @@ export type Hash = Buffer;
 
 export const HASH_SIZE = 32;
 
-/** Hashes as one buffer: a list is concatenated, a buffer is already that. */
-export function concatHashes(hashes: readonly Hash[] | Buffer): Buffer {
-  return Buffer.isBuffer(hashes) ? hashes : Buffer.concat(hashes as Hash[]);
-}
-
-/** The last of a list of hashes, or of concatenated hashes; undefined if there are none. */
-export function lastHash(hashes: readonly Hash[] | Buffer): Hash | undefined {
-  if (!Buffer.isBuffer(hashes)) return hashes.at(-1);
-  return hashes.length === 0 ? undefined : hashes.subarray(hashes.length - HASH_SIZE);
-}
-
 /** MTH({}) = SHA-256(): the root of the empty tree. */
 export function emptyRoot(): Hash {
   return createHash('sha256').digest();

@@ -17,7 +17,6 @@ import { isPowerOfTwo, levelOf, type SubtreeHash, splitPoint } from './tree.js';
 
 export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
-const EMPTY = Buffer.alloc(0);
 
 /** `tile/<level>/<index in 3-digit groups>[.p/<width>]`, per C2SP tlog-tiles. */
 export function tilePath(level: number, index: number, width = TILE_WIDTH): string {
@@ -53,6 +52,12 @@ export function locateNode(level: number, index: number): NodeLocation {
   const first = index * count; // position among tile level's hashes
   const tileIndex = Math.floor(first / TILE_WIDTH);
   return { tileLevel, tileIndex, from: first - tileIndex * TILE_WIDTH, count };
+}
+
+/** Hashes as one buffer: a list joined (one hash is already that), a buffer as it is. */
+function joined(hashes: readonly Hash[] | Buffer): Buffer {
+  if (Buffer.isBuffer(hashes)) return hashes;
+  return hashes.length === 1 ? (hashes[0] as Hash) : Buffer.concat(hashes as Hash[]);
 }
 
 /** A tile to store: its level, index and hashes (fewer than 256 for a partial tile), each concatenated. */
@@ -122,8 +127,7 @@ export class TreeEdge {
       const count = hashesAtTileLevel(size, level);
       this.#fullTiles[level] = Math.floor(count / TILE_WIDTH);
       const want = count % TILE_WIDTH;
-      const given = edge[level];
-      const bytes = given === undefined ? EMPTY : Buffer.isBuffer(given) ? given : Buffer.concat(given as Hash[]);
+      const bytes = joined(edge[level] ?? []);
       if (bytes.length !== want * HASH_SIZE) {
         throw new RangeError(`edge tile at level ${level} holds ${bytes.length / HASH_SIZE} hashes, not ${want}`);
       }
@@ -151,7 +155,7 @@ export class TreeEdge {
    * that filled up (partial tiles are read with partials()).
    */
   append(leaves: readonly Hash[] | Buffer): TileWrite[] {
-    const bytes = Buffer.isBuffer(leaves) ? leaves : leaves.length === 1 ? (leaves[0] as Hash) : Buffer.concat(leaves);
+    const bytes = joined(leaves);
     if (bytes.length % HASH_SIZE !== 0) throw new RangeError(`${bytes.length} bytes are not whole hashes`);
     const full: TileWrite[] = [];
     this.#appendTo(0, bytes, full);

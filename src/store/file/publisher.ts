@@ -21,7 +21,7 @@
  * Lock order: the checkpoint lock, then the append lock; never the reverse.
  */
 import { LogCorruptError } from '../../errors.js';
-import { concatHashes, type Hash, lastHash } from '../../merkle/hash.js';
+import { HASH_SIZE, type Hash } from '../../merkle/hash.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { PathLock } from './path-lock.js';
 import type { FileTree, LeafReader } from './tree.js';
@@ -397,14 +397,11 @@ export class Publisher {
         (known !== null && known.size === from
           ? await this.#source.readLeavesAt(segment.from - from, known.end, segment.start)
           : null) ?? (await this.#source.readLeaves(from, segment.from));
-      const lastOther = lastHash(others.leaves);
-      if (lastOther !== undefined && !lastOther.equals(segment.prev)) {
+      const lastOther = others.leaves.subarray(-HASH_SIZE);
+      if (lastOther.length > 0 && !lastOther.equals(segment.prev)) {
         throw new LogCorruptError(`entry ${segment.from} does not follow the entries before it: the log was rewritten`);
       }
-      return {
-        leaves: Buffer.concat([concatHashes(others.leaves), ...segment.leaves]),
-        prev: others.prev ?? segment.prev,
-      };
+      return { leaves: Buffer.concat([others.leaves, ...segment.leaves]), prev: others.prev ?? segment.prev };
     });
     this.#treeEnd = { size: end, end: segment.end };
   }

@@ -38,10 +38,10 @@ const PERSIST_EVERY_MS = 1000;
 const WRITE_FULL_TILES_AT = 256;
 
 /**
- * Reads the leaf hashes of entries [from, to) from the log (a list, or their
- * concatenation), and the `prev` of entry `from` (null if from = to).
+ * Reads the leaf hashes of entries [from, to) from the log (concatenated), and
+ * the `prev` of entry `from` (null if from = to).
  */
-export type LeafReader = (from: number, to: number) => Promise<{ leaves: readonly Hash[] | Buffer; prev: Hash | null }>;
+export type LeafReader = (from: number, to: number) => Promise<{ leaves: Buffer; prev: Hash | null }>;
 
 export class FileTree {
   readonly #dir: string;
@@ -153,7 +153,7 @@ export class FileTree {
    * Appends leaf hashes. Full tiles are written in the background; partial
    * tiles and the size wait for persist().
    */
-  async extend(leaves: readonly Hash[] | Buffer): Promise<void> {
+  async extend(leaves: Buffer): Promise<void> {
     if (leaves.length === 0) return;
     const writes = this.#edge.append(leaves);
     if (this.#readOnly) {
