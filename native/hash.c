@@ -26,16 +26,9 @@
 
 #include "evident.h"
 
-/* Room for OpenSSL's SHA256_CTX (112 bytes), whose layout is opaque here. */
-typedef struct {
-  _Alignas(16) unsigned char opaque[256];
-} sha256_ctx;
-typedef int (*sha256_init_fn)(sha256_ctx *c);
-typedef int (*sha256_update_fn)(sha256_ctx *c, const void *data, size_t length);
-typedef int (*sha256_final_fn)(unsigned char *digest, sha256_ctx *c);
-static sha256_init_fn sha256_init;
-static sha256_update_fn sha256_update;
-static sha256_final_fn sha256_final;
+sha256_init_fn sha256_init;
+sha256_update_fn sha256_update;
+sha256_final_fn sha256_final;
 
 static napi_value hash_pairs(napi_env env, napi_callback_info info) {
   size_t argc = 2;

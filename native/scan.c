@@ -34,8 +34,8 @@ static void init_nibbles(void) {
   for (int c = 'a'; c <= 'f'; c++) nibbles[c] = (signed char)(c - 'a' + 10);
 }
 
-/* Decodes 64 lowercase hex digits followed by a closing quote into `out`; 0 if they are not that. */
-static int unhex(const unsigned char *hex, const unsigned char *end, unsigned char *out) {
+/* See evident.h. */
+int evident_unhex(const unsigned char *hex, const unsigned char *end, unsigned char *out) {
   if (end - hex < HEX_DIGITS + 1 || hex[HEX_DIGITS] != '"') return 0;
   int bad = 0;
   for (int k = 0; k < HASH_BYTES; k++) {
@@ -46,13 +46,17 @@ static int unhex(const unsigned char *hex, const unsigned char *end, unsigned ch
   return bad >= 0;
 }
 
-/* Where the value of the last `member` (8 bytes: "name":") in the `length` bytes at `line` starts; NULL if none. */
-static const unsigned char *last_value(const unsigned char *line, size_t length, const char *member) {
-  for (size_t k = length; k >= MEMBER_LENGTH; k--) {
-    const unsigned char *at = line + k - MEMBER_LENGTH;
-    if (*at == '"' && memcmp(at, member, MEMBER_LENGTH) == 0) return at + MEMBER_LENGTH;
+/* See evident.h. */
+const unsigned char *evident_last_value(const unsigned char *line, size_t length, const char *member, size_t member_length) {
+  for (size_t k = length; k >= member_length; k--) {
+    const unsigned char *at = line + k - member_length;
+    if (*at == '"' && memcmp(at, member, member_length) == 0) return at + member_length;
   }
   return NULL;
+}
+
+static const unsigned char *last_value(const unsigned char *line, size_t length, const char *member) {
+  return evident_last_value(line, length, member, MEMBER_LENGTH);
 }
 
 /* Fills out (32·(count + 1) bytes) from `count` lines in [bytes, bytes + length); 0 if they are not such lines. */
@@ -67,10 +71,10 @@ static int scan(const unsigned char *bytes, size_t length, size_t count, unsigne
     /* "hash" sorts before "prev": the top-level one is the last before it. */
     const unsigned char *hash = last_value(at, (size_t)(prev_hex - MEMBER_LENGTH - at), HASH_MEMBER);
     if (hash == NULL) return 0;
-    if (!unhex(prev_hex, newline, prev)) return 0;
+    if (!evident_unhex(prev_hex, newline, prev)) return 0;
     if (n == 0) memcpy(out, prev, HASH_BYTES);
     else if (memcmp(prev, out + HASH_BYTES * n, HASH_BYTES) != 0) return 0; /* not chained as found */
-    if (!unhex(hash, newline, out + HASH_BYTES * (n + 1))) return 0;
+    if (!evident_unhex(hash, newline, out + HASH_BYTES * (n + 1))) return 0;
     at = newline + 1;
   }
   return at == end;

@@ -171,14 +171,47 @@ export interface Sealed {
 
 /** Seals a prepared entry at a position: the canonical line, its leaf hash, and the entry it encodes. */
 export function sealEntry(p: PreparedEntry, a: Assigned): Sealed {
+  const { line, hash } = sealLine(p, a);
+  return { line, hash, entry: sealedEntry(p, a, hash) };
+}
+
+/** The canonical line (with its newline) of a prepared entry at a position, and its leaf hash. */
+export function sealLine(p: PreparedEntry, a: Assigned): { line: string; hash: string } {
   const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1}`;
   const hash = leafHashOfText(`{${p.before},${after}`);
+  return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash };
+}
+
+/** The entry a sealed line encodes, as an object (data parsed back from its canonical JSON: a copy of what was stored). */
+export function sealedEntry(p: PreparedEntry, a: Assigned, hash: string): Entry {
   const { actor, action, targets, outcome } = p.input;
   const entry: Entry = { v: 1, log: a.log, seq: a.seq, ts: a.ts, id: a.id, actor, action, prev: a.prev, hash };
   if (targets !== undefined) entry.targets = [...targets];
   if (outcome !== undefined) entry.outcome = outcome;
   if (p.data !== null) entry.data = JSON.parse(p.data) as Record<string, unknown>;
-  return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash, entry };
+  return entry;
+}
+
+/**
+ * A prepared entry as the three pieces of its line that do not depend on
+ * the head, for a sealer outside JavaScript (native/commit.c): `{<before>,`
+ * (the hash member goes after it), `"id":…,"log":…<outcome>,"prev":"` and
+ * `<targets>`. Between and after them the sealer writes the hash, prev,
+ * `","seq":`, seq, `,"ts":"`, ts and `","v":1}` — the line sealLine writes.
+ * Each piece goes into `out` at `at` as a u32 (little-endian) byte length
+ * and its UTF-8 bytes; returns where the next entry goes. `out` must have
+ * room for maxBytes from `at`.
+ */
+export function writeEntryTemplate(p: PreparedEntry, id: string, log: string, out: Buffer, at: number): number {
+  at = writePiece(out, at, `{${p.before},`);
+  at = writePiece(out, at, `"id":"${id}","log":"${log}"${p.outcome},"prev":"`);
+  return writePiece(out, at, p.targets);
+}
+
+function writePiece(out: Buffer, at: number, piece: string): number {
+  const length = out.write(piece, at + 4, 'utf8');
+  out.writeUInt32LE(length, at);
+  return at + 4 + length;
 }
 
 /** RFC 9162 §2.1.1 leaf hash, hex: SHA-256(0x00 || UTF-8 of text). U+0000 encodes as the single byte 0x00. */

@@ -51,11 +51,13 @@ export {
 export type { Files } from './store/file/files.js';
 export { nodeFiles } from './store/file/files.js';
 export type {
+  CommittedBatch,
   ReadQuery,
   Recovery,
   SealedBatch,
   Store,
   TreeHead,
+  UnsealedBatch,
   VerifyOptions,
   VerifyProgress,
   VerifyResult,

@@ -12,23 +12,20 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { Batch } from './batch.js';
 import {
   DEFAULT_MAX_ENTRY_BYTES,
   type Entry,
   type EntryInput,
   type Head,
-  newEntryId,
-  newLogId,
-  nextTimestamp,
   type PreparedEntry,
   prepareEntry,
-  sealEntry,
 } from './entry.js';
 import { InvalidEntryError, InvalidOptionError, LogClosedError, QueueFullError, RecordFailedError } from './errors.js';
 import { initSigning } from './store/file/config.js';
 import { type Durability, FileStore } from './store/file/file-store.js';
 import type { Files } from './store/file/files.js';
-import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from './store/store.js';
+import type { ReadQuery, Recovery, Store, TreeHead, VerifyOptions, VerifyResult } from './store/store.js';
 
 export interface LogOptions {
   /** The log directory. Default: $EVIDENT_DIR, else ./.evident */
@@ -291,11 +288,8 @@ export class Log extends EventEmitter<LogEvents> {
     while (this.#queue.length > 0) {
       const batch = this.#takeBatch();
       try {
-        const entries: Entry[] = [];
-        await this.#store.commit((head) => {
-          entries.length = 0; // a store may call seal again if it has to retry
-          return seal(head, batch, entries);
-        });
+        const sealing = new Batch(batch.flatMap((pending) => pending.prepared));
+        const entries = sealing.entries(await this.#store.commit(sealing));
         let at = 0;
         for (const pending of batch) {
           const mine = entries.slice(at, at + pending.prepared.length);
@@ -347,32 +341,6 @@ export class Log extends EventEmitter<LogEvents> {
       else process.emitWarning(failure.message, { code: failure.code });
     }
   }
-}
-
-/** Seals a batch after `head`: assigns seq, ts, id and prev, and chains the hashes. */
-function seal(head: Head, batch: Pending[], entries: Entry[]): SealedBatch {
-  const log = head.log ?? newLogId();
-  let { size, hash } = head;
-  const ts = nextTimestamp(head.ts); // one commit, one time
-  const lines: string[] = [];
-  const leaves: Buffer[] = [];
-  for (const pending of batch) {
-    for (const prepared of pending.prepared) {
-      const sealed = sealEntry(prepared, {
-        log,
-        seq: size,
-        ts,
-        id: newEntryId(),
-        prev: hash,
-      });
-      lines.push(sealed.line);
-      leaves.push(Buffer.from(sealed.hash, 'hex'));
-      entries.push(sealed.entry);
-      hash = sealed.hash;
-      size++;
-    }
-  }
-  return { text: lines.join(''), head: { log, size, hash, ts }, leaves };
 }
 
 function positive(value: number, name: string): number {

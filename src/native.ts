@@ -1,12 +1,48 @@
 /**
  * The native addon (native/*.c), built by `npm install` (node-gyp) into
  * <package>/build/Release: flock(2), which Node lacks, a commit's
- * sync-then-unlock, a row-at-a-time Merkle node hasher that calls the
+ * sync-then-unlock, a whole commit off the event loop, a row-at-a-time Merkle node hasher that calls the
  * running Node's own OpenSSL SHA-256, and a reader of leaf hashes from log
  * lines.
  */
 import { createRequire } from 'node:module';
 import { hashPairs, type PairHasher } from './merkle/hash.js';
+
+/** A whole commit for native/commit.c: where to append, the head as last seen, and the batch's templates. */
+export interface CommitRequest {
+  lockFd: number;
+  lockPath: string;
+  logFd: number;
+  logPath: string;
+  /** fdatasync before releasing the lock. */
+  sync: boolean;
+  /** The head this process last saw, and where its line ends: used as it is if the log has not grown since. */
+  known: { end: number; size: number; hash: Buffer; ts: string } | null;
+  logId: string;
+  /** The entries' templates (entry.ts, writeEntryTemplate). */
+  parts: Buffer;
+  count: number;
+  /** At most how many bytes the sealed lines take. */
+  maxBytes: number;
+}
+
+/** How a native commit ended. `declined`: the lock is free again and nothing changed. `failed`: the lock is still held. */
+export type CommitResult =
+  /** `leaves`: the hash the first entry follows, then each entry's, 32 bytes each. */
+  | { status: 'committed'; start: number; end: number; firstSeq: number; ts: string; leaves: Buffer }
+  | { status: 'declined'; declined: string }
+  | { status: 'failed'; start: number; error: Error };
+
+interface RawCommitResult {
+  status: 0 | 1 | 2;
+  start: number;
+  end: number;
+  firstSeq: number;
+  ts: string;
+  leaves: Buffer;
+  declined: string;
+  error: Error;
+}
 
 interface Addon {
   tryLock(fd: number): boolean;
@@ -16,6 +52,19 @@ interface Addon {
   leafHashes(lines: Buffer, count: number): Buffer | null;
   /** Absent when the process exports no SHA-256 functions (then the JavaScript PairHasher is used). */
   hashPairs?: PairHasher;
+  /** Absent, as hashPairs, without SHA-256 functions: then commits seal in JavaScript. */
+  commitBatch?: (
+    lockFd: number,
+    lockPath: string,
+    logFd: number,
+    logPath: string,
+    sync: boolean,
+    known: [number, number, Buffer, string] | null,
+    logId: string,
+    parts: Buffer,
+    count: number,
+    maxBytes: number,
+  ) => Promise<RawCommitResult>;
 }
 
 const addon = createRequire(import.meta.url)('../../build/Release/evident_native.node') as Addon;
@@ -35,6 +84,37 @@ export const syncUnlock: Addon['syncUnlock'] = addon.syncUnlock;
  * writers' entries with it.
  */
 export const leafHashes: Addon['leafHashes'] = addon.leafHashes;
+
+const STATUS = ['committed', 'declined', 'failed'] as const;
+const rawCommit = addon.commitBatch;
+
+/**
+ * A whole commit on a thread of the addon's (native/commit.c): take the
+ * append lock, read the head, seal, append, sync, release. Undefined when
+ * the addon cannot hash.
+ */
+export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | undefined =
+  rawCommit === undefined
+    ? undefined
+    : async (r) => {
+        const raw = await rawCommit(
+          r.lockFd,
+          r.lockPath,
+          r.logFd,
+          r.logPath,
+          r.sync,
+          r.known === null ? null : [r.known.end, r.known.size, r.known.hash, r.known.ts],
+          r.logId,
+          r.parts,
+          r.count,
+          r.maxBytes,
+        );
+        const status = STATUS[raw.status];
+        if (status === 'committed')
+          return { status, start: raw.start, end: raw.end, firstSeq: raw.firstSeq, ts: raw.ts, leaves: raw.leaves };
+        if (status === 'declined') return { status, declined: raw.declined };
+        return { status, start: raw.start, error: raw.error };
+      };
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

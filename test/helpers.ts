@@ -77,14 +77,25 @@ export function writeLines(path: string, lines: string[]): void {
 /** Calls made through a counting file layer, by operation and by path. */
 export interface Counts {
   opens: Map<string, number>;
+  /** Appends and in-place writes, a native commit's append included. */
   writes: number;
+  /** fdatasync calls, a native commit's included. */
   syncs: number;
   bytesRead: number;
+  /** Native commits (native/commit.c), by how they ended; declined ones by reason. */
+  commits: { committed: number; declined: string[]; failed: number };
 }
 
 /** The real file layer, counting opens per path and writes and syncs. */
 export function countingFiles(): { files: Files; counts: Counts } {
-  const counts: Counts = { opens: new Map(), writes: 0, syncs: 0, bytesRead: 0 };
+  const counts: Counts = {
+    opens: new Map(),
+    writes: 0,
+    syncs: 0,
+    bytesRead: 0,
+    commits: { committed: 0, declined: [], failed: 0 },
+  };
+  const commitBatch = nodeFiles.commitBatch;
   const files: Files = {
     ...nodeFiles,
     open: (path, flags, mode) => {
@@ -108,6 +119,18 @@ export function countingFiles(): { files: Files; counts: Counts } {
       counts.syncs++;
       return nodeFiles.syncUnlock(fd, lockFd);
     },
+    commitBatch:
+      commitBatch &&
+      (async (request) => {
+        const result = await commitBatch(request);
+        if (result.status === 'committed') {
+          counts.commits.committed++;
+          counts.writes++;
+          if (request.sync) counts.syncs++;
+        } else if (result.status === 'declined') counts.commits.declined.push(result.declined);
+        else counts.commits.failed++;
+        return result;
+      }),
   };
   return { files, counts };
 }

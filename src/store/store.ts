@@ -8,14 +8,44 @@ import type { VerifyFailure } from '../chain.js';
 import type { Entry, Head } from '../entry.js';
 import type { TrustedCheckpoint } from '../note/trust.js';
 
+/**
+ * Entries validated, encoded and given their ids, waiting for a head: the
+ * members that depend on it (seq, prev, ts, and so the hash) are filled in
+ * under the store's exclusive append rights.
+ */
+export interface UnsealedBatch {
+  /** How many entries. */
+  readonly count: number;
+  /** At most how many UTF-8 bytes their lines take. */
+  readonly maxBytes: number;
+  /** Their lines after `head`, sealed in JavaScript. */
+  seal(head: Head): SealedBatch;
+  /**
+   * The same entries as templates for a store that seals them itself, off
+   * the event loop (the file store's addon): per entry the pieces of
+   * entry.ts's writeEntryTemplate, for the log `log`.
+   */
+  templates(log: string): Buffer;
+}
+
 /** Lines sealed after a head, ready to append. */
 export interface SealedBatch {
   /** The lines, each ending in a newline, concatenated. */
   text: string;
   /** The head once they are appended. */
   head: Head;
-  /** Their leaf hashes (the entries' `hash`), in order. */
-  leaves: Buffer[];
+  /** Their leaf hashes (the entries' `hash`), 32 bytes each, in order. */
+  leaves: Buffer;
+}
+
+/** What a commit appended. */
+export interface CommittedBatch {
+  /** The hash the first entry follows: the head's before the commit. */
+  prev: string;
+  /** The head after it. */
+  head: Head;
+  /** The entries' leaf hashes, 32 bytes each, in order. */
+  leaves: Buffer;
 }
 
 /** The Merkle tree over a log's entries: its size and root (RFC 9162). */
@@ -87,11 +117,11 @@ export interface Store {
   /** Opens the medium and loads the head. The lifecycle calls it exactly once. */
   open(): Promise<void>;
   /**
-   * Under exclusive append rights: reads the current head, asks `seal` for
-   * the lines that follow it, and makes them durable before returning. On
-   * failure nothing is appended and the rights are released.
+   * Under exclusive append rights: reads the current head, seals `batch`
+   * after it, and makes its lines durable before returning. On failure
+   * nothing is appended and the rights are released.
    */
-  commit(seal: (head: Head) => SealedBatch): Promise<SealedBatch>;
+  commit(batch: UnsealedBatch): Promise<CommittedBatch>;
   /** The current head (under the same exclusivity, so it is exact). */
   head(): Promise<Head>;
   /** Entries matching `query`, in order. */

@@ -28,7 +28,16 @@ import { checkpointOfNote, parseCheckpoint } from '../../note/checkpoint.js';
 import { parseVerifierKey } from '../../note/keys.js';
 import { openNote, splitNote } from '../../note/note.js';
 import type { TrustedCheckpoint } from '../../note/trust.js';
-import type { ReadQuery, Recovery, SealedBatch, Store, TreeHead, VerifyOptions, VerifyResult } from '../store.js';
+import type {
+  CommittedBatch,
+  ReadQuery,
+  Recovery,
+  Store,
+  TreeHead,
+  UnsealedBatch,
+  VerifyOptions,
+  VerifyResult,
+} from '../store.js';
 import { Checkpointer, readCheckpointNote } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
@@ -194,30 +203,90 @@ export class FileStore implements Store {
     }
   }
 
-  commit(seal: (head: Head) => SealedBatch): Promise<SealedBatch> {
+  commit(batch: UnsealedBatch): Promise<CommittedBatch> {
     if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
-    return this.#locked(async () => {
-      const head = await this.#refresh();
-      const batch = seal(head);
-      const start = this.#known?.end ?? 0;
-      const bytes = Buffer.from(batch.text, 'utf8');
+    return this.#queued(async () => {
+      const committed = await this.#commitNatively(batch);
+      return committed ?? this.#lock.hold(() => this.#commitHere(batch));
+    });
+  }
+
+  /**
+   * The commit on the addon's thread (native/commit.c), so that the append
+   * lock's hold never waits for this event loop; null if there is no addon
+   * commit, the log's identity is not known yet, or the addon declined (the
+   * log is not in its plain state: then #commitHere judges and repairs).
+   */
+  async #commitNatively(batch: UnsealedBatch): Promise<CommittedBatch | null> {
+    const commitBatch = this.#files.commitBatch;
+    const known = this.#known;
+    const log = known?.head.log ?? null;
+    if (commitBatch === undefined || known === null || log === null || known.head.ts === null) return null;
+    const { head } = known;
+    const result = await this.#lock.commitNatively(
+      (lockFd) =>
+        commitBatch({
+          lockFd,
+          lockPath: this.lockPath,
+          logFd: this.#logFd,
+          logPath: this.logPath,
+          sync: this.#durability === 'fsync',
+          known: { end: known.end, size: head.size, hash: Buffer.from(head.hash, 'hex'), ts: head.ts as string },
+          logId: log,
+          parts: batch.templates(log),
+          count: batch.count,
+          maxBytes: batch.maxBytes,
+        }),
+      (result) => result.status === 'failed',
+    );
+    if (result.status === 'declined') return null;
+    if (result.status === 'failed') {
       try {
-        await writeAll(this.#files, this.#logFd, bytes);
-        if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
-      } catch (error) {
-        await this.#rollBack(start);
-        throw new LogWriteError(
-          `could not append ${bytes.length} bytes to ${this.logPath}: ${(error as Error).message}`,
-          { cause: error },
-        );
+        await this.#rollBack(result.start);
+      } finally {
+        this.#lock.release();
       }
-      const end = start + bytes.length;
-      this.#known = { head: batch.head, end };
-      // Other writers may already append (the lock is released once synced), but this process's callers still
-      // queue behind this one, so the publisher receives its commits in order.
-      const prev = Buffer.from(head.hash, 'hex');
-      this.#publisher?.committed({ from: head.size, leaves: batch.leaves, prev, start, end });
-      return batch;
+      throw this.#writeError(batch.count, result.error);
+    }
+    const prev = result.leaves.subarray(0, HASH_SIZE);
+    const mine = result.leaves.subarray(HASH_SIZE);
+    const after: Head = {
+      log,
+      size: result.firstSeq + batch.count,
+      hash: mine.toString('hex', mine.length - HASH_SIZE),
+      ts: result.ts,
+    };
+    this.#known = { head: after, end: result.end };
+    this.#publisher?.committed({ from: result.firstSeq, leaves: mine, prev, start: result.start, end: result.end });
+    return { prev: prev.toString('hex'), head: after, leaves: mine };
+  }
+
+  /** The commit from here, under the append lock: the head re-read (and a torn tail repaired), sealed in JavaScript. */
+  async #commitHere(batch: UnsealedBatch): Promise<CommittedBatch> {
+    const head = await this.#refresh();
+    const sealed = batch.seal(head);
+    const start = this.#known?.end ?? 0;
+    const bytes = Buffer.from(sealed.text, 'utf8');
+    try {
+      await writeAll(this.#files, this.#logFd, bytes);
+      if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
+    } catch (error) {
+      await this.#rollBack(start);
+      throw this.#writeError(batch.count, error);
+    }
+    const end = start + bytes.length;
+    this.#known = { head: sealed.head, end };
+    // Other writers may already append (the lock is released once synced), but this process's callers still
+    // queue behind this one, so the publisher receives its commits in order.
+    const prev = Buffer.from(head.hash, 'hex');
+    this.#publisher?.committed({ from: head.size, leaves: sealed.leaves, prev, start, end });
+    return { prev: head.hash, head: sealed.head, leaves: sealed.leaves };
+  }
+
+  #writeError(count: number, error: unknown): LogWriteError {
+    const what = count === 1 ? '1 entry' : `${count} entries`;
+    return new LogWriteError(`could not append ${what} to ${this.logPath}: ${(error as Error).message}`, {
+      cause: error,
     });
   }
 
@@ -229,10 +298,17 @@ export class FileStore implements Store {
   }
 
   /** Runs `work` holding the append lock; always unlocks, even when `work` throws. */
-  async #locked<T>(work: () => Promise<T>): Promise<T> {
-    // flock excludes other descriptors, not our own: a second caller in this
-    // process would "take" the lock we hold, and its unlock would release it
-    // under the first. So callers in this process queue here first.
+  #locked<T>(work: () => Promise<T>): Promise<T> {
+    return this.#queued(() => this.#lock.hold(work));
+  }
+
+  /**
+   * Runs `work` once this process's earlier users of the append lock are
+   * done. flock excludes other descriptors, not our own: a second caller in
+   * this process would "take" the lock we hold, and its unlock would release
+   * it under the first. So callers in this process queue here first.
+   */
+  async #queued<T>(work: () => Promise<T>): Promise<T> {
     const before = this.#inProcess;
     let release = () => {};
     this.#inProcess = new Promise<void>((resolve) => {
@@ -241,7 +317,7 @@ export class FileStore implements Store {
     this.#lockUsers++;
     await before;
     try {
-      return await this.#lock.hold(work);
+      return await work();
     } finally {
       this.#lockUsers--;
       release();
@@ -304,7 +380,7 @@ export class FileStore implements Store {
       return EMPTY_HEAD;
     }
     const entry = entryOf(last.text, last.offset);
-    if (known !== null && known.head.size > entry.seq) {
+    if (known !== null && known.head.size > entry.seq + 1) {
       throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
     }
     const head = headOf(entry);

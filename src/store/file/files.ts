@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
-import { flock, syncUnlock } from '../../native.js';
+import { type CommitRequest, type CommitResult, commitBatch, flock, syncUnlock } from '../../native.js';
 
 export interface FileStat {
   size: number;
@@ -50,6 +50,13 @@ export interface Files {
   /** flock(LOCK_EX), waiting on a dedicated thread. */
   lockWait(fd: number): Promise<void>;
   unlock(fd: number): void;
+  /**
+   * A whole commit off the event loop (native.ts, commitBatch): lock, head,
+   * seal, append, sync, unlock. Optional: without it (no addon hashing, or a
+   * test's Files that injects failures into write and sync) the store commits
+   * through the calls above.
+   */
+  commitBatch?: ((request: CommitRequest) => Promise<CommitResult>) | undefined;
 }
 
 const read = promisify(fs.read);
@@ -118,4 +125,5 @@ export const nodeFiles: Files = {
   tryLock: (fd) => flock.tryLock(fd),
   lockWait: (fd) => flock.lockWait(fd),
   unlock: (fd) => flock.unlock(fd),
+  commitBatch,
 };

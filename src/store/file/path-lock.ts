@@ -94,6 +94,19 @@ export class PathLock {
     this.#held = false;
   }
 
+  /**
+   * Runs `commit`, a native commit that takes the lock and releases it
+   * itself (native/commit.c) through this descriptor; `held` says from its
+   * result whether it left the lock held (a failed write or sync), which is
+   * then this object's to release.
+   */
+  async commitNatively<T>(commit: (fd: number) => Promise<T>, held: (result: T) => boolean): Promise<T> {
+    if (this.#held) throw new Error(`a native commit while holding the lock on ${this.path}`);
+    const result = await commit(await this.fd());
+    this.#held = held(result);
+    return result;
+  }
+
   /** Runs `work` holding the lock; always releases it. */
   async hold<T>(work: (fd: number) => Promise<T>): Promise<T> {
     const fd = await this.acquire();

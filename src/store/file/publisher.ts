@@ -30,8 +30,8 @@ import type { FileTree, LeafReader } from './tree.js';
 export interface Segment {
   /** Seq of the first entry. */
   from: number;
-  /** The entries' leaf hashes (their `hash`), in order. */
-  leaves: Hash[];
+  /** The entries' leaf hashes (their `hash`), 32 bytes each, in order. */
+  leaves: Buffer;
   /** The first entry's `prev`: the head it was chained to. */
   prev: Hash;
   /** Where their lines are in the log: bytes [start, end). */
@@ -201,7 +201,7 @@ export class Publisher {
 
   /** A commit of this process made `segment` durable: integrate it and publish, soon. */
   committed(segment: Segment): void {
-    this.#committed = Math.max(this.#committed, segment.from + segment.leaves.length);
+    this.#committed = Math.max(this.#committed, segment.from + segment.leaves.length / HASH_SIZE);
     this.#committedAt = Date.now();
     if (!this.#integrator) {
       void this.#claim(); // the integrator may have gone: then this process takes over
@@ -382,14 +382,14 @@ export class Publisher {
   /** Takes one commit's leaves into the tree, reading first what other writers appended before it. */
   async #take(segment: Segment): Promise<void> {
     const tree = this.#tree;
-    const end = segment.from + segment.leaves.length;
+    const end = segment.from + segment.leaves.length / HASH_SIZE;
     if (end <= tree.size) return; // already read from the log (a proof brought the tree further)
     await tree.sync(end, async (from) => {
       if (from >= segment.from) {
         const skip = from - segment.from;
         return {
-          leaves: Buffer.concat(segment.leaves.slice(skip)),
-          prev: skip === 0 ? segment.prev : (segment.leaves[skip - 1] as Hash),
+          leaves: segment.leaves.subarray(skip * HASH_SIZE),
+          prev: skip === 0 ? segment.prev : segment.leaves.subarray((skip - 1) * HASH_SIZE, skip * HASH_SIZE),
         };
       }
       const known = this.#treeEnd;
@@ -401,7 +401,7 @@ export class Publisher {
       if (lastOther.length > 0 && !lastOther.equals(segment.prev)) {
         throw new LogCorruptError(`entry ${segment.from} does not follow the entries before it: the log was rewritten`);
       }
-      return { leaves: Buffer.concat([others.leaves, ...segment.leaves]), prev: others.prev ?? segment.prev };
+      return { leaves: Buffer.concat([others.leaves, segment.leaves]), prev: others.prev ?? segment.prev };
     });
     this.#treeEnd = { size: end, end: segment.end };
   }
