@@ -9,10 +9,12 @@
  *
  * Commit, under the lock: make sure the lock and log files are still the
  * ones at their paths; bring the cached head up to date (O(1) when nothing
- * else wrote, else reading only what others appended); seal; one write; one
- * fdatasync, after which the thread that synced unlocks (not the event loop,
- * which may run only later: everyone waiting for the lock would wait with
- * it). A failed write or sync is truncated away before unlocking.
+ * else wrote, else reading only the last line); seal; one write; one
+ * fdatasync; unlock. All of it runs on the addon's thread (native/commit.c),
+ * so the lock is never held waiting for this event loop; when the log is not
+ * in its plain state the addon declines and the commit runs from here, where
+ * the thread that synced still unlocks. A failed write or sync is truncated
+ * away before unlocking.
  * A signing log then hands the batch to its publisher (publisher.ts), which
  * integrates the tree and signs off the commit path.
  */
