@@ -26,20 +26,12 @@
  * A failed write or sync returns with the lock still held, so that the
  * caller can cut the batch off before anyone appends after it.
  *
- * The thread is its own, not one of libuv's pool, because it may wait for
- * the lock: commits waiting in the pool would starve a lock holder of this
- * process that needs the pool to finish (flock.c waits the same way). It
- * reports back through a uv_async_t of its own, not a threadsafe function:
- * a worker thread terminated mid-commit tears down its threadsafe functions
- * whether or not a thread still holds them, and the commit thread's call
- * into a deleted one aborted the process (seen in the tests). Instead an
- * async cleanup hook holds the worker's teardown until the thread has
- * reported and its handle is closed. Everything the thread touches is the
- * addon's own memory, for the same reason.
+ * It runs as a job (job.c): on a thread of its own, since it may wait for
+ * the lock, and safe against a worker thread terminated mid-commit.
+ * Everything the thread touches is the addon's own memory, never a JS
+ * buffer, which such a teardown would free.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +40,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "evident.h"
 
@@ -98,13 +89,6 @@ typedef struct {
   const char *declined;
   double start, end, first_seq;
   char ts[TS_LENGTH];
-  /* Settling, on the JS thread. */
-  napi_env env;
-  napi_deferred deferred;
-  napi_async_context context;
-  napi_async_cleanup_hook_handle hook;
-  uv_async_t done;
-  int tearing_down;
 } commit_t;
 
 static const char HEX[] = "0123456789abcdef";
@@ -340,12 +324,9 @@ static void commit_locked(commit_t *c) {
   c->status = COMMITTED;
 }
 
-/* The commit's own thread. */
-static void *commit_thread(void *data) {
+/* The commit, on the job's thread. */
+static void commit_run(void *data) {
   commit_t *c = data;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
   int rc;
   do rc = flock(c->lock_fd, LOCK_EX);
   while (rc == -1 && errno == EINTR);
@@ -366,11 +347,10 @@ static void *commit_thread(void *data) {
       }
     }
   }
-  uv_async_send(&c->done); /* the last the thread does with c */
-  return NULL;
 }
 
-static void commit_free(commit_t *c) {
+static void commit_free(void *data) {
+  commit_t *c = data;
   free(c->lock_path);
   free(c->log_path);
   free(c->parts);
@@ -386,9 +366,10 @@ static void set_number(napi_env env, napi_value object, const char *name, double
 }
 
 /* On the JS thread: settles the promise with { status, ... } (see src/native.ts, CommitResult). */
-static void settle(napi_env env, commit_t *c) {
+static void commit_settle(napi_env env, napi_deferred deferred, void *data) {
+  commit_t *c = data;
   if (c->status == LOCK_FAILED) {
-    napi_reject_deferred(env, c->deferred, evident_errno_error(env, c->err, c->syscall));
+    napi_reject_deferred(env, deferred, evident_errno_error(env, c->err, c->syscall));
     return;
   }
   napi_value result, text;
@@ -411,40 +392,14 @@ static void settle(napi_env env, commit_t *c) {
       napi_set_named_property(env, result, "ts", text);
     }
   }
-  napi_resolve_deferred(env, c->deferred, result);
+  napi_resolve_deferred(env, deferred, result);
 }
 
-static void on_closed(uv_handle_t *handle) {
-  commit_t *c = handle->data;
-  napi_remove_async_cleanup_hook(c->hook); /* a worker's teardown, if under way, may go on */
-  commit_free(c);
-}
-
-/* On the JS thread, once the commit thread is done: settles in a callback scope (so promise reactions run). */
-static void on_done(uv_async_t *handle) {
-  commit_t *c = handle->data;
-  napi_env env = c->env;
-  if (!c->tearing_down) {
-    napi_handle_scope handles;
-    napi_callback_scope scope;
-    napi_value resource;
-    napi_open_handle_scope(env, &handles);
-    napi_create_object(env, &resource);
-    napi_open_callback_scope(env, resource, c->context, &scope);
-    settle(env, c);
-    napi_close_callback_scope(env, scope);
-    napi_close_handle_scope(env, handles);
-  } else if (c->status == FAILED) {
-    flock(c->lock_fd, LOCK_UN); /* nobody is left to cut the batch off: the next writer's open quarantines it */
-  }
-  napi_async_destroy(env, c->context);
-  uv_close((uv_handle_t *)&c->done, on_closed);
-}
-
-/* The environment (a worker thread) is being torn down mid-commit: it waits until on_closed lets it go. */
-static void on_teardown(napi_async_cleanup_hook_handle handle, void *data) {
-  (void)handle;
-  ((commit_t *)data)->tearing_down = 1;
+/* A worker thread went away mid-commit: nobody is left to cut a failed batch off (the next writer's open
+ * quarantines it), so release the lock now. */
+static void commit_abandon(void *data) {
+  commit_t *c = data;
+  if (c->status == FAILED) flock(c->lock_fd, LOCK_UN);
 }
 
 static int get_string(napi_env env, napi_value value, char **out) {
@@ -533,30 +488,8 @@ static napi_value commit_batch(napi_env env, napi_callback_info info) {
   c->leaves = malloc((size_t)HASH_BYTES * (c->count + 1));
   if (c->parts == NULL || c->out == NULL || c->leaves == NULL) return fail(env, c, "out of memory");
   memcpy(c->parts, parts, parts_length);
-  napi_value promise, name;
-  uv_loop_t *loop;
-  if (napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "evident.commit", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, NULL, name, &c->context) != napi_ok || napi_get_uv_event_loop(env, &loop) != napi_ok ||
-      uv_async_init(loop, &c->done, on_done) != 0)
-    return fail(env, c, "commitBatch: could not set up the commit");
-  c->env = env;
-  c->done.data = c;
-  napi_add_async_cleanup_hook(env, on_teardown, c, &c->hook);
-  pthread_t thread;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  int rc = pthread_create(&thread, &attr, commit_thread, c);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    napi_async_destroy(env, c->context);
-    uv_close((uv_handle_t *)&c->done, on_closed);
-    napi_throw(env, evident_errno_error(env, rc, "pthread_create"));
-    return NULL;
-  }
-  return promise;
+  evident_job_fns fns = {commit_run, commit_settle, commit_abandon, commit_free};
+  return evident_job_start(env, "evident.commit", fns, c);
 }
 
 /* Adds commitBatch to `exports` when the process has SHA-256 functions to call (see addon.c). */

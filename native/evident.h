@@ -30,6 +30,22 @@ const unsigned char *evident_last_value(const unsigned char *line, size_t length
 /* Decodes 64 lowercase hex digits followed by a closing quote, before `end`, into 32 bytes at `out`; 0 if they are not that. */
 int evident_unhex(const unsigned char *hex, const unsigned char *end, unsigned char *out);
 
+/*
+ * A job (job.c): `run` on a thread of its own; then, on the JS thread,
+ * `settle` resolves or rejects its promise — or, if a worker thread's
+ * teardown began meanwhile, `abandon` (no JS may run then) — and `release`
+ * frees `data`.
+ */
+typedef struct evident_job evident_job;
+typedef struct {
+  void (*run)(void *data);
+  void (*settle)(napi_env env, napi_deferred deferred, void *data);
+  void (*abandon)(void *data);
+  void (*release)(void *data);
+} evident_job_fns;
+/* Starts a job and returns its promise; NULL with an exception pending (and `data` released) if it cannot. */
+napi_value evident_job_start(napi_env env, const char *name, evident_job_fns fns, void *data);
+
 /* A JS Error for errno `err` from `syscall`, shaped like Node's fs errors: code ('EIO'), errno (negative), syscall. */
 napi_value evident_errno_error(napi_env env, int err, const char *syscall);
 

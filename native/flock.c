@@ -7,13 +7,12 @@
  * the lock when the holder dies. Classic POSIX record locks are per process:
  * two threads of one process would both "hold" them.
  *
- * Waiting happens on a dedicated thread, never on libuv's shared thread pool:
- * several waiters blocked in the pool would starve the holder's own file I/O
- * (the pool has four threads by default) and deadlock the process.
+ * Waiting happens on a thread of its own (a job, job.c), never on libuv's
+ * shared thread pool: several waiters blocked in the pool would starve the
+ * holder's own file I/O (the pool has four threads by default) and deadlock
+ * the process.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +32,6 @@
 typedef struct {
   int fd;
   int err;
-  napi_deferred deferred;
-  napi_threadsafe_function tsfn;
 } wait_t;
 
 /* See evident.h. */
@@ -97,45 +94,33 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Runs on the JS thread once the waiting thread is done. */
-static void wait_done(napi_env env, napi_value js_cb, void *context, void *data) {
-  (void)js_cb;
-  (void)data;
-  wait_t *w = context;
-  if (env == NULL) {
-    /* The JS environment is gone (worker terminated): nobody will release
-     * the lock, so release it now rather than hold it forever. */
-    if (w->err == 0) flock(w->fd, LOCK_UN);
-  } else if (w->err == 0) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, w->deferred, undefined);
-  } else {
-    napi_reject_deferred(env, w->deferred, evident_errno_error(env, w->err, "flock"));
-  }
-}
-
-static void wait_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
-static void *wait_thread(void *arg) {
-  wait_t *w = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
+/* The lock wait, on the job's thread. */
+static void wait_run(void *data) {
+  wait_t *w = data;
   int rc;
   do rc = flock(w->fd, LOCK_EX);
   while (rc == -1 && errno == EINTR);
   w->err = rc == -1 ? errno : 0;
-  napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_blocking);
-  napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
-  return NULL;
 }
 
-/* lockWait(fd): a promise that resolves once the exclusive lock is held. */
+static void wait_settle(napi_env env, napi_deferred deferred, void *data) {
+  wait_t *w = data;
+  if (w->err != 0) {
+    napi_reject_deferred(env, deferred, evident_errno_error(env, w->err, "flock"));
+    return;
+  }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_resolve_deferred(env, deferred, undefined);
+}
+
+/* A worker thread went away while waiting: nobody will release the lock, so release it now. */
+static void wait_abandon(void *data) {
+  wait_t *w = data;
+  if (w->err == 0) flock(w->fd, LOCK_UN);
+}
+
+/* lockWait(fd): a promise that resolves once the exclusive lock is held (waiting on a thread of its own, job.c). */
 static napi_value lock_wait(napi_env env, napi_callback_info info) {
   int fd;
   if (!get_fd(env, info, &fd)) return NULL;
@@ -145,24 +130,8 @@ static napi_value lock_wait(napi_env env, napi_callback_info info) {
     return NULL;
   }
   w->fd = fd;
-  napi_value promise, name;
-  CHECK(napi_create_promise(env, &w->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "evident.flock", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, w,
-                                        wait_finalize, w, wait_done, &w->tsfn));
-  pthread_t thread;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  int rc = pthread_create(&thread, &attr, wait_thread, w);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
-    throw_errno(env, rc, "pthread_create");
-    return NULL;
-  }
-  return promise;
+  evident_job_fns fns = {wait_run, wait_settle, wait_abandon, free};
+  return evident_job_start(env, "evident.flock", fns, w);
 }
 
 /* Adds tryLock, lockWait and unlock to `exports` (see addon.c). */

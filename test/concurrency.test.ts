@@ -5,10 +5,12 @@
  * catches: proof that the first test could fail.
  */
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { Log } from '../src/log.js';
+import { flock } from '../src/native.js';
 import type { WriterResult } from './fixtures/writer.js';
 import { FIXTURES, readLines, runNode, tempDir } from './helpers.js';
 
@@ -98,6 +100,44 @@ describe('concurrent writers', () => {
         timer = setTimeout(() => reject(new Error(`round ${round}: the append lock stayed held`)), 10_000);
       });
       await Promise.race([next, stuck]).finally(() => clearTimeout(timer));
+    }
+    const result = await log.verify();
+    assert.equal(result.ok, true, JSON.stringify(result.failure));
+    await log.close();
+  });
+
+  it('a worker thread terminated while it waits for the append lock (opening, or mid-commit) leaves no trace', async () => {
+    // The wait runs on a thread of the addon's own; it reports back after the worker is gone, which must neither
+    // crash this process nor leave the lock held.
+    const dir = tempDir();
+    const log = new Log({ dir, create: true });
+    await log.append({ actor: 'main', action: 'test.before' });
+    const other = openSync(join(dir, 'lock'), 'a');
+    const holdLock = async () => {
+      for (const deadline = Date.now() + 10_000; !flock.tryLock(other); await new Promise((r) => setTimeout(r, 1))) {
+        if (Date.now() > deadline) assert.fail('could not take the append lock');
+      }
+    };
+    try {
+      for (const appendFirst of [false, true]) {
+        const worker = new Worker(WRITER, { workerData: [dir, `waiting-${appendFirst}`, '1000000', '4'] });
+        if (appendFirst) {
+          // Let it commit (natively, knowing the head), then take the lock between two of its commits.
+          const started = (await log.head()).size;
+          while ((await log.head()).size < started + 10) await new Promise((r) => setTimeout(r, 2));
+        }
+        await holdLock();
+        await new Promise((r) => setTimeout(r, 100)); // the worker is now waiting for the lock
+        // Its teardown waits for the wait to end (the addon holds it until the thread has reported back).
+        const gone = worker.terminate();
+        await new Promise((r) => setTimeout(r, 50));
+        flock.unlock(other);
+        await gone;
+        const entry = await log.append({ actor: 'main', action: 'test.after' }); // the lock is free
+        assert.equal(entry.seq, (await log.head()).size - 1);
+      }
+    } finally {
+      closeSync(other);
     }
     const result = await log.verify();
     assert.equal(result.ok, true, JSON.stringify(result.failure));

@@ -1,0 +1,125 @@
+/*
+ * A job: one blocking call on a thread of its own, settling a promise on the
+ * JS thread when it is done (see evident.h). flock.c's lock wait and
+ * commit.c's whole commit are jobs.
+ *
+ * Why a thread of its own and not libuv's pool: a job may wait for a lock
+ * for as long as another writer holds it, and jobs waiting in the pool's
+ * four threads would starve a lock holder of this process that needs the
+ * pool to finish, deadlocking it.
+ *
+ * Why a uv_async_t of its own and not a threadsafe function: when a worker
+ * thread is terminated, Node deletes its threadsafe functions whether or not
+ * a thread still holds them, and a job finishing after that called into a
+ * deleted one and aborted the process (seen in the worker-termination test).
+ * Instead an async cleanup hook holds the worker's teardown until the job has
+ * finished and its handle is closed; then the job is abandoned (no JS runs)
+ * rather than settled.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "evident.h"
+
+struct evident_job {
+  evident_job_fns fns;
+  void *data;
+  napi_env env;
+  napi_deferred deferred;
+  napi_async_context context;
+  napi_async_cleanup_hook_handle hook;
+  uv_async_t done;
+  int tearing_down;
+};
+
+static void *job_thread(void *arg) {
+  evident_job *job = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  job->fns.run(job->data);
+  uv_async_send(&job->done); /* the last the thread does with the job */
+  return NULL;
+}
+
+static void job_closed(uv_handle_t *handle) {
+  evident_job *job = handle->data;
+  if (job->hook != NULL) napi_remove_async_cleanup_hook(job->hook); /* a teardown under way may go on */
+  job->fns.release(job->data);
+  free(job);
+}
+
+/* On the JS thread once the job's thread is done: settles in a callback scope, so that promise reactions run. */
+static void job_done(uv_async_t *handle) {
+  evident_job *job = handle->data;
+  napi_env env = job->env;
+  if (job->tearing_down) {
+    job->fns.abandon(job->data);
+  } else {
+    napi_handle_scope handles;
+    napi_callback_scope scope;
+    napi_value resource;
+    napi_open_handle_scope(env, &handles);
+    napi_create_object(env, &resource);
+    napi_open_callback_scope(env, resource, job->context, &scope);
+    job->fns.settle(env, job->deferred, job->data);
+    napi_close_callback_scope(env, scope);
+    napi_close_handle_scope(env, handles);
+  }
+  napi_async_destroy(env, job->context);
+  uv_close((uv_handle_t *)&job->done, job_closed);
+}
+
+/* The environment (a worker thread) is being torn down while the job runs: it waits until job_closed. */
+static void job_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  ((evident_job *)arg)->tearing_down = 1;
+}
+
+/* See evident.h. */
+napi_value evident_job_start(napi_env env, const char *name, evident_job_fns fns, void *data) {
+  evident_job *job = calloc(1, sizeof *job);
+  napi_value promise, resource_name;
+  uv_loop_t *loop;
+  if (job == NULL) {
+    fns.release(data);
+    napi_throw_error(env, "EVIDENT_NATIVE", "out of memory");
+    return NULL;
+  }
+  job->fns = fns;
+  job->data = data;
+  job->env = env;
+  job->done.data = job;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    fns.release(data);
+    free(job);
+    napi_throw_error(env, "EVIDENT_NATIVE", "could not start a job");
+    return NULL;
+  }
+  if (napi_async_init(env, NULL, resource_name, &job->context) != napi_ok) job->context = NULL;
+  if (job->context == NULL || uv_async_init(loop, &job->done, job_done) != 0) {
+    if (job->context != NULL) napi_async_destroy(env, job->context);
+    fns.release(data);
+    free(job);
+    napi_throw_error(env, "EVIDENT_NATIVE", "could not start a job");
+    return NULL;
+  }
+  if (napi_add_async_cleanup_hook(env, job_teardown, job, &job->hook) != napi_ok) job->hook = NULL;
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  int rc = pthread_create(&thread, &attr, job_thread, job);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    napi_reject_deferred(env, job->deferred, evident_errno_error(env, rc, "pthread_create"));
+    napi_async_destroy(env, job->context);
+    uv_close((uv_handle_t *)&job->done, job_closed);
+  }
+  return promise;
+}
