@@ -52,7 +52,7 @@
 #define MAX_LINE (1 << 20)
 #define MAX_SAFE_INTEGER 9007199254740991.0
 
-enum { COMMITTED = 0, DECLINED = 1, FAILED = 2, LOCK_FAILED = 3 };
+enum { COMMITTED = 0, DECLINED = 1, FAILED = 2, LOCK_FAILED = 3, BUSY = 4 };
 
 /* The pieces the log's own members are written with (entry.ts writes the same). */
 static const char HASH_OPEN[] = "\"hash\":\"", HASH_CLOSE[] = "\",", SEQ_OPEN[] = "\",\"seq\":",
@@ -365,20 +365,15 @@ static void set_number(napi_env env, napi_value object, const char *name, double
   napi_set_named_property(env, object, name, number);
 }
 
-/* On the JS thread: settles the promise with { status, ... } (see src/native.ts, CommitResult). */
-static void commit_settle(napi_env env, napi_deferred deferred, void *data) {
-  commit_t *c = data;
-  if (c->status == LOCK_FAILED) {
-    napi_reject_deferred(env, deferred, evident_errno_error(env, c->err, c->syscall));
-    return;
-  }
+/* On the JS thread: the result object { status, ... } (see src/native.ts, RawCommitResult). */
+static napi_value commit_result(napi_env env, commit_t *c) {
   napi_value result, text;
   napi_create_object(env, &result);
   set_number(env, result, "status", c->status);
   if (c->status == DECLINED) {
     napi_create_string_utf8(env, c->declined, NAPI_AUTO_LENGTH, &text);
     napi_set_named_property(env, result, "declined", text);
-  } else {
+  } else if (c->status != BUSY) {
     set_number(env, result, "start", c->start);
     if (c->status == FAILED) {
       napi_set_named_property(env, result, "error", evident_errno_error(env, c->err, c->syscall));
@@ -392,7 +387,14 @@ static void commit_settle(napi_env env, napi_deferred deferred, void *data) {
       napi_set_named_property(env, result, "ts", text);
     }
   }
-  napi_resolve_deferred(env, deferred, result);
+  return result;
+}
+
+/* On the JS thread: settles the job's promise. */
+static void commit_settle(napi_env env, napi_deferred deferred, void *data) {
+  commit_t *c = data;
+  if (c->status == LOCK_FAILED) napi_reject_deferred(env, deferred, evident_errno_error(env, c->err, c->syscall));
+  else napi_resolve_deferred(env, deferred, commit_result(env, c));
 }
 
 /* A worker thread went away mid-commit: nobody is left to cut a failed batch off (the next writer's open
@@ -427,7 +429,7 @@ static void *fail(napi_env env, commit_t *c, const char *message) {
  * copied; `maxBytes` bounds the sealed lines. Resolves { status, ... } with
  * the leaves (the head's hash, then each entry's) on success.
  */
-static napi_value commit_batch(napi_env env, napi_callback_info info) {
+static commit_t *parse_commit(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10)
@@ -488,8 +490,47 @@ static napi_value commit_batch(napi_env env, napi_callback_info info) {
   c->leaves = malloc((size_t)HASH_BYTES * (c->count + 1));
   if (c->parts == NULL || c->out == NULL || c->leaves == NULL) return fail(env, c, "out of memory");
   memcpy(c->parts, parts, parts_length);
+  return c;
+}
+
+/* commitBatch(...): the commit as a job (job.c), waiting for the lock on its thread; a promise of its result. */
+static napi_value commit_batch(napi_env env, napi_callback_info info) {
+  commit_t *c = parse_commit(env, info);
+  if (c == NULL) return NULL;
   evident_job_fns fns = {commit_run, commit_settle, commit_abandon, commit_free};
   return evident_job_start(env, "evident.commit", fns, c);
+}
+
+/*
+ * commitBatchNow(...): the commit here and now, if the lock is free (else
+ * { status: BUSY }), up to the write: no thread hop at all. It never syncs,
+ * and a committed result leaves the lock held, for the caller to sync and
+ * release (sync.c's syncUnlock) — so that the sync still runs off the event
+ * loop. Declined releases the lock; failed leaves it held, as commitBatch.
+ */
+static napi_value commit_batch_now(napi_env env, napi_callback_info info) {
+  commit_t *c = parse_commit(env, info);
+  if (c == NULL) return NULL;
+  c->sync = 0;
+  int rc;
+  do rc = flock(c->lock_fd, LOCK_EX | LOCK_NB);
+  while (rc == -1 && errno == EINTR);
+  if (rc == -1) {
+    int err = errno;
+    if (err != EWOULDBLOCK) {
+      commit_free(c);
+      napi_throw(env, evident_errno_error(env, err, "flock"));
+      return NULL;
+    }
+    c->status = BUSY;
+  } else {
+    c->status = DECLINED;
+    commit_locked(c);
+    if (c->status == DECLINED) flock(c->lock_fd, LOCK_UN);
+  }
+  napi_value result = commit_result(env, c);
+  commit_free(c);
+  return result;
 }
 
 /* Adds commitBatch to `exports` when the process has SHA-256 functions to call (see addon.c). */
@@ -497,7 +538,8 @@ napi_value evident_commit_init(napi_env env, napi_value exports) {
   if (sha256_init == NULL) return exports;
   napi_property_descriptor props[] = {
       {"commitBatch", NULL, commit_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"commitBatchNow", NULL, commit_batch_now, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 1, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 2, props) != napi_ok) return NULL;
   return exports;
 }

@@ -1,6 +1,6 @@
 /*
  * A job: one blocking call on a thread of its own, settling a promise on the
- * JS thread when it is done (see evident.h). flock.c's lock wait and
+ * JS thread when it is done (see evident.h). Threads are reused. flock.c's lock wait and
  * commit.c's whole commit are jobs.
  *
  * Why a thread of its own and not libuv's pool: a job may wait for a lock
@@ -18,7 +18,9 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <uv.h>
 
 #include "evident.h"
@@ -34,14 +36,91 @@ struct evident_job {
   int tearing_down;
 };
 
+/*
+ * The job threads: created as needed, kept for reuse while idle (creating a
+ * thread per job cost ~80 µs a commit), and ending after IDLE_SECONDS
+ * without work. One job per thread at a time, so no job ever waits for
+ * another's thread.
+ */
+#define IDLE_SECONDS 30
+
+typedef struct worker {
+  pthread_cond_t wake;
+  evident_job *job; /* assigned by job_start, under `threads` */
+  struct worker *next_idle;
+} worker_t;
+
+static pthread_mutex_t threads = PTHREAD_MUTEX_INITIALIZER;
+static worker_t *idle_workers = NULL;
+
+static void run_job(evident_job *job) {
+  job->fns.run(job->data);
+  uv_async_send(&job->done); /* the last the thread does with the job */
+}
+
 static void *job_thread(void *arg) {
-  evident_job *job = arg;
+  worker_t *self = arg;
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
-  job->fns.run(job->data);
-  uv_async_send(&job->done); /* the last the thread does with the job */
+  pthread_mutex_lock(&threads);
+  for (;;) {
+    evident_job *job = self->job;
+    if (job != NULL) {
+      self->job = NULL;
+      pthread_mutex_unlock(&threads);
+      run_job(job);
+      pthread_mutex_lock(&threads);
+      self->next_idle = idle_workers;
+      idle_workers = self;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += IDLE_SECONDS;
+    int rc = 0;
+    while (self->job == NULL && rc == 0) rc = pthread_cond_timedwait(&self->wake, &threads, &until);
+    if (self->job == NULL) break; /* idle too long: leave the idle list and end */
+  }
+  for (worker_t **at = &idle_workers; *at != NULL; at = &(*at)->next_idle) {
+    if (*at == self) {
+      *at = self->next_idle;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&threads);
+  pthread_cond_destroy(&self->wake);
+  free(self);
   return NULL;
+}
+
+/* Hands `job` to an idle thread, or to a new one; an errno if there is none to be had. */
+static int dispatch(evident_job *job) {
+  pthread_mutex_lock(&threads);
+  worker_t *worker = idle_workers;
+  if (worker != NULL) {
+    idle_workers = worker->next_idle;
+    worker->job = job;
+    pthread_cond_signal(&worker->wake);
+    pthread_mutex_unlock(&threads);
+    return 0;
+  }
+  pthread_mutex_unlock(&threads);
+  worker = calloc(1, sizeof *worker);
+  if (worker == NULL) return ENOMEM;
+  pthread_cond_init(&worker->wake, NULL);
+  worker->job = job;
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  int rc = pthread_create(&thread, &attr, job_thread, worker);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    pthread_cond_destroy(&worker->wake);
+    free(worker);
+  }
+  return rc;
 }
 
 static void job_closed(uv_handle_t *handle) {
@@ -109,13 +188,7 @@ napi_value evident_job_start(napi_env env, const char *name, evident_job_fns fns
     return NULL;
   }
   if (napi_add_async_cleanup_hook(env, job_teardown, job, &job->hook) != napi_ok) job->hook = NULL;
-  pthread_t thread;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  int rc = pthread_create(&thread, &attr, job_thread, job);
-  pthread_attr_destroy(&attr);
+  int rc = dispatch(job);
   if (rc != 0) {
     napi_reject_deferred(env, job->deferred, evident_errno_error(env, rc, "pthread_create"));
     napi_async_destroy(env, job->context);

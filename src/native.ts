@@ -34,7 +34,8 @@ export type CommitResult =
   | { status: 'failed'; start: number; error: Error };
 
 interface RawCommitResult {
-  status: 0 | 1 | 2;
+  /** 0 committed, 1 declined, 2 failed, 4 busy (commitBatchNow only); 3, a failed lock, rejects. */
+  status: 0 | 1 | 2 | 4;
   start: number;
   end: number;
   firstSeq: number;
@@ -65,6 +66,8 @@ interface Addon {
     count: number,
     maxBytes: number,
   ) => Promise<RawCommitResult>;
+  /** commitBatch's commit here and now if the lock is free, up to the write (native/commit.c). */
+  commitBatchNow?: (...args: Parameters<NonNullable<Addon['commitBatch']>>) => RawCommitResult;
 }
 
 const addon = createRequire(import.meta.url)('../../build/Release/evident_native.node') as Addon;
@@ -85,35 +88,65 @@ export const syncUnlock: Addon['syncUnlock'] = addon.syncUnlock;
  */
 export const leafHashes: Addon['leafHashes'] = addon.leafHashes;
 
-const STATUS = ['committed', 'declined', 'failed'] as const;
+const COMMITTED = 0;
+const DECLINED = 1;
+const BUSY = 4;
 const rawCommit = addon.commitBatch;
+const rawCommitNow = addon.commitBatchNow;
+
+function commitResult(raw: RawCommitResult): CommitResult {
+  if (raw.status === COMMITTED) {
+    return {
+      status: 'committed',
+      start: raw.start,
+      end: raw.end,
+      firstSeq: raw.firstSeq,
+      ts: raw.ts,
+      leaves: raw.leaves,
+    };
+  }
+  if (raw.status === DECLINED) return { status: 'declined', declined: raw.declined };
+  return { status: 'failed', start: raw.start, error: raw.error };
+}
 
 /**
- * A whole commit on a thread of the addon's (native/commit.c): take the
- * append lock, read the head, seal, append, sync, release. Undefined when
- * the addon cannot hash.
+ * A whole commit by the addon (native/commit.c): take the append lock, read
+ * the head, seal, append, sync, release. If the lock is free it is done at
+ * once, on this thread, up to the write, and the sync and release go to the
+ * pool (sync.c); if not, the whole commit waits for the lock on a thread of
+ * its own (a job), without this event loop. Undefined when the addon cannot
+ * hash.
  */
 export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | undefined =
-  rawCommit === undefined
+  rawCommit === undefined || rawCommitNow === undefined
     ? undefined
     : async (r) => {
-        const raw = await rawCommit(
+        const known: [number, number, Buffer, string] | null =
+          r.known === null ? null : [r.known.end, r.known.size, r.known.hash, r.known.ts];
+        const args = [
           r.lockFd,
           r.lockPath,
           r.logFd,
           r.logPath,
           r.sync,
-          r.known === null ? null : [r.known.end, r.known.size, r.known.hash, r.known.ts],
+          known,
           r.logId,
           r.parts,
           r.count,
           r.maxBytes,
-        );
-        const status = STATUS[raw.status];
-        if (status === 'committed')
-          return { status, start: raw.start, end: raw.end, firstSeq: raw.firstSeq, ts: raw.ts, leaves: raw.leaves };
-        if (status === 'declined') return { status, declined: raw.declined };
-        return { status, start: raw.start, error: raw.error };
+        ] as const;
+        const now = rawCommitNow(...args);
+        if (now.status === BUSY) return commitResult(await rawCommit(...args));
+        if (now.status === COMMITTED) {
+          // Written, not yet synced; the lock is held until it is.
+          try {
+            if (r.sync) await syncUnlock(r.logFd, r.lockFd);
+            else flock.unlock(r.lockFd);
+          } catch (error) {
+            return { status: 'failed', start: now.start, error: error as Error };
+          }
+        }
+        return commitResult(now);
       };
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
