@@ -303,8 +303,8 @@ static void commit_locked(commit_t *c) {
   for (size_t done = 0; done < length;) {
     ssize_t n = write(c->log_fd, c->out + done, length - done);
     if (n == -1 && errno == EINTR) continue;
-    if (n == -1) {
-      c->err = errno;
+    if (n <= 0) {
+      c->err = n == 0 ? EIO : errno; /* a regular file never takes 0 bytes of a write; say so rather than spin */
       c->syscall = "write";
       return;
     }
