@@ -45,6 +45,16 @@ interface RawCommitResult {
   error: Error;
 }
 
+/** A full tile for writeTiles: its file, its hashes, its partials' directory, and its inner nodes' place. */
+export type TileFile = [
+  path: string,
+  hashes: Buffer,
+  partials: string | null,
+  innerFd: number,
+  innerOffset: number,
+  inner: Buffer | null,
+];
+
 interface Addon {
   tryLock(fd: number): boolean;
   lockWait(fd: number): Promise<void>;
@@ -66,6 +76,7 @@ interface Addon {
     count: number,
     maxBytes: number,
   ) => Promise<RawCommitResult>;
+  writeTiles(tiles: TileFile[]): Promise<(Error | null)[]>;
   /** commitBatch's commit here and now if the lock is free, up to the write (native/commit.c). */
   commitBatchNow?: (...args: Parameters<NonNullable<Addon['commitBatch']>>) => RawCommitResult;
 }
@@ -148,6 +159,13 @@ export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | 
         }
         return commitResult(now);
       };
+
+/**
+ * Writes full tiles in one call on a pool thread (native/tiles.c): each
+ * tile's file (kept if it exists), its inner nodes, and the removal of its
+ * partial versions. One null or Error per tile.
+ */
+export const writeTiles: Addon['writeTiles'] = addon.writeTiles;
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

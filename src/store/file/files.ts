@@ -7,7 +7,15 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
-import { type CommitRequest, type CommitResult, commitBatch, flock, syncUnlock } from '../../native.js';
+import {
+  type CommitRequest,
+  type CommitResult,
+  commitBatch,
+  flock,
+  syncUnlock,
+  type TileFile,
+  writeTiles,
+} from '../../native.js';
 
 export interface FileStat {
   size: number;
@@ -57,6 +65,12 @@ export interface Files {
    * through the calls above.
    */
   commitBatch?: ((request: CommitRequest) => Promise<CommitResult>) | undefined;
+  /**
+   * Full tiles in one call off the event loop (native.ts, writeTiles).
+   * Optional: without it the tree writes them through writeFile, writeAt,
+   * stat and remove.
+   */
+  writeTiles?: ((tiles: TileFile[]) => Promise<(Error | null)[]>) | undefined;
 }
 
 const read = promisify(fs.read);
@@ -126,4 +140,5 @@ export const nodeFiles: Files = {
   lockWait: (fd) => flock.lockWait(fd),
   unlock: (fd) => flock.unlock(fd),
   commitBatch,
+  writeTiles,
 };

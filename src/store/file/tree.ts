@@ -20,7 +20,7 @@ import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from '../../merkle/hash.js';
 import { innerIndex, locateNode, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../../merkle/tree.js';
-import { pairHasher } from '../../native.js';
+import { pairHasher, type TileFile } from '../../native.js';
 import type { Files } from './files.js';
 import { readFully, readWholeFile } from './lines.js';
 
@@ -231,6 +231,7 @@ export class FileTree {
     for (const [key] of tiles) this.#queued.add(key);
     const generation = this.#generation;
     this.#writing = this.#writing.then(async () => {
+      if (this.#files.writeTiles !== undefined) return this.#writeTilesAtOnce(tiles, generation);
       for (const [key, tile] of tiles) {
         if (generation !== this.#generation) return; // reset(): these tiles and their keys are gone
         try {
@@ -243,6 +244,32 @@ export class FileTree {
         }
       }
     });
+  }
+
+  /** #writeTile for full tiles, all of them in one call off the event loop (Files.writeTiles). */
+  async #writeTilesAtOnce(tiles: [string, TileWrite][], generation: number): Promise<void> {
+    const writeTiles = this.#files.writeTiles as NonNullable<Files['writeTiles']>;
+    try {
+      const files: TileFile[] = [];
+      for (const [, tile] of tiles) {
+        const path = join(this.#dir, tilePath(tile.level, tile.index, TILE_WIDTH));
+        await this.#makeDir(dirname(path));
+        const inner = tile.inner ?? null;
+        const fd = inner === null ? -1 : ((await this.#innerFd(tile.level)) as number);
+        files.push([path, tile.hashes, `${path}.p`, fd, tile.index * INNER_BYTES, inner]);
+      }
+      if (generation !== this.#generation) return; // reset(): these tiles and their keys are gone
+      const results = await writeTiles(files);
+      for (const [k, [key]] of tiles.entries()) {
+        const error = results[k] ?? null;
+        if (error === null) this.#unwritten.delete(key);
+        else this.#writeError ??= error;
+      }
+    } catch (error) {
+      this.#writeError ??= error;
+    } finally {
+      for (const [key] of tiles) this.#queued.delete(key);
+    }
   }
 
   /** The right edge of the tree as it was at `size` leaves (the level hashes its partial tiles held then). */

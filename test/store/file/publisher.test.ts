@@ -170,6 +170,7 @@ describe('checkpoints with many writers', () => {
     let held = 0;
     const files: Files = {
       ...nodeFiles,
+      writeTiles: undefined, // tiles through writeFile, so that one can be held at the gate
       writeFile: async (path, data) => {
         if (path.includes(`${sep}tile${sep}`)) {
           held++;

@@ -5,7 +5,7 @@
  * proofs verify; it is rebuilt from the log when tiles are missing or damaged.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -15,6 +15,7 @@ import type { Hash } from '../../../src/merkle/hash.js';
 import { TILE_WIDTH, tilePath } from '../../../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
 import { verifyConsistency, verifyInclusion } from '../../../src/merkle/verify.js';
+import { type Files, nodeFiles } from '../../../src/store/file/files.js';
 import { FIXTURES, readLines, runNode, tempDir } from '../../helpers.js';
 
 function leavesOf(dir: string): Hash[] {
@@ -74,6 +75,31 @@ describe('the log Merkle tree', () => {
     const reader = new Log({ dir, readOnly: true });
     await checkTree(reader, leaves);
     await reader.close();
+  });
+
+  it('writes full tiles in one call or file by file alike, removing the partial versions they supersede', async () => {
+    const listing = async (files: Files) => {
+      const dir = tempDir();
+      const log = await Log.open({ dir, create: true, files });
+      await log.appendBatch(Array.from({ length: 100 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+      await log.treeHead(); // a log that does not sign builds its tree on demand
+      await log.close(); // persists the partial tile 0/000.p/100
+      assert.equal(existsSync(join(dir, tilePath(0, 0, 100))), true);
+      const reopened = await Log.open({ dir, files });
+      await reopened.appendBatch(Array.from({ length: 600 }, (_, i) => ({ actor: 'b', action: 'x.y', data: { i } })));
+      await reopened.treeHead();
+      await reopened.close();
+      const leaves = leavesOf(dir);
+      assert.ok(readFileSync(join(dir, tilePath(0, 1))).equals(Buffer.concat(leaves.slice(256, 512))));
+      assert.equal(existsSync(join(dir, `${tilePath(0, 0)}.p`)), false, 'the full tile superseded its partials');
+      const inner = readFileSync(join(dir, 'tile-inner', '0.nodes'));
+      assert.equal(inner.length, 2 * 255 * 32, 'two full tiles of inner nodes');
+      return readdirSync(join(dir, 'tile'), { recursive: true }).map(String).sort();
+    };
+    const native = await listing(nodeFiles);
+    const oneByOne = await listing({ ...nodeFiles, writeTiles: undefined });
+    assert.deepEqual(native, oneByOne);
+    assert.ok(native.includes(join('0', '001')) && native.includes(join('0', '002.p', '188')));
   });
 
   it('stays right with processes and threads appending at once', async () => {
