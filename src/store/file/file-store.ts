@@ -43,7 +43,7 @@ import type {
 import { Checkpointer, readCheckpointNote } from './checkpointer.js';
 import { type LogConfig, readConfig, signerFor } from './config.js';
 import { type FileStat, type Files, nodeFiles } from './files.js';
-import { iterateLines, lowerBound, readFully, readLastLine, readWholeFile } from './lines.js';
+import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, readLineAt, readWholeFile } from './lines.js';
 import { PathLock } from './path-lock.js';
 import { Publisher } from './publisher.js';
 import { FileTree } from './tree.js';
@@ -560,6 +560,57 @@ export class FileStore implements Store {
 
   /** The leaf hashes of entries [from, to), read from the log (for building the tree). */
   #readLeaves = async (from: number, to: number): Promise<{ leaves: Buffer; prev: Buffer | null }> => {
+    if (from >= to) return { leaves: Buffer.alloc(0), prev: null };
+    return (await this.#scanLeaves(from, to)) ?? this.#parseLeaves(from, to);
+  };
+
+  /**
+   * #readLeaves through the addon's scan (scan.c, as #readLeavesAt), a chunk
+   * of lines at a time from where entry `from` starts (found by seq): ~0.2 µs
+   * an entry instead of a parse each (~3 µs), which building the tree of a
+   * large log — at open, on a lease taken over, for a proof of a log that
+   * does not sign — otherwise spends. The first and last lines' seq are
+   * checked and the run must chain across chunks; null if anything is off
+   * (then #parseLeaves reads, and judges, the entries one by one).
+   */
+  async #scanLeaves(from: number, to: number): Promise<{ leaves: Buffer; prev: Buffer } | null> {
+    const files = this.#files;
+    const fd = this.#logFd;
+    const { size } = await files.fstat(fd);
+    let position = from === 0 ? 0 : await lowerBound(files, fd, size, (text) => entryOf(text, -1).seq >= from);
+    const first = await readLineAt(files, fd, position, size);
+    if (first === null || entryOf(first.text, first.offset).seq !== from) return null;
+    const leaves = Buffer.allocUnsafe((to - from) * HASH_SIZE);
+    const chunk = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, size - position)));
+    let prev: Buffer | null = null;
+    let lastStart = position;
+    for (let done = 0; done < to - from; ) {
+      const length = await readFully(files, fd, chunk, Math.min(chunk.length, size - position), position);
+      const bytes = chunk.subarray(0, length);
+      let lines = 0;
+      let end = 0;
+      for (let at = bytes.indexOf(10); at !== -1 && lines < to - from - done; at = bytes.indexOf(10, at + 1)) {
+        lastStart = position + end;
+        lines++;
+        end = at + 1;
+      }
+      if (lines === 0) return null; // the end of the file, or a line longer than a chunk
+      const hashes = leafHashes(bytes.subarray(0, end), lines);
+      if (hashes === null) return null;
+      const linked = hashes.subarray(0, HASH_SIZE);
+      if (prev === null) prev = Buffer.from(linked);
+      else if (!linked.equals(leaves.subarray((done - 1) * HASH_SIZE, done * HASH_SIZE))) return null;
+      hashes.copy(leaves, done * HASH_SIZE, HASH_SIZE);
+      done += lines;
+      position += end;
+    }
+    const last = await readLineAt(files, fd, lastStart, size);
+    if (last === null || entryOf(last.text, last.offset).seq !== to - 1) return null;
+    return { leaves, prev: prev as Buffer };
+  }
+
+  /** #readLeaves entry by entry, through read(): every line parsed and judged. */
+  async #parseLeaves(from: number, to: number): Promise<{ leaves: Buffer; prev: Buffer | null }> {
     const leaves = Buffer.allocUnsafe(Math.max(0, to - from) * HASH_SIZE);
     let prev: Buffer | null = null;
     if (from >= to) return { leaves, prev };
@@ -575,7 +626,7 @@ export class FileStore implements Store {
       throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${count}`);
     }
     return { leaves, prev };
-  };
+  }
 
   verify(options: VerifyOptions = {}): Promise<VerifyResult> {
     const checkpoint = options.checkpoint;

@@ -102,6 +102,25 @@ describe('the log Merkle tree', () => {
     assert.ok(native.includes(join('0', '001')) && native.includes(join('0', '002.p', '188')));
   });
 
+  it('is built from a log of several megabytes, read a chunk of lines at a time, as from the entries one by one', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ dir, create: true, durability: 'write' });
+    const blob = 'x'.repeat(600); // ~3 MB of lines: the scan reads 1 MiB chunks, so runs cross chunk boundaries
+    for (let i = 0; i < 4000; i += 500) {
+      await log.appendBatch(
+        Array.from({ length: 500 }, (_, j) => ({ actor: 'a', action: 'x.y', data: { i: i + j, blob } })),
+      );
+    }
+    await log.close();
+    rmSync(join(dir, 'tile'), { recursive: true, force: true }); // nothing to start from but the log
+    rmSync(join(dir, 'tile-inner'), { recursive: true, force: true });
+    rmSync(join(dir, 'tree-size'), { force: true });
+    const leaves = leavesOf(dir);
+    const reopened = await Log.open({ dir });
+    await checkTree(reopened, leaves);
+    await reopened.close();
+  });
+
   it('stays right with processes and threads appending at once', async () => {
     const dir = tempDir();
     await (await Log.open({ dir, create: true })).close();
