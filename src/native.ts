@@ -77,6 +77,9 @@ interface Addon {
     maxBytes: number,
   ) => Promise<RawCommitResult>;
   writeTiles(tiles: TileFile[]): Promise<(Error | null)[]>;
+  /** Absent when the process exports no OpenSSL EVP functions (then node:crypto signs). */
+  ed25519Key?: (seed: Buffer) => object;
+  ed25519Sign?: (key: object, message: Buffer) => Promise<Buffer>;
   /** commitBatch's commit here and now if the lock is free, up to the write (native/commit.c). */
   commitBatchNow?: (...args: Parameters<NonNullable<Addon['commitBatch']>>) => RawCommitResult;
 }
@@ -166,6 +169,22 @@ export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | 
  * partial versions. One null or Error per tile.
  */
 export const writeTiles: Addon['writeTiles'] = addon.writeTiles;
+
+const rawKey = addon.ed25519Key;
+const rawSign = addon.ed25519Sign;
+
+/**
+ * An Ed25519 signer (RFC 8032) for the 32-byte private key `seed` that
+ * signs on a pool thread (native/sign.c), off the event loop; undefined when
+ * the addon cannot. Its signatures are node:crypto's, byte for byte.
+ */
+export const offThreadSigner: ((seed: Buffer) => (message: Buffer) => Promise<Buffer>) | undefined =
+  rawKey === undefined || rawSign === undefined
+    ? undefined
+    : (seed) => {
+        const key = rawKey(seed);
+        return (message) => rawSign(key, message);
+      };
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;
