@@ -196,3 +196,22 @@ napi_value evident_job_start(napi_env env, const char *name, evident_job_fns fns
   }
   return promise;
 }
+
+/* See evident.h. */
+napi_value evident_queue_work(napi_env env, const char *name, napi_async_execute_callback execute,
+                              napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+                              napi_async_work *work) {
+  napi_value promise, resource_name;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_create_async_work(env, NULL, resource_name, execute, complete, data, work) != napi_ok) {
+    napi_throw_error(env, "EVIDENT_NATIVE", "could not queue work on the thread pool");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, *work) != napi_ok) {
+    napi_delete_async_work(env, *work);
+    napi_throw_error(env, "EVIDENT_NATIVE", "could not queue work on the thread pool");
+    return NULL;
+  }
+  return promise;
+}

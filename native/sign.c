@@ -108,7 +108,7 @@ static void sign_complete(napi_env env, napi_status status, void *data) {
 /* ed25519Sign(key, message): a promise of the 64-byte signature. */
 static napi_value ed25519_sign(napi_env env, napi_callback_info info) {
   size_t argc = 2, length = 0;
-  napi_value argv[2], promise, name;
+  napi_value argv[2];
   napi_valuetype type;
   void *key, *message;
   bool is_buffer = false;
@@ -129,15 +129,17 @@ static napi_value ed25519_sign(napi_env env, napi_callback_info info) {
   memcpy(s->message, message, length);
   s->length = length;
   s->key = key;
-  if (napi_create_reference(env, argv[0], 1, &s->key_ref) != napi_ok ||
-      napi_create_promise(env, &s->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "evident.sign", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, sign_execute, sign_complete, s, &s->work) != napi_ok ||
-      napi_queue_async_work(env, s->work) != napi_ok) {
+  if (napi_create_reference(env, argv[0], 1, &s->key_ref) != napi_ok) {
     free(s->message);
     free(s);
-    napi_throw_error(env, "EVIDENT_NATIVE", "could not queue ed25519Sign");
+    napi_throw_error(env, "EVIDENT_NATIVE", "ed25519Sign could not hold its key");
     return NULL;
+  }
+  napi_value promise = evident_queue_work(env, "evident.sign", sign_execute, sign_complete, s, &s->deferred, &s->work);
+  if (promise == NULL) {
+    napi_delete_reference(env, s->key_ref);
+    free(s->message);
+    free(s);
   }
   return promise;
 }

@@ -84,15 +84,8 @@ static napi_value sync_unlock(napi_env env, napi_callback_info info) {
   }
   s->fd = fd;
   s->lock_fd = lock_fd;
-  napi_value promise, name;
-  if (napi_create_promise(env, &s->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "evident.syncUnlock", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, sync_execute, sync_complete, s, &s->work) != napi_ok ||
-      napi_queue_async_work(env, s->work) != napi_ok) {
-    free(s);
-    napi_throw_error(env, "EVIDENT_NATIVE", "could not queue syncUnlock");
-    return NULL;
-  }
+  napi_value promise = evident_queue_work(env, "evident.syncUnlock", sync_execute, sync_complete, s, &s->deferred, &s->work);
+  if (promise == NULL) free(s);
   return promise;
 }
 

@@ -186,7 +186,7 @@ static int read_tile(napi_env env, napi_value item, tile_t *t) {
 /* writeTiles(tiles): see the top of this file; a promise of one null-or-Error per tile. */
 static napi_value write_tiles(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], promise, name;
+  napi_value argv[1], promise;
   bool is_array = false;
   uint32_t count = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
@@ -211,14 +211,8 @@ static napi_value write_tiles(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  if (napi_create_promise(env, &b->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "evident.writeTiles", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, batch_execute, batch_complete, b, &b->work) != napi_ok ||
-      napi_queue_async_work(env, b->work) != napi_ok) {
-    batch_free(b);
-    napi_throw_error(env, "EVIDENT_NATIVE", "could not queue writeTiles");
-    return NULL;
-  }
+  promise = evident_queue_work(env, "evident.writeTiles", batch_execute, batch_complete, b, &b->deferred, &b->work);
+  if (promise == NULL) batch_free(b);
   return promise;
 }
 
