@@ -1,9 +1,10 @@
 /**
  * The native addon (native/*.c), built by `npm install` (node-gyp) into
  * <package>/build/Release: flock(2), which Node lacks, a commit's
- * sync-then-unlock, a whole commit off the event loop, a row-at-a-time Merkle node hasher that calls the
- * running Node's own OpenSSL SHA-256, and a reader of leaf hashes from log
- * lines.
+ * sync-then-unlock, a whole commit off the event loop, a row-at-a-time
+ * Merkle node hasher that calls the running Node's own OpenSSL SHA-256, a
+ * reader of leaf hashes from log lines, a batch tile writer and an Ed25519
+ * signer off the event loop.
  */
 import { createRequire } from 'node:module';
 import { hashPairs, type PairHasher } from './merkle/hash.js';

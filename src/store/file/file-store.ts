@@ -609,11 +609,10 @@ export class FileStore implements Store {
     return { leaves, prev: prev as Buffer };
   }
 
-  /** #readLeaves entry by entry, through read(): every line parsed and judged. */
+  /** #readLeaves entry by entry (from < to), through read(): every line parsed and judged. */
   async #parseLeaves(from: number, to: number): Promise<{ leaves: Buffer; prev: Buffer | null }> {
-    const leaves = Buffer.allocUnsafe(Math.max(0, to - from) * HASH_SIZE);
+    const leaves = Buffer.allocUnsafe((to - from) * HASH_SIZE);
     let prev: Buffer | null = null;
-    if (from >= to) return { leaves, prev };
     let count = 0;
     for await (const entry of this.read({ fromSeq: from, toSeq: to - 1 })) {
       prev ??= Buffer.from(entry.prev, 'hex');
