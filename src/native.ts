@@ -17,6 +17,8 @@ export interface CommitRequest {
   logPath: string;
   /** fdatasync before releasing the lock. */
   sync: boolean;
+  /** The event loop has CPU work right after this commit: yield the CPU to the syncing thread first (native/sync.c). */
+  yieldCpu: boolean;
   /** The head this process last saw, and where its line ends: used as it is if the log has not grown since. */
   known: { end: number; size: number; hash: Buffer; ts: string } | null;
   logId: string;
@@ -60,7 +62,7 @@ interface Addon {
   tryLock(fd: number): boolean;
   lockWait(fd: number): Promise<void>;
   unlock(fd: number): void;
-  syncUnlock(fd: number, lockFd: number): Promise<void>;
+  syncUnlock(fd: number, lockFd: number, yieldCpu?: boolean): Promise<void>;
   leafHashes(lines: Buffer, count: number): Buffer | null;
   /** Absent when the process exports no SHA-256 functions (then the JavaScript PairHasher is used). */
   hashPairs?: PairHasher;
@@ -78,9 +80,6 @@ interface Addon {
     maxBytes: number,
   ) => Promise<RawCommitResult>;
   writeTiles(tiles: TileFile[]): Promise<(Error | null)[]>;
-  /** Absent when the process exports no OpenSSL EVP functions (then node:crypto signs). */
-  ed25519Key?: (seed: Buffer) => object;
-  ed25519Sign?: (key: object, message: Buffer) => Promise<Buffer>;
   /** commitBatch's commit here and now if the lock is free, up to the write (native/commit.c). */
   commitBatchNow?: (...args: Parameters<NonNullable<Addon['commitBatch']>>) => RawCommitResult;
 }
@@ -155,7 +154,7 @@ export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | 
         if (now.status === COMMITTED) {
           // Written, not yet synced; the lock is held until it is.
           try {
-            if (r.sync) await syncUnlock(r.logFd, r.lockFd);
+            if (r.sync) await syncUnlock(r.logFd, r.lockFd, r.yieldCpu);
             else flock.unlock(r.lockFd);
           } catch (error) {
             return { status: 'failed', start: now.start, error: error as Error };
@@ -170,22 +169,6 @@ export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | 
  * partial versions. One null or Error per tile.
  */
 export const writeTiles: Addon['writeTiles'] = addon.writeTiles;
-
-const rawKey = addon.ed25519Key;
-const rawSign = addon.ed25519Sign;
-
-/**
- * An Ed25519 signer (RFC 8032) for the 32-byte private key `seed` that
- * signs on a pool thread (native/sign.c), off the event loop; undefined when
- * the addon cannot. Its signatures are node:crypto's, byte for byte.
- */
-export const offThreadSigner: ((seed: Buffer) => (message: Buffer) => Promise<Buffer>) | undefined =
-  rawKey === undefined || rawSign === undefined
-    ? undefined
-    : (seed) => {
-        const key = rawKey(seed);
-        return (message) => rawSign(key, message);
-      };
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

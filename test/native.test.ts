@@ -8,7 +8,7 @@
  * out of its lines, and nothing from lines that are not such a chain.
  */
 import assert from 'node:assert/strict';
-import { createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,7 +16,7 @@ import { Log } from '../src/log.js';
 import { hashPairs, nodeHash } from '../src/merkle/hash.js';
 import { TreeEdge } from '../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
-import { flock, leafHashes, nativeHashing, offThreadSigner, pairHasher, syncUnlock } from '../src/native.js';
+import { flock, leafHashes, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
 import { tempDir } from './helpers.js';
 
 describe('the native pair hasher', () => {
@@ -67,46 +67,29 @@ describe('the native pair hasher', () => {
   });
 });
 
-describe('the off-thread Ed25519 signer', () => {
-  // The PKCS#8 prefix of a raw Ed25519 private key (RFC 8410), for node:crypto's reference signatures.
-  const PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-  it(`is in use on Node ${process.version}, and signs exactly as node:crypto does`, async () => {
-    assert.ok(offThreadSigner !== undefined, 'the addon found OpenSSL’s EVP functions');
-    for (let k = 0; k < 20; k++) {
-      const seed = randomBytes(32);
-      const signer = offThreadSigner(seed);
-      const reference = createPrivateKey({ key: Buffer.concat([PKCS8, seed]), format: 'der', type: 'pkcs8' });
-      const messages = [Buffer.alloc(0), randomBytes(1 + k * 37), Buffer.from(`log.example/${k}\n${k}\nroot\n`)];
-      const signatures = await Promise.all(messages.map((m) => signer(m))); // several at once, from the pool
-      for (const [i, message] of messages.entries()) {
-        assert.ok((signatures[i] as Buffer).equals(sign(null, message, reference)), `seed ${k}, message ${i}`);
-      }
-    }
-  });
-});
-
 describe('syncUnlock', () => {
-  it('releases the lock once the data is synced, while the event loop is still busy', async () => {
-    const dir = tempDir();
-    const data = openSync(join(dir, 'data'), 'a');
-    const lock = openSync(join(dir, 'lock'), 'a');
-    const other = openSync(join(dir, 'lock'), 'a'); // another open file description: another "writer"
-    try {
-      assert.equal(flock.tryLock(lock), true);
-      writeSync(data, 'some bytes\n');
-      const synced = syncUnlock(data, lock);
-      // Block this thread: a release that needed the event loop could not happen before the deadline.
-      const deadline = Date.now() + 10_000;
-      let taken = false;
-      while (!taken && Date.now() < deadline) taken = flock.tryLock(other);
-      assert.equal(taken, true, 'another descriptor took the lock while the event loop was blocked');
-      await synced;
-      flock.unlock(other);
-    } finally {
-      for (const fd of [data, lock, other]) closeSync(fd);
-    }
-  });
+  for (const yieldCpu of [false, true]) {
+    it(`releases the lock once the data is synced, while the event loop is still busy (yieldCpu: ${yieldCpu})`, async () => {
+      const dir = tempDir();
+      const data = openSync(join(dir, 'data'), 'a');
+      const lock = openSync(join(dir, 'lock'), 'a');
+      const other = openSync(join(dir, 'lock'), 'a'); // another open file description: another "writer"
+      try {
+        assert.equal(flock.tryLock(lock), true);
+        writeSync(data, 'some bytes\n');
+        const synced = syncUnlock(data, lock, yieldCpu);
+        // Block this thread: a release that needed the event loop could not happen before the deadline.
+        const deadline = Date.now() + 10_000;
+        let taken = false;
+        while (!taken && Date.now() < deadline) taken = flock.tryLock(other);
+        assert.equal(taken, true, 'another descriptor took the lock while the event loop was blocked');
+        await synced;
+        flock.unlock(other);
+      } finally {
+        for (const fd of [data, lock, other]) closeSync(fd);
+      }
+    });
+  }
 
   it('rejects with the errno code when the sync fails, and keeps the lock', async () => {
     const dir = tempDir();
@@ -130,9 +113,10 @@ describe('syncUnlock', () => {
     }
   });
 
-  it('refuses arguments that are not two descriptors', () => {
+  it('refuses arguments that are not two descriptors and a boolean', () => {
     assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)(1), TypeError);
     assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)('1', 2), TypeError);
+    assert.throws(() => (syncUnlock as (...a: unknown[]) => unknown)(1, 2, 'yes'), TypeError);
   });
 });
 

@@ -15,14 +15,12 @@
  * is signed. A checkpoint never moves backwards: one larger than our tree
  * (another process is ahead) is left as it is.
  */
-import { sign as ed25519Sign } from 'node:crypto';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
-import { offThreadSigner } from '../../native.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../../note/checkpoint.js';
 import type { PrivateNoteKey } from '../../note/keys.js';
-import { openNote, signNote } from '../../note/note.js';
+import { ed25519Signer, openNote, signNote } from '../../note/note.js';
 import type { Files } from './files.js';
 import { readFully } from './lines.js';
 import { PathLock } from './path-lock.js';
@@ -58,16 +56,12 @@ export class Checkpointer {
   /** The checkpoint file's length as read() last found it. */
   #length = 0;
   readonly #buffer = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
-  /** The Ed25519 signature of a note's text: on a pool thread when the addon can (native/sign.c), else here. */
-  readonly #sign: (text: Buffer) => Promise<Buffer>;
 
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
     this.#files = files;
     this.#key = options.key;
     this.intervalMs = options.intervalMs ?? 0;
     this.#lock = new PathLock(files, join(dir, CHECKPOINT_FILE), constants.O_RDWR);
-    const key = options.key;
-    this.#sign = offThreadSigner?.(key.seed) ?? ((text) => Promise.resolve(ed25519Sign(null, text, key.privateKey)));
   }
 
   /** Runs `work` holding the checkpoint lock. */
@@ -136,10 +130,7 @@ export class Checkpointer {
     if (last !== null) await this.compare(tree, last);
     if (!force && this.dueInMs() > 0) return last?.size ?? 0;
     const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
-    const text = formatCheckpoint(checkpoint);
-    const signature = await this.#sign(Buffer.from(text, 'utf8'));
-    const key = this.#key;
-    const note = Buffer.from(signNote(text, [{ name: key.name, keyHash: key.keyHash, sign: () => signature }]), 'utf8');
+    const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [ed25519Signer(this.#key)]), 'utf8');
     const fd = await this.#lock.fd();
     await this.#files.writeAt(fd, note, 0);
     if (this.#length > note.length) await this.#files.ftruncate(fd, note.length); // read() just measured it

@@ -233,6 +233,7 @@ export class FileStore implements Store {
           logFd: this.#logFd,
           logPath: this.logPath,
           sync: this.#durability === 'fsync',
+          yieldCpu: this.#publisher?.integrator ?? false, // its step runs right after this commit
           known: { end: known.end, size: head.size, hash: Buffer.from(head.hash, 'hex'), ts: head.ts as string },
           logId: log,
           parts: batch.templates(log),

@@ -124,6 +124,11 @@ export class Publisher {
     this.#onError = onError;
   }
 
+  /** Whether this process holds the integrator lease: then a step follows each of its commits. */
+  get integrator(): boolean {
+    return this.#integrator;
+  }
+
   /** Takes the integrator lease if no writer holds it; true if this process holds it (now or already). */
   #claim(): Promise<boolean> {
     if (this.#integrator || this.#closed) return Promise.resolve(this.#integrator);
