@@ -9,6 +9,7 @@ napi_value evident_scan_init(napi_env env, napi_value exports);
 napi_value evident_sync_init(napi_env env, napi_value exports);
 napi_value evident_commit_init(napi_env env, napi_value exports);
 napi_value evident_tiles_init(napi_env env, napi_value exports);
+napi_value evident_sign_init(napi_env env, napi_value exports);
 
 /* Room for OpenSSL's SHA256_CTX (112 bytes), whose layout is opaque here. */
 typedef struct {

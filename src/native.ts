@@ -4,7 +4,7 @@
  * sync-then-unlock, a whole commit off the event loop, a row-at-a-time
  * Merkle node hasher that calls the running Node's own OpenSSL SHA-256, a
  * reader of leaf hashes from log lines, a batch tile writer and an Ed25519
- * signer off the event loop.
+ * signer that sets its signing context up once.
  */
 import { createRequire } from 'node:module';
 import { hashPairs, type PairHasher } from './merkle/hash.js';
@@ -80,6 +80,9 @@ interface Addon {
     maxBytes: number,
   ) => Promise<RawCommitResult>;
   writeTiles(tiles: TileFile[]): Promise<(Error | null)[]>;
+  /** Absent when the process exports no OpenSSL EVP functions (then node:crypto signs). */
+  ed25519Key?: (seed: Buffer) => object;
+  ed25519Sign?: (key: object, message: Buffer) => Buffer;
   /** commitBatch's commit here and now if the lock is free, up to the write (native/commit.c). */
   commitBatchNow?: (...args: Parameters<NonNullable<Addon['commitBatch']>>) => RawCommitResult;
 }
@@ -169,6 +172,23 @@ export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | 
  * partial versions. One null or Error per tile.
  */
 export const writeTiles: Addon['writeTiles'] = addon.writeTiles;
+
+const rawKey = addon.ed25519Key;
+const rawSign = addon.ed25519Sign;
+
+/**
+ * An Ed25519 signer (RFC 8032) for the 32-byte private key `seed`, whose
+ * signing context is set up once rather than per signature (native/sign.c);
+ * undefined when the addon cannot. Its signatures are node:crypto's, byte
+ * for byte.
+ */
+export const ed25519SignerFor: ((seed: Buffer) => (message: Buffer) => Buffer) | undefined =
+  rawKey === undefined || rawSign === undefined
+    ? undefined
+    : (seed) => {
+        const key = rawKey(seed);
+        return (message) => rawSign(key, message);
+      };
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

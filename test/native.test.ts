@@ -8,7 +8,7 @@
  * out of its lines, and nothing from lines that are not such a chain.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,7 +16,7 @@ import { Log } from '../src/log.js';
 import { hashPairs, nodeHash } from '../src/merkle/hash.js';
 import { TreeEdge } from '../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
-import { flock, leafHashes, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
+import { ed25519SignerFor, flock, leafHashes, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
 import { tempDir } from './helpers.js';
 
 describe('the native pair hasher', () => {
@@ -64,6 +64,32 @@ describe('the native pair hasher', () => {
       assert.ok(treeRoot(native.subtree, at).equals(treeRoot(reference, at)), `root at ${at}`);
       assert.ok(native.root().equals(treeRoot(reference, at)) && js.root().equals(native.root()), `root() at ${at}`);
     }
+  });
+});
+
+describe('the native Ed25519 signer', () => {
+  // The PKCS#8 prefix of a raw Ed25519 private key (RFC 8410), for node:crypto's reference signatures.
+  const PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+  it(`is in use on Node ${process.version}, and signs exactly as node:crypto does, again and again`, () => {
+    assert.ok(ed25519SignerFor !== undefined, 'the addon found OpenSSL’s EVP functions');
+    for (let k = 0; k < 20; k++) {
+      const seed = randomBytes(32);
+      const signer = ed25519SignerFor(seed);
+      const reference = createPrivateKey({ key: Buffer.concat([PKCS8, seed]), format: 'der', type: 'pkcs8' });
+      const messages = [Buffer.alloc(0), randomBytes(1 + k * 37), Buffer.from(`log.example/${k}\n${k}\nroot\n`)];
+      // Each key signs several messages: every signature is made from a copy of the context set up once.
+      for (const [i, message] of [...messages, ...messages].entries()) {
+        assert.ok(signer(message).equals(sign(null, message, reference)), `seed ${k}, message ${i}`);
+      }
+    }
+  });
+
+  it('refuses what is not a key and a Buffer', () => {
+    assert.ok(ed25519SignerFor !== undefined);
+    assert.throws(() => ed25519SignerFor?.(Buffer.alloc(31)), TypeError);
+    const signer = ed25519SignerFor(randomBytes(32));
+    assert.throws(() => (signer as (m: unknown) => Buffer)('text'), TypeError);
   });
 });
 
