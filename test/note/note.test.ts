@@ -6,11 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { leafHash } from '../../src/merkle/hash.js';
-import { formatCheckpoint, parseCheckpoint } from '../../src/note/checkpoint.js';
+import { checkpointNoteMaker, formatCheckpoint, parseCheckpoint } from '../../src/note/checkpoint.js';
 import {
   ALG_COSIGNATURE_V1,
   generateNoteKey,
@@ -126,6 +127,26 @@ describe('checkpoints', () => {
       root,
       extensions: ['ext line'],
     });
+  });
+
+  it('a checkpoint note maker writes the very bytes signNote(formatCheckpoint(...)) does', () => {
+    const key = parseSignerKey(generateNoteKey('log.example/maker').signer);
+    const make = checkpointNoteMaker(key.name, ed25519Signer(key));
+    for (const size of [0, 1, 9, 10, 255, 256, 65_537, 20_852_163, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER]) {
+      const root = randomBytes(32);
+      const expected = signNote(formatCheckpoint({ origin: key.name, size, root, extensions: [] }), [
+        ed25519Signer(key),
+      ]);
+      assert.equal(make(size, root).toString('utf8'), expected, `size ${size}`);
+    }
+    assert.throws(() => make(-1, randomBytes(32)), /malformed checkpoint: size -1/);
+    assert.throws(() => make(1.5, randomBytes(32)), /malformed checkpoint: size 1.5/);
+    assert.throws(() => make(1, randomBytes(31)), /malformed checkpoint: root is 31 bytes/);
+    // The origin and the signer are checked once, when the maker is made.
+    assert.throws(() => checkpointNoteMaker('', ed25519Signer(key)), /origin must be one non-empty line/);
+    assert.throws(() => checkpointNoteMaker('a\nb', ed25519Signer(key)), /origin must be one non-empty line/);
+    assert.throws(() => checkpointNoteMaker('tab\there', ed25519Signer(key)), /control character/);
+    assert.throws(() => checkpointNoteMaker('o', { ...ed25519Signer(key), name: 'has space' }), /invalid signer name/);
   });
 
   it('refuses malformed checkpoints, naming the problem', () => {

@@ -19,9 +19,9 @@ import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
 import { ed25519SignerFor } from '../../native.js';
-import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../../note/checkpoint.js';
+import { type Checkpoint, checkpointNoteMaker, parseCheckpoint } from '../../note/checkpoint.js';
 import type { PrivateNoteKey } from '../../note/keys.js';
-import { ed25519Signer, type NoteSigner, openNote, signNote } from '../../note/note.js';
+import { ed25519Signer, openNote } from '../../note/note.js';
 import type { Files } from './files.js';
 import { readFully } from './lines.js';
 import { PathLock } from './path-lock.js';
@@ -57,8 +57,8 @@ export class Checkpointer {
   /** The checkpoint file's length as read() last found it. */
   #length = 0;
   readonly #buffer = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
-  /** Signs with the log's key: the addon's signer (its context set up once, native/sign.c), else node:crypto's. */
-  readonly #signer: NoteSigner;
+  /** Signed checkpoint notes, with the addon's signer (its context set up once, native/sign.c), else node:crypto's. */
+  readonly #makeNote: (size: number, root: Buffer) => Buffer;
 
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
     this.#files = files;
@@ -66,7 +66,8 @@ export class Checkpointer {
     this.intervalMs = options.intervalMs ?? 0;
     const key = options.key;
     const sign = ed25519SignerFor?.(key.seed);
-    this.#signer = sign === undefined ? ed25519Signer(key) : { name: key.name, keyHash: key.keyHash, sign };
+    const signer = sign === undefined ? ed25519Signer(key) : { name: key.name, keyHash: key.keyHash, sign };
+    this.#makeNote = checkpointNoteMaker(key.name, signer);
     this.#lock = new PathLock(files, join(dir, CHECKPOINT_FILE), constants.O_RDWR);
   }
 
@@ -136,7 +137,7 @@ export class Checkpointer {
     if (last !== null) await this.compare(tree, last);
     if (!force && this.dueInMs() > 0) return last?.size ?? 0;
     const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
-    const note = Buffer.from(signNote(formatCheckpoint(checkpoint), [this.#signer]), 'utf8');
+    const note = this.#makeNote(checkpoint.size, checkpoint.root);
     const fd = await this.#lock.fd();
     await this.#files.writeAt(fd, note, 0);
     if (this.#length > note.length) await this.#files.ftruncate(fd, note.length); // read() just measured it
