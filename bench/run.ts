@@ -187,7 +187,7 @@ for (let run = 1; run <= RUNS; run++) {
   console.error(`run ${run}/${RUNS}`);
   if (runs('appends')) await appendRun();
   if (runs('verify')) await verifyRun();
-  if (runs('overhead')) await overheadRun(run % 2 === 0);
+  if (runs('overhead')) await overheadRun(run);
 }
 
 async function appendRun(): Promise<void> {
@@ -215,8 +215,28 @@ async function verifyRun(): Promise<void> {
   add('sha256sum_mb_per_s', bigBytes / 1e6 / sha256sumSeconds(bigFile));
 }
 
-/** The three kinds of log side by side, in alternating order from run to run. */
-async function overheadRun(reversed: boolean): Promise<void> {
+/**
+ * The order of `names` for run `run`: a shuffle seeded by the run. Each
+ * subject's figure depends on the one measured before it (one order read
+ * the default log, which does nothing more per commit than the bare chain,
+ * at 0.85× of it over 7 runs), so no subject may always follow the same one.
+ */
+function shuffled<T>(names: readonly T[], run: number): T[] {
+  let seed = (run * 2654435761) % 2 ** 32;
+  const next = () => {
+    seed = (seed * 1664525 + 1013904223) % 2 ** 32;
+    return seed / 2 ** 32;
+  };
+  const order = [...names];
+  for (let k = order.length - 1; k > 0; k--) {
+    const j = Math.floor(next() * (k + 1));
+    [order[k], order[j]] = [order[j] as T, order[k] as T];
+  }
+  return order;
+}
+
+/** The three kinds of log side by side, in an order shuffled from run to run. */
+async function overheadRun(run: number): Promise<void> {
   for (const callers of [16, 256]) {
     const subjects = {
       chain: async () => evidentRate(await seeded(SMALL), callers, { merkleTree: false }),
@@ -224,7 +244,7 @@ async function overheadRun(reversed: boolean): Promise<void> {
       signed: async () => evidentRate(await signingLog(), callers),
     };
     const rate: Record<string, number> = {};
-    for (const name of reversed ? ['signed', 'tree', 'chain'] : ['chain', 'tree', 'signed']) {
+    for (const name of shuffled(['chain', 'tree', 'signed'], run * 2 + callers)) {
       rate[name] = await subjects[name as keyof typeof subjects]();
     }
     const { chain, tree, signed } = rate as { chain: number; tree: number; signed: number };
@@ -235,27 +255,23 @@ async function overheadRun(reversed: boolean): Promise<void> {
     add(`tree_signed_ratio_${callers}`, signed / chain);
   }
   // Several processes signing one log: each reads the others' entries into its tree and signs under the checkpoint lock.
-  const plain = async () => processesRate(await seeded(SMALL), 4, 64);
-  const signing = async () => processesRate(await signingLog(), 4, 64);
-  // Whichever pair member ran first read lower (0.67–0.77× with the signing log first, 0.84–0.92× with it second,
-  // over 7 runs): an untimed round of writer processes first, so that neither is the first.
+  // The control: what a quarter of a core used by something else costs the unsigned processes.
+  const processSubjects = {
+    plain: async () => processesRate(await seeded(SMALL), 4, 64),
+    signing: async () => processesRate(await signingLog(), 4, 64),
+    burnt: async () => processesRate(await seeded(SMALL), 4, 64, 0.25),
+  };
+  // Whichever ran first read lower (0.67–0.77× with the signing log first, 0.84–0.92× with it second, over 7 runs):
+  // an untimed round of writer processes first, so that none is the first.
   await processesRate(await seeded(SMALL), 4, 64);
-  let unsigned = 0;
-  let signed = 0;
-  if (reversed) {
-    signed = await signing();
-    unsigned = await plain();
-  } else {
-    unsigned = await plain();
-    signed = await signing();
-  }
-  add('default_4x64', unsigned);
-  add('signed_4x64', signed);
-  add('signed_ratio_4x64', signed / unsigned);
-  // The control for the ratio above: what a quarter of a core used by something else costs the same processes.
-  const burnt = await processesRate(await seeded(SMALL), 4, 64, 0.25);
+  const by: Record<string, number> = {};
+  for (const name of shuffled(['plain', 'signing', 'burnt'] as const, run)) by[name] = await processSubjects[name]();
+  const { plain, signing, burnt } = by as { plain: number; signing: number; burnt: number };
+  add('default_4x64', plain);
+  add('signed_4x64', signing);
+  add('signed_ratio_4x64', signing / plain);
   add('burnt_4x64', burnt);
-  add('burnt_ratio_4x64', burnt / unsigned);
+  add('burnt_ratio_4x64', burnt / plain);
 }
 
 const TREE_SIZES = runs('proofs') ? (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number) : [];
