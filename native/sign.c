@@ -48,6 +48,9 @@ typedef struct {
   EVP_MD_CTX *ready; /* set up for signing with key, never signed with: each signature signs with a copy; or NULL */
 } signing_key;
 
+/* Marks the externals ed25519Key makes, so that nothing else passes for a key. */
+static const napi_type_tag KEY_TAG = {0x8f1c2a7e5b3d4c61ULL, 0x9e0a6b2f7d4c3e15ULL};
+
 static void key_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -84,7 +87,20 @@ static napi_value ed25519_key(napi_env env, napi_callback_info info) {
     key_finalize(env, k, NULL);
     return NULL;
   }
+  if (napi_type_tag_object(env, result, &KEY_TAG) != napi_ok) return NULL;
   return result;
+}
+
+/* See evident.h. */
+void *evident_signing_key(napi_env env, napi_value value) {
+  napi_valuetype type;
+  bool tagged = false;
+  void *key = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
+      napi_check_object_type_tag(env, value, &KEY_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, value, &key) != napi_ok)
+    return NULL;
+  return key;
 }
 
 /* Signs `length` bytes at `message` into `signature` (64 bytes): a copy of the key's ready context, else a new one. */
@@ -99,16 +115,24 @@ static int sign_with(signing_key *k, const unsigned char *message, size_t length
   return ok;
 }
 
+/* See evident.h. */
+int evident_ed25519_sign(void *key, const unsigned char *message, size_t length, unsigned char *signature) {
+  return sign_with(key, message, length, signature);
+}
+
+/* See evident.h. */
+int evident_can_sign(void) {
+  return digest_sign != NULL;
+}
+
 /* ed25519Sign(key, message): the Ed25519 signature of the Buffer `message`, 64 bytes. */
 static napi_value ed25519_sign(napi_env env, napi_callback_info info) {
   size_t argc = 2, length = 0;
   napi_value argv[2], result;
-  napi_valuetype type;
-  void *key, *message, *out;
+  void *key = NULL, *message, *out;
   bool is_buffer = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
-      napi_get_value_external(env, argv[0], &key) != napi_ok ||
+      (key = evident_signing_key(env, argv[0])) == NULL ||
       napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[1], &message, &length) != napi_ok) {
     napi_throw_type_error(env, "EVIDENT_NATIVE", "ed25519Sign takes a key from ed25519Key and a Buffer");
@@ -135,8 +159,10 @@ napi_value evident_sign_init(napi_env env, napi_value exports) {
   digest_sign = (int (*)(EVP_MD_CTX *, unsigned char *, size_t *, const unsigned char *, size_t))dlsym(
       RTLD_DEFAULT, "EVP_DigestSign");
   if (new_raw_private_key == NULL || pkey_free == NULL || md_ctx_new == NULL || md_ctx_free == NULL ||
-      md_ctx_copy == NULL || digest_sign_init == NULL || digest_sign == NULL)
+      md_ctx_copy == NULL || digest_sign_init == NULL || digest_sign == NULL) {
+    digest_sign = NULL; /* evident_can_sign() */
     return exports;
+  }
   napi_property_descriptor props[] = {
       {"ed25519Key", NULL, ed25519_key, NULL, NULL, NULL, napi_default, NULL},
       {"ed25519Sign", NULL, ed25519_sign, NULL, NULL, NULL, napi_default, NULL},

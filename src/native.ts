@@ -83,6 +83,17 @@ interface Addon {
   /** Absent when the process exports no OpenSSL EVP functions (then node:crypto signs). */
   ed25519Key?: (seed: Buffer) => object;
   ed25519Sign?: (key: object, message: Buffer) => Buffer;
+  /** Absent, as ed25519Key, when the addon cannot sign. */
+  writeCheckpoint?: (
+    fd: number,
+    known: Buffer,
+    head: Buffer,
+    signatureLine: Buffer,
+    keyHash: number,
+    key: object,
+    size: number,
+    root: Buffer,
+  ) => Buffer | null;
   /** commitBatch's commit here and now if the lock is free, up to the write (native/commit.c). */
   commitBatchNow?: (...args: Parameters<NonNullable<Addon['commitBatch']>>) => RawCommitResult;
 }
@@ -173,22 +184,45 @@ export const commitBatch: ((request: CommitRequest) => Promise<CommitResult>) | 
  */
 export const writeTiles: Addon['writeTiles'] = addon.writeTiles;
 
-const rawKey = addon.ed25519Key;
-const rawSign = addon.ed25519Sign;
+/**
+ * An Ed25519 key (RFC 8032) for the 32-byte private key `seed`, for
+ * ed25519Sign and writeCheckpoint, whose signing context is set up once
+ * rather than per signature (native/sign.c); undefined when the addon
+ * cannot sign. Its signatures are node:crypto's, byte for byte.
+ */
+export const ed25519Key: Addon['ed25519Key'] = addon.ed25519Key;
+/** The Ed25519 signature of `message` with a key from ed25519Key, 64 bytes. */
+export const ed25519Sign: Addon['ed25519Sign'] = addon.ed25519Sign;
+
+/** A checkpoint for writeCheckpoint: the note its file must still hold, and what the new one says and is signed with. */
+export interface CheckpointWrite {
+  fd: number;
+  /** The note the file must hold, whole, for the new one to be written. */
+  known: Buffer;
+  /** `${origin}\n` */
+  head: Buffer;
+  /** `\n— ${key name} ` */
+  signatureLine: Buffer;
+  keyHash: number;
+  /** From ed25519Key. */
+  key: object;
+  size: number;
+  root: Buffer;
+}
 
 /**
- * An Ed25519 signer (RFC 8032) for the 32-byte private key `seed`, whose
- * signing context is set up once rather than per signature (native/sign.c);
- * undefined when the addon cannot. Its signatures are node:crypto's, byte
- * for byte.
+ * If the checkpoint file holds exactly `known`, writes the signed note of
+ * the tree of `size` leaves with `root` over it (checkpointNoteMaker's
+ * bytes) and returns it; null, writing nothing, if the file holds anything
+ * else (native/checkpoint.c). Undefined when the addon cannot sign.
  */
-export const ed25519SignerFor: ((seed: Buffer) => (message: Buffer) => Buffer) | undefined =
-  rawKey === undefined || rawSign === undefined
+export const writeCheckpoint: ((w: CheckpointWrite) => Buffer | null) | undefined =
+  addon.writeCheckpoint === undefined
     ? undefined
-    : (seed) => {
-        const key = rawKey(seed);
-        return (message) => rawSign(key, message);
-      };
+    : (
+        (raw) => (w) =>
+          raw(w.fd, w.known, w.head, w.signatureLine, w.keyHash, w.key, w.size, w.root)
+      )(addon.writeCheckpoint);
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

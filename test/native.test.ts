@@ -9,14 +9,26 @@
  */
 import assert from 'node:assert/strict';
 import { createPrivateKey, randomBytes, sign } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Log } from '../src/log.js';
 import { hashPairs, nodeHash } from '../src/merkle/hash.js';
 import { TreeEdge } from '../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
-import { ed25519SignerFor, flock, leafHashes, nativeHashing, pairHasher, syncUnlock } from '../src/native.js';
+import {
+  ed25519Key,
+  ed25519Sign,
+  flock,
+  leafHashes,
+  nativeHashing,
+  pairHasher,
+  syncUnlock,
+  writeCheckpoint,
+} from '../src/native.js';
+import { checkpointNoteMaker } from '../src/note/checkpoint.js';
+import { generateNoteKey, parseSignerKey, parseVerifierKey } from '../src/note/keys.js';
+import { ed25519Signer, openNote } from '../src/note/note.js';
 import { tempDir } from './helpers.js';
 
 describe('the native pair hasher', () => {
@@ -72,24 +84,129 @@ describe('the native Ed25519 signer', () => {
   const PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 
   it(`is in use on Node ${process.version}, and signs exactly as node:crypto does, again and again`, () => {
-    assert.ok(ed25519SignerFor !== undefined, 'the addon found OpenSSL’s EVP functions');
+    assert.ok(ed25519Key !== undefined && ed25519Sign !== undefined, 'the addon found OpenSSL’s EVP functions');
     for (let k = 0; k < 20; k++) {
       const seed = randomBytes(32);
-      const signer = ed25519SignerFor(seed);
+      const key = ed25519Key(seed);
       const reference = createPrivateKey({ key: Buffer.concat([PKCS8, seed]), format: 'der', type: 'pkcs8' });
       const messages = [Buffer.alloc(0), randomBytes(1 + k * 37), Buffer.from(`log.example/${k}\n${k}\nroot\n`)];
       // Each key signs several messages: every signature is made from a copy of the context set up once.
       for (const [i, message] of [...messages, ...messages].entries()) {
-        assert.ok(signer(message).equals(sign(null, message, reference)), `seed ${k}, message ${i}`);
+        assert.ok(ed25519Sign(key, message).equals(sign(null, message, reference)), `seed ${k}, message ${i}`);
       }
     }
   });
 
   it('refuses what is not a key and a Buffer', () => {
-    assert.ok(ed25519SignerFor !== undefined);
-    assert.throws(() => ed25519SignerFor?.(Buffer.alloc(31)), TypeError);
-    const signer = ed25519SignerFor(randomBytes(32));
-    assert.throws(() => (signer as (m: unknown) => Buffer)('text'), TypeError);
+    assert.ok(ed25519Key !== undefined && ed25519Sign !== undefined);
+    assert.throws(() => ed25519Key?.(Buffer.alloc(31)), TypeError);
+    const key = ed25519Key(randomBytes(32));
+    assert.throws(() => (ed25519Sign as (k: unknown, m: unknown) => Buffer)(key, 'text'), TypeError);
+    assert.throws(() => (ed25519Sign as (k: unknown, m: unknown) => Buffer)({}, Buffer.alloc(1)), TypeError);
+  });
+});
+
+describe('writeCheckpoint', () => {
+  const generated = generateNoteKey('native.example/checkpoint');
+  const noteKey = parseSignerKey(generated.signer);
+  const verifier = parseVerifierKey(generated.verifier);
+  const make = checkpointNoteMaker(noteKey.name, ed25519Signer(noteKey));
+  function request(fd: number, known: Buffer, size: number, root: Buffer) {
+    assert.ok(ed25519Key !== undefined);
+    return {
+      fd,
+      known,
+      head: Buffer.from(`${noteKey.name}\n`),
+      signatureLine: Buffer.from(`\n— ${noteKey.name} `),
+      keyHash: noteKey.keyHash,
+      key: ed25519Key(noteKey.seed),
+      size,
+      root,
+    };
+  }
+
+  it('over exactly the note it knows, writes the very note checkpointNoteMaker makes, and returns it', () => {
+    assert.ok(writeCheckpoint !== undefined, 'the addon writes checkpoints');
+    const path = join(tempDir(), 'checkpoint');
+    let known = make(5, randomBytes(32));
+    writeFileSync(path, known);
+    const fd = openSync(path, 'r+');
+    try {
+      for (const size of [6, 99, 100, 65_536, 20_852_163, Number.MAX_SAFE_INTEGER]) {
+        const root = randomBytes(32);
+        const note = writeCheckpoint(request(fd, known, size, root));
+        assert.ok(note !== null);
+        assert.ok(note.equals(make(size, root)), `size ${size}`);
+        assert.ok(readFileSync(path).equals(note), 'the file holds the note, whole');
+        assert.equal(
+          openNote(note.toString('utf8'), [verifier]).text,
+          `${noteKey.name}\n${size}\n${root.toString('base64')}\n`,
+        );
+        known = note;
+      }
+      // A known note longer than the new one (a file never shrinks so, but the length is honoured): the rest is cut.
+      const longer = Buffer.concat([known, Buffer.from('— other.example/x AAAA\n')]);
+      writeFileSync(path, longer);
+      const root = randomBytes(32);
+      const note = writeCheckpoint(request(fd, longer, 7, root));
+      assert.ok(note !== null && readFileSync(path).equals(note) && note.equals(make(7, root)));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('writes nothing and returns null when the file holds anything but the note it knows', () => {
+    assert.ok(writeCheckpoint !== undefined);
+    const path = join(tempDir(), 'checkpoint');
+    const known = make(5, randomBytes(32));
+    const others = [
+      Buffer.alloc(0),
+      known.subarray(0, -1),
+      Buffer.concat([known, Buffer.from('x')]),
+      Buffer.from(known).fill(0x41, 3, 4),
+      Buffer.alloc(16 * 1024 + 1, 0x41), // longer than a checkpoint can be
+    ];
+    for (const [i, other] of others.entries()) {
+      writeFileSync(path, other);
+      const fd = openSync(path, 'r+');
+      try {
+        assert.equal(writeCheckpoint(request(fd, known, 6, randomBytes(32))), null, `case ${i}`);
+        assert.ok(readFileSync(path).equals(other), `case ${i}: the file is as it was`);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  });
+
+  it('throws the errno code of a failed read or write, and refuses bad arguments', () => {
+    assert.ok(writeCheckpoint !== undefined);
+    const path = join(tempDir(), 'checkpoint');
+    const known = make(5, randomBytes(32));
+    writeFileSync(path, known);
+    const closed = openSync(path, 'r');
+    closeSync(closed);
+    assert.throws(
+      () => writeCheckpoint?.(request(closed, known, 6, randomBytes(32))),
+      (error: NodeJS.ErrnoException) => error.code === 'EBADF' && error.syscall === 'pread',
+    );
+    const readOnly = openSync(path, 'r');
+    try {
+      assert.throws(
+        () => writeCheckpoint?.(request(readOnly, known, 6, randomBytes(32))),
+        (error: NodeJS.ErrnoException) => error.code === 'EBADF' && error.syscall === 'pwrite',
+      );
+      for (const bad of [
+        { ...request(readOnly, known, 6, randomBytes(31)) },
+        { ...request(readOnly, known, -1, randomBytes(32)) },
+        { ...request(readOnly, known, 1.5, randomBytes(32)) },
+        { ...request(readOnly, known, 6, randomBytes(32)), key: {} },
+      ]) {
+        assert.throws(() => writeCheckpoint?.(bad), TypeError);
+      }
+    } finally {
+      closeSync(readOnly);
+    }
+    assert.ok(readFileSync(path).equals(known));
   });
 });
 

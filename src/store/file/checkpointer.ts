@@ -18,7 +18,7 @@
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
-import { ed25519SignerFor } from '../../native.js';
+import { ed25519Key, ed25519Sign } from '../../native.js';
 import { type Checkpoint, checkpointNoteMaker, parseCheckpoint } from '../../note/checkpoint.js';
 import type { PrivateNoteKey } from '../../note/keys.js';
 import { ed25519Signer, openNote } from '../../note/note.js';
@@ -59,15 +59,26 @@ export class Checkpointer {
   readonly #buffer = Buffer.allocUnsafe(MAX_NOTE_BYTES + 1);
   /** Signed checkpoint notes, with the addon's signer (its context set up once, native/sign.c), else node:crypto's. */
   readonly #makeNote: (size: number, root: Buffer) => Buffer;
+  /** The log's key in the addon, for writeCheckpoint (null without one), and the note's fixed parts. */
+  readonly #nativeKey: object | null;
+  readonly #noteHead: Buffer;
+  readonly #signatureLine: Buffer;
 
   constructor(dir: string, files: Files, options: CheckpointerOptions) {
     this.#files = files;
     this.#key = options.key;
     this.intervalMs = options.intervalMs ?? 0;
     const key = options.key;
-    const sign = ed25519SignerFor?.(key.seed);
-    const signer = sign === undefined ? ed25519Signer(key) : { name: key.name, keyHash: key.keyHash, sign };
-    this.#makeNote = checkpointNoteMaker(key.name, signer);
+    const nativeKey = ed25519Key?.(key.seed) ?? null;
+    const sign = ed25519Sign;
+    this.#nativeKey = nativeKey;
+    const signer =
+      nativeKey === null || sign === undefined
+        ? ed25519Signer(key)
+        : { name: key.name, keyHash: key.keyHash, sign: (text: Buffer) => sign(nativeKey, text) };
+    this.#makeNote = checkpointNoteMaker(key.name, signer); // checks the name once, for #writeKnown's notes too
+    this.#noteHead = Buffer.from(`${key.name}\n`, 'utf8');
+    this.#signatureLine = Buffer.from(`\n— ${key.name} `, 'utf8');
     this.#lock = new PathLock(files, join(dir, CHECKPOINT_FILE), constants.O_RDWR);
   }
 
@@ -129,6 +140,8 @@ export class Checkpointer {
    * checkpoint on disk now covers.
    */
   async publish(tree: TreeView, force = false): Promise<number> {
+    const written = await this.#writeKnown(tree, force);
+    if (written !== null) return written;
     const last = await this.read();
     if (last !== null && last.size >= tree.size) {
       if (last.size === tree.size) await this.compare(tree, last);
@@ -146,6 +159,41 @@ export class Checkpointer {
     this.#checkedSize = checkpoint.size;
     this.#signedAt = Date.now();
     return checkpoint.size;
+  }
+
+  /**
+   * publish() in its common case, in one call into the addon (Files.
+   * writeCheckpoint, native/checkpoint.c): the file still holds the note we
+   * last read or wrote, whose root our tree was found to have, the tree has
+   * grown past it and a checkpoint is due — then the new note is made and
+   * written. Null when any of that is not so, or there is no such call; then
+   * publish() reads and judges the file as usual.
+   */
+  async #writeKnown(tree: TreeView, force: boolean): Promise<number | null> {
+    const write = this.#files.writeCheckpoint;
+    const known = this.#known;
+    const key = this.#nativeKey;
+    if (write === undefined || key === null || known === null) return null;
+    const size = tree.size;
+    if (size <= known.checkpoint.size || known.checkpoint.size > this.#checkedSize) return null;
+    if (!force && this.dueInMs() > 0) return null;
+    const root = tree.root();
+    const note = write({
+      fd: await this.#lock.fd(),
+      known: known.note,
+      head: this.#noteHead,
+      signatureLine: this.#signatureLine,
+      keyHash: this.#key.keyHash,
+      key,
+      size,
+      root,
+    });
+    if (note === null) return null; // someone else wrote the file: judge it
+    this.#length = note.length;
+    this.#known = { checkpoint: { origin: this.#key.name, size, root, extensions: [] }, note };
+    this.#checkedSize = size;
+    this.#signedAt = Date.now();
+    return size;
   }
 
   async close(): Promise<void> {

@@ -8,12 +8,14 @@ import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
 import {
+  type CheckpointWrite,
   type CommitRequest,
   type CommitResult,
   commitBatch,
   flock,
   syncUnlock,
   type TileFile,
+  writeCheckpoint,
   writeTiles,
 } from '../../native.js';
 
@@ -71,6 +73,12 @@ export interface Files {
    * stat and remove.
    */
   writeTiles?: ((tiles: TileFile[]) => Promise<(Error | null)[]>) | undefined;
+  /**
+   * A checkpoint's read, note and write in one call (native.ts,
+   * writeCheckpoint). Optional: without it the checkpointer reads, signs and
+   * writes through read and writeAt.
+   */
+  writeCheckpoint?: ((write: CheckpointWrite) => Buffer | null) | undefined;
 }
 
 const read = promisify(fs.read);
@@ -141,4 +149,5 @@ export const nodeFiles: Files = {
   unlock: (fd) => flock.unlock(fd),
   commitBatch,
   writeTiles,
+  writeCheckpoint,
 };

@@ -133,32 +133,47 @@ describe('checkpoints with many writers', () => {
     assert.deepEqual(lockHolders(join(dir, 'integrator')), [], 'closing gives the lease up');
   });
 
-  it('a checkpoint that cannot be written is reported, and the next one covers what it missed', async () => {
-    const { dir, verifier, init } = signingLogDir('publisher.example/fail');
-    await init();
-    let failWrites = 0;
-    const files: Files = {
-      ...nodeFiles,
-      writeAt: (fd, buffer, position) =>
-        failWrites-- > 0 ? Promise.reject(osError('EIO', 'injected')) : nodeFiles.writeAt(fd, buffer, position),
-    };
-    const log = new Log({ dir, files });
-    await log.append({ actor: 'a', action: 'x.y' });
-    assert.equal((await log.checkpoint()) !== null, true);
-    failWrites = 1;
-    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
-    const entry = await log.append({ actor: 'a', action: 'x.y' }); // durable: its commit does not depend on signing
-    assert.equal(entry.seq, 1);
-    assert.match((await warned).message, /not updated.*EIO/);
-    const note = (await log.checkpoint()) as string;
-    assert.equal(trustCheckpoint(note, { log: parseVerifierKey(verifier) }).size, 2, 'the next step signed both');
-    failWrites = 1;
-    await log.append({ actor: 'a', action: 'x.y' });
-    await assert.rejects(log.checkpoint(), /EIO/, 'asked for a checkpoint, the caller hears why there is none');
-    await log.close();
-    const final = trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: parseVerifierKey(verifier) });
-    assert.equal(final.size, 3, 'close signs what is left');
-  });
+  // Both ways a checkpoint is written: in JavaScript (writeAt), and in one call into the addon (writeCheckpoint).
+  for (const through of ['writeAt', 'writeCheckpoint'] as const) {
+    it(`a checkpoint that cannot be written is reported, and the next one covers what it missed (${through})`, async () => {
+      const { dir, verifier, init } = signingLogDir(`publisher.example/fail-${through}`);
+      await init();
+      let failWrites = 0;
+      const writeCheckpoint = nodeFiles.writeCheckpoint;
+      assert.ok(writeCheckpoint !== undefined, 'the addon writes checkpoints');
+      const files: Files =
+        through === 'writeAt'
+          ? {
+              ...nodeFiles,
+              writeCheckpoint: undefined,
+              writeAt: (fd, buffer, position) =>
+                failWrites-- > 0 ? Promise.reject(osError('EIO', 'injected')) : nodeFiles.writeAt(fd, buffer, position),
+            }
+          : {
+              ...nodeFiles,
+              writeCheckpoint: (write) => {
+                if (failWrites-- > 0) throw osError('EIO', 'injected');
+                return writeCheckpoint(write);
+              },
+            };
+      const log = new Log({ dir, files });
+      await log.append({ actor: 'a', action: 'x.y' });
+      assert.equal((await log.checkpoint()) !== null, true);
+      failWrites = 1;
+      const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+      const entry = await log.append({ actor: 'a', action: 'x.y' }); // durable: its commit does not depend on signing
+      assert.equal(entry.seq, 1);
+      assert.match((await warned).message, /not updated.*EIO/);
+      const note = (await log.checkpoint()) as string;
+      assert.equal(trustCheckpoint(note, { log: parseVerifierKey(verifier) }).size, 2, 'the next step signed both');
+      failWrites = 1;
+      await log.append({ actor: 'a', action: 'x.y' });
+      await assert.rejects(log.checkpoint(), /EIO/, 'asked for a checkpoint, the caller hears why there is none');
+      await log.close();
+      const final = trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: parseVerifierKey(verifier) });
+      assert.equal(final.size, 3, 'close signs what is left');
+    });
+  }
 
   it("signing never waits for the tree's tile files to be written", async () => {
     const { dir, verifier, init } = signingLogDir('publisher.example/tiles');
