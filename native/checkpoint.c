@@ -94,7 +94,7 @@ static napi_value write_checkpoint(napi_env env, napi_callback_info info) {
       napi_get_value_uint32(env, argv[4], &key_hash) != napi_ok || (key = evident_signing_key(env, argv[5])) == NULL ||
       napi_get_value_double(env, argv[6], &size) != napi_ok || !buffer_arg(env, argv[7], &root, &root_length) ||
       root_length != 32 || !(size >= 0 && size <= 9007199254740991.0 && size == (double)(uint64_t)size) ||
-      head_length > 1024 || line_length > 1024) {
+      head_length + line_length > MAX_NOTE) {
     napi_throw_type_error(env, "EVIDENT_NATIVE",
                           "writeCheckpoint takes a descriptor, the known note, the head and signature line "
                           "(Buffers), a key hash, a key from ed25519Key, a tree size and a 32-byte root");

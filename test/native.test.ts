@@ -155,6 +155,32 @@ describe('writeCheckpoint', () => {
     }
   });
 
+  it('writes notes of a long origin too (2,000 bytes)', () => {
+    assert.ok(writeCheckpoint !== undefined && ed25519Key !== undefined);
+    const long = parseSignerKey(generateNoteKey(`log.example/${'x'.repeat(2000)}`).signer);
+    const makeLong = checkpointNoteMaker(long.name, ed25519Signer(long));
+    const path = join(tempDir(), 'checkpoint');
+    const known = makeLong(1, randomBytes(32));
+    writeFileSync(path, known);
+    const fd = openSync(path, 'r+');
+    try {
+      const root = randomBytes(32);
+      const note = writeCheckpoint({
+        fd,
+        known,
+        head: Buffer.from(`${long.name}\n`),
+        signatureLine: Buffer.from(`\n— ${long.name} `),
+        keyHash: long.keyHash,
+        key: ed25519Key(long.seed),
+        size: 2,
+        root,
+      });
+      assert.ok(note !== null && note.equals(makeLong(2, root)) && readFileSync(path).equals(note));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('writes nothing and returns null when the file holds anything but the note it knows', () => {
     assert.ok(writeCheckpoint !== undefined);
     const path = join(tempDir(), 'checkpoint');
