@@ -175,7 +175,8 @@ describe('writeCheckpoint', () => {
         size: 2,
         root,
       });
-      assert.ok(note !== null && note.equals(makeLong(2, root)) && readFileSync(path).equals(note));
+      assert.ok(note !== null, 'the file held the known note');
+      assert.ok(note.equals(makeLong(2, root)) && readFileSync(path).equals(note));
     } finally {
       closeSync(fd);
     }
