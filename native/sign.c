@@ -43,6 +43,9 @@ static int (*digest_sign_init)(EVP_MD_CTX *ctx, void **pctx, const void *md, voi
 static int (*digest_sign)(EVP_MD_CTX *ctx, unsigned char *sig, size_t *sig_length, const unsigned char *data,
                           size_t length);
 
+/* Whether evident_sign_init found every EVP function above. */
+static int available;
+
 typedef struct {
   EVP_PKEY *key;
   EVP_MD_CTX *ready; /* set up for signing with key, never signed with: each signature signs with a copy; or NULL */
@@ -122,7 +125,7 @@ int evident_ed25519_sign(void *key, const unsigned char *message, size_t length,
 
 /* See evident.h. */
 int evident_can_sign(void) {
-  return digest_sign != NULL;
+  return available;
 }
 
 /* ed25519Sign(key, message): the Ed25519 signature of the Buffer `message`, 64 bytes. */
@@ -159,10 +162,9 @@ napi_value evident_sign_init(napi_env env, napi_value exports) {
   digest_sign = (int (*)(EVP_MD_CTX *, unsigned char *, size_t *, const unsigned char *, size_t))dlsym(
       RTLD_DEFAULT, "EVP_DigestSign");
   if (new_raw_private_key == NULL || pkey_free == NULL || md_ctx_new == NULL || md_ctx_free == NULL ||
-      md_ctx_copy == NULL || digest_sign_init == NULL || digest_sign == NULL) {
-    digest_sign = NULL; /* evident_can_sign() */
+      md_ctx_copy == NULL || digest_sign_init == NULL || digest_sign == NULL)
     return exports;
-  }
+  available = 1;
   napi_property_descriptor props[] = {
       {"ed25519Key", NULL, ed25519_key, NULL, NULL, NULL, napi_default, NULL},
       {"ed25519Sign", NULL, ed25519_sign, NULL, NULL, NULL, napi_default, NULL},

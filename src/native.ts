@@ -216,13 +216,10 @@ export interface CheckpointWrite {
  * bytes) and returns it; null, writing nothing, if the file holds anything
  * else (native/checkpoint.c). Undefined when the addon cannot sign.
  */
+const rawWriteCheckpoint = addon.writeCheckpoint;
 export const writeCheckpoint: ((w: CheckpointWrite) => Buffer | null) | undefined =
-  addon.writeCheckpoint === undefined
-    ? undefined
-    : (
-        (raw) => (w) =>
-          raw(w.fd, w.known, w.head, w.signatureLine, w.keyHash, w.key, w.size, w.root)
-      )(addon.writeCheckpoint);
+  rawWriteCheckpoint &&
+  ((w) => rawWriteCheckpoint(w.fd, w.known, w.head, w.signatureLine, w.keyHash, w.key, w.size, w.root));
 
 /** Whether tree rows are hashed natively (one call per row) rather than one crypto call per node. */
 export const nativeHashing = addon.hashPairs !== undefined;

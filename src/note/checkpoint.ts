@@ -32,10 +32,12 @@ export function formatCheckpoint(c: Checkpoint): string {
  * signNote(formatCheckpoint(...), [signer]), built directly. A signing log
  * makes one per commit, and the general path's checks and joins were a
  * fifth of the step that makes it (CPU profile); here the origin and the
- * signer are checked once, by signing a first note the general way.
+ * signer's name are checked once, by the general path's own checks (with a
+ * stand-in signature: nothing is signed until a note is made).
  */
 export function checkpointNoteMaker(origin: string, signer: NoteSigner): (size: number, root: Hash) => Buffer {
-  signNote(formatCheckpoint({ origin, size: 0, root: Buffer.alloc(HASH_SIZE), extensions: [] }), [signer]);
+  const text = formatCheckpoint({ origin, size: 0, root: Buffer.alloc(HASH_SIZE), extensions: [] });
+  signNote(text, [{ ...signer, sign: () => Buffer.alloc(64) }]);
   const keyHash = Buffer.alloc(4);
   keyHash.writeUInt32BE(signer.keyHash);
   const head = `${origin}\n`;

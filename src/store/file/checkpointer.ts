@@ -69,8 +69,8 @@ export class Checkpointer {
     this.#key = options.key;
     this.intervalMs = options.intervalMs ?? 0;
     const key = options.key;
-    const nativeKey = ed25519Key?.(key.seed) ?? null;
     const sign = ed25519Sign;
+    const nativeKey = sign === undefined ? null : (ed25519Key?.(key.seed) ?? null);
     this.#nativeKey = nativeKey;
     const signer =
       nativeKey === null || sign === undefined
@@ -149,16 +149,21 @@ export class Checkpointer {
     }
     if (last !== null) await this.compare(tree, last);
     if (!force && this.dueInMs() > 0) return last?.size ?? 0;
-    const checkpoint: Checkpoint = { origin: this.#key.name, size: tree.size, root: tree.root(), extensions: [] };
-    const note = this.#makeNote(checkpoint.size, checkpoint.root);
+    const root = tree.root();
+    const note = this.#makeNote(tree.size, root);
     const fd = await this.#lock.fd();
     await this.#files.writeAt(fd, note, 0);
     if (this.#length > note.length) await this.#files.ftruncate(fd, note.length); // read() just measured it
+    return this.#wrote(tree.size, root, note);
+  }
+
+  /** The file now holds `note`, our checkpoint of `size` leaves with `root`: remember it. Returns `size`. */
+  #wrote(size: number, root: Buffer, note: Buffer): number {
     this.#length = note.length;
-    this.#known = { checkpoint, note };
-    this.#checkedSize = checkpoint.size;
+    this.#known = { checkpoint: { origin: this.#key.name, size, root, extensions: [] }, note };
+    this.#checkedSize = size;
     this.#signedAt = Date.now();
-    return checkpoint.size;
+    return size;
   }
 
   /**
@@ -189,11 +194,7 @@ export class Checkpointer {
       root,
     });
     if (note === null) return null; // someone else wrote the file: judge it
-    this.#length = note.length;
-    this.#known = { checkpoint: { origin: this.#key.name, size, root, extensions: [] }, note };
-    this.#checkedSize = size;
-    this.#signedAt = Date.now();
-    return size;
+    return this.#wrote(size, root, note);
   }
 
   async close(): Promise<void> {
