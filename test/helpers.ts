@@ -11,7 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(here, '..', '..');
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const FIXTURES = join(here, 'fixtures');
-export const VECTORS = resolve(ROOT, '..', 'shared', 'vectors');
+export const VECTORS = join(ROOT, 'test', 'vectors');
 
 const made: string[] = [];
 process.once('exit', () => {
