@@ -1,7 +1,6 @@
 /*
  * A job: one blocking call on a thread of its own, settling a promise on the
- * JS thread when it is done (see evident.h). Threads are reused. flock.c's lock wait and
- * commit.c's whole commit are jobs.
+ * JS thread when it is done (see evident.h). Threads are reused. flock.c's lock wait is one.
  *
  * Why a thread of its own and not libuv's pool: a job may wait for a lock
  * for as long as another writer holds it, and jobs waiting in the pool's

@@ -1,33 +1,24 @@
 /*
- * syncUnlock(fd, lockFd, yieldCpu): fdatasync(fd), then — only if it
+ * syncUnlock(fd, lockFd): makes fd's data durable, then — only if that
  * succeeded — flock(lockFd, LOCK_UN), both on one thread of libuv's pool.
  *
- * Why: a commit holds the append lock until its bytes are durable. Done from
- * JavaScript, the lock is released only once the sync's completion has
- * reached the event loop, which on a busy machine can be 100-200 µs after
- * the sync returned; every writer waiting for the lock waits that long too.
- * Released on the thread that synced, the lock is free the moment the data
- * is durable. When the sync fails the lock is still held, so that the caller
- * can cut the batch off before anyone else appends after it.
+ * Why: a commit holds the append lock until its bytes are durable. Released
+ * from JavaScript, the lock would stay held until the sync's completion had
+ * reached the event loop, which on a busy machine can be hundreds of
+ * microseconds after the sync returned, with every other writer waiting that
+ * long too. Released on the thread that synced, the lock is free the moment
+ * the data is. When the sync fails the lock is still held, so that the
+ * caller can cut the batch off before anyone else appends after it.
  *
- * yieldCpu: the caller has CPU work queued right after (a signing log's
- * integrate-and-sign step), so once the sync is queued the JS thread yields
- * its CPU (sched_yield). The pool thread just woken is most often placed on
- * this CPU, and would otherwise wait there until the event loop next blocks:
- * measured on a 2-vCPU VM, the sync began 130-150 µs after it was queued
- * when a step ran meanwhile, 60-75 µs with the yield, ~40 µs when nothing
- * ran — and the commit holds the append lock all that while. Without such
- * work the event loop blocks soon anyway, and a yield cost the hash-chain-only
- * log ~7% of its appends (16 callers), so callers ask for it.
+ * On macOS fsync and fdatasync do not flush the drive's cache; F_FULLFSYNC
+ * does, as libuv (and so Node's fs.fdatasync) asks for there, falling back
+ * to fsync where the file system does not support it.
  */
 #include <errno.h>
-#include <sched.h>
-#include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "evident.h"
 
@@ -40,11 +31,20 @@ typedef struct {
   napi_async_work work;
 } sync_t;
 
+static int durable(int fd) {
+#ifdef __APPLE__
+  if (fcntl(fd, F_FULLFSYNC) == 0) return 0;
+  return fsync(fd);
+#else
+  return fdatasync(fd);
+#endif
+}
+
 static void sync_execute(napi_env env, void *data) {
   (void)env;
   sync_t *s = data;
   int rc;
-  do rc = fdatasync(s->fd);
+  do rc = durable(s->fd);
   while (rc == -1 && errno == EINTR);
   if (rc == -1) {
     s->err = errno;
@@ -62,8 +62,7 @@ static void sync_execute(napi_env env, void *data) {
 static void sync_complete(napi_env env, napi_status status, void *data) {
   sync_t *s = data;
   if (status != napi_ok) {
-    napi_value error;
-    napi_value msg;
+    napi_value error, msg;
     napi_create_string_utf8(env, "syncUnlock was cancelled", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &error);
     napi_reject_deferred(env, s->deferred, error);
@@ -79,15 +78,12 @@ static void sync_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value sync_unlock(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 2;
+  napi_value argv[2];
   int fd, lock_fd;
-  bool yield_cpu = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &lock_fd) != napi_ok ||
-      (argc > 2 && napi_get_value_bool(env, argv[2], &yield_cpu) != napi_ok)) {
-    napi_throw_type_error(env, "EVIDENT_NATIVE", "expected two file descriptors and, optionally, a boolean");
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &lock_fd) != napi_ok) {
+    napi_throw_type_error(env, "EVIDENT_NATIVE", "expected two file descriptors");
     return NULL;
   }
   sync_t *s = calloc(1, sizeof *s);
@@ -99,7 +95,6 @@ static napi_value sync_unlock(napi_env env, napi_callback_info info) {
   s->lock_fd = lock_fd;
   napi_value promise = evident_queue_work(env, "evident.syncUnlock", sync_execute, sync_complete, s, &s->deferred, &s->work);
   if (promise == NULL) free(s);
-  else if (yield_cpu) sched_yield();
   return promise;
 }
 

@@ -72,6 +72,11 @@ export const EMPTY_HEAD: Head = Object.freeze({
 
 export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024;
 
+/** The head a log has once `entry` is its last. */
+export function headOf(entry: Entry): Head {
+  return { log: entry.log, size: entry.seq + 1, hash: entry.hash, ts: entry.ts };
+}
+
 /**
  * An input validated and encoded ahead of the lock: the canonical JSON of
  * the caller's members, split around the members the log assigns, so that
@@ -100,8 +105,15 @@ const INPUT_FIELDS = new Set(['actor', 'action', 'targets', 'outcome', 'data']);
 // + `,"ts":"<24>"` + `,"v":1` + `}` + `\n`: the most the log's own members add to a line.
 const ASSIGNED_BYTES = 75 + 42 + 39 + 74 + 23 + 30 + 6 + 2;
 
-/** Validates `input` and encodes it; throws InvalidEntryError naming the field. */
-export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES): PreparedEntry {
+/** Actions the log writes itself (its signing declaration, a re-anchor): callers cannot append them. */
+export const RESERVED_ACTIONS = 'evident.';
+
+/**
+ * Validates `input` and encodes it; throws InvalidEntryError naming the
+ * field. `system`: an entry the log writes itself, whose action may be one
+ * of its own.
+ */
+export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES, system = false): PreparedEntry {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new InvalidEntryError('$', 'an entry must be a JSON object with actor and action');
   }
@@ -118,6 +130,9 @@ export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_B
   const action = requireName(record.action, '$.action');
   if (!ACTION.test(action)) {
     throw new InvalidEntryError('$.action', `${JSON.stringify(action)} is not a dotted verb such as proposal.approve`);
+  }
+  if (!system && action.startsWith(RESERVED_ACTIONS)) {
+    throw new InvalidEntryError('$.action', `actions under ${RESERVED_ACTIONS} are the log's own`);
   }
   let targets = '';
   if (record.targets !== undefined) {
@@ -190,28 +205,6 @@ export function sealedEntry(p: PreparedEntry, a: Assigned, hash: string): Entry 
   if (outcome !== undefined) entry.outcome = outcome;
   if (p.data !== null) entry.data = JSON.parse(p.data) as Record<string, unknown>;
   return entry;
-}
-
-/**
- * A prepared entry as the three pieces of its line that do not depend on
- * the head, for a sealer outside JavaScript (native/commit.c): `{<before>,`
- * (the hash member goes after it), `"id":…,"log":…<outcome>,"prev":"` and
- * `<targets>`. Between and after them the sealer writes the hash, prev,
- * `","seq":`, seq, `,"ts":"`, ts and `","v":1}` — the line sealLine writes.
- * Each piece goes into `out` at `at` as a u32 (little-endian) byte length
- * and its UTF-8 bytes; returns where the next entry goes. `out` must have
- * room for maxBytes from `at`.
- */
-export function writeEntryTemplate(p: PreparedEntry, id: string, log: string, out: Buffer, at: number): number {
-  at = writePiece(out, at, `{${p.before},`);
-  at = writePiece(out, at, `"id":"${id}","log":"${log}"${p.outcome},"prev":"`);
-  return writePiece(out, at, p.targets);
-}
-
-function writePiece(out: Buffer, at: number, piece: string): number {
-  const length = out.write(piece, at + 4, 'utf8');
-  out.writeUInt32LE(length, at);
-  return at + 4 + length;
 }
 
 /** RFC 9162 §2.1.1 leaf hash, hex: SHA-256(0x00 || UTF-8 of text). U+0000 encodes as the single byte 0x00. */

@@ -1,11 +1,50 @@
 /**
- * Every error evident raises is an EvidentError with a stable `code`.
- * Scripts and callers branch on `code`; messages may be reworded, codes never.
+ * Every error evident raises is an EvidentError whose `code` is one of
+ * ERROR_CODES. Scripts and callers branch on the code; messages may be
+ * reworded, codes never. docs/api.md lists the same table.
  */
-export class EvidentError extends Error {
-  readonly code: string;
 
-  constructor(code: string, message: string, options?: ErrorOptions) {
+/** Each code, what it means, and the CLI's exit status for it (1: something failed to verify or write; 2: fix the call). */
+export const ERROR_CODES = {
+  EVIDENT_INVALID_ENTRY: { exit: 2, means: 'the entry cannot be stored as given' },
+  EVIDENT_INVALID_OPTION: { exit: 2, means: 'an option or argument has a bad value' },
+  EVIDENT_USAGE: { exit: 2, means: 'a bad command line (CLI only)' },
+  EVIDENT_NO_LOG: { exit: 2, means: 'there is no log where one was expected' },
+  EVIDENT_READ_ONLY: { exit: 2, means: 'a write to a log opened read-only' },
+  EVIDENT_CLOSED: { exit: 2, means: 'the log was closed' },
+  EVIDENT_QUEUE_FULL: { exit: 2, means: 'record() was called with a full background queue' },
+  EVIDENT_NO_TREE: { exit: 2, means: 'a proof or checkpoint was asked of a log opened without its Merkle tree' },
+  EVIDENT_OUT_OF_RANGE: { exit: 2, means: 'a position or tree size the log does not have' },
+  EVIDENT_NO_KEY: { exit: 2, means: 'a signing log without its key, or a signature asked of a log that does not sign' },
+  EVIDENT_BAD_KEY: { exit: 2, means: 'a malformed key, one whose hash does not match, or one of the wrong kind' },
+  EVIDENT_BAD_CONFIG: { exit: 2, means: "the store's configuration file cannot be used" },
+  EVIDENT_NOT_YET: { exit: 1, means: 'no signed checkpoint covers the entry yet' },
+  EVIDENT_LOG_CORRUPT: { exit: 1, means: 'the stored log is not what evident wrote (a malformed line, a file cut short)' },
+  EVIDENT_HISTORY_MISMATCH: {
+    exit: 1,
+    means: "a signing log's entries do not extend its signed checkpoint, or the checkpoint is gone",
+  },
+  EVIDENT_WRITE_FAILED: { exit: 1, means: 'writing or syncing failed; the batch was rolled back' },
+  EVIDENT_READ_FAILED: { exit: 1, means: 'reading the store failed (permissions, an I/O error)' },
+  EVIDENT_RECORD_FAILED: { exit: 1, means: 'background record() events could not be written' },
+  EVIDENT_NATIVE: { exit: 1, means: "the file store's lock addon is missing or failed" },
+  EVIDENT_BAD_PROOF: { exit: 1, means: 'an inclusion or consistency proof does not verify' },
+  EVIDENT_NOTE_MALFORMED: { exit: 1, means: 'a signed note or checkpoint is malformed' },
+  EVIDENT_NOTE_BAD_SIGNATURE: { exit: 1, means: "a given key's signature on a note does not verify" },
+  EVIDENT_NOTE_UNVERIFIED: { exit: 1, means: 'no given key signed the note' },
+  EVIDENT_UNTRUSTED: { exit: 1, means: "a checkpoint not signed by the log's key, for another origin, or short of the quorum" },
+  EVIDENT_BAD_RECEIPT: { exit: 1, means: 'a receipt that is malformed or does not hold for the entry' },
+  EVIDENT_WITNESS_ROLLBACK: { exit: 1, means: 'a witness refuses a checkpoint smaller than one it cosigned' },
+  EVIDENT_WITNESS_FORK: { exit: 1, means: 'a witness refuses a checkpoint that does not extend what it cosigned' },
+  EVIDENT_WITNESS_STATE: { exit: 1, means: "a witness's state directory cannot be read or written" },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class EvidentError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -36,19 +75,31 @@ export class InvalidOptionError extends EvidentError {
 
 /** No log exists where one was expected. */
 export class LogNotFoundError extends EvidentError {
-  constructor(dir: string) {
-    super('EVIDENT_NO_LOG', `no evident log in ${dir} (create one with \`evident init\`)`);
+  constructor(location: string) {
+    super('EVIDENT_NO_LOG', `no evident log in ${location} (create one with \`evident init\`)`);
   }
 }
 
 /**
- * The log on disk is not what evident wrote (a complete line that does not
+ * The stored log is not what evident wrote (a complete line that does not
  * parse, a head that does not follow, a file that shrank). Appends refuse to
  * build on it; `verify` names the first bad entry.
  */
 export class LogCorruptError extends EvidentError {
   constructor(message: string, options?: ErrorOptions) {
     super('EVIDENT_LOG_CORRUPT', message, options);
+  }
+}
+
+/**
+ * A signing log whose entries no longer extend the checkpoint it signed (cut
+ * short, rewritten), or whose checkpoint is gone. It neither appends nor signs
+ * until an operator re-anchors it (`evident reanchor`), which is recorded as
+ * an entry.
+ */
+export class HistoryMismatchError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_HISTORY_MISMATCH', message);
   }
 }
 
@@ -91,5 +142,54 @@ export class RecordFailedError extends EvidentError {
     const reason = cause instanceof Error ? cause.message : String(cause);
     super('EVIDENT_RECORD_FAILED', `${inputs.length} recorded event(s) were not written: ${reason}`, { cause });
     this.inputs = inputs;
+  }
+}
+
+/** A position or size the log (or a tree) does not have: a leaf past its end, a proof between impossible sizes. */
+export class OutOfRangeError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_OUT_OF_RANGE', message);
+  }
+}
+
+/** A signed note or checkpoint that is malformed, or whose signatures do not verify with the keys given. */
+export class NoteError extends EvidentError {
+  constructor(code: 'EVIDENT_NOTE_MALFORMED' | 'EVIDENT_NOTE_BAD_SIGNATURE' | 'EVIDENT_NOTE_UNVERIFIED', message: string) {
+    super(code, message);
+  }
+}
+
+/** A malformed key, one whose hash does not match it, or a key of the wrong kind for its use. */
+export class KeyError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_BAD_KEY', message);
+  }
+}
+
+/** An RFC 9162 proof that does not verify. */
+export class ProofError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_BAD_PROOF', message);
+  }
+}
+
+/** A checkpoint that is not trusted: not signed by the log's key, for another origin, or short of the witness quorum. */
+export class TrustError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_UNTRUSTED', message);
+  }
+}
+
+/** A receipt that is malformed or does not hold for the entry. */
+export class ReceiptError extends EvidentError {
+  constructor(message: string) {
+    super('EVIDENT_BAD_RECEIPT', message);
+  }
+}
+
+/** A witness will not cosign: the checkpoint goes back in time, or does not extend what it cosigned before. */
+export class WitnessError extends EvidentError {
+  constructor(code: 'EVIDENT_WITNESS_ROLLBACK' | 'EVIDENT_WITNESS_FORK', message: string) {
+    super(code, message);
   }
 }

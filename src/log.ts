@@ -1,18 +1,10 @@
 /**
- * The log's lifecycle: lazy opening, group commit and the background writer.
- * Everything about *when* things happen is here; *how* a backend locks,
- * writes and syncs is behind the Store interface.
- *
- * Group commit: appends queue up while a commit is in flight; the next
- * commit takes everything queued (up to maxBatch entries) under one lock,
- * one write and one sync, and each caller's promise resolves only after
- * that sync. Validation and encoding happen in the caller, before the
- * queue, so a bad entry never reaches a batch and never holds the lock.
+ * The log: what callers use. It opens its store lazily and exactly once,
+ * and wires the lifecycle together — the sequencer (group commit), the
+ * integrator (tree and checkpoints) and the signing identity the log's first
+ * entry declares. It never names a backend: a store is a path or a Store.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { Batch } from './batch.js';
 import {
   DEFAULT_MAX_ENTRY_BYTES,
   type Entry,
@@ -21,20 +13,48 @@ import {
   type PreparedEntry,
   prepareEntry,
 } from './entry.js';
-import { InvalidEntryError, InvalidOptionError, LogClosedError, QueueFullError, RecordFailedError } from './errors.js';
-import { initSigning } from './store/file/config.js';
-import { type Durability, FileStore } from './store/file/file-store.js';
-import type { Files } from './store/file/files.js';
-import type { ReadQuery, Recovery, Store, TreeHead, VerifyOptions, VerifyResult } from './store/store.js';
+import { Batch } from './batch.js';
+import {
+  EvidentError,
+  HistoryMismatchError,
+  InvalidEntryError,
+  InvalidOptionError,
+  LogClosedError,
+  OutOfRangeError,
+  QueueFullError,
+  type RecordFailedError,
+} from './errors.js';
+import { addCosignatures, bestCosigned } from './lifecycle/cosignatures.js';
+import { Integrator } from './lifecycle/integrator.js';
+import { Sequencer } from './lifecycle/sequencer.js';
+import {
+  checkpointKey,
+  identityOf,
+  initEntry,
+  loadSignerKey,
+  type SigningIdentity,
+  signerFor,
+} from './lifecycle/signing.js';
+import type { Tree } from './lifecycle/tree.js';
+import { verifyAgainst, verifySince } from './lifecycle/verify.js';
+import { emptyRoot } from './merkle/hash.js';
+import { type Checkpoint, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
+import { verifierKeyOf } from './note/keys.js';
+import { ed25519Signer, openNote, signNote } from './note/note.js';
+import { type TrustedCheckpoint, trustCheckpoint } from './note/trust.js';
+import { formatReceipt } from './receipt.js';
+import type { Durability } from './store/file/entries.js';
+import { storeOf } from './store/open.js';
+import type { ReadQuery, Recovery, Store, VerifyProgress, VerifyResult } from './store/store.js';
 
 export interface LogOptions {
-  /** The log directory. Default: $EVIDENT_DIR, else ./.evident */
-  dir?: string | undefined;
-  /** 'fsync' (default) or 'write'; see README "Durability". */
+  /** Where the log lives: a directory (or `file:DIR`), or a Store. Default: $EVIDENT_STORE, $EVIDENT_DIR, else ./.evident */
+  store?: string | Store | undefined;
+  /** 'fsync' (default): an append resolves once its entry is on stable storage. 'write': once the OS has it. */
   durability?: Durability | undefined;
-  /** Create the log if it does not exist. Default false: a mistyped directory is an error, not a new log. */
+  /** Create the log if it does not exist. Default false: a mistyped path is an error, not a new log. */
   create?: boolean | undefined;
-  /** Open for reading only: no lock taken, nothing ever written (not even torn-tail recovery). */
+  /** Open for reading only: no lock taken, nothing ever written (not even crash recovery). */
   readOnly?: boolean | undefined;
   /** Largest encoded entry, in bytes. Default 65536. */
   maxEntryBytes?: number | undefined;
@@ -42,77 +62,104 @@ export interface LogOptions {
   maxBatch?: number | undefined;
   /** Most events `record()` holds before it throws QueueFullError. Default 10000. */
   maxQueue?: number | undefined;
-  /** The file layer (a seam for tests). */
-  files?: Files | undefined;
-  /** A signing log's key: the key text or its file. Default: $EVIDENT_KEY, then the file config.json names. */
+  /** A signing log's key: the key text or its file. Default: $EVIDENT_KEY, then the file the store records. */
   key?: string | undefined;
-  /** Sign checkpoints at most this often (ms). Default 0: after every commit. Always on close. */
+  /** A signing log signs a checkpoint at most this often, in ms (checkpoint() and close() sign at once). Default 1000. */
   checkpointInterval?: number | undefined;
-  /** Keep the Merkle tree (default true). false: a bare hash chain, no proofs, checkpoints or receipts. */
-  merkleTree?: boolean | undefined;
-  /** A different backend; overrides dir/durability/create/files. */
-  store?: Store | undefined;
+}
+
+/** A checkpoint this process signed. */
+export interface CheckpointEvent {
+  size: number;
+  root: Buffer;
+  /** The signed note (C2SP tlog-checkpoint). */
+  note: string;
 }
 
 export interface LogEvents {
-  /** A torn last line was moved to quarantine when the log was opened. */
+  /** A torn last entry was moved aside (a writer died mid-write). */
   recovered: [Recovery];
   /** Background `record()` events could not be written. */
   error: [RecordFailedError];
+  /** This process signed a checkpoint. */
+  checkpoint: [CheckpointEvent];
 }
 
-interface Pending {
-  prepared: PreparedEntry[];
-  /** Absent for background `record()` events. */
-  resolve?: (entries: Entry[]) => void;
-  reject?: (error: unknown) => void;
+export interface VerifyOptions {
+  /**
+   * A checkpoint already trusted (see trustCheckpoint): the log must still
+   * hold its entries, and they must hash to its root. The tree is recomputed
+   * from the entries themselves, on one thread.
+   */
+  checkpoint?: TrustedCheckpoint | undefined;
+  /** With `checkpoint`: check only the entries after it, trusting the stored tree up to it once it hashes to its root. */
+  sinceCheckpoint?: boolean | undefined;
+  /** Worker threads to verify a large log with (ranges checked at once, then linked). Default 1. */
+  threads?: number | undefined;
+  /** Called now and then while verifying. */
+  onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }
 
-/** The directory a log lives in, from an option, then $EVIDENT_DIR, then ./.evident */
-export function resolveLogDir(dir?: string): string {
-  return resolve(dir ?? process.env.EVIDENT_DIR ?? '.evident');
+/** The Merkle tree over a log's entries: its size and root (RFC 9162). */
+export interface TreeHead {
+  size: number;
+  root: Buffer;
 }
+
+export interface InitOptions extends LogOptions {
+  /** Make a signing log: its key (text or file). Its origin is the key's name; its first entry declares it. */
+  signingKey?: string | undefined;
+}
+
+export interface ReanchorOptions extends LogOptions {
+  /** Who re-anchors (recorded in the entry). */
+  actor: string;
+  /** Why (recorded in the entry). */
+  reason: string;
+}
+
+const DEFAULT_INTERVAL_MS = 1000;
 
 export class Log extends EventEmitter<LogEvents> {
-  readonly dir: string;
+  /** Where the log lives (a directory, for a directory log). */
+  readonly location: string;
   readonly #store: Store;
+  readonly #options: LogOptions;
   readonly #maxEntryBytes: number;
-  readonly #maxBatch: number;
   readonly #maxQueue: number;
+  readonly #intervalMs: number;
+  readonly #sequencer: Sequencer;
   #opening: Promise<void> | null = null;
-  #queue: Pending[] = [];
-  #recorded = 0; // background events queued or in flight
-  #draining = false;
-  #idle: (() => void)[] = [];
-  #recordError: RecordFailedError | null = null;
+  #integrator: Integrator | null = null;
+  #identity: SigningIdentity | null = null;
+  /** Open even if the history no longer matches its checkpoint (a re-anchor). */
+  #lenient = false;
   #closed = false;
 
   constructor(options: LogOptions = {}) {
     super();
-    this.dir = resolveLogDir(options.dir);
+    this.#options = options;
     this.#maxEntryBytes = positive(options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES, 'maxEntryBytes');
-    this.#maxBatch = positive(options.maxBatch ?? 4096, 'maxBatch');
     this.#maxQueue = positive(options.maxQueue ?? 10_000, 'maxQueue');
+    this.#intervalMs = positive(options.checkpointInterval ?? DEFAULT_INTERVAL_MS, 'checkpointInterval');
     const durability = options.durability ?? 'fsync';
     if (durability !== 'fsync' && durability !== 'write') {
       throw new InvalidOptionError(`durability must be 'fsync' or 'write', not ${JSON.stringify(durability)}`);
     }
-    this.#store =
-      options.store ??
-      new FileStore(this.dir, {
-        durability,
-        create: options.create,
-        readOnly: options.readOnly,
-        files: options.files,
-        key: options.key,
-        checkpointIntervalMs: options.checkpointInterval,
-        merkleTree: options.merkleTree,
-        onRecover: (recovery) => this.emit('recovered', recovery),
-        onTreeError: (error) => process.emitWarning(`evident: Merkle tree not updated, will rebuild: ${error}`),
-      });
+    this.#store = storeOf(options.store, { durability });
+    this.location = this.#store.location;
+    this.#sequencer = new Sequencer({
+      maxBatch: positive(options.maxBatch ?? 4096, 'maxBatch'),
+      ready: () => this.#open(),
+      commit: (batch) => this.#commit(batch),
+      onRecordFailed: (failure) => {
+        if (this.listenerCount('error') > 0) this.emit('error', failure);
+        else process.emitWarning(failure.message, { code: failure.code });
+      },
+    });
   }
 
-  /** Creates (if needed) and opens a log eagerly. */
+  /** Creates (if asked) and opens a log eagerly. */
   static async open(options: LogOptions = {}): Promise<Log> {
     const log = new Log(options);
     await log.ready();
@@ -120,18 +167,50 @@ export class Log extends EventEmitter<LogEvents> {
   }
 
   /**
-   * Creates a log (or opens an existing one). With `signingKey` (a key file or
-   * the key text) the log signs checkpoints as the key's name: its first
-   * checkpoint, of the empty tree or of what the log holds, is signed now.
+   * Creates a log, or checks an existing one. With `signingKey` (a key file or
+   * the key text, from `evident keygen`) the log signs checkpoints as the key's
+   * name: its first entry declares the origin and verifier key, and its first
+   * checkpoints are signed now. A log signs from its first entry or never:
+   * one that has entries and does not sign is refused.
    */
-  static async init(options: LogOptions & { signingKey?: string | undefined } = {}): Promise<Log> {
-    const dir = resolveLogDir(options.dir);
-    mkdirSync(dir, { recursive: true });
-    if (options.signingKey !== undefined) initSigning(dir, options.signingKey);
-    const log = new Log({ ...options, dir, create: true, key: options.key ?? options.signingKey });
-    await log.ready();
-    await log.close(); // signs the first checkpoint
-    return log;
+  static async init(options: InitOptions = {}): Promise<void> {
+    const warn = (message: string) => process.emitWarning(`evident: ${message}`);
+    // A key that cannot sign is refused before anything is created.
+    if (options.signingKey !== undefined) checkpointKey(loadSignerKey(options.signingKey, warn));
+    const log = new Log({ ...options, create: true });
+    try {
+      await log.ready();
+      if (options.signingKey !== undefined) await log.#declareSigning(options.signingKey);
+    } finally {
+      await log.close();
+    }
+    if (options.signingKey === undefined) return;
+    const key = options.key ?? options.signingKey;
+    const signed = new Log({ ...options, create: false, key });
+    await signed.ready();
+    await signed.close(); // signs the checkpoint covering the first entry
+  }
+
+  /**
+   * Re-anchors a signing log whose entries no longer match its signed
+   * checkpoint (or whose checkpoint is gone): records who and why in a new
+   * entry, and signs a checkpoint of the history it now holds. Witnesses that
+   * cosigned the old one will refuse the new one if it does not extend it:
+   * that is the point. Returns the new checkpoint note.
+   */
+  static async reanchor(options: ReanchorOptions): Promise<string> {
+    const log = new Log(options);
+    log.#lenient = true;
+    try {
+      await log.ready();
+      return await (log.#integrator as Integrator).reanchor(
+        (input) => log.#append([prepareEntry(input, log.#maxEntryBytes, true)]).then((entries) => entries[0] as Entry),
+        options.actor,
+        options.reason,
+      );
+    } finally {
+      await log.close();
+    }
   }
 
   /** Opens the log if no one has yet. Concurrent first callers share one open. */
@@ -141,11 +220,64 @@ export class Log extends EventEmitter<LogEvents> {
   }
 
   #open(): Promise<void> {
-    this.#opening ??= this.#store.open().catch((error: unknown) => {
-      this.#opening = null; // let a later call try again (the directory may appear)
+    this.#opening ??= this.#openOnce().catch(async (error: unknown) => {
+      this.#opening = null; // a later call may try again (the directory may appear)
+      this.#integrator = null;
+      await this.#store.close().catch(() => undefined);
       throw error;
     });
     return this.#opening;
+  }
+
+  async #openOnce(): Promise<void> {
+    const readOnly = this.#options.readOnly ?? false;
+    await this.#store.open({
+      create: this.#options.create ?? false,
+      readOnly,
+      onRecover: (recovery) => this.emit('recovered', recovery),
+    });
+    let first: Entry | null = null;
+    for await (const entry of this.#store.entries.read({ limit: 1 })) first = entry;
+    if (first !== null && first.seq !== 0) {
+      throw new EvidentError('EVIDENT_LOG_CORRUPT', `the first entry in ${this.location} is seq ${first.seq}, not 0`);
+    }
+    const identity = identityOf(first);
+    this.#identity = identity;
+    const key =
+      identity === null || readOnly
+        ? null
+        : signerFor(identity, await this.#keySource(identity), (message) => process.emitWarning(`evident: ${message}`));
+    const integrator = new Integrator(this.#store, {
+      identity,
+      key,
+      intervalMs: this.#intervalMs,
+      readOnly,
+      onCheckpoint: (checkpoint, note) =>
+        this.emit('checkpoint', { size: checkpoint.size, root: checkpoint.root, note }),
+      onError: (error) => process.emitWarning(`evident: checkpointing ${this.location}: ${(error as Error).message}`),
+    });
+    this.#integrator = integrator;
+    if (identity !== null && !readOnly) await integrator.open((await this.#store.entries.head()).size, this.#lenient);
+  }
+
+  async #keySource(identity: SigningIdentity): Promise<string> {
+    const source = this.#options.key ?? process.env.EVIDENT_KEY ?? (await this.#store.keyFile());
+    if (source === null || source === undefined || source === '') {
+      throw new EvidentError(
+        'EVIDENT_NO_KEY',
+        `the log in ${this.location} signs checkpoints as ${identity.origin}: give its key (--key or EVIDENT_KEY)`,
+      );
+    }
+    return source;
+  }
+
+  /** Under the sequencer: one batch, committed and handed to the integrator. */
+  async #commit(batch: Batch): Promise<Entry[]> {
+    const integrator = this.#integrator as Integrator;
+    integrator.assertWritable();
+    const committed = await this.#store.entries.commit(batch);
+    integrator.committed(committed);
+    return batch.entries(committed);
   }
 
   /** Appends one entry; resolves with it once it is durable. */
@@ -166,8 +298,12 @@ export class Log extends EventEmitter<LogEvents> {
         return Promise.reject(named ? new InvalidEntryError(error.field, error.problem, index) : error);
       }
     }
+    return this.#append(prepared);
+  }
+
+  #append(prepared: PreparedEntry[]): Promise<Entry[]> {
     if (prepared.length === 0) return Promise.resolve([]);
-    return new Promise<Entry[]>((resolve, reject) => this.#enqueue({ prepared, resolve, reject }));
+    return this.#sequencer.append(prepared);
   }
 
   /**
@@ -178,81 +314,134 @@ export class Log extends EventEmitter<LogEvents> {
    */
   record(input: EntryInput): void {
     if (this.#closed) throw new LogClosedError();
-    if (this.#recorded >= this.#maxQueue) throw new QueueFullError(this.#maxQueue);
-    const prepared = prepareEntry(input, this.#maxEntryBytes);
-    this.#recorded++;
-    this.#enqueue({ prepared: [prepared] });
+    if (this.#sequencer.recorded >= this.#maxQueue) throw new QueueFullError(this.#maxQueue);
+    this.#sequencer.record(prepareEntry(input, this.#maxEntryBytes));
   }
 
   /** Resolves when everything queued so far is durable; rejects if background events failed since the last flush. */
-  async flush(): Promise<void> {
-    while (this.#draining || this.#queue.length > 0) await new Promise<void>((done) => this.#idle.push(done));
-    const failed = this.#recordError;
-    this.#recordError = null;
-    if (failed !== null) throw failed;
+  flush(): Promise<void> {
+    return this.#sequencer.flush();
   }
 
   /** The current head: size, last hash, last time. */
   async head(): Promise<Head> {
     await this.ready();
-    return this.#store.head();
+    return this.#store.entries.head();
   }
 
-  /** Entries matching `query`, in order. Throws LogCorruptError on a malformed line rather than skipping it. */
+  /** Entries matching `query`, in order. Throws LogCorruptError on a malformed entry rather than skipping it. */
   async *read(query: ReadQuery = {}): AsyncGenerator<Entry> {
     await this.ready();
-    yield* this.#store.read(query);
+    yield* this.#store.entries.read(query);
   }
 
   /** The Merkle tree over every entry now in the log: its size and RFC 9162 root. */
   async treeHead(): Promise<TreeHead> {
-    await this.ready();
-    return this.#store.treeHead();
+    return this.#withTree(async (tree) => ({ size: tree.size, root: tree.root() }));
   }
 
   /** The root of the tree over the first `size` entries. */
-  async rootAt(size: number): Promise<Buffer> {
-    await this.ready();
-    return this.#store.rootAt(size);
+  rootAt(size: number): Promise<Buffer> {
+    return this.#withTree((tree) => tree.rootAt(size), size);
   }
 
   /** RFC 9162 inclusion proof of entry `seq` in the tree of `size` entries (default: the whole log). */
-  async inclusionProof(seq: number, size?: number): Promise<Buffer[]> {
-    await this.ready();
-    return this.#store.inclusionProof(seq, size ?? (await this.#store.treeHead()).size);
+  inclusionProof(seq: number, size?: number): Promise<Buffer[]> {
+    return this.#withTree((tree) => tree.inclusionProof(seq, size ?? tree.size), size);
   }
 
   /** RFC 9162 consistency proof from the tree of `size1` entries to that of `size2` (default: the whole log). */
-  async consistencyProof(size1: number, size2?: number): Promise<Buffer[]> {
-    await this.ready();
-    return this.#store.consistencyProof(size1, size2 ?? (await this.#store.treeHead()).size);
+  consistencyProof(size1: number, size2?: number): Promise<Buffer[]> {
+    return this.#withTree((tree) => tree.consistencyProof(size1, size2 ?? tree.size), size2);
   }
 
-  /** The latest signed checkpoint (C2SP tlog-checkpoint note text), or null for a log that does not sign. */
+  async #withTree<T>(work: (tree: Tree) => Promise<T>, size = 0): Promise<T> {
+    await this.ready();
+    const head = await this.#store.entries.head();
+    if (!Number.isSafeInteger(size) || size < 0 || size > head.size) {
+      throw new OutOfRangeError(`the log has ${head.size} entries, not ${size}`);
+    }
+    return (this.#integrator as Integrator).withTree(work, size);
+  }
+
+  /**
+   * The latest signed checkpoint (C2SP tlog-checkpoint note), covering every
+   * entry this process appended: signed now if this process is the log's
+   * integrator, else the integrator's next one is waited for. Null for a log
+   * that does not sign.
+   */
   async checkpoint(): Promise<string | null> {
     await this.ready();
-    return this.#store.checkpoint();
+    const integrator = this.#integrator as Integrator;
+    if (!this.#options.readOnly || this.#identity === null) return integrator.checkpoint();
+    // A reader signs nothing: the stored checkpoint, if it is this log's.
+    const note = await this.#store.checkpoints.read();
+    if (note !== null) trustCheckpoint(note, { log: this.#identity.verifierKey });
+    return note;
   }
 
-  /** The latest signed checkpoint with the cosignatures witnesses have added to it. */
+  /**
+   * A receipt for entry `seq` (C2SP tlog-proof): its inclusion proof in the
+   * newest checkpoint covering it, cosigned by witnesses where they have. If
+   * no checkpoint covers it yet, one is signed (or waited for, up to `waitMs`).
+   */
+  async receipt(seq: number, options: { waitMs?: number } = {}): Promise<string> {
+    await this.ready();
+    const integrator = this.#integrator as Integrator;
+    if (this.#identity === null) {
+      throw new EvidentError('EVIDENT_NO_KEY', `the log in ${this.location} does not sign checkpoints, so it gives no receipts`);
+    }
+    const head = await this.#store.entries.head();
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= head.size) {
+      throw new OutOfRangeError(`the log has no entry ${seq} (it has ${head.size})`);
+    }
+    const waitMs = options.waitMs ?? (this.#options.readOnly ? 0 : undefined);
+    const known = await integrator.checkpointFor(seq, waitMs);
+    const note = (await bestCosigned(this.#store.cosignatures, seq)) ?? known.note;
+    const size = parseCheckpoint(openNote(note, [this.#identity.verifierKey]).text).size;
+    const proof = await integrator.withTree((tree) => tree.inclusionProof(seq, size), size);
+    return formatReceipt({ index: seq, proof, checkpoint: note });
+  }
+
+  /** The newest checkpoint witnesses cosigned that covers more than `minSize` entries, else the latest signed one. */
   async cosignedCheckpoint(minSize = 0): Promise<string | null> {
     await this.ready();
-    return this.#store.cosignedCheckpoint(minSize);
+    if (this.#identity === null) return null;
+    return (await bestCosigned(this.#store.cosignatures, minSize)) ?? (await this.#store.checkpoints.read());
   }
 
-  /** Keeps a cosigned copy of one of this log's checkpoints (from a witness), for receipts to carry. */
-  async addCosignatures(note: string): Promise<void> {
+  /** Keeps a witness's cosigned copy of one of this log's checkpoints, for receipts to carry. */
+  async addCosignatures(note: string): Promise<Checkpoint> {
     await this.ready();
-    return this.#store.addCosignatures(note);
+    return addCosignatures(this.#store.cosignatures, this.#identity, note);
   }
 
-  /** Checks the whole chain in one streaming pass; names the first bad entry. */
+  /** Checks the whole chain in one streaming pass (or ranges on threads); names the first bad entry. */
   async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
     await this.ready();
-    return this.#store.verify(options);
+    const entries = this.#store.entries;
+    const check = { threads: options.threads, onProgress: options.onProgress };
+    const checkpoint = options.checkpoint;
+    if (checkpoint === undefined) return entries.verify(check);
+    if (!options.sinceCheckpoint) return verifyAgainst(entries, checkpoint, check);
+    try {
+      return await (this.#integrator as Integrator).withTree(
+        (tree) => verifySince(entries, tree, checkpoint, check),
+        checkpoint.size,
+      );
+    } catch (error) {
+      if (error instanceof EvidentError && error.code !== 'EVIDENT_READ_FAILED') {
+        return verifyAgainst(entries, checkpoint, check); // the stored tree cannot vouch: judge the entries alone
+      }
+      throw error;
+    }
   }
 
-  /** Drains what is queued, then releases the files. Rejects if background events failed. */
+  /**
+   * Drains what is queued; the log's integrator signs a checkpoint of the
+   * whole log; then the store is released. Rejects if background events
+   * failed, or the final checkpoint could not be signed.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true; // refuse new work; what is queued still drains
@@ -263,83 +452,52 @@ export class Log extends EventEmitter<LogEvents> {
       failure = error;
     }
     if (this.#opening !== null) {
-      await this.#opening.catch(() => undefined);
-      await this.#store.close();
+      const opened = await this.#opening.then(
+        () => true,
+        () => false,
+      );
+      if (opened) {
+        try {
+          await this.#integrator?.close();
+        } catch (error) {
+          failure ??= error;
+        }
+        await this.#store.close();
+      }
     }
     if (failure !== null) throw failure;
   }
 
-  #enqueue(pending: Pending): void {
-    this.#queue.push(pending);
-    if (!this.#draining) {
-      this.#draining = true;
-      // A microtask later, so every append made in this tick joins the first batch.
-      queueMicrotask(() => void this.#drain());
-    }
-  }
-
-  /** Commits queued entries batch after batch until the queue is empty. */
-  async #drain(): Promise<void> {
-    try {
-      await this.#open(); // not ready(): close() drains what was queued before it
-    } catch (error) {
-      this.#failAll(error);
-    }
-    while (this.#queue.length > 0) {
-      const batch = this.#takeBatch();
-      try {
-        const sealing = new Batch(batch.flatMap((pending) => pending.prepared));
-        const entries = sealing.entries(await this.#store.commit(sealing));
-        let at = 0;
-        for (const pending of batch) {
-          const mine = entries.slice(at, at + pending.prepared.length);
-          at += pending.prepared.length;
-          if (pending.resolve) pending.resolve(mine);
-          else this.#recorded--;
-        }
-      } catch (error) {
-        this.#fail(batch, error);
+  /** Log.init's part for a signing log: checkpoint 0 stored, then the first entry declaring the key. */
+  async #declareSigning(source: string): Promise<void> {
+    const key = checkpointKey(loadSignerKey(source, (message) => process.emitWarning(`evident: ${message}`)));
+    const store = this.#store;
+    const declared = this.#identity;
+    if (declared !== null) {
+      if (verifierKeyOf(declared.verifierKey) !== verifierKeyOf(key)) {
+        throw new InvalidOptionError(
+          `the log in ${this.location} already signs as ${declared.origin} with ${verifierKeyOf(declared.verifierKey)}`,
+        );
       }
-    }
-    this.#draining = false;
-    for (const done of this.#idle.splice(0)) done();
-  }
-
-  /** Takes whole requests from the queue up to maxBatch entries (always at least one request). */
-  #takeBatch(): Pending[] {
-    let count = 0;
-    let n = 0;
-    while (n < this.#queue.length) {
-      const size = (this.#queue[n] as Pending).prepared.length;
-      if (n > 0 && count + size > this.#maxBatch) break;
-      count += size;
-      n++;
-    }
-    return this.#queue.splice(0, n);
-  }
-
-  #failAll(error: unknown): void {
-    const all = this.#queue.splice(0);
-    this.#fail(all, error);
-  }
-
-  #fail(batch: Pending[], error: unknown): void {
-    const recorded: EntryInput[] = [];
-    for (const pending of batch) {
-      if (pending.reject) pending.reject(error);
-      else {
-        this.#recorded--;
-        recorded.push(...pending.prepared.map((p) => p.input));
+    } else {
+      const head = await store.entries.head();
+      if (head.size > 0) {
+        throw new InvalidOptionError(
+          `the log in ${this.location} has ${head.size} entries and does not sign: a log signs from its first entry ` +
+            '(start a signing log in a new directory)',
+        );
       }
+      const empty = signNote(formatCheckpoint({ origin: key.name, size: 0, root: emptyRoot(), extensions: [] }), [
+        ed25519Signer(key),
+      ]);
+      const stored = await store.checkpoints.read();
+      if (stored === null) await store.checkpoints.replace(null, empty);
+      else if (parseCheckpoint(openNote(stored, [key]).text).size !== 0) {
+        throw new HistoryMismatchError(`the log in ${this.location} is empty but its checkpoint covers entries`);
+      }
+      await store.entries.commit(new Batch([prepareEntry(initEntry(key), this.#maxEntryBytes, true)], 0));
     }
-    if (recorded.length > 0) {
-      const failure = new RecordFailedError(recorded, error);
-      // flush() and close() reject with every failed event since the last flush.
-      const earlier = this.#recordError?.inputs ?? [];
-      this.#recordError = earlier.length === 0 ? failure : new RecordFailedError([...earlier, ...recorded], error);
-      if (this.listenerCount('error') > 0) this.emit('error', failure);
-      else process.emitWarning(failure.message, { code: failure.code });
-    }
+    if (!source.startsWith('PRIVATE+KEY+')) await store.setKeyFile(source);
   }
 }
 

@@ -15,7 +15,7 @@
 import { parseEntry } from './chain.js';
 import { canonicalize } from './encoding/canonical.js';
 import { type Entry, hashedText, leafHashOfText } from './entry.js';
-import { EvidentError } from './errors.js';
+import { ReceiptError } from './errors.js';
 import { HASH_SIZE, type Hash } from './merkle/hash.js';
 import { verifyInclusion } from './merkle/verify.js';
 import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from './note/trust.js';
@@ -28,12 +28,6 @@ export interface Receipt {
   /** The signed checkpoint note. */
   checkpoint: string;
   extra?: Buffer | undefined;
-}
-
-export class ReceiptError extends EvidentError {
-  constructor(message: string) {
-    super('EVIDENT_BAD_RECEIPT', message);
-  }
 }
 
 export function formatReceipt(r: Receipt): string {

@@ -8,52 +8,46 @@
  *     proof from the last one verifies (no fork, no split view).
  * Then it adds a C2SP tlog-cosignature (cosignature/v1, timestamped).
  *
- * State lives in a directory: state.json (origin → size and root) and key
- * material kept by the caller. Updates hold a flock on <dir>/lock, so two
- * witness processes sharing a state never cosign diverging checkpoints.
+ * State: <dir>/<origin's SHA-256, hex>/<generation>, each file the JSON
+ * {"origin","size","root"} of one checkpoint cosigned. A cosignature is
+ * given only once its generation file is created, and a generation is
+ * created at most once (link(2) of a synced file fails if the name exists):
+ * two witness processes sharing a state can never both advance from the same
+ * checkpoint, so they never cosign two diverging ones. No lock, no native
+ * code.
  */
-import { constants, mkdirSync, readFileSync } from 'node:fs';
+import { hash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { EvidentError } from './errors.js';
+import { EvidentError, WitnessError } from './errors.js';
 import type { Hash } from './merkle/hash.js';
 import { verifyConsistency } from './merkle/verify.js';
-import type { PrivateNoteKey, PublicNoteKey } from './note/keys.js';
-import { ALG_COSIGNATURE_V1 } from './note/keys.js';
+import { ALG_COSIGNATURE_V1, type PrivateNoteKey, type PublicNoteKey } from './note/keys.js';
 import { cosigner, openNote, signNote } from './note/note.js';
 import { trustCheckpoint } from './note/trust.js';
-import { type Files, nodeFiles } from './store/file/files.js';
-
-export type WitnessRefusal = 'EVIDENT_WITNESS_ROLLBACK' | 'EVIDENT_WITNESS_FORK';
-
-/** The witness will not cosign: the checkpoint goes back in time, or does not extend what it cosigned before. */
-export class WitnessError extends EvidentError {
-  constructor(code: WitnessRefusal, message: string) {
-    super(code, message);
-  }
-}
 
 export interface WitnessOptions {
   /** The witness's signer key: algorithm 0x04 (evident keygen --witness). */
   key: PrivateNoteKey;
-  /** Where the witness keeps what it has seen. */
+  /** Where the witness keeps what it has cosigned. */
   dir: string;
-  /** The current POSIX time in seconds, for cosignatures (a seam for tests). */
+  /** The current POSIX time in seconds, for cosignatures. */
   now?: () => number;
-  files?: Files;
 }
 
-interface Seen {
+/** The last checkpoint a witness cosigned for an origin. */
+export interface Seen {
   size: number;
+  /** Base64. */
   root: string;
 }
 
-const STATE_FILE = 'state.json';
+const GENERATION = /^[0-9]{16}$/;
 
 export class Witness {
   readonly #key: PrivateNoteKey;
   readonly #dir: string;
   readonly #now: (() => number) | undefined;
-  readonly #files: Files;
 
   constructor(options: WitnessOptions) {
     if (options.key.alg !== ALG_COSIGNATURE_V1) {
@@ -65,39 +59,32 @@ export class Witness {
     this.#key = options.key;
     this.#dir = options.dir;
     this.#now = options.now;
-    this.#files = options.files ?? nodeFiles;
-    mkdirSync(this.#dir, { recursive: true });
   }
 
   /** The last checkpoint this witness cosigned for `origin`, if any. */
   lastSeen(origin: string): Seen | null {
-    return this.#read()[origin] ?? null;
+    return this.#latest(origin).seen;
   }
 
   /**
-   * Checks `note` (a checkpoint signed by `logKey`) against the last one seen
-   * for its origin, using `proof` (RFC 9162 consistency proof from the last
-   * size to the new one; empty on first sight or at equal size), records it,
-   * and returns the note with this witness's cosignature added.
+   * Checks `note` (a checkpoint signed by `logKey`) against the last one
+   * cosigned for its origin, using `proof` (the RFC 9162 consistency proof
+   * from the last size to the new one; empty on first sight or at equal
+   * size), records it, and returns the note with this witness's cosignature
+   * added.
    */
   async cosign(note: string, logKey: PublicNoteKey, proof: readonly Hash[]): Promise<string> {
     const checkpoint = trustCheckpoint(note, { log: logKey });
-    return this.#locked(async () => {
-      const state = this.#read();
-      const last = state[checkpoint.origin];
-      if (last !== undefined) {
+    const origin = checkpoint.origin;
+    for (;;) {
+      const { seen: last, generation } = this.#latest(origin);
+      if (last !== null) {
         const lastRoot = Buffer.from(last.root, 'base64');
         if (checkpoint.size < last.size) {
-          throw new WitnessError(
-            'EVIDENT_WITNESS_ROLLBACK',
-            `${checkpoint.origin} went back from ${last.size} to ${checkpoint.size} entries`,
-          );
+          throw new WitnessError('EVIDENT_WITNESS_ROLLBACK', `${origin} went back from ${last.size} to ${checkpoint.size} entries`);
         }
         if (checkpoint.size === last.size && !checkpoint.root.equals(lastRoot)) {
-          throw new WitnessError(
-            'EVIDENT_WITNESS_FORK',
-            `${checkpoint.origin} has two different trees of ${last.size} entries`,
-          );
+          throw new WitnessError('EVIDENT_WITNESS_FORK', `${origin} has two different trees of ${last.size} entries`);
         }
         if (checkpoint.size > last.size && last.size > 0) {
           try {
@@ -105,34 +92,85 @@ export class Witness {
           } catch (error) {
             throw new WitnessError(
               'EVIDENT_WITNESS_FORK',
-              `${checkpoint.origin} at ${checkpoint.size} does not extend what was cosigned at ${last.size}: ${(error as Error).message}`,
+              `${origin} at ${checkpoint.size} does not extend what was cosigned at ${last.size}: ${(error as Error).message}`,
             );
           }
         }
       }
-      state[checkpoint.origin] = { size: checkpoint.size, root: checkpoint.root.toString('base64') };
-      await this.#files.replaceFile(join(this.#dir, STATE_FILE), Buffer.from(`${JSON.stringify(state, null, 2)}\n`));
-      const opened = openNote(note, [logKey]);
-      return signNote(opened.text, [cosigner(this.#key, this.#now)], [...opened.sigs, ...opened.unverified]);
-    });
+      const seen = { origin, size: checkpoint.size, root: checkpoint.root.toString('base64') };
+      if (this.#record(origin, generation + 1, seen)) break;
+      // Another witness process recorded that generation first: judge the checkpoint against its record.
+    }
+    const opened = openNote(note, [logKey]);
+    return signNote(opened.text, [cosigner(this.#key, this.#now)], [...opened.sigs, ...opened.unverified]);
   }
 
-  #read(): Record<string, Seen> {
+  #originDir(origin: string): string {
+    return join(this.#dir, hash('sha256', origin, 'hex'));
+  }
+
+  /** The newest record for `origin` and its generation (0 and null before any). */
+  #latest(origin: string): { seen: Seen | null; generation: number } {
+    const dir = this.#originDir(origin);
+    let names: string[];
     try {
-      return JSON.parse(readFileSync(join(this.#dir, STATE_FILE), 'utf8')) as Record<string, Seen>;
+      names = readdirSync(dir).filter((name) => GENERATION.test(name));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { seen: null, generation: 0 };
+      throw stateError(dir, error);
     }
+    if (names.length === 0) return { seen: null, generation: 0 };
+    const name = names.sort().at(-1) as string;
+    const file = join(dir, name);
+    let value: { origin?: unknown; size?: unknown; root?: unknown };
+    try {
+      value = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw stateError(file, error);
+    }
+    if (value.origin !== origin || !Number.isSafeInteger(value.size) || typeof value.root !== 'string') {
+      throw stateError(file, new Error(`it is not a record of a checkpoint of ${origin}`));
+    }
+    return { seen: { size: value.size as number, root: value.root }, generation: Number(name) };
   }
 
-  async #locked<T>(work: () => Promise<T>): Promise<T> {
-    const fd = await this.#files.open(join(this.#dir, 'lock'), constants.O_WRONLY | constants.O_CREAT, 0o644);
+  /** Creates generation `generation`'s record, synced; false if it exists already. Older ones beyond two go. */
+  #record(origin: string, generation: number, seen: Seen & { origin: string }): boolean {
+    const dir = this.#originDir(origin);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const temporary = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
+    const fd = openSync(temporary, 'wx', 0o600);
     try {
-      if (!this.#files.tryLock(fd)) await this.#files.lockWait(fd);
-      return await work();
+      writeSync(fd, `${JSON.stringify(seen)}\n`);
+      fsyncSync(fd);
     } finally {
-      await this.#files.close(fd); // closing the descriptor releases the lock
+      closeSync(fd);
     }
+    try {
+      linkSync(temporary, join(dir, String(generation).padStart(16, '0')));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw stateError(dir, error);
+    } finally {
+      unlinkSync(temporary);
+    }
+    const dirFd = openSync(dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+    for (const name of readdirSync(dir)) {
+      if (GENERATION.test(name) && Number(name) < generation - 2) unlinkSync(join(dir, name));
+    }
+    return true;
   }
+}
+
+function stateError(file: string, cause: unknown): EvidentError {
+  return new EvidentError(
+    'EVIDENT_WITNESS_STATE',
+    `the witness state ${file} cannot be used: ${(cause as Error).message}`,
+    { cause },
+  );
 }

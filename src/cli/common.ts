@@ -12,11 +12,23 @@ export class UsageError extends EvidentError {
   }
 }
 
-export const DIR_HELP = '  --dir D        log directory (default: $EVIDENT_DIR, else ./.evident)';
+export const DIR_HELP = `  --dir D        the log's directory (default: $EVIDENT_STORE, $EVIDENT_DIR, else ./.evident)
+  --store S      the log's store: a directory or file:DIR (instead of --dir)`;
 
 export const write = (text: string) => process.stdout.write(text);
 
-export const dirFlag = { type: 'string' } as const;
+/** The flags that say where the log is. */
+export const storeFlags = { dir: { type: 'string' }, store: { type: 'string' } } as const;
+
+/** The store --dir or --store names (undefined: the default). */
+export function storeOption(v: { dir?: string | undefined; store?: string | undefined }): string | undefined {
+  if (v.dir !== undefined && v.store !== undefined) throw new UsageError('give --dir or --store, not both');
+  const store = v.store ?? v.dir;
+  if (store !== undefined && store.trim() === '') {
+    throw new UsageError(`${v.store === undefined ? '--dir' : '--store'} is empty; give a directory`);
+  }
+  return store;
+}
 
 /** Parses a command's flags strictly: unknown flags and positionals are usage errors. */
 export function parse<const T extends ParseArgsConfig>(

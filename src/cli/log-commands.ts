@@ -1,20 +1,18 @@
 /** The log's own commands: init, append, verify, log, tail. */
-import { readFileSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalize } from '../encoding/canonical.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { InvalidEntryError } from '../errors.js';
 import { Log } from '../log.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
-import { readConfig } from '../store/file/config.js';
-import { LOG_FILE } from '../store/file/file-store.js';
+import { checkpointOfNote } from '../note/checkpoint.js';
 import type { ReadQuery } from '../store/store.js';
 import {
   type Command,
   DIR_HELP,
-  dirFlag,
+  storeFlags,
+  storeOption,
   parse,
   parseCount,
   parseJson,
@@ -32,8 +30,19 @@ export const LOG_HELP: Record<string, string> = {
 
 Creates an empty log (the directory and its log.jsonl). Succeeds if the log exists already.
   --key FILE     make it a signing log: it signs C2SP checkpoints with this key (from evident keygen), and its
-                 origin is the key's name. Default: $EVIDENT_KEY, if set. Writers find the key through
-                 config.json (or --key / $EVIDENT_KEY).
+                 origin is the key's name, which its first entry declares. Default: $EVIDENT_KEY, if set.
+                 Writers find the key through config.json (or --key / $EVIDENT_KEY). A log signs from its first
+                 entry: an existing log that does not sign is refused.
+${DIR_HELP}`,
+  reanchor: `Usage: evident reanchor --actor A --reason TEXT [--key FILE] [--dir D]
+
+For a signing log that refuses appends because its entries no longer match its signed checkpoint (cut short,
+rewritten) or its checkpoint is gone: accepts the history the log now holds, records who did it and why in a new
+entry (evident.log.reanchor, with the old checkpoint), and signs a checkpoint of the whole log. Witnesses that
+cosigned the old checkpoint refuse the new one if it does not extend it. Stop the log's other writers first.
+  --actor A      who re-anchors (required)
+  --reason TEXT  why (required)
+  --key FILE     the log's signing key (default: $EVIDENT_KEY, then config.json)
 ${DIR_HELP}`,
   append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
        evident append --batch [--dir D] < events.ndjson
@@ -57,7 +66,8 @@ from the entries: fewer entries than the checkpoint covers is \`truncated\`, ent
 is \`rewritten\`. Exit 0 when intact; exit 1 when tampered or corrupt, naming the first bad entry's seq, line and
 reason, or when the checkpoint is not signed by the key; exit 2 when the log cannot be read. Never writes to the log.
   --json         print the result as one JSON object
-  --threads N    verify ranges of the file on N worker threads (default: 1 below 16 MiB, else up to 4, one per core)
+  --threads N    verify ranges of the file on N worker threads, at most one per core (default: 1 below 16 MiB,
+                 else one per core up to 4)
   --checkpoint FILE  a checkpoint verified before (a signed note)
   --since-checkpoint only check the entries after the checkpoint, trusting the log's tree up to it once it is
                  shown to hash to the checkpoint's root (cheap nightly checks of large logs)
@@ -85,15 +95,32 @@ ${DIR_HELP}`,
 
 export const LOG_COMMANDS: Record<string, Command> = {
   async init(args) {
-    const { dir, key } = parse('init', {
+    const v = parse('init', {
       args,
       strict: true,
-      options: { dir: dirFlag, key: { type: 'string' } },
+      options: { ...storeFlags, key: { type: 'string' } },
     });
-    const signingKey = key ?? process.env.EVIDENT_KEY;
-    const log = await Log.init({ dir, signingKey });
-    const origin = signingKey === undefined ? '' : ` signing checkpoints as ${readConfig(log.dir)?.origin}`;
-    write(`initialised ${log.dir}${origin}\n`);
+    const signingKey = v.key ?? process.env.EVIDENT_KEY;
+    const store = storeOption(v);
+    await Log.init({ store, signingKey });
+    const log = new Log({ store, readOnly: true });
+    const note = await log.checkpoint().finally(() => log.close());
+    const origin = note === null ? '' : ` signing checkpoints as ${checkpointOfNote(note).origin}`;
+    write(`initialised ${log.location}${origin}
+`);
+    return 0;
+  },
+
+  async reanchor(args) {
+    const v = parse('reanchor', {
+      args,
+      strict: true,
+      options: { ...storeFlags, key: { type: 'string' }, actor: { type: 'string' }, reason: { type: 'string' } },
+    });
+    if (v.actor === undefined) throw new UsageError('reanchor: --actor (who re-anchors) is required');
+    if (v.reason === undefined) throw new UsageError('reanchor: --reason is required');
+    const note = await Log.reanchor({ store: storeOption(v), key: v.key, actor: v.actor, reason: v.reason });
+    write(note);
     return 0;
   },
 
@@ -102,7 +129,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       args,
       strict: true,
       options: {
-        dir: dirFlag,
+        ...storeFlags,
         actor: { type: 'string' },
         action: { type: 'string' },
         target: { type: 'string', multiple: true },
@@ -116,7 +143,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
         if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
       }
       const inputs = parseBatch(await readStdin());
-      const entries = await withLog({ dir: v.dir }, (log) => log.appendBatch(inputs)).catch((error: unknown) => {
+      const entries = await withLog({ store: storeOption(v) }, (log) => log.appendBatch(inputs)).catch((error: unknown) => {
         if (error instanceof InvalidEntryError && error.index !== undefined) {
           throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
         }
@@ -133,7 +160,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     if (v.target !== undefined) input.targets = v.target;
     if (v.outcome !== undefined) input.outcome = v.outcome;
     if (v.data !== undefined) input.data = parseJson(v.data, '--data') as Record<string, unknown>;
-    const entry = await withLog({ dir: v.dir }, (log) => log.append(input));
+    const entry = await withLog({ store: storeOption(v) }, (log) => log.append(input));
     write(`${canonicalize(entry)}\n`);
     return 0;
   },
@@ -143,7 +170,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       args,
       strict: true,
       options: {
-        dir: dirFlag,
+        ...storeFlags,
         json: { type: 'boolean' },
         threads: { type: 'string' },
         checkpoint: { type: 'string' },
@@ -166,9 +193,9 @@ export const LOG_COMMANDS: Record<string, Command> = {
     }
     const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
     const started = performance.now();
-    const result = await withLog({ dir: v.dir, readOnly: true }, (log) =>
+    const result = await withLog({ store: storeOption(v), readOnly: true }, (log) =>
       log.verify({
-        threads: v.threads === undefined ? autoThreads(join(log.dir, LOG_FILE)) : parseCount(v.threads, '--threads', 1),
+        threads: v.threads === undefined ? undefined : parseCount(v.threads, '--threads', 1),
         onProgress: bar ? (p) => bar.update(p) : undefined,
         checkpoint,
         sinceCheckpoint: v['since-checkpoint'],
@@ -198,7 +225,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       args,
       strict: true,
       options: {
-        dir: dirFlag,
+        ...storeFlags,
         actor: { type: 'string' },
         action: { type: 'string' },
         target: { type: 'string' },
@@ -216,7 +243,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       until: v.until === undefined ? undefined : parseTime(v.until, '--until'),
       limit: v.limit === undefined ? undefined : parseCount(v.limit, '--limit'),
     };
-    await withLog({ dir: v.dir, readOnly: true }, async (log) => {
+    await withLog({ store: storeOption(v), readOnly: true }, async (log) => {
       if (v.json !== true) write(`${TABLE_HEADER}\n`);
       for await (const entry of log.read(query)) printEntry(entry, v.json === true);
     });
@@ -228,7 +255,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       args,
       strict: true,
       options: {
-        dir: dirFlag,
+        ...storeFlags,
         n: { type: 'string', short: 'n' },
         follow: { type: 'boolean', short: 'f' },
         json: { type: 'boolean' },
@@ -236,7 +263,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     });
     const count = v.n === undefined ? 10 : parseCount(v.n, '-n');
     const json = v.json === true;
-    await withLog({ dir: v.dir, readOnly: true }, async (log) => {
+    await withLog({ store: storeOption(v), readOnly: true }, async (log) => {
       let next = Math.max(0, (await log.head()).size - count);
       if (!json) write(`${TABLE_HEADER}\n`);
       next = await printFrom(log, next, json);
@@ -275,10 +302,4 @@ function parseBatch(text: string): EntryInput[] {
     }
     return value as EntryInput;
   });
-}
-
-/** Threads for verify when not told: one for a small log, up to 4 (one per core) from 16 MiB on. */
-function autoThreads(logFile: string): number {
-  const size = statSync(logFile, { throwIfNoEntry: false })?.size ?? 0;
-  return size < 16 << 20 ? 1 : Math.min(4, availableParallelism());
 }

@@ -7,6 +7,7 @@
  *   2  usage error, invalid input, or no readable log
  * Errors are one line on stderr: `evident: <message> [<CODE>]`.
  */
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { type Command, UsageError, write } from './common.js';
 import { LOG_COMMANDS, LOG_HELP } from './log-commands.js';
 import { TLOG_COMMANDS, TLOG_HELP } from './tlog-commands.js';
@@ -22,6 +23,7 @@ Commands:
   verify     check the whole log; exit 1 names the first bad entry
   log        list entries, filtered
   tail       show the last entries, or follow new ones
+  reanchor   accept the history a signing log now holds, when it no longer matches its checkpoint
 
 Proofs and checkpoints:
   keygen          make a signing key (for a log or a witness)
@@ -56,25 +58,11 @@ async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
-/** Exit status for an error: 2 when the caller can fix the call, 1 when the log itself is the problem. */
+/** Exit status for an error: the code's, from the one table (1 when something failed to verify or write, 2 to fix the call). */
 function exitCodeFor(error: unknown): number {
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && FAILED.has(code) ? 1 : 2;
+  return typeof code === 'string' && code in ERROR_CODES ? ERROR_CODES[code as ErrorCode].exit : 2;
 }
-
-/** Errors that mean "this does not verify" or "the log is broken" (exit 1), as opposed to a bad call (exit 2). */
-const FAILED = new Set([
-  'EVIDENT_LOG_CORRUPT',
-  'EVIDENT_WRITE_FAILED',
-  'EVIDENT_NOTE_MALFORMED',
-  'EVIDENT_NOTE_BAD_SIGNATURE',
-  'EVIDENT_NOTE_UNVERIFIED',
-  'EVIDENT_UNTRUSTED',
-  'EVIDENT_BAD_RECEIPT',
-  'EVIDENT_BAD_PROOF',
-  'EVIDENT_WITNESS_ROLLBACK',
-  'EVIDENT_WITNESS_FORK',
-]);
 
 main(process.argv.slice(2)).then(
   (status) => {

@@ -12,12 +12,13 @@ import {
 import { openNote } from '../note/note.js';
 import type { TrustPolicy } from '../note/trust.js';
 import { formatReceipt, parseReceipt, verifyReceipt } from '../receipt.js';
-import { loadSignerKey } from '../store/file/config.js';
+import { loadSignerKey } from '../lifecycle/signing.js';
 import { Witness } from '../witness.js';
 import {
   type Command,
   DIR_HELP,
-  dirFlag,
+  storeFlags,
+  storeOption,
   parse,
   parseCount,
   parseWithPositionals,
@@ -64,10 +65,12 @@ ${DIR_HELP}`,
 Prints an RFC 9162 proof: the tree size, its root and the proof hashes, one base64 hash per line (or JSON).
 --size and --to default to the whole log.
 ${DIR_HELP}`,
-  receipt: `Usage: evident receipt --seq N [--out FILE] [--dir D]
+  receipt: `Usage: evident receipt --seq N [--out FILE] [--wait SECONDS] [--dir D]
 
 Writes a receipt for entry N: a C2SP tlog-proof (c2sp.org/tlog-proof@v1) holding the entry's index, its inclusion
-proof, and the latest signed checkpoint with any cosignatures. It can be checked offline with verify-receipt.
+proof, and the newest signed checkpoint covering it, with any cosignatures. It can be checked offline with
+verify-receipt. When no checkpoint covers the entry yet, exit 1 (EVIDENT_NOT_YET) — or, with --wait, wait up to
+that many seconds for the log's writers to sign one.
 ${DIR_HELP}`,
   'verify-receipt': `Usage: evident verify-receipt FILE --entry ENTRY.json --key VKEY [--witness VKEY]... [--quorum K]
 
@@ -151,9 +154,9 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     const witness = new Witness({ key: loadSignerKey(v.key), dir: v.state });
     let cosigned: string;
     if (v.log !== undefined) {
-      cosigned = await withLog({ dir: v.log, readOnly: true }, async (log) => {
+      cosigned = await withLog({ store: v.log, readOnly: true }, async (log) => {
         const note = await log.checkpoint();
-        if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.dir} does not sign checkpoints`);
+        if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.location} does not sign checkpoints`);
         const size = checkpointOfNote(note).size;
         const last = witness.lastSeen(logKey.name)?.size ?? 0;
         const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
@@ -209,8 +212,8 @@ export const TLOG_COMMANDS: Record<string, Command> = {
   },
 
   async checkpoint(args) {
-    const v = parse('checkpoint', { args, strict: true, options: { dir: dirFlag, json: { type: 'boolean' } } });
-    return withLog({ dir: v.dir, readOnly: true }, async (log) => {
+    const v = parse('checkpoint', { args, strict: true, options: { ...storeFlags, json: { type: 'boolean' } } });
+    return withLog({ store: storeOption(v), readOnly: true }, async (log) => {
       const note = await log.checkpoint();
       if (v.json) {
         if (note === null) {
@@ -243,7 +246,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
       args: rest,
       strict: true,
       options: {
-        dir: dirFlag,
+        ...storeFlags,
         json: { type: 'boolean' },
         seq: { type: 'string' },
         size: { type: 'string' },
@@ -251,7 +254,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
         to: { type: 'string' },
       },
     });
-    return withLog({ dir: v.dir, readOnly: true }, async (log) => {
+    return withLog({ store: storeOption(v), readOnly: true }, async (log) => {
       const head = await log.treeHead();
       if (kind === 'inclusion') {
         if (v.seq === undefined) throw new UsageError('proof inclusion: --seq is required');
@@ -280,23 +283,12 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     const v = parse('receipt', {
       args,
       strict: true,
-      options: { dir: dirFlag, seq: { type: 'string' }, out: { type: 'string' } },
+      options: { ...storeFlags, seq: { type: 'string' }, out: { type: 'string' }, wait: { type: 'string' } },
     });
     if (v.seq === undefined) throw new UsageError('receipt: --seq is required');
     const seq = parseCount(v.seq, '--seq');
-    const text = await withLog({ dir: v.dir, readOnly: true }, async (log) => {
-      const note = await log.cosignedCheckpoint();
-      if (note === null)
-        throw new EvidentError('EVIDENT_NO_KEY', 'this log does not sign checkpoints, so it cannot give receipts');
-      const checkpoint = checkpointOfNote(note);
-      if (seq >= checkpoint.size) {
-        throw new EvidentError(
-          'EVIDENT_NOT_YET',
-          `no signed checkpoint covers seq ${seq} yet (the latest covers ${checkpoint.size} entries)`,
-        );
-      }
-      return formatReceipt({ index: seq, proof: await log.inclusionProof(seq, checkpoint.size), checkpoint: note });
-    });
+    const waitMs = v.wait === undefined ? 0 : parseCount(v.wait, '--wait') * 1000;
+    const text = await withLog({ store: storeOption(v), readOnly: true }, (log) => log.receipt(seq, { waitMs }));
     if (v.out === undefined) write(text);
     else writeFileSync(v.out, text);
     return 0;

@@ -12,7 +12,8 @@
  * those partial tiles, at most 255 hashes per level — is all that appending
  * touches, and all that computing the current root needs.
  */
-import { emptyRoot, HASH_SIZE, type Hash, hashPairs, type PairHasher } from './hash.js';
+import { OutOfRangeError } from '../errors.js';
+import { emptyRoot, HASH_SIZE, type Hash, hashPairs } from './hash.js';
 import { isPowerOfTwo, levelOf, type SubtreeHash, splitPoint } from './tree.js';
 
 export const TILE_HEIGHT = 8;
@@ -66,20 +67,18 @@ export interface TileWrite {
   index: number;
   /** The tile's hashes, 32 bytes each. */
   hashes: Buffer;
-  /** For a full tile: its 255 inner nodes (see innerIndex), which the edge hashed anyway when it filled. */
-  inner?: Buffer;
+  /** For a full tile: its block (tileBlock), which the edge hashed anyway when it filled. */
+  block?: Buffer;
 }
 
 /**
- * Where a full tile's inner node sits in its list of 255 inner nodes: the
- * nodes r levels above the tile's hashes (1 ≤ r ≤ 8, 256/2^r of them) come
- * after those of the levels below, so they start at 256 - 2^(9-r).
+ * A tile's *block*: its 256 hashes (row 0), then the nodes above them, row
+ * by row up to the tile's root (row 8, one node): 511 hashes in all. Every
+ * node of the tree between two tile levels is in one block.
  */
-export function innerIndex(r: number, k: number): number {
-  return TILE_WIDTH - 2 ** (TILE_HEIGHT + 1 - r) + k;
-}
+const BLOCK_HASHES = 2 * TILE_WIDTH - 1;
 
-/** Where row r (0..8) of a tile's block starts, in hashes: 0, 256, 384, 448, ..., 510. */
+/** Where row r (0..8) of a block starts, in hashes: 0, 256, 384, 448, ..., 510. */
 function rowStart(r: number): number {
   return 2 * TILE_WIDTH - ((2 * TILE_WIDTH) >> r);
 }
@@ -87,6 +86,27 @@ function rowStart(r: number): number {
 /** Hash number n of a block, as a view. */
 function nodeAt(block: Buffer, n: number): Hash {
   return block.subarray(n * HASH_SIZE, (n + 1) * HASH_SIZE);
+}
+
+/** The block of a full tile: its hashes, then each row above hashed from the one below. */
+export function tileBlock(hashes: Buffer): Buffer {
+  if (hashes.length !== TILE_WIDTH * HASH_SIZE) {
+    throw new OutOfRangeError(`a full tile holds ${TILE_WIDTH} hashes, not ${hashes.length / HASH_SIZE}`);
+  }
+  const block = Buffer.allocUnsafe(BLOCK_HASHES * HASH_SIZE);
+  hashes.copy(block, 0);
+  for (let r = 1; r <= TILE_HEIGHT; r++) {
+    hashPairs(
+      block.subarray(rowStart(r - 1) * HASH_SIZE, rowStart(r) * HASH_SIZE),
+      block.subarray(rowStart(r) * HASH_SIZE, (rowStart(r) + (TILE_WIDTH >> r)) * HASH_SIZE),
+    );
+  }
+  return block;
+}
+
+/** Node k of row r (0 ≤ r ≤ 8) of a block. */
+export function blockNode(block: Buffer, r: number, k: number): Hash {
+  return nodeAt(block, rowStart(r) + k);
 }
 
 /**
@@ -101,9 +121,8 @@ export class TreeEdge {
   /** #fullTiles[L]: how many full tiles tile level L has (the index of its partial tile). */
   readonly #fullTiles: number[] = [];
   /**
-   * #blocks[L]: tile level L's partial tile as rows, in one buffer of 511
-   * hashes: row 0 (its 256 hashes) then rows 1..8 above it, which are the
-   * tile's 255 inner nodes in the order innerIndex() gives. #filled[L][r]:
+   * #blocks[L]: tile level L's partial tile as a block (tileBlock's layout),
+   * its rows hashed as far as they are complete. #filled[L][r]:
    * how many of row r's nodes are hashed — always a prefix, since complete
    * nodes never change. So leaves are copied in a run at a time, repeated
    * roots cost O(log n), a row is extended by one call to the pair hasher,
@@ -111,25 +130,22 @@ export class TreeEdge {
    */
   readonly #blocks: Buffer[] = [];
   readonly #filled: number[][] = [];
-  readonly #hashPairs: PairHasher;
   /** root(), until the next append. */
   #root: Hash | null = null;
 
   /**
    * An edge for a tree of `size` leaves whose partial tiles hold `edge` (see
-   * partialTiles(); each a list of hashes or their concatenation);
-   * `pairHasher` hashes rows of nodes (default: hashPairs).
+   * partialTiles(); each a list of hashes or their concatenation).
    */
-  constructor(size = 0, edge: readonly (readonly Hash[] | Buffer)[] = [], pairHasher: PairHasher = hashPairs) {
+  constructor(size = 0, edge: readonly (readonly Hash[] | Buffer)[] = []) {
     this.#size = size;
-    this.#hashPairs = pairHasher;
     for (let level = 0; hashesAtTileLevel(size, level) > 0; level++) {
       const count = hashesAtTileLevel(size, level);
       this.#fullTiles[level] = Math.floor(count / TILE_WIDTH);
       const want = count % TILE_WIDTH;
       const bytes = joined(edge[level] ?? []);
       if (bytes.length !== want * HASH_SIZE) {
-        throw new RangeError(`edge tile at level ${level} holds ${bytes.length / HASH_SIZE} hashes, not ${want}`);
+        throw new OutOfRangeError(`edge tile at level ${level} holds ${bytes.length / HASH_SIZE} hashes, not ${want}`);
       }
       bytes.copy(this.#newBlock(level), 0);
       this.#widths[level] = want;
@@ -156,7 +172,7 @@ export class TreeEdge {
    */
   append(leaves: readonly Hash[] | Buffer): TileWrite[] {
     const bytes = joined(leaves);
-    if (bytes.length % HASH_SIZE !== 0) throw new RangeError(`${bytes.length} bytes are not whole hashes`);
+    if (bytes.length % HASH_SIZE !== 0) throw new OutOfRangeError(`${bytes.length} bytes are not whole hashes`);
     const full: TileWrite[] = [];
     this.#appendTo(0, bytes, full);
     this.#size += bytes.length / HASH_SIZE;
@@ -178,11 +194,10 @@ export class TreeEdge {
       this.#fullTiles[level] = index + 1;
       this.#fill(level);
       const hashes = block.subarray(0, TILE_WIDTH * HASH_SIZE);
-      const inner = block.subarray(TILE_WIDTH * HASH_SIZE);
-      full.push({ level, index, hashes, inner });
+      full.push({ level, index, hashes, block });
       this.#widths[level] = 0;
       this.#newBlock(level); // the full tile keeps the old block
-      this.#appendTo(level + 1, inner.subarray(inner.length - HASH_SIZE), full); // the tile's root, its top inner node
+      this.#appendTo(level + 1, blockNode(block, TILE_HEIGHT, 0), full); // the tile's root
     }
   }
 
@@ -220,7 +235,7 @@ export class TreeEdge {
       (subtrees[k] as Hash).copy(pair, 0);
       root.copy(pair, HASH_SIZE);
       root = Buffer.allocUnsafe(HASH_SIZE);
-      this.#hashPairs(pair, root);
+      hashPairs(pair, root);
     }
     this.#root = root;
     return root;
@@ -228,7 +243,7 @@ export class TreeEdge {
 
   /** Complete-subtree hashes that the edge holds: enough for the root, and for any node in a partial tile. */
   subtree: SubtreeHash = (level, index) => {
-    if (!this.holds(level, index)) throw new RangeError(`node ${level}/${index} is not on the right edge`);
+    if (!this.holds(level, index)) throw new OutOfRangeError(`node ${level}/${index} is not on the right edge`);
     const at = locateNode(level, index);
     const r = level - at.tileLevel * TILE_HEIGHT;
     return this.#tileNode(at.tileLevel, r, at.from / at.count);
@@ -259,7 +274,7 @@ export class TreeEdge {
       if (need <= have) break; // rows above cannot have more
       const below = rowStart(r - 1);
       const at = rowStart(r);
-      this.#hashPairs(
+      hashPairs(
         block.subarray((below + 2 * have) * HASH_SIZE, (below + 2 * need) * HASH_SIZE),
         block.subarray((at + have) * HASH_SIZE, (at + need) * HASH_SIZE),
       );
@@ -268,7 +283,7 @@ export class TreeEdge {
   }
 
   #newBlock(tileLevel: number): Buffer {
-    const block = Buffer.alloc((2 * TILE_WIDTH - 1) * HASH_SIZE);
+    const block = Buffer.alloc(BLOCK_HASHES * HASH_SIZE);
     this.#blocks[tileLevel] = block;
     this.#filled[tileLevel] = new Array(TILE_HEIGHT + 1).fill(0);
     return block;

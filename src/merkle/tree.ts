@@ -8,6 +8,7 @@
  * Sizes and indexes are JavaScript numbers (exact to 2^53); no 32-bit bit
  * operations are used on them.
  */
+import { OutOfRangeError } from '../errors.js';
 import { emptyRoot, type Hash, nodeHash } from './hash.js';
 
 /** Gives the hash of the complete subtree with 2^level leaves starting at leaf index·2^level. */
@@ -52,7 +53,7 @@ export function treeRoot(get: SubtreeHash, size: number): Hash {
 /** PATH(index, D[size]), §2.1.3.1: the inclusion proof of leaf `index` in the tree of `size` leaves. */
 export function inclusionProof(get: SubtreeHash, index: number, size: number): Hash[] {
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) {
-    throw new RangeError(`no leaf ${index} in a tree of ${size}`);
+    throw new OutOfRangeError(`no leaf ${index} in a tree of ${size}`);
   }
   const proof: Hash[] = [];
   const path = (start: number, end: number): void => {
@@ -73,7 +74,7 @@ export function inclusionProof(get: SubtreeHash, index: number, size: number): H
 /** PROOF(size1, D[size2]), §2.1.4.1: the consistency proof from the tree of size1 leaves to that of size2. */
 export function consistencyProof(get: SubtreeHash, size1: number, size2: number): Hash[] {
   if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 0 || size1 > size2) {
-    throw new RangeError(`no consistency proof from size ${size1} to size ${size2}`);
+    throw new OutOfRangeError(`no consistency proof from size ${size1} to size ${size2}`);
   }
   const proof: Hash[] = [];
   if (size1 === 0 || size1 === size2) return proof;
@@ -102,7 +103,7 @@ export function subtreesOf(leaves: readonly Hash[]): SubtreeHash {
   const get: SubtreeHash = (level, index) => {
     if (level === 0) {
       const leaf = leaves[index];
-      if (leaf === undefined) throw new RangeError(`no leaf ${index}`);
+      if (leaf === undefined) throw new OutOfRangeError(`no leaf ${index}`);
       return leaf;
     }
     const key = `${level}/${index}`;

@@ -4,14 +4,8 @@
  * exactly the length its sizes imply, and a consistency proof between equal
  * sizes is empty. Failures throw ProofError with the reason.
  */
-import { EvidentError } from '../errors.js';
+import { ProofError } from '../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from './hash.js';
-
-export class ProofError extends EvidentError {
-  constructor(message: string) {
-    super('EVIDENT_BAD_PROOF', message);
-  }
-}
 
 const isOdd = (n: number) => n % 2 === 1;
 const half = (n: number) => Math.floor(n / 2);

@@ -6,8 +6,9 @@
  *   <root hash, base64>\n
  *   [<extension line>\n ...]
  */
+import { NoteError } from '../errors.js';
 import { HASH_SIZE, type Hash } from '../merkle/hash.js';
-import { NoteError, type NoteSigner, signNote, splitNote } from './note.js';
+import { splitNote } from './note.js';
 
 export interface Checkpoint {
   origin: string;
@@ -24,31 +25,6 @@ export function formatCheckpoint(c: Checkpoint): string {
   if (c.root.length !== HASH_SIZE) throw bad(`root is ${c.root.length} bytes`);
   for (const line of c.extensions) if (line.length === 0 || line.includes('\n')) throw bad('empty extension line');
   return [c.origin, String(c.size), c.root.toString('base64'), ...c.extensions].map((l) => `${l}\n`).join('');
-}
-
-/**
- * A maker of signed checkpoint notes for `origin`, with no extension lines,
- * signed by `signer`: for a size and root, the bytes of
- * signNote(formatCheckpoint(...), [signer]), built directly. A signing log
- * makes one per commit, and the general path's checks and joins were a
- * fifth of the step that makes it (CPU profile); here the origin and the
- * signer's name are checked once, by the general path's own checks (with a
- * stand-in signature: nothing is signed until a note is made).
- */
-export function checkpointNoteMaker(origin: string, signer: NoteSigner): (size: number, root: Hash) => Buffer {
-  const text = formatCheckpoint({ origin, size: 0, root: Buffer.alloc(HASH_SIZE), extensions: [] });
-  signNote(text, [{ ...signer, sign: () => Buffer.alloc(64) }]);
-  const keyHash = Buffer.alloc(4);
-  keyHash.writeUInt32BE(signer.keyHash);
-  const head = `${origin}\n`;
-  const signatureLine = `\n— ${signer.name} `;
-  return (size, root) => {
-    if (!Number.isSafeInteger(size) || size < 0) throw bad(`size ${size} is not a tree size`);
-    if (root.length !== HASH_SIZE) throw bad(`root is ${root.length} bytes`);
-    const text = `${head}${size}\n${root.toString('base64')}\n`;
-    const signature = Buffer.concat([keyHash, signer.sign(Buffer.from(text, 'utf8'))]).toString('base64');
-    return Buffer.from(`${text}${signatureLine}${signature}\n`, 'utf8');
-  };
 }
 
 /** Parses checkpoint note text strictly; throws NoteError (EVIDENT_NOTE_MALFORMED) naming the problem. */

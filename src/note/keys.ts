@@ -11,18 +11,12 @@
  * (C2SP tlog-cosignature, cosignature/v1) made with an Ed25519 key.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { EvidentError } from '../errors.js';
+import { KeyError } from '../errors.js';
 
 export const ALG_ED25519 = 0x01;
 export const ALG_COSIGNATURE_V1 = 0x04;
 
 export type KeyAlgorithm = typeof ALG_ED25519 | typeof ALG_COSIGNATURE_V1;
-
-export class KeyError extends EvidentError {
-  constructor(message: string) {
-    super('EVIDENT_BAD_KEY', message);
-  }
-}
 
 /** Go's unicode.IsSpace set, and '+': what a key name must not contain. */
 const NOT_IN_NAME = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000+]/;

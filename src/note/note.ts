@@ -15,16 +15,8 @@
 
 import { isUtf8 } from 'node:buffer';
 import { sign as ed25519Sign, verify as ed25519Verify } from 'node:crypto';
-import { EvidentError } from '../errors.js';
+import { NoteError } from '../errors.js';
 import { ALG_COSIGNATURE_V1, isValidKeyName, type PrivateNoteKey, type PublicNoteKey } from './keys.js';
-
-export type NoteErrorCode = 'EVIDENT_NOTE_MALFORMED' | 'EVIDENT_NOTE_BAD_SIGNATURE' | 'EVIDENT_NOTE_UNVERIFIED';
-
-export class NoteError extends EvidentError {
-  constructor(code: NoteErrorCode, message: string) {
-    super(code, message);
-  }
-}
 
 export interface NoteSignature {
   name: string;

@@ -3,7 +3,7 @@
  * a checkpoint signed by the log's key, cosigned by at least `quorum` of the
  * given witnesses. Pure code.
  */
-import { EvidentError } from '../errors.js';
+import { TrustError } from '../errors.js';
 import { type Checkpoint, parseCheckpoint } from './checkpoint.js';
 import type { PublicNoteKey } from './keys.js';
 import { cosignatureTime, type NoteSignature, openNote } from './note.js';
@@ -20,12 +20,6 @@ export interface TrustPolicy {
 export interface TrustedCheckpoint extends Checkpoint {
   /** The witnesses whose cosignatures verified, with their cosigning times (POSIX seconds). */
   cosigners: { name: string; time: number }[];
-}
-
-export class TrustError extends EvidentError {
-  constructor(message: string) {
-    super('EVIDENT_UNTRUSTED', message);
-  }
 }
 
 /** Opens `note` under `policy`: the log's signature, the origin, and the witness quorum. Throws NoteError or TrustError. */

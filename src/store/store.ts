@@ -1,12 +1,22 @@
 /**
- * The storage interface every backend implements. The log's lifecycle
- * (batching, sealing, background mode) lives in ../log.ts and talks to a
- * backend only through this interface; a backend owns how exclusivity,
- * durability and reading are done on its medium.
+ * The seams between the log's lifecycle (../lifecycle/) and a storage
+ * backend. A backend implements a few small interfaces, each with one job,
+ * as Tessera's drivers and Sunlight's storage do:
+ *
+ *   EntryStore       the record: commit a sealed batch atomically, read the
+ *                    head, read entries and their leaf hashes, verify
+ *   TileStore        the Merkle tree's C2SP tiles: read, write
+ *   CheckpointStore  the latest signed checkpoint: read, compare-and-replace
+ *   Lease            the right to integrate and publish, one holder at a time
+ *
+ * Everything about *when* and *what* (batching, sealing, the tree, signing,
+ * the rule that a log never signs two inconsistent histories) lives in the
+ * lifecycle and is shared by every backend; a backend decides only how its
+ * medium gives exclusivity, atomicity and durability.
  */
 import type { VerifyFailure } from '../chain.js';
 import type { Entry, Head } from '../entry.js';
-import type { TrustedCheckpoint } from '../note/trust.js';
+import type { TileWrite } from '../merkle/tiles.js';
 
 /**
  * Entries validated, encoded and given their ids, waiting for a head: the
@@ -16,16 +26,8 @@ import type { TrustedCheckpoint } from '../note/trust.js';
 export interface UnsealedBatch {
   /** How many entries. */
   readonly count: number;
-  /** At most how many UTF-8 bytes their lines take. */
-  readonly maxBytes: number;
-  /** Their lines after `head`, sealed in JavaScript. */
+  /** Their lines after `head`, sealed. */
   seal(head: Head): SealedBatch;
-  /**
-   * The same entries as templates for a store that seals them itself, off
-   * the event loop (the file store's addon): per entry the pieces of
-   * entry.ts's writeEntryTemplate, for the log `log`.
-   */
-  templates(log: string): Buffer;
 }
 
 /** Lines sealed after a head, ready to append. */
@@ -40,18 +42,12 @@ export interface SealedBatch {
 
 /** What a commit appended. */
 export interface CommittedBatch {
-  /** The hash the first entry follows: the head's before the commit. */
-  prev: string;
+  /** The head before the commit: the first entry follows it. */
+  after: Head;
   /** The head after it. */
   head: Head;
   /** The entries' leaf hashes, 32 bytes each, in order. */
   leaves: Buffer;
-}
-
-/** The Merkle tree over a log's entries: its size and root (RFC 9162). */
-export interface TreeHead {
-  size: number;
-  root: Buffer;
 }
 
 /** What the reader selects. Bounds are inclusive; times are RFC 3339. */
@@ -61,9 +57,18 @@ export interface ReadQuery {
   since?: string | undefined;
   until?: string | undefined;
   actor?: string | undefined;
+  /** An action, or a family such as `proposal.*`. */
   action?: string | undefined;
   target?: string | undefined;
   limit?: number | undefined;
+}
+
+/** Leaf hashes read back from the entries. */
+export interface Leaves {
+  /** The hashes of entries [from, to), 32 bytes each. */
+  leaves: Buffer;
+  /** The `prev` of entry `from`: the hash it follows. */
+  prev: Buffer;
 }
 
 export interface VerifyProgress {
@@ -73,22 +78,15 @@ export interface VerifyProgress {
   totalBytes: number;
 }
 
-export interface VerifyOptions {
-  /**
-   * A checkpoint already trusted (see trustCheckpoint): the log must still
-   * hold its entries, and they must hash to its root. The tree is recomputed
-   * from the entries themselves, on one thread.
-   */
-  checkpoint?: TrustedCheckpoint | undefined;
-  /**
-   * With `checkpoint`: check only the entries after it, trusting the tiles
-   * for the part it covers once they are shown to hash to its root.
-   */
-  sinceCheckpoint?: boolean | undefined;
-  /** Worker threads to verify a large log with (ranges checked at once, then linked). Default 1. */
+/** How a backend walks its entries through the chain rules (ChainVerifier). */
+export interface ChainCheck {
+  /** Start after this head (its entry verified already); default: the start of the log. */
+  after?: Head | undefined;
+  /** Verify ranges on this many worker threads where the backend can (the verdict is the same). */
   threads?: number | undefined;
-  /** Called now and then while verifying (about every 4 MiB). */
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
+  /** Told each good entry's leaf hash, in order (only with one thread). */
+  onLeaf?: ((hash: Buffer) => void) | undefined;
 }
 
 export interface VerifyResult {
@@ -97,54 +95,106 @@ export interface VerifyResult {
   size: number;
   /** Hash of the last good entry. */
   head: string;
-  /** Bytes read. */
+  /** Bytes (or rows) read. */
   bytes: number;
   failure?: VerifyFailure;
   /** With a checkpoint: the RFC 9162 root of the whole log as verified (base64). */
   root?: string;
 }
 
-/** A torn last line moved aside on open. */
+/** A torn last entry moved aside when the store was opened or appended to. */
 export interface Recovery {
-  /** Byte offset in the log where the torn line began. */
+  /** Where the torn entry began (a byte offset for a file). */
   offset: number;
   bytes: number;
   /** Where the bytes were saved. */
   file: string;
 }
 
-export interface Store {
-  /** Opens the medium and loads the head. The lifecycle calls it exactly once. */
-  open(): Promise<void>;
+/** The record itself. */
+export interface EntryStore {
   /**
-   * Under exclusive append rights: reads the current head, seals `batch`
-   * after it, and makes its lines durable before returning. On failure
-   * nothing is appended and the rights are released.
+   * Under the store's exclusive append rights: reads the current head, seals
+   * `batch` after it, and makes its lines durable before resolving. On
+   * failure nothing is appended (what was written is cut off) and the rights
+   * are released.
    */
   commit(batch: UnsealedBatch): Promise<CommittedBatch>;
-  /** The current head (under the same exclusivity, so it is exact). */
+  /** The head of what is durable now, exactly. */
   head(): Promise<Head>;
-  /** Entries matching `query`, in order. */
+  /** Entries matching `query`, in order; a malformed one throws, never skipped. */
   read(query: ReadQuery): AsyncIterable<Entry>;
-  /** The tree over every entry now in the log. */
-  treeHead(): Promise<TreeHead>;
-  /** The root of the tree over the first `size` entries. */
-  rootAt(size: number): Promise<Buffer>;
-  /** RFC 9162 inclusion proof of entry `index` in the tree of `size` entries. */
-  inclusionProof(index: number, size: number): Promise<Buffer[]>;
-  /** RFC 9162 consistency proof between the trees of `size1` and `size2` entries. */
-  consistencyProof(size1: number, size2: number): Promise<Buffer[]>;
-  /** The latest signed checkpoint (a C2SP signed note), or null for a log that does not sign. */
-  checkpoint(): Promise<string | null>;
-  /**
-   * For receipts: the newest checkpoint covering more than `minSize` entries
-   * that witnesses have cosigned (with all their cosignatures), else the
-   * latest signed checkpoint.
-   */
-  cosignedCheckpoint(minSize?: number): Promise<string | null>;
-  /** Keeps a witness's cosigned copy of a checkpoint, for receipts to carry. */
-  addCosignatures(note: string): Promise<void>;
-  /** Streams the whole log through the chain rules. */
-  verify(options: VerifyOptions): Promise<VerifyResult>;
+  /** The leaf hashes of entries [from, to) (to ≤ the head's size), each checked to follow the one before. */
+  leaves(from: number, to: number): Promise<Leaves>;
+  /** Streams entries through the chain rules, naming the first bad one. */
+  verify(check: ChainCheck): Promise<VerifyResult>;
+}
+
+/** The Merkle tree's tiles (C2SP tlog-tiles): full tiles never change once written; partial ones are replaced. */
+export interface TileStore {
+  /** Tile `level`/`index` of `width` hashes (256 for a full tile), or null if it is not stored. */
+  read(level: number, index: number, width: number): Promise<Buffer | null>;
+  /** Stores tiles, then records that the stored tiles hold the tree of `size` leaves. */
+  write(tiles: readonly TileWrite[], size: number): Promise<void>;
+  /** The size recorded by the last write (0 if none): its partial tiles are stored. */
+  size(): Promise<number>;
+  /** Removes every tile (the tree is rebuilt from the entries). */
+  clear(): Promise<void>;
+}
+
+/** The latest signed checkpoint. */
+export interface CheckpointStore {
+  /** The checkpoint note, or null if none is stored. */
+  read(): Promise<string | null>;
+  /** Stores `next` if the stored note is still `expected` (null: none); false, storing nothing, if it is not. */
+  replace(expected: string | null, next: string): Promise<boolean>;
+}
+
+/**
+ * The integrator lease: the holder integrates entries into the tree, writes
+ * tiles and signs checkpoints for every writer. It must end when its holder
+ * dies, so that another writer can take it.
+ */
+export interface Lease {
+  /** Takes the lease if no one holds it; true if this store holds it (now or already). */
+  tryAcquire(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/** Checkpoints as witnesses cosigned them, kept for receipts. */
+export interface CosignatureStore {
+  /** Every cosigned note kept. */
+  list(): Promise<string[]>;
+  /** Keeps `note` (a checkpoint with cosignatures) under `key`, replacing what was kept under it. */
+  put(key: string, note: string): Promise<void>;
+  /** The note kept under `key`, or null. */
+  get(key: string): Promise<string | null>;
+}
+
+/** How a log is opened on a store. */
+export interface OpenOptions {
+  /** Create the log if it is missing (otherwise a missing log is LogNotFoundError). */
+  create: boolean;
+  /** Never write: no lock, no recovery. */
+  readOnly: boolean;
+  /** Told when a torn last entry is moved aside. */
+  onRecover: (recovery: Recovery) => void;
+}
+
+/** A backend: where one log lives. */
+export interface Store {
+  /** Where, for messages (a directory, a database URL without its password). */
+  readonly location: string;
+  readonly entries: EntryStore;
+  readonly tiles: TileStore;
+  readonly checkpoints: CheckpointStore;
+  readonly lease: Lease;
+  readonly cosignatures: CosignatureStore;
+  /** Opens the medium (creating the log if asked). The lifecycle calls it once, before anything else. */
+  open(options: OpenOptions): Promise<void>;
+  /** Where the signing key of a signing log is kept, if the store records it (a file path), else null. */
+  keyFile(): Promise<string | null>;
+  /** Records where the signing key is kept (`evident init --key FILE`). */
+  setKeyFile(path: string): Promise<void>;
   close(): Promise<void>;
 }

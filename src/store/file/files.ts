@@ -5,19 +5,10 @@
  */
 
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
-import {
-  type CheckpointWrite,
-  type CommitRequest,
-  type CommitResult,
-  commitBatch,
-  flock,
-  syncUnlock,
-  type TileFile,
-  writeCheckpoint,
-  writeTiles,
-} from '../../native.js';
+import { native } from './native.js';
 
 export interface FileStat {
   size: number;
@@ -49,8 +40,12 @@ export interface Files {
   mkdir(path: string): Promise<void>;
   /** Creates `path` with `data`; fails with EEXIST if it exists. */
   writeFile(path: string, data: Buffer): Promise<void>;
-  /** Replaces `path` whole: writes a temporary file beside it and renames it over (no fsync: for derived files). */
-  replaceFile(path: string, data: Buffer): Promise<void>;
+  /**
+   * Replaces `path` whole: writes a temporary file beside it and renames it
+   * over, so a reader sees the old file or the new one. `durable`: the new
+   * file and the rename are synced first (else, for derived files, not).
+   */
+  replaceFile(path: string, data: Buffer, durable?: boolean): Promise<void>;
   /** Removes a file or directory tree, if it exists. */
   remove(path: string): Promise<void>;
   /** The names in a directory; none if it does not exist. */
@@ -60,25 +55,6 @@ export interface Files {
   /** flock(LOCK_EX), waiting on a dedicated thread. */
   lockWait(fd: number): Promise<void>;
   unlock(fd: number): void;
-  /**
-   * A whole commit off the event loop (native.ts, commitBatch): lock, head,
-   * seal, append, sync, unlock. Optional: without it (no addon hashing, or a
-   * test's Files that injects failures into write and sync) the store commits
-   * through the calls above.
-   */
-  commitBatch?: ((request: CommitRequest) => Promise<CommitResult>) | undefined;
-  /**
-   * Full tiles in one call off the event loop (native.ts, writeTiles).
-   * Optional: without it the tree writes them through writeFile, writeAt,
-   * stat and remove.
-   */
-  writeTiles?: ((tiles: TileFile[]) => Promise<(Error | null)[]>) | undefined;
-  /**
-   * A checkpoint's read, note and write in one call (native.ts,
-   * writeCheckpoint). Optional: without it the checkpointer reads, signs and
-   * writes through read and writeAt.
-   */
-  writeCheckpoint?: ((write: CheckpointWrite) => Buffer | null) | undefined;
 }
 
 const read = promisify(fs.read);
@@ -119,7 +95,7 @@ export const nodeFiles: Files = {
         done += fs.writeSync(fd, buffer, done, buffer.length - done, position + done);
     }),
   fdatasync: promisify(fs.fdatasync),
-  syncUnlock: (fd, lockFd) => syncUnlock(fd, lockFd),
+  syncUnlock: (fd, lockFd) => now(() => native()).then((addon) => addon.syncUnlock(fd, lockFd)),
   fsync: promisify(fs.fsync),
   fstat: (fd) => now(() => statOf(fs.fstatSync(fd))),
   stat: (path) =>
@@ -132,11 +108,18 @@ export const nodeFiles: Files = {
   // On the thread pool (creating a file can wait for the journal commit another file's fsync started),
   // through the callback API: a FileHandle costs the event loop several times more.
   writeFile: (path, data) => writeFile(path, data, { flag: 'wx', mode: 0o644 }),
-  replaceFile: (path, data) =>
+  replaceFile: (path, data, durable = false) =>
     now(() => {
       const temporary = `${path}.${process.pid}.${threadId}.tmp`;
-      fs.writeFileSync(temporary, data, { mode: 0o644 });
+      const fd = fs.openSync(temporary, 'w', 0o644);
+      try {
+        for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done);
+        if (durable) fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
       fs.renameSync(temporary, path);
+      if (durable) syncDirectory(dirname(path));
     }),
   remove: (path) => fs.promises.rm(path, { recursive: true, force: true }),
   list: (path) =>
@@ -144,10 +127,17 @@ export const nodeFiles: Files = {
       if (error.code === 'ENOENT') return [];
       throw error;
     }),
-  tryLock: (fd) => flock.tryLock(fd),
-  lockWait: (fd) => flock.lockWait(fd),
-  unlock: (fd) => flock.unlock(fd),
-  commitBatch,
-  writeTiles,
-  writeCheckpoint,
+  tryLock: (fd) => native().tryLock(fd),
+  lockWait: (fd) => native().lockWait(fd),
+  unlock: (fd) => native().unlock(fd),
 };
+
+/** fsync a directory, so that a file created or renamed in it survives a crash. */
+export function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

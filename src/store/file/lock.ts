@@ -6,8 +6,8 @@
  * our inode, and if not, reopen it and lock again.
  *
  * flock does not exclude a second caller in this process using the same
- * descriptor; callers in one process must queue before they lock (the file
- * store and the publisher each do).
+ * descriptor; callers in one process must queue before they lock (the
+ * entries file does).
  */
 import { constants } from 'node:fs';
 import type { FileStat, Files } from './files.js';
@@ -89,22 +89,8 @@ export class PathLock {
    * and the lock is still held.
    */
   async syncAndRelease(dataFd: number): Promise<void> {
-    if (!this.#held) throw new Error(`syncAndRelease without holding the lock on ${this.path}`);
     await this.#files.syncUnlock(dataFd, this.#fd);
     this.#held = false;
-  }
-
-  /**
-   * Runs `commit`, a native commit that takes the lock and releases it
-   * itself (native/commit.c) through this descriptor; `held` says from its
-   * result whether it left the lock held (a failed write or sync), which is
-   * then this object's to release.
-   */
-  async commitNatively<T>(commit: (fd: number) => Promise<T>, held: (result: T) => boolean): Promise<T> {
-    if (this.#held) throw new Error(`a native commit while holding the lock on ${this.path}`);
-    const result = await commit(await this.fd());
-    this.#held = held(result);
-    return result;
   }
 
   /** Runs `work` holding the lock; always releases it. */

@@ -1,0 +1,400 @@
+/**
+ * The record of a directory log: <dir>/log.jsonl, one canonical JSON entry
+ * per line, appended under an exclusive flock on <dir>/lock.
+ *
+ * Commit, under the lock: make sure the lock and log files are still the ones
+ * at their paths; bring the cached head up to date (nothing to read when no
+ * one else wrote, else only the last line); seal; one write; then one
+ * fdatasync, after which the thread that synced releases the lock (the lock
+ * is never held waiting for this event loop to notice). A failed write or
+ * sync is cut off before the lock is released. A torn last line (a writer
+ * that died mid-write) is moved to <dir>/quarantine/ — never deleted — by
+ * the next writer, under the lock.
+ */
+import { constants } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseEntry } from '../../chain.js';
+import { EMPTY_HEAD, type Entry, type Head, headOf } from '../../entry.js';
+import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
+import { HASH_SIZE } from '../../merkle/hash.js';
+import type {
+  ChainCheck,
+  CommittedBatch,
+  EntryStore,
+  Leaves,
+  OpenOptions,
+  ReadQuery,
+  UnsealedBatch,
+  VerifyResult,
+} from '../store.js';
+import type { FileStat, Files } from './files.js';
+import { iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
+import { PathLock } from './lock.js';
+import { verifyFile } from './verify.js';
+
+export type Durability = 'fsync' | 'write';
+
+export const LOG_FILE = 'log.jsonl';
+export const LOCK_FILE = 'lock';
+export const QUARANTINE_DIR = 'quarantine';
+
+const PREV_KEY = Buffer.from('"prev":"');
+const HASH_KEY = Buffer.from('"hash":"');
+const SEQ_KEY = Buffer.from('","seq":');
+
+export class FileEntries implements EntryStore {
+  readonly dir: string;
+  readonly logPath: string;
+  readonly #files: Files;
+  readonly #durability: Durability;
+  readonly #lock: PathLock;
+  #readOnly = false;
+  #onRecover: OpenOptions['onRecover'] = () => {};
+  #logFd = -1;
+  /** Descriptors of log files replaced at our path, kept open until close: a reader may still be using one. */
+  #retiredFds: number[] = [];
+  /** The tail of the queue of this process's callers waiting for the append lock. */
+  #inProcess: Promise<void> = Promise.resolve();
+  /** Identity of the log file our descriptor points at, to notice it replaced or removed at its path. */
+  #logFile: FileStat | null = null;
+  /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
+  #known: { head: Head; end: number } | null = null;
+  /** Where the entry after the last one leaves() read starts, to spare the next read a search. */
+  #cursor: { seq: number; offset: number } | null = null;
+
+  constructor(dir: string, files: Files, durability: Durability) {
+    this.dir = dir;
+    this.logPath = join(dir, LOG_FILE);
+    this.#files = files;
+    this.#durability = durability;
+    this.#lock = new PathLock(files, join(dir, LOCK_FILE), constants.O_WRONLY | constants.O_APPEND);
+  }
+
+  /** Opens log.jsonl (creating it if asked) and, for a writer, repairs a torn last line now. */
+  async open(options: OpenOptions): Promise<void> {
+    this.#readOnly = options.readOnly;
+    this.#onRecover = options.onRecover;
+    const create = options.create && !options.readOnly;
+    const created = create && (await this.#files.stat(this.logPath)) === null;
+    if (!this.#readOnly) await this.#lock.fd();
+    this.#logFd = await this.#openLog(create);
+    if (created) await syncDir(this.#files, this.dir);
+    if (!this.#readOnly) await this.#locked(() => this.#refresh());
+  }
+
+  async #openLog(create = false): Promise<number> {
+    const flags = this.#readOnly
+      ? constants.O_RDONLY
+      : constants.O_RDWR | constants.O_APPEND | (create ? constants.O_CREAT : 0);
+    try {
+      const fd = await this.#files.open(this.logPath, flags, 0o644);
+      this.#logFile = await this.#files.fstat(fd);
+      return fd;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new LogNotFoundError(this.dir);
+      throw error;
+    }
+  }
+
+  commit(batch: UnsealedBatch): Promise<CommittedBatch> {
+    if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
+    return this.#locked(async () => {
+      const after = await this.#refresh();
+      const sealed = batch.seal(after);
+      const start = this.#known?.end ?? 0;
+      const bytes = Buffer.from(sealed.text, 'utf8');
+      try {
+        await writeAll(this.#files, this.#logFd, bytes);
+        if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
+      } catch (error) {
+        await this.#rollBack(start);
+        const what = batch.count === 1 ? '1 entry' : `${batch.count} entries`;
+        throw new LogWriteError(`could not append ${what} to ${this.logPath}: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      this.#known = { head: sealed.head, end: start + bytes.length };
+      return { after, head: sealed.head, leaves: sealed.leaves };
+    });
+  }
+
+  async head(): Promise<Head> {
+    if (this.#readOnly) {
+      const { size } = await this.#files.fstat(this.#logFd);
+      const { last } = await readLastLine(this.#files, this.#logFd, size);
+      return last === null ? EMPTY_HEAD : headOf(entryOf(last.text, last.offset));
+    }
+    return this.#locked(async () => {
+      const head = await this.#refresh();
+      // A checkpoint may cover what this returns: with durability 'write' the commits did not sync it.
+      if (this.#durability === 'write') await this.#files.fdatasync(this.#logFd);
+      return head;
+    });
+  }
+
+  /** Runs `work` holding the append lock; always unlocks, even when `work` throws. */
+  #locked<T>(work: () => Promise<T>): Promise<T> {
+    return this.#queued(() => this.#lock.hold(work));
+  }
+
+  /**
+   * Runs `work` once this process's earlier users of the append lock are
+   * done. flock excludes other descriptors, not our own: a second caller in
+   * this process would "take" the lock we hold, and its unlock would release
+   * it under the first. So callers in this process queue here first.
+   */
+  async #queued<T>(work: () => Promise<T>): Promise<T> {
+    const before = this.#inProcess;
+    let release = () => {};
+    this.#inProcess = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await before;
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+
+  /** Under the lock: the current head, reading only what changed since we last looked. */
+  async #refresh(): Promise<Head> {
+    const files = this.#files;
+    let stat = await files.stat(this.logPath); // one call: identity and size
+    if (stat === null) throw new LogCorruptError(`${this.logPath} was removed while the log was open`);
+    if (!sameFile(stat, this.#logFile)) {
+      // Replaced under us (a checkout, a restore): follow the path, trust nothing cached.
+      this.#retiredFds.push(this.#logFd);
+      this.#logFd = await this.#openLog();
+      this.#known = null;
+      this.#cursor = null;
+      stat = await files.fstat(this.#logFd);
+    }
+    const known = this.#known;
+    if (known !== null && stat.size === known.end) return known.head;
+    if (known !== null && stat.size < known.end) {
+      throw new LogCorruptError(
+        `${this.logPath} shrank from ${known.end} to ${stat.size} bytes while open: entries were removed outside evident`,
+      );
+    }
+    const { last, completeEnd } = await readLastLine(files, this.#logFd, stat.size);
+    if (completeEnd < stat.size) await this.#quarantine(completeEnd, stat.size);
+    if (last === null) {
+      this.#known = { head: EMPTY_HEAD, end: 0 };
+      return EMPTY_HEAD;
+    }
+    const entry = entryOf(last.text, last.offset);
+    if (known !== null && known.head.size > entry.seq + 1) {
+      throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
+    }
+    const head = headOf(entry);
+    this.#known = { head, end: completeEnd };
+    return head;
+  }
+
+  /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
+  async #quarantine(from: number, to: number): Promise<void> {
+    const files = this.#files;
+    const bytes = Buffer.allocUnsafe(to - from);
+    await readFully(files, this.#logFd, bytes, bytes.length, from);
+    const dir = join(this.dir, QUARANTINE_DIR);
+    await files.mkdir(dir);
+    const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-at-${from}.partial`);
+    await files.writeFile(file, bytes);
+    const fd = await files.open(file, constants.O_RDONLY);
+    try {
+      await files.fsync(fd);
+    } finally {
+      await files.close(fd);
+    }
+    await syncDir(files, dir);
+    await files.ftruncate(this.#logFd, from);
+    await files.fdatasync(this.#logFd);
+    this.#onRecover({ offset: from, bytes: bytes.length, file });
+  }
+
+  /** After a failed append: cut the file back to `end`. If even that fails, forget the head so the next commit re-reads it and quarantines the torn bytes. */
+  async #rollBack(end: number): Promise<void> {
+    try {
+      await this.#files.ftruncate(this.#logFd, end);
+      await this.#files.fdatasync(this.#logFd);
+    } catch {
+      this.#known = null; // the commit's own error is what the caller needs; recovery happens on the next commit
+    }
+  }
+
+  async *read(query: ReadQuery): AsyncGenerator<Entry> {
+    const files = this.#files;
+    const fd = this.#logFd;
+    const { size } = await files.fstat(fd);
+    let start = 0;
+    if (query.fromSeq !== undefined && query.fromSeq > 0) start = await this.#offsetOf(query.fromSeq, size);
+    if (query.since !== undefined) {
+      const since = query.since;
+      start = Math.max(start, await lowerBound(files, fd, size, (text) => entryOf(text, -1).ts >= since));
+    }
+    let count = 0;
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return;
+    for await (const line of iterateLines(files, fd, start, size)) {
+      const entry = entryOf(line.text, line.offset);
+      if (query.toSeq !== undefined && entry.seq > query.toSeq) return;
+      if (query.until !== undefined && entry.ts > query.until) return;
+      if (query.fromSeq !== undefined && entry.seq < query.fromSeq) continue;
+      if (query.since !== undefined && entry.ts < query.since) continue;
+      if (query.actor !== undefined && entry.actor !== query.actor) continue;
+      if (query.action !== undefined && !matchesAction(entry.action, query.action)) continue;
+      if (query.target !== undefined && !entry.targets?.includes(query.target)) continue;
+      yield entry;
+      if (++count >= limit) return;
+    }
+  }
+
+  /** Where the line of entry `seq` starts (or the end, if the log is shorter): a binary search, seq only grows. */
+  #offsetOf(seq: number, size: number): Promise<number> {
+    if (seq === 0) return Promise.resolve(0);
+    return lowerBound(this.#files, this.#logFd, size, (text) => entryOf(text, -1).seq >= seq);
+  }
+
+  /**
+   * The leaf hashes of entries [from, to), read a chunk of lines at a time.
+   * Each line's top-level `hash`, `prev` and `seq` are found where a
+   * canonical line has them — `prev` is the last member that can hold the
+   * text `"prev":"` (after it come only seq, targets and ts, whose strings
+   * cannot hold an unescaped quote), `hash` the last before it — and
+   * anything unexpected is parsed whole. Each must be the next seq and follow
+   * the one before; the hashes are not recomputed (verify does that).
+   */
+  async leaves(from: number, to: number): Promise<Leaves> {
+    const count = to - from;
+    const leaves = Buffer.allocUnsafe(Math.max(0, count) * HASH_SIZE);
+    const prev = Buffer.alloc(HASH_SIZE);
+    if (count <= 0) return { leaves, prev };
+    const fd = this.#logFd;
+    const { size } = await this.#files.fstat(fd);
+    const cursor = this.#cursor;
+    const start = cursor !== null && cursor.seq === from ? cursor.offset : await this.#offsetOf(from, size);
+    let done = 0;
+    let failure = null as LogCorruptError | null;
+    const link = Buffer.allocUnsafe(HASH_SIZE);
+    const end = await scanLineBytes(this.#files, fd, start, size, (bytes, lineFrom, lineTo, offset) => {
+      const fields = linkOf(bytes, lineFrom, lineTo) ?? parsedLink(bytes, lineFrom, lineTo, offset);
+      if (typeof fields === 'string') {
+        failure = new LogCorruptError(`malformed entry at byte ${offset} of ${this.logPath}: ${fields}`);
+        return false;
+      }
+      const seq = from + done;
+      const [entrySeq, entryPrev, entryHash] = fields;
+      const expected = done === 0 ? null : leaves.subarray((done - 1) * HASH_SIZE, done * HASH_SIZE);
+      link.write(entryPrev, 'hex');
+      if (entrySeq !== seq || (expected !== null && !expected.equals(link))) {
+        failure = new LogCorruptError(
+          `entry ${seq} at byte ${offset} of ${this.logPath} does not follow the one before it (run \`evident verify\`)`,
+        );
+        return false;
+      }
+      if (done === 0) link.copy(prev);
+      leaves.write(entryHash, done * HASH_SIZE, HASH_SIZE, 'hex');
+      done++;
+      return done < count ? undefined : false;
+    });
+    if (failure !== null) throw failure;
+    if (done < count) {
+      throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${done}`);
+    }
+    this.#cursor = { seq: to, offset: end };
+    return { leaves, prev };
+  }
+
+  /**
+   * Threads, unless told: one for a log under 16 MiB, else one per core up
+   * to 4; never more than the cores (more only cost memory and time).
+   */
+  async verify(check: ChainCheck): Promise<VerifyResult> {
+    const { size } = await this.#files.fstat(this.#logFd);
+    const start = check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(check.after.size, size) : 0;
+    const cores = availableParallelism();
+    const threads = Math.min(cores, check.threads ?? (size < 16 << 20 ? 1 : 4));
+    return verifyFile(this.#files, this.#logFd, this.logPath, start, { ...check, threads });
+  }
+
+  async close(): Promise<void> {
+    await this.#lock.close();
+    const fds = [this.#logFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
+    this.#logFd = -1;
+    this.#known = null;
+    this.#cursor = null;
+    await Promise.all(fds.map((fd) => this.#files.close(fd)));
+  }
+}
+
+/** `pattern` matches an action exactly, or as a prefix when it ends in `.*` (`proposal.*`). */
+export function matchesAction(action: string, pattern: string): boolean {
+  if (pattern.endsWith('.*')) return action.startsWith(pattern.slice(0, -1)) || action === pattern.slice(0, -2);
+  return action === pattern;
+}
+
+/** seq, prev and hash (hex) of a canonical line [from, to), found by position; null if it is not so plain. */
+function linkOf(bytes: Buffer, from: number, to: number): [number, string, string] | null {
+  const p = bytes.lastIndexOf(PREV_KEY, to - 1);
+  if (p < from) return null;
+  const h = bytes.lastIndexOf(HASH_KEY, p - 1);
+  if (h < from || p + PREV_KEY.length + 64 + SEQ_KEY.length > to) return null;
+  const seqAt = p + PREV_KEY.length + 64;
+  if (bytes.compare(SEQ_KEY, 0, SEQ_KEY.length, seqAt, seqAt + SEQ_KEY.length) !== 0) return null;
+  const digits = seqAt + SEQ_KEY.length;
+  let at = digits;
+  while (at < to && isDigit(bytes[at] as number)) at++;
+  if (at === digits || at - digits > 16) return null;
+  const seq = Number(bytes.toString('latin1', digits, at));
+  const prev = bytes.toString('latin1', p + PREV_KEY.length, p + PREV_KEY.length + 64);
+  const hash = bytes.toString('latin1', h + HASH_KEY.length, h + HASH_KEY.length + 64);
+  return isHex(prev) && isHex(hash) ? [seq, prev, hash] : null;
+}
+
+/** linkOf for a line that is not plain: parsed whole; why it is not an entry, if it is not. */
+function parsedLink(bytes: Buffer, from: number, to: number, offset: number): [number, string, string] | string {
+  const entry = parseEntry(bytes.toString('utf8', from, to));
+  if (typeof entry === 'string') return entry;
+  if (!isHex(entry.prev) || !isHex(entry.hash)) return `entry at byte ${offset} has a hash that is not hex`;
+  return [entry.seq, entry.prev, entry.hash];
+}
+
+const isDigit = (byte: number) => byte >= 0x30 && byte <= 0x39;
+const HEX64 = /^[0-9a-f]{64}$/;
+function isHex(text: string): boolean {
+  return HEX64.test(text);
+}
+
+function entryOf(text: string, offset: number): Entry {
+  const entry = parseEntry(text);
+  if (typeof entry === 'string') {
+    const where = offset >= 0 ? ` at byte ${offset}` : '';
+    throw new LogCorruptError(`malformed entry${where}: ${entry} (run \`evident verify\`)`);
+  }
+  return entry;
+}
+
+function sameFile(a: FileStat | null, b: FileStat | null): boolean {
+  return a !== null && b !== null && a.ino === b.ino && a.dev === b.dev;
+}
+
+async function writeAll(files: Files, fd: number, bytes: Buffer): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = await files.write(fd, bytes, done, bytes.length - done);
+    if (n <= 0) throw new EvidentError('EVIDENT_WRITE_FAILED', 'write made no progress');
+    done += n;
+  }
+}
+
+/** fsync a directory, so that a file created in it survives a crash. */
+export async function syncDir(files: Files, dir: string): Promise<void> {
+  const fd = await files.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await files.fsync(fd);
+  } finally {
+    await files.close(fd);
+  }
+}

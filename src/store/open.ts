@@ -1,0 +1,31 @@
+/**
+ * From what a user names to a store: a directory path (or `file:PATH`) is a
+ * directory log; a Store object is used as it is. The lifecycle never names
+ * a backend; this is the one place that does.
+ */
+import { fileURLToPath } from 'node:url';
+import { InvalidOptionError } from '../errors.js';
+import type { Durability } from './file/entries.js';
+import { FileStore } from './file/store.js';
+import type { Store } from './store.js';
+
+export interface StoreOptions {
+  durability?: Durability | undefined;
+}
+
+/** The store named by `spec`, else by $EVIDENT_STORE, else $EVIDENT_DIR, else ./.evident. */
+export function storeOf(spec: string | Store | undefined, options: StoreOptions = {}): Store {
+  if (spec !== undefined && typeof spec !== 'string') return spec;
+  const name = spec ?? process.env.EVIDENT_STORE ?? process.env.EVIDENT_DIR ?? '.evident';
+  if (name.trim() === '') {
+    throw new InvalidOptionError('the store is an empty name; give a directory (or leave it unset for ./.evident)');
+  }
+  if (/^postgres(ql)?:\/\//i.test(name)) {
+    throw new InvalidOptionError(`this version of evident has no PostgreSQL store (${name.split('@').pop()})`);
+  }
+  if (name.startsWith('file:')) return new FileStore(name.startsWith('file://') ? fileURLToPath(name) : name.slice(5), options);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(name)) {
+    throw new InvalidOptionError(`${JSON.stringify(name)} is not a store evident knows: give a directory or file:PATH`);
+  }
+  return new FileStore(name, options);
+}
