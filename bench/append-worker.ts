@@ -9,7 +9,7 @@ import { Log } from '../src/log.js';
 import { event } from './events.js';
 
 const [dir = '', callersText = '64', msText = '1000', startAtText = '0'] = process.argv.slice(2);
-const log = await Log.open({ dir });
+const log = await Log.open({ store: dir });
 const wait = Number(startAtText) - Date.now();
 if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 else if (Number(startAtText) > 0)

@@ -49,7 +49,7 @@ const median = (xs: number[]) => {
 /** A log holding `n` entries, written fast (batched, no fsync): the starting point of a measurement. */
 async function seeded(n: number): Promise<string> {
   const dir = join(scratch, `log-${dirs++}`);
-  const log = await Log.open({ dir, create: true, durability: 'write' });
+  const log = await Log.open({ store: dir, create: true, durability: 'write' });
   for (let i = 0; i < n; i += 4096) {
     await log.appendBatch(Array.from({ length: Math.min(4096, n - i) }, (_, j) => event(i + j)));
   }
@@ -59,7 +59,7 @@ async function seeded(n: number): Promise<string> {
 
 /** Durable appends per second through evident with `callers` concurrent async callers. */
 async function evidentRate(dir: string, callers: number, options: LogOptions = {}): Promise<number> {
-  const log = await Log.open({ dir, ...options });
+  const log = await Log.open({ store: dir, ...options });
   settleDisk();
   let count = 0;
   const started = performance.now();
@@ -167,8 +167,8 @@ writeFileSync(signingKey, `${generateNoteKey('bench.example/log').signer}\n`, { 
 /** A log of SMALL entries that signs a checkpoint after every batch. */
 async function signingLog(): Promise<string> {
   const dir = join(scratch, `log-${dirs++}`);
-  (await Log.init({ dir, signingKey })).dir;
-  const log = await Log.open({ dir, durability: 'write' });
+  await Log.init({ store: dir, signingKey });
+  const log = await Log.open({ store: dir, durability: 'write' });
   for (let i = 0; i < SMALL; i += 500) await log.appendBatch(Array.from({ length: 500 }, (_, j) => event(i + j)));
   await log.close();
   return dir;
@@ -239,7 +239,7 @@ function shuffled<T>(names: readonly T[], run: number): T[] {
 async function overheadRun(run: number): Promise<void> {
   for (const callers of [16, 256]) {
     const subjects = {
-      chain: async () => evidentRate(await seeded(SMALL), callers, { merkleTree: false }),
+      chain: async () => evidentRate(await seeded(SMALL), callers),
       tree: async () => evidentRate(await seeded(SMALL), callers),
       signed: async () => evidentRate(await signingLog(), callers),
     };

@@ -8,12 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Tree } from '../src/lifecycle/tree.js';
 import { formatCheckpoint } from '../src/note/checkpoint.js';
 import { generateNoteKey, parseSignerKey } from '../src/note/keys.js';
 import { ed25519Signer, signNote } from '../src/note/note.js';
 import { formatReceipt } from '../src/receipt.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
-import { FileTree } from '../src/store/file/tree.js';
+import { FileTiles } from '../src/store/file/tiles.js';
 
 export interface ProofFigures {
   size: number;
@@ -32,34 +33,25 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
   const dir = mkdtempSync(join(tmpdir(), 'evident-tree-bench-'));
   try {
     const started = performance.now();
-    const builder = new FileTree(dir, nodeFiles);
+    const builder = new Tree(new FileTiles(dir, nodeFiles));
     const chunk = 1 << 16;
     for (let at = 0; at < size; at += chunk) {
-      const n = Math.min(chunk, size - at);
-      await builder.extend(randomBytes(32 * n));
+      builder.extend(randomBytes(32 * Math.min(chunk, size - at)));
+      await builder.flush();
     }
-    await builder.persist();
-    await builder.close();
     const buildSeconds = (performance.now() - started) / 1000;
 
-    // Tile reads: a tile file opened, or a chunk read from a tile-inner file (kept open).
+    // Tile reads: a tile file opened.
     let tileOpens = 0;
-    const innerFds = new Set<number>();
     const counting: Files = {
       ...nodeFiles,
       open: async (path, flags, mode) => {
-        const fd = await nodeFiles.open(path, flags, mode);
-        if (path.includes('/tile-inner/')) innerFds.add(fd);
-        else if (path.includes('/tile/')) tileOpens++;
-        return fd;
-      },
-      read: (fd, buffer, offset, length, position) => {
-        if (innerFds.has(fd)) tileOpens++;
-        return nodeFiles.read(fd, buffer, offset, length, position);
+        if (path.includes('/tile/')) tileOpens++;
+        return nodeFiles.open(path, flags, mode);
       },
     };
-    const tree = new FileTree(dir, counting);
-    await tree.sync(size, async () => ({ leaves: Buffer.alloc(0), prev: null })); // loads the edge from the tiles
+    const tree = new Tree(new FileTiles(dir, counting));
+    await tree.load(); // the edge, from the partial tiles
     const pick = () => Math.floor(Math.random() * size);
 
     const inclusion: number[] = [];
@@ -88,7 +80,6 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
       ed25519Signer(key),
     ]);
     const receiptBytes = Buffer.byteLength(formatReceipt({ index, proof, checkpoint: note }));
-    await tree.close();
     return {
       size,
       buildSeconds,

@@ -2,7 +2,7 @@
 import { Log } from '../src/log.js';
 
 const [dir = '', threads = '1'] = process.argv.slice(2);
-const log = new Log({ dir, readOnly: true });
+const log = new Log({ store: dir, readOnly: true });
 const started = performance.now();
 const result = await log.verify({ threads: Number(threads) });
 const seconds = (performance.now() - started) / 1000;

@@ -40,7 +40,7 @@ if (role !== 'main') {
 } else {
   const log = await Log.open({ create: true });
   const before = (await log.head()).size;
-  console.log(`log: ${log.dir} (${before} entries before the demo)`);
+  console.log(`log: ${log.location} (${before} entries before the demo)`);
   const started = performance.now();
   const exited = (what: string, done: Promise<number | null>) =>
     done.then((code) => {

@@ -19,7 +19,10 @@ export const ERROR_CODES = {
   EVIDENT_BAD_KEY: { exit: 2, means: 'a malformed key, one whose hash does not match, or one of the wrong kind' },
   EVIDENT_BAD_CONFIG: { exit: 2, means: "the store's configuration file cannot be used" },
   EVIDENT_NOT_YET: { exit: 1, means: 'no signed checkpoint covers the entry yet' },
-  EVIDENT_LOG_CORRUPT: { exit: 1, means: 'the stored log is not what evident wrote (a malformed line, a file cut short)' },
+  EVIDENT_LOG_CORRUPT: {
+    exit: 1,
+    means: 'the stored log is not what evident wrote (a malformed line, a file cut short)',
+  },
   EVIDENT_HISTORY_MISMATCH: {
     exit: 1,
     means: "a signing log's entries do not extend its signed checkpoint, or the checkpoint is gone",
@@ -32,7 +35,10 @@ export const ERROR_CODES = {
   EVIDENT_NOTE_MALFORMED: { exit: 1, means: 'a signed note or checkpoint is malformed' },
   EVIDENT_NOTE_BAD_SIGNATURE: { exit: 1, means: "a given key's signature on a note does not verify" },
   EVIDENT_NOTE_UNVERIFIED: { exit: 1, means: 'no given key signed the note' },
-  EVIDENT_UNTRUSTED: { exit: 1, means: "a checkpoint not signed by the log's key, for another origin, or short of the quorum" },
+  EVIDENT_UNTRUSTED: {
+    exit: 1,
+    means: "a checkpoint not signed by the log's key, for another origin, or short of the quorum",
+  },
   EVIDENT_BAD_RECEIPT: { exit: 1, means: 'a receipt that is malformed or does not hold for the entry' },
   EVIDENT_WITNESS_ROLLBACK: { exit: 1, means: 'a witness refuses a checkpoint smaller than one it cosigned' },
   EVIDENT_WITNESS_FORK: { exit: 1, means: 'a witness refuses a checkpoint that does not extend what it cosigned' },
@@ -154,7 +160,10 @@ export class OutOfRangeError extends EvidentError {
 
 /** A signed note or checkpoint that is malformed, or whose signatures do not verify with the keys given. */
 export class NoteError extends EvidentError {
-  constructor(code: 'EVIDENT_NOTE_MALFORMED' | 'EVIDENT_NOTE_BAD_SIGNATURE' | 'EVIDENT_NOTE_UNVERIFIED', message: string) {
+  constructor(
+    code: 'EVIDENT_NOTE_MALFORMED' | 'EVIDENT_NOTE_BAD_SIGNATURE' | 'EVIDENT_NOTE_UNVERIFIED',
+    message: string,
+  ) {
     super(code, message);
   }
 }

@@ -5,6 +5,7 @@
  * entry declares. It never names a backend: a store is a path or a Store.
  */
 import { EventEmitter } from 'node:events';
+import { Batch } from './batch.js';
 import {
   DEFAULT_MAX_ENTRY_BYTES,
   type Entry,
@@ -13,13 +14,13 @@ import {
   type PreparedEntry,
   prepareEntry,
 } from './entry.js';
-import { Batch } from './batch.js';
 import {
   EvidentError,
   HistoryMismatchError,
   InvalidEntryError,
   InvalidOptionError,
   LogClosedError,
+  LogCorruptError,
   OutOfRangeError,
   QueueFullError,
   type RecordFailedError,
@@ -236,12 +237,7 @@ export class Log extends EventEmitter<LogEvents> {
       readOnly,
       onRecover: (recovery) => this.emit('recovered', recovery),
     });
-    let first: Entry | null = null;
-    for await (const entry of this.#store.entries.read({ limit: 1 })) first = entry;
-    if (first !== null && first.seq !== 0) {
-      throw new EvidentError('EVIDENT_LOG_CORRUPT', `the first entry in ${this.location} is seq ${first.seq}, not 0`);
-    }
-    const identity = identityOf(first);
+    const identity = await this.#identityOf(readOnly);
     this.#identity = identity;
     const key =
       identity === null || readOnly
@@ -257,7 +253,35 @@ export class Log extends EventEmitter<LogEvents> {
       onError: (error) => process.emitWarning(`evident: checkpointing ${this.location}: ${(error as Error).message}`),
     });
     this.#integrator = integrator;
-    if (identity !== null && !readOnly) await integrator.open((await this.#store.entries.head()).size, this.#lenient);
+    if (readOnly) return;
+    if (identity !== null) await integrator.open((await this.#store.entries.head()).size, this.#lenient);
+    else if ((await this.#store.checkpoints.read()) !== null) {
+      throw new HistoryMismatchError(
+        `the log in ${this.location} has a signed checkpoint but its first entry declares no key: ` +
+          'its entries were replaced',
+      );
+    }
+  }
+
+  /**
+   * The signing identity the log's first entry declares, or null. A writer
+   * refuses a first entry that is not seq 0 or not an entry; a reader takes
+   * the log as one that does not sign, and verify names what is wrong.
+   */
+  async #identityOf(readOnly: boolean): Promise<SigningIdentity | null> {
+    try {
+      let first: Entry | null = null;
+      for await (const entry of this.#store.entries.read({ limit: 1 })) first = entry;
+      if (first !== null && first.seq !== 0) {
+        throw new LogCorruptError(
+          `the first entry in ${this.location} is seq ${first.seq}, not 0 (run evident verify)`,
+        );
+      }
+      return identityOf(first);
+    } catch (error) {
+      if (readOnly && error instanceof LogCorruptError) return null;
+      throw error;
+    }
   }
 
   async #keySource(identity: SigningIdentity): Promise<string> {
@@ -389,7 +413,10 @@ export class Log extends EventEmitter<LogEvents> {
     await this.ready();
     const integrator = this.#integrator as Integrator;
     if (this.#identity === null) {
-      throw new EvidentError('EVIDENT_NO_KEY', `the log in ${this.location} does not sign checkpoints, so it gives no receipts`);
+      throw new EvidentError(
+        'EVIDENT_NO_KEY',
+        `the log in ${this.location} does not sign checkpoints, so it gives no receipts`,
+      );
     }
     const head = await this.#store.entries.head();
     if (!Number.isSafeInteger(seq) || seq < 0 || seq >= head.size) {

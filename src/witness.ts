@@ -17,7 +17,17 @@
  * code.
  */
 import { hash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { EvidentError, WitnessError } from './errors.js';
 import type { Hash } from './merkle/hash.js';
@@ -81,7 +91,10 @@ export class Witness {
       if (last !== null) {
         const lastRoot = Buffer.from(last.root, 'base64');
         if (checkpoint.size < last.size) {
-          throw new WitnessError('EVIDENT_WITNESS_ROLLBACK', `${origin} went back from ${last.size} to ${checkpoint.size} entries`);
+          throw new WitnessError(
+            'EVIDENT_WITNESS_ROLLBACK',
+            `${origin} went back from ${last.size} to ${checkpoint.size} entries`,
+          );
         }
         if (checkpoint.size === last.size && !checkpoint.root.equals(lastRoot)) {
           throw new WitnessError('EVIDENT_WITNESS_FORK', `${origin} has two different trees of ${last.size} entries`);

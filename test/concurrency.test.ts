@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { Log } from '../src/log.js';
-import { flock } from '../src/native.js';
+import { native } from '../src/store/file/native.js';
 import type { WriterResult } from './fixtures/writer.js';
 import { FIXTURES, readLines, runNode, tempDir } from './helpers.js';
 
@@ -50,14 +50,14 @@ describe('concurrent writers', () => {
   for (let round = 1; round <= 3; round++) {
     it(`round ${round}: ${PROCESSES} processes + ${THREADS} threads × ${CALLERS} callers never fork the chain`, async () => {
       const dir = tempDir();
-      await (await Log.open({ dir, create: true })).close();
+      await (await Log.open({ store: dir, create: true })).close();
       const results = await allWriters(dir, 'locked');
 
       const total = PROCESSES * THREADS === 0 ? 0 : (PROCESSES + THREADS) * PER_WRITER;
       const acked = results.flatMap((r) => r.acked);
       assert.equal(acked.length, total);
 
-      const log = new Log({ dir, readOnly: true });
+      const log = new Log({ store: dir, readOnly: true });
       const result = await log.verify();
       assert.deepEqual(result.failure, undefined);
       assert.equal(result.ok, true);
@@ -84,7 +84,7 @@ describe('concurrent writers', () => {
     // Node closes a worker's descriptors when it ends (trackUnmanagedFds, on by default), which releases its flocks;
     // a sync in flight unlocks on its own thread. Terminated at random points of its commits, five times over.
     const dir = tempDir();
-    const log = new Log({ dir, create: true });
+    const log = new Log({ store: dir, create: true });
     for (let round = 0; round < 5; round++) {
       const worker = new Worker(WRITER, { workerData: [dir, `doomed-${round}`, '1000000', '8'] });
       const started = (await log.head()).size;
@@ -110,11 +110,11 @@ describe('concurrent writers', () => {
     // The wait runs on a thread of the addon's own; it reports back after the worker is gone, which must neither
     // crash this process nor leave the lock held.
     const dir = tempDir();
-    const log = new Log({ dir, create: true });
+    const log = new Log({ store: dir, create: true });
     await log.append({ actor: 'main', action: 'test.before' });
     const other = openSync(join(dir, 'lock'), 'a');
     const holdLock = async () => {
-      for (const deadline = Date.now() + 10_000; !flock.tryLock(other); await new Promise((r) => setTimeout(r, 1))) {
+      for (const deadline = Date.now() + 10_000; !native().tryLock(other); await new Promise((r) => setTimeout(r, 1))) {
         if (Date.now() > deadline) assert.fail('could not take the append lock');
       }
     };
@@ -122,7 +122,7 @@ describe('concurrent writers', () => {
       for (const appendFirst of [false, true]) {
         const worker = new Worker(WRITER, { workerData: [dir, `waiting-${appendFirst}`, '1000000', '4'] });
         if (appendFirst) {
-          // Let it commit (natively, knowing the head), then take the lock between two of its commits.
+          // Let it commit, then take the lock between two of its commits.
           const started = (await log.head()).size;
           while ((await log.head()).size < started + 10) await new Promise((r) => setTimeout(r, 2));
         }
@@ -131,7 +131,7 @@ describe('concurrent writers', () => {
         // Its teardown waits for the wait to end (the addon holds it until the thread has reported back).
         const gone = worker.terminate();
         await new Promise((r) => setTimeout(r, 50));
-        flock.unlock(other);
+        native().unlock(other);
         await gone;
         const entry = await log.append({ actor: 'main', action: 'test.after' }); // the lock is free
         assert.equal(entry.seq, (await log.head()).size - 1);
@@ -146,12 +146,12 @@ describe('concurrent writers', () => {
 
   it('the same workload without the lock forks the chain, and verify catches it', async () => {
     const dir = tempDir();
-    await (await Log.open({ dir, create: true })).close();
+    await (await Log.open({ store: dir, create: true })).close();
     await allWriters(dir, 'unlocked');
     const lines = readLines(join(dir, 'log.jsonl'));
     const seqs = lines.map((l) => (JSON.parse(l) as { seq: number }).seq);
     assert.ok(new Set(seqs).size < seqs.length, 'unlocked writers reused a seq (a fork)');
-    const log = new Log({ dir, readOnly: true });
+    const log = new Log({ store: dir, readOnly: true });
     const result = await log.verify();
     await log.close();
     assert.equal(result.ok, false);
@@ -163,8 +163,8 @@ describe('concurrent writers', () => {
 describe('one process doing several things at once', () => {
   it('proofs and head reads while appending never let another process in mid-commit', async () => {
     const dir = tempDir();
-    await (await Log.open({ dir, create: true })).close();
-    const log = new Log({ dir });
+    await (await Log.open({ store: dir, create: true })).close();
+    const log = new Log({ store: dir });
     let reading = true;
     const readers = Array.from({ length: 4 }, async () => {
       while (reading) {

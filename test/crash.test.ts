@@ -43,12 +43,12 @@ function killMidStream(dir: string, after: number): Promise<string[]> {
 describe('crash safety', () => {
   it('survives kill -9 mid-stream, 12 times over: nothing acknowledged is lost, the log verifies', async () => {
     const dir = tempDir();
-    await (await Log.open({ dir, create: true })).close();
+    await (await Log.open({ store: dir, create: true })).close();
     const acked: string[] = [];
     const recoveries: Recovery[] = [];
     for (let round = 0; round < 12; round++) {
       acked.push(...(await killMidStream(dir, 20 + round * 7)));
-      const log = new Log({ dir });
+      const log = new Log({ store: dir });
       log.on('recovered', (r) => recoveries.push(r));
       await log.ready(); // reopening under the lock recovers a torn tail, if the kill left one
       const result = await log.verify();
@@ -65,7 +65,7 @@ describe('crash safety', () => {
 
   it('a writer killed inside write() leaves a torn line; the next open quarantines it and appends continue', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     await log.append({ actor: 'before', action: 'test.ok' });
     await log.append({ actor: 'before', action: 'test.ok' });
     await log.close();
@@ -77,13 +77,13 @@ describe('crash safety', () => {
     const torn = readFileSync(logFile).subarray(goodBytes.length);
     assert.ok(torn.length > 0 && !torn.includes(0x0a), 'the kill left a torn line with no newline');
 
-    const readOnly = new Log({ dir, readOnly: true });
+    const readOnly = new Log({ store: dir, readOnly: true });
     const before = await readOnly.verify();
     await readOnly.close();
     assert.equal(before.failure?.reason, 'torn-tail');
     assert.equal(before.failure?.seq, 2);
 
-    const reopened = new Log({ dir });
+    const reopened = new Log({ store: dir });
     const recoveries: Recovery[] = [];
     reopened.on('recovered', (r) => recoveries.push(r));
     const next = await reopened.append({ actor: 'after', action: 'test.ok' });

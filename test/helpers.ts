@@ -4,7 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CheckpointEvent, Log } from '../src/log.js';
+import { generateNoteKey, type PublicNoteKey, parseVerifierKey } from '../src/note/keys.js';
+import { type TrustedCheckpoint, trustCheckpoint } from '../src/note/trust.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
+import { FileStore } from '../src/store/file/store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (tests run from dist/test). */
@@ -77,25 +81,16 @@ export function writeLines(path: string, lines: string[]): void {
 /** Calls made through a counting file layer, by operation and by path. */
 export interface Counts {
   opens: Map<string, number>;
-  /** Appends and in-place writes, a native commit's append included. */
+  /** Appends and in-place writes. */
   writes: number;
-  /** fdatasync calls, a native commit's included. */
+  /** fdatasync calls, a sync-then-unlock's included. */
   syncs: number;
   bytesRead: number;
-  /** Native commits (native/commit.c), by how they ended; declined ones by reason. */
-  commits: { committed: number; declined: string[]; failed: number };
 }
 
 /** The real file layer, counting opens per path and writes and syncs. */
 export function countingFiles(): { files: Files; counts: Counts } {
-  const counts: Counts = {
-    opens: new Map(),
-    writes: 0,
-    syncs: 0,
-    bytesRead: 0,
-    commits: { committed: 0, declined: [], failed: 0 },
-  };
-  const commitBatch = nodeFiles.commitBatch;
+  const counts: Counts = { opens: new Map(), writes: 0, syncs: 0, bytesRead: 0 };
   const files: Files = {
     ...nodeFiles,
     open: (path, flags, mode) => {
@@ -119,23 +114,71 @@ export function countingFiles(): { files: Files; counts: Counts } {
       counts.syncs++;
       return nodeFiles.syncUnlock(fd, lockFd);
     },
-    commitBatch:
-      commitBatch &&
-      (async (request) => {
-        const result = await commitBatch(request);
-        if (result.status === 'committed') {
-          counts.commits.committed++;
-          counts.writes++;
-          if (request.sync) counts.syncs++;
-        } else if (result.status === 'declined') counts.commits.declined.push(result.declined);
-        else counts.commits.failed++;
-        return result;
-      }),
   };
   return { files, counts };
+}
+
+/** A directory store over `files` (the real file layer, or one that counts or fails). */
+export function fileStore(dir: string, files: Files = nodeFiles, durability?: 'fsync' | 'write'): FileStore {
+  return new FileStore(dir, { files, durability });
 }
 
 /** An operating-system style error, as fs raises them. */
 export function osError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+/** A fresh signing log's directory and key file (init() creates it), and its verifier key. */
+export function signingLog(name: string): {
+  dir: string;
+  keyFile: string;
+  verifier: string;
+  key: PublicNoteKey;
+  init: () => Promise<void>;
+} {
+  const root = tempDir();
+  const { signer, verifier } = generateNoteKey(name);
+  const keyFile = join(root, 'log.key');
+  writeFileSync(keyFile, `${signer}\n`, { mode: 0o600 });
+  const dir = join(root, 'log');
+  return {
+    dir,
+    keyFile,
+    verifier,
+    key: parseVerifierKey(verifier),
+    init: () => Log.init({ store: dir, signingKey: keyFile }),
+  };
+}
+
+/** The checkpoint stored in a directory log, trusted with `key`. */
+export function storedCheckpoint(dir: string, key: PublicNoteKey): TrustedCheckpoint {
+  return trustCheckpoint(readFileSync(join(dir, 'checkpoint'), 'utf8'), { log: key });
+}
+
+/**
+ * `promise`, with the process kept alive until it settles: a log's interval
+ * timer does not keep a process alive, so a test awaiting what it does must.
+ */
+export function alive<T>(promise: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1000);
+  return promise.finally(() => clearInterval(timer));
+}
+
+/** The next checkpoint `log` signs that covers at least `size` entries. */
+export function signed(log: Log, size: number): Promise<CheckpointEvent> {
+  return alive(
+    new Promise<CheckpointEvent>((resolve) => {
+      const listener = (event: CheckpointEvent) => {
+        if (event.size < size) return;
+        log.off('checkpoint', listener);
+        resolve(event);
+      };
+      log.on('checkpoint', listener);
+    }),
+  );
+}
+
+/** The next process warning. */
+export function warning(): Promise<Error> {
+  return alive(new Promise<Error>((resolve) => process.once('warning', resolve)));
 }

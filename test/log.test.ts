@@ -7,17 +7,13 @@ import type { Entry } from '../src/entry.js';
 import { LogClosedError, LogNotFoundError, QueueFullError, RecordFailedError } from '../src/errors.js';
 import { Log } from '../src/log.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
-import { countingFiles, osError, tempDir } from './helpers.js';
+import { countingFiles, fileStore, osError, tempDir } from './helpers.js';
 
-/**
- * A file layer whose writes (or syncs) fail while `failing` is set; a failing write first writes half its bytes.
- * Commits go through its calls (not the addon's whole commit, which makes its own: see native-commit.test.ts).
- */
+/** A file layer whose writes (or syncs) fail while `failing` is set; a failing write first writes half its bytes. */
 function failingFiles(what: 'write' | 'fdatasync', code = 'EIO') {
   const control = { failing: false, failures: 0 };
   const files: Files = {
     ...nodeFiles,
-    commitBatch: undefined,
     write: async (fd, buffer, offset, length) => {
       if (!control.failing || what !== 'write') return nodeFiles.write(fd, buffer, offset, length);
       control.failures++;
@@ -55,9 +51,9 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 describe('opening', () => {
   it('however many callers race the first use, the log is opened exactly once', async () => {
     const dir = tempDir();
-    await (await Log.open({ dir, create: true })).close();
+    await (await Log.open({ store: dir, create: true })).close();
     const { files, counts } = countingFiles();
-    const log = new Log({ dir, files });
+    const log = new Log({ store: fileStore(dir, files) });
     const firstUses = [
       ...Array.from({ length: 10 }, (_, i) => log.append({ actor: `caller-${i}`, action: 'test.race' })),
       log.head(),
@@ -77,9 +73,9 @@ describe('opening', () => {
 
   it('a missing log is an error, not a new log, unless create is asked for', async () => {
     const dir = join(tempDir(), 'nope');
-    const log = new Log({ dir });
+    const log = new Log({ store: dir });
     await assert.rejects(log.append({ actor: 'a', action: 'b.c' }), LogNotFoundError);
-    await assert.rejects(new Log({ dir, readOnly: true }).verify(), LogNotFoundError);
+    await assert.rejects(new Log({ store: dir, readOnly: true }).verify(), LogNotFoundError);
   });
 });
 
@@ -87,7 +83,7 @@ describe('group commit', () => {
   it('concurrent appends share one lock, one write and one fsync per batch', async () => {
     const dir = tempDir();
     const { files, counts } = countingFiles();
-    const log = new Log({ dir, files, create: true });
+    const log = new Log({ store: fileStore(dir, files), create: true });
     const entries = await Promise.all(
       Array.from({ length: 200 }, (_, i) => log.append({ actor: `c${i}`, action: 'test.batch' })),
     );
@@ -102,7 +98,7 @@ describe('group commit', () => {
 
   it("durability 'write' never calls fdatasync", async () => {
     const { files, counts } = countingFiles();
-    const log = new Log({ dir: tempDir(), files, create: true, durability: 'write' });
+    const log = new Log({ store: fileStore(tempDir(), files, 'write'), create: true });
     await Promise.all([log.append({ actor: 'a', action: 'b.c' }), log.append({ actor: 'a', action: 'b.c' })]);
     assert.equal(counts.syncs, 0);
     assert.equal((await log.verify()).size, 2);
@@ -111,7 +107,7 @@ describe('group commit', () => {
 
   it('appendBatch is atomic: consecutive seqs, or nothing at all when one entry is bad', async () => {
     const dir = tempDir();
-    const log = new Log({ dir, create: true });
+    const log = new Log({ store: dir, create: true });
     const batch = await log.appendBatch([
       { actor: 'a', action: 'x.y' },
       { actor: 'b', action: 'x.y' },
@@ -147,7 +143,7 @@ describe('failing closed', () => {
     it(`a ${what} that fails with ${code} mid-batch: the batch is rolled back, the lock released, the chain continues`, async () => {
       const dir = tempDir();
       const { files, control } = failingFiles(what, code);
-      const log = new Log({ dir, files, create: true });
+      const log = new Log({ store: fileStore(dir, files), create: true });
       await log.append({ actor: 'a', action: 'test.before' });
       const goodSize = statSync(join(dir, 'log.jsonl')).size;
 
@@ -165,7 +161,7 @@ describe('failing closed', () => {
       assert.equal(statSync(join(dir, 'log.jsonl')).size, goodSize, 'the partial write was cut off');
 
       // Another handle (another lock file description) can take the lock: it was released.
-      const other = new Log({ dir });
+      const other = new Log({ store: dir });
       await within(other.append({ actor: 'b', action: 'test.other' }), 10_000, 'append through another handle');
       await other.close();
 
@@ -182,7 +178,7 @@ describe('failing closed', () => {
 describe('background writer', () => {
   it('record() returns at once; flush() resolves when everything recorded is durable', async () => {
     const dir = tempDir();
-    const log = new Log({ dir, create: true });
+    const log = new Log({ store: dir, create: true });
     for (let i = 0; i < 100; i++) log.record({ actor: 'bg', action: 'test.record', data: { i } });
     await log.flush();
     assert.equal((await log.head()).size, 100);
@@ -190,14 +186,14 @@ describe('background writer', () => {
   });
 
   it('a full queue throws QueueFullError and drops nothing', async () => {
-    const log = new Log({ dir: tempDir(), create: true, maxQueue: 5 });
+    const log = new Log({ store: tempDir(), create: true, maxQueue: 5 });
     for (let i = 0; i < 5; i++) log.record({ actor: 'bg', action: 'test.record' });
     assert.throws(() => log.record({ actor: 'bg', action: 'test.record' }), QueueFullError);
     await log.flush();
     assert.equal((await log.head()).size, 5);
     log.record({ actor: 'bg', action: 'test.record' }); // room again
     await log.close();
-    const reopened = new Log({ dir: log.dir, readOnly: true });
+    const reopened = new Log({ store: log.location, readOnly: true });
     assert.equal((await reopened.head()).size, 6, 'close() drained the queue');
     await reopened.close();
   });
@@ -205,7 +201,7 @@ describe('background writer', () => {
   it('a failed commit reaches the caller: an error event with the events, and flush() rejects', async () => {
     const dir = tempDir();
     const { files, control } = failingFiles('write');
-    const log = new Log({ dir, files, create: true });
+    const log = new Log({ store: fileStore(dir, files), create: true });
     await log.ready();
     const events: RecordFailedError[] = [];
     log.on('error', (e) => events.push(e));
@@ -222,12 +218,12 @@ describe('background writer', () => {
   });
 
   it('invalid input to record() throws at once', () => {
-    const log = new Log({ dir: tempDir(), create: true });
+    const log = new Log({ store: tempDir(), create: true });
     assert.throws(() => log.record({ actor: '', action: 'x.y' }), /\$\.actor/);
   });
 
   it('a closed log refuses appends', async () => {
-    const log = await Log.open({ dir: tempDir(), create: true });
+    const log = await Log.open({ store: tempDir(), create: true });
     await log.close();
     await assert.rejects(log.append({ actor: 'a', action: 'b.c' }), LogClosedError);
     assert.throws(() => log.record({ actor: 'a', action: 'b.c' }), LogClosedError);
@@ -237,7 +233,7 @@ describe('background writer', () => {
 describe('reading', () => {
   it('filters by seq range, time range, actor, action, target and limit, like a full scan would', async () => {
     const dir = tempDir();
-    const log = new Log({ dir, create: true, maxBatch: 50 });
+    const log = new Log({ store: dir, create: true, maxBatch: 50 });
     const actions = ['proposal.open', 'proposal.approve', 'deploy.start'];
     // Big enough (about 1.5 MB) that seq and time lookups binary-search rather than scan.
     await Promise.all(
@@ -279,7 +275,7 @@ describe('reading', () => {
 
     // Finding a seq or a time near the end reads a few probes' worth, not the file from the start.
     const { files, counts } = countingFiles();
-    const reader = new Log({ dir, files, readOnly: true });
+    const reader = new Log({ store: fileStore(dir, files), readOnly: true });
     const late = (all[3990] as Entry).ts;
     const firstAtLate = (all.find((e) => e.ts >= late) as Entry).seq; // entries of one commit share a time
     for (const [query, first] of [
@@ -302,10 +298,10 @@ describe('reading', () => {
 describe('files changed under an open log', () => {
   it('a deleted lock file is recreated and locked again, so every writer locks the same file', async () => {
     const dir = tempDir();
-    const a = await Log.open({ dir, create: true });
+    const a = await Log.open({ store: dir, create: true });
     await a.append({ actor: 'a', action: 'x.y' });
     rmSync(join(dir, 'lock'));
-    const b = await Log.open({ dir }); // creates a new lock file
+    const b = await Log.open({ store: dir }); // creates a new lock file
     const lockNow = statSync(join(dir, 'lock')).ino;
     await a.append({ actor: 'a', action: 'x.y' }); // must notice its lock is on a deleted inode
     await b.append({ actor: 'b', action: 'x.y' });
@@ -316,7 +312,7 @@ describe('files changed under an open log', () => {
 
   it('a log file removed while open fails appends closed instead of writing to a deleted file', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     await log.append({ actor: 'a', action: 'x.y' });
     rmSync(join(dir, 'log.jsonl'));
     await assert.rejects(
@@ -328,7 +324,7 @@ describe('files changed under an open log', () => {
 
   it('a log truncated by something else while open is refused, not built upon', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     await log.appendBatch([
       { actor: 'a', action: 'x.y' },
       { actor: 'a', action: 'x.y' },

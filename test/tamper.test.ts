@@ -18,7 +18,7 @@ let original: string[];
 let foreign: string[];
 
 async function makeLog(dir: string): Promise<string[]> {
-  const log = await Log.open({ dir, create: true });
+  const log = await Log.open({ store: dir, create: true });
   for (let i = 0; i < SIZE; i++)
     await log.append({ actor: `user-${i % 3}`, action: 'doc.edit', targets: [`doc-${i}`] });
   await log.close();
@@ -38,7 +38,7 @@ async function verifyLines(lines: string[] | null, name: string, raw?: (path: st
   if (lines !== null) writeLines(path, lines);
   raw?.(path);
   const before = readFileSync(path);
-  const log = new Log({ dir, readOnly: true });
+  const log = new Log({ store: dir, readOnly: true });
   const result = await log.verify();
   // Worker threads verifying ranges in parallel reach the same verdict and name the same failure.
   for (const threads of [2, 3, 7]) assert.deepEqual(await log.verify({ threads }), result, `with ${threads} threads`);
@@ -145,7 +145,7 @@ describe('tamper detection', () => {
     const lines = [...original];
     lines[5] = '{"oops":';
     writeLines(join(dir, 'log.jsonl'), lines);
-    const log = new Log({ dir, readOnly: true });
+    const log = new Log({ store: dir, readOnly: true });
     const seen: number[] = [];
     await assert.rejects(
       async () => {
@@ -159,7 +159,7 @@ describe('tamper detection', () => {
 
   it('parallel verification names the same first failure wherever the damage falls relative to the ranges', async () => {
     const dir = join(root, 'parallel');
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     await log.appendBatch(
       Array.from({ length: 600 }, (_, i) => ({ actor: `u${i % 5}`, action: 'doc.edit', data: { i } })),
     );
@@ -184,7 +184,7 @@ describe('tamper detection', () => {
     mkdirSync(dir);
     copyFileSync(join(root, 'original', 'log.jsonl'), join(dir, 'log.jsonl'));
     writeFileSync(join(dir, 'unrelated.txt'), 'x');
-    const log = new Log({ dir, readOnly: true });
+    const log = new Log({ store: dir, readOnly: true });
     assert.equal((await log.verify()).ok, true);
     await log.close();
   });

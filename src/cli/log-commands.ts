@@ -5,19 +5,19 @@ import { canonicalize } from '../encoding/canonical.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { InvalidEntryError } from '../errors.js';
 import { Log } from '../log.js';
-import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
+import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
 import type { ReadQuery } from '../store/store.js';
 import {
   type Command,
   DIR_HELP,
-  storeFlags,
-  storeOption,
   parse,
   parseCount,
   parseJson,
   parseTime,
   readStdin,
+  storeFlags,
+  storeOption,
   UsageError,
   withLog,
   write,
@@ -143,12 +143,14 @@ export const LOG_COMMANDS: Record<string, Command> = {
         if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
       }
       const inputs = parseBatch(await readStdin());
-      const entries = await withLog({ store: storeOption(v) }, (log) => log.appendBatch(inputs)).catch((error: unknown) => {
-        if (error instanceof InvalidEntryError && error.index !== undefined) {
-          throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
-        }
-        throw error;
-      });
+      const entries = await withLog({ store: storeOption(v) }, (log) => log.appendBatch(inputs)).catch(
+        (error: unknown) => {
+          if (error instanceof InvalidEntryError && error.index !== undefined) {
+            throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
+          }
+          throw error;
+        },
+      );
       const first = entries[0]?.seq ?? null;
       const last = entries.at(-1)?.seq ?? null;
       write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);

@@ -1,6 +1,7 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EvidentError } from '../errors.js';
+import { loadSignerKey } from '../lifecycle/signing.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import {
   ALG_COSIGNATURE_V1,
@@ -11,18 +12,17 @@ import {
 } from '../note/keys.js';
 import { openNote } from '../note/note.js';
 import type { TrustPolicy } from '../note/trust.js';
-import { formatReceipt, parseReceipt, verifyReceipt } from '../receipt.js';
-import { loadSignerKey } from '../lifecycle/signing.js';
+import { parseReceipt, verifyReceipt } from '../receipt.js';
 import { Witness } from '../witness.js';
 import {
   type Command,
   DIR_HELP,
-  storeFlags,
-  storeOption,
   parse,
   parseCount,
   parseWithPositionals,
   readStdin,
+  storeFlags,
+  storeOption,
   UsageError,
   withLog,
   write,
@@ -156,7 +156,8 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     if (v.log !== undefined) {
       cosigned = await withLog({ store: v.log, readOnly: true }, async (log) => {
         const note = await log.checkpoint();
-        if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.location} does not sign checkpoints`);
+        if (note === null)
+          throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.location} does not sign checkpoints`);
         const size = checkpointOfNote(note).size;
         const last = witness.lastSeen(logKey.name)?.size ?? 0;
         const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];

@@ -21,14 +21,15 @@
  * A log that does not sign builds its tree only when a tree head or a proof
  * is asked for, extending it from where the tiles left it.
  */
-import { GENESIS_PREV, type Entry, type EntryInput } from '../entry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Entry, type EntryInput, GENESIS_PREV } from '../entry.js';
 import { EvidentError, HistoryMismatchError, LogCorruptError, NoteError } from '../errors.js';
 import type { Hash } from '../merkle/hash.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from '../note/checkpoint.js';
 import type { PrivateNoteKey } from '../note/keys.js';
 import { ed25519Signer, openNote, signNote } from '../note/note.js';
 import type { CommittedBatch, Store } from '../store/store.js';
-import { type SigningIdentity, reanchorEntry } from './signing.js';
+import { reanchorEntry, type SigningIdentity } from './signing.js';
 import { Tree } from './tree.js';
 
 export interface IntegratorOptions {
@@ -71,8 +72,12 @@ export class Integrator {
   readonly #schedule: (run: () => void, ms: number) => () => void;
   /** Whether this process holds the integrator lease. */
   #holder = false;
-  /** Whether the tree came from the stored tiles (then a mismatch may be the tiles', not the log's). */
-  #fromTiles = false;
+  /**
+   * How many of the tree's leaves came from stored tiles and are not yet
+   * vouched for by a signed checkpoint (a mismatch may then be the tiles',
+   * not the log's).
+   */
+  #fromTiles = 0;
   /** Whether the tree has been brought up from the store at all. */
   #loaded = false;
   /** This process's commits not yet in the tree (the holder's only), in order. */
@@ -108,7 +113,7 @@ export class Integrator {
   async open(size: number, lenient = false): Promise<void> {
     if (!this.signs || this.#options.readOnly) return;
     await this.#exclusive(async () => {
-      await this.#load();
+      await this.#load(size);
       try {
         await this.#judge(await this.#store.checkpoints.read(), size);
       } catch (error) {
@@ -135,7 +140,7 @@ export class Integrator {
       // After the callers this commit releases have queued their next batch: hashing overlaps its sync.
       setImmediate(() => {
         this.#integrating = false;
-        this.#exclusive(() => this.#integrate(0)).catch((error: unknown) => this.#failed(error));
+        this.#exclusive(() => this.#integrate(this.#committed)).catch((error: unknown) => this.#failed(error));
       });
     }
   }
@@ -159,8 +164,18 @@ export class Integrator {
   withTree<T>(work: (tree: Tree) => Promise<T>, size = 0): Promise<T> {
     return this.#exclusive(async () => {
       const head = await this.#store.entries.head();
-      await this.#bringUp(Math.max(size, head.size));
-      return work(this.tree);
+      await this.#bringUp(Math.max(size, head.size), head.size);
+      try {
+        return await work(this.tree);
+      } catch (error) {
+        if (!(error instanceof LogCorruptError)) throw error;
+        // A stored tile that is not this tree's: build the tree from the entries and ask again.
+        this.tree.reset(true);
+        this.#fromTiles = 0;
+        this.#pending = [];
+        await this.#catchUp(Math.max(size, head.size));
+        return work(this.tree);
+      }
     });
   }
 
@@ -169,11 +184,7 @@ export class Integrator {
    * from the entries, appends the re-anchor entry (through `append`), and
    * signs a checkpoint of the whole log in place of whatever is stored.
    */
-  async reanchor(
-    append: (input: EntryInput) => Promise<Entry>,
-    actor: string,
-    reason: string,
-  ): Promise<string> {
+  async reanchor(append: (input: EntryInput) => Promise<Entry>, actor: string, reason: string): Promise<string> {
     if (!this.signs || this.#options.key === null) {
       throw new EvidentError('EVIDENT_NO_KEY', 'only a signing log, opened with its key, can be re-anchored');
     }
@@ -326,17 +337,23 @@ export class Integrator {
           return false;
         });
         if (held) break;
-        if (attempt > 0 || !this.#fromTiles) {
+        if (attempt > 0 || this.#fromTiles === 0) {
           throw new HistoryMismatchError(
             `the first ${checkpoint.size} entries of the log in ${where} do not hash to its signed checkpoint's root: ` +
               'that history was rewritten',
           );
         }
         this.tree.reset(true); // perhaps only the tiles are wrong: judge the entries themselves
-        this.#fromTiles = false;
+        this.#fromTiles = 0;
         await this.#catchUp(checkpoint.size);
       }
     }
+    if (this.#fromTiles > checkpoint.size) {
+      // Tiles past the checkpoint vouch for nothing: what follows it is taken from the entries.
+      await this.tree.truncate(checkpoint.size);
+      await this.#catchUp(size);
+    }
+    this.#fromTiles = 0;
     this.#known = { note, checkpoint };
   }
 
@@ -353,7 +370,7 @@ export class Integrator {
    * process's pending commits and reading the rest from the store.
    */
   async #integrate(size: number): Promise<void> {
-    await this.#load();
+    await this.#load(size);
     for (const batch of this.#pending.splice(0)) {
       if (batch.head.size <= this.tree.size) continue;
       await this.#catchUp(batch.after.size);
@@ -365,32 +382,42 @@ export class Integrator {
   }
 
   /** Under the turn, for proofs and tree heads: the tree at `size` entries, the tiles repaired if they are not the log's. */
-  async #bringUp(size: number): Promise<void> {
+  async #bringUp(size: number, logSize: number): Promise<void> {
     if (this.signs && this.#holder) return this.#integrate(size);
-    await this.#load();
+    await this.#load(logSize);
     try {
       await this.#catchUp(size);
     } catch (error) {
       if (!(error instanceof HistoryMismatchError) || this.signs) throw error;
       // A log that does not sign keeps its tiles only as a cache: one that is not this log's is rebuilt.
       this.tree.reset(true);
-      this.#fromTiles = false;
+      this.#fromTiles = 0;
       await this.#catchUp(size);
     }
     if (!this.signs && !this.#options.readOnly && (await this.#claim())) await this.tree.flush();
   }
 
-  /** Loads the tree from the stored tiles the first time (an empty tree if they cannot be read). */
-  async #load(): Promise<void> {
+  /**
+   * Loads the tree from the stored tiles the first time. Tiles that cannot be
+   * read, or that hold more than the log's `size` entries (another history's,
+   * or entries since removed, which the checkpoint judges), give way to an
+   * empty tree, built again from the entries.
+   */
+  async #load(size: number): Promise<void> {
     if (this.#loaded) return;
     try {
       await this.tree.load();
-      this.#fromTiles = this.tree.size > 0;
+      const loaded = this.tree.size;
+      if (loaded > size) this.tree.reset(true);
+      else if (loaded > 0) {
+        const { leaves } = await this.#store.entries.leaves(loaded - 1, loaded);
+        if (!leaves.equals(await this.tree.leaf(loaded - 1))) this.tree.reset(true);
+      }
     } catch (error) {
       if (!(error instanceof LogCorruptError)) throw error;
       this.tree.reset(true);
-      this.#fromTiles = false;
     }
+    this.#fromTiles = this.tree.size;
     this.#loaded = true;
   }
 
@@ -432,7 +459,7 @@ export class Integrator {
           `no checkpoint in ${this.#store.location} covers ${size} entries yet; the integrator (another writer) signs them`,
         );
       }
-      await new Promise<void>((resolve) => this.#schedule(resolve, Math.min(100, this.#options.intervalMs)));
+      await sleep(Math.min(100, this.#options.intervalMs)); // a caller awaits this: the timer keeps the process up
     }
   }
 

@@ -10,7 +10,15 @@
  */
 import { LogCorruptError, OutOfRangeError } from '../errors.js';
 import { HASH_SIZE, type Hash } from '../merkle/hash.js';
-import { blockNode, locateNode, TILE_HEIGHT, TILE_WIDTH, type TileWrite, TreeEdge, tileBlock } from '../merkle/tiles.js';
+import {
+  blockNode,
+  locateNode,
+  TILE_HEIGHT,
+  TILE_WIDTH,
+  type TileWrite,
+  TreeEdge,
+  tileBlock,
+} from '../merkle/tiles.js';
 import { consistencyProof, inclusionProof, recordSubtrees, type SubtreeHash, treeRoot } from '../merkle/tree.js';
 import type { TileStore } from '../store/store.js';
 
@@ -71,6 +79,17 @@ export class Tree {
     this.#edge = new TreeEdge();
     this.#unwritten.clear();
     this.#blocks.clear();
+    this.#partialsWritten.clear();
+    this.#flushed = -1;
+  }
+
+  /** Cuts the tree back to its first `size` leaves (the rest is to be taken again from the entries). */
+  async truncate(size: number): Promise<void> {
+    if (size === this.size) return;
+    this.#edge = await this.edgeAt(size);
+    for (const [key, tile] of this.#unwritten) {
+      if ((tile.index + 1) * TILE_WIDTH ** (tile.level + 1) > size) this.#unwritten.delete(key);
+    }
     this.#partialsWritten.clear();
     this.#flushed = -1;
   }
@@ -177,6 +196,11 @@ export class Tree {
       return cached;
     }
     const block = tileBlock(await this.#readTile(level, index, TILE_WIDTH));
+    // A stored tile is believed only if it hashes to its parent, which the edge or a believed tile holds.
+    const parent = await this.#node((level + 1) * TILE_HEIGHT, index);
+    if (!blockNode(block, TILE_HEIGHT, 0).equals(parent)) {
+      throw new LogCorruptError(`tile ${level}/${index} does not hash to its parent: it is not this tree's`);
+    }
     this.#cache(key, block);
     return block;
   }

@@ -55,7 +55,13 @@ export async function verifySince(
     for await (const entry of entries.read({ fromSeq: size - 1, limit: 1 })) last = entry;
     if (last === undefined || last.seq !== size - 1) return full();
     try {
-      verifyInclusion(size - 1, size, Buffer.from(last.hash, 'hex'), await tree.inclusionProof(size - 1, size), checkpoint.root);
+      verifyInclusion(
+        size - 1,
+        size,
+        Buffer.from(last.hash, 'hex'),
+        await tree.inclusionProof(size - 1, size),
+        checkpoint.root,
+      );
     } catch {
       return full();
     }

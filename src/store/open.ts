@@ -23,7 +23,8 @@ export function storeOf(spec: string | Store | undefined, options: StoreOptions 
   if (/^postgres(ql)?:\/\//i.test(name)) {
     throw new InvalidOptionError(`this version of evident has no PostgreSQL store (${name.split('@').pop()})`);
   }
-  if (name.startsWith('file:')) return new FileStore(name.startsWith('file://') ? fileURLToPath(name) : name.slice(5), options);
+  if (name.startsWith('file:'))
+    return new FileStore(name.startsWith('file://') ? fileURLToPath(name) : name.slice(5), options);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(name)) {
     throw new InvalidOptionError(`${JSON.stringify(name)} is not a store evident knows: give a directory or file:PATH`);
   }

@@ -9,9 +9,10 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { ProofError } from '../../src/errors.js';
 import { emptyRoot, type Hash, leafHash } from '../../src/merkle/hash.js';
 import { consistencyProof, inclusionProof, subtreesOf, treeRoot } from '../../src/merkle/tree.js';
-import { ProofError, verifyConsistency, verifyInclusion } from '../../src/merkle/verify.js';
+import { verifyConsistency, verifyInclusion } from '../../src/merkle/verify.js';
 import { VECTORS } from '../helpers.js';
 
 const MERKLE = join(VECTORS, 'merkle');

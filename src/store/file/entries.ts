@@ -39,6 +39,15 @@ export const LOG_FILE = 'log.jsonl';
 export const LOCK_FILE = 'lock';
 export const QUARANTINE_DIR = 'quarantine';
 
+interface Known {
+  head: Head;
+  /** Where the head's line ends: the file's length then. */
+  end: number;
+  /** Where the head's line starts. */
+  lastStart: number;
+  mtimeMs: number;
+}
+
 const PREV_KEY = Buffer.from('"prev":"');
 const HASH_KEY = Buffer.from('"hash":"');
 const SEQ_KEY = Buffer.from('","seq":');
@@ -58,8 +67,12 @@ export class FileEntries implements EntryStore {
   #inProcess: Promise<void> = Promise.resolve();
   /** Identity of the log file our descriptor points at, to notice it replaced or removed at its path. */
   #logFile: FileStat | null = null;
-  /** Head and end offset as of our last look under the lock; null when they must be re-read from the end. */
-  #known: { head: Head; end: number } | null = null;
+  /**
+   * As of our last look under the lock: the head, where its line starts and
+   * ends, and the file's mtime then; null when they must be re-read from the
+   * end.
+   */
+  #known: Known | null = null;
   /** Where the entry after the last one leaves() read starts, to spare the next read a search. */
   #cursor: { seq: number; offset: number } | null = null;
 
@@ -104,8 +117,10 @@ export class FileEntries implements EntryStore {
       const sealed = batch.seal(after);
       const start = this.#known?.end ?? 0;
       const bytes = Buffer.from(sealed.text, 'utf8');
+      let mtimeMs: number;
       try {
         await writeAll(this.#files, this.#logFd, bytes);
+        mtimeMs = (await this.#files.fstat(this.#logFd)).mtimeMs;
         if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
       } catch (error) {
         await this.#rollBack(start);
@@ -114,7 +129,10 @@ export class FileEntries implements EntryStore {
           cause: error,
         });
       }
-      this.#known = { head: sealed.head, end: start + bytes.length };
+      const end = start + bytes.length;
+      const lastStart =
+        end - Buffer.byteLength(sealed.text.slice(sealed.text.lastIndexOf('\n', sealed.text.length - 2) + 1));
+      this.#known = { head: sealed.head, end, lastStart, mtimeMs };
       return { after, head: sealed.head, leaves: sealed.leaves };
     });
   }
@@ -172,16 +190,18 @@ export class FileEntries implements EntryStore {
       stat = await files.fstat(this.#logFd);
     }
     const known = this.#known;
-    if (known !== null && stat.size === known.end) return known.head;
+    if (known !== null && stat.size === known.end && stat.mtimeMs === known.mtimeMs) return known.head;
     if (known !== null && stat.size < known.end) {
       throw new LogCorruptError(
         `${this.logPath} shrank from ${known.end} to ${stat.size} bytes while open: entries were removed outside evident`,
       );
     }
+    if (known !== null && known.head.size > 0) await this.#unchanged(known);
     const { last, completeEnd } = await readLastLine(files, this.#logFd, stat.size);
     if (completeEnd < stat.size) await this.#quarantine(completeEnd, stat.size);
+    const mtimeMs = (await files.fstat(this.#logFd)).mtimeMs;
     if (last === null) {
-      this.#known = { head: EMPTY_HEAD, end: 0 };
+      this.#known = { head: EMPTY_HEAD, end: 0, lastStart: 0, mtimeMs };
       return EMPTY_HEAD;
     }
     const entry = entryOf(last.text, last.offset);
@@ -189,8 +209,24 @@ export class FileEntries implements EntryStore {
       throw new LogCorruptError(`${this.logPath} went back from ${known.head.size} entries to ${entry.seq + 1}`);
     }
     const head = headOf(entry);
-    this.#known = { head, end: completeEnd };
+    this.#known = { head, end: completeEnd, lastStart: last.offset, mtimeMs };
     return head;
+  }
+
+  /**
+   * The file changed since we last looked: others appended, or someone edited
+   * it. The line we last knew as the head must still be there, with its seq
+   * and hash; else what follows it is not built on what we acknowledged.
+   */
+  async #unchanged(known: Known): Promise<void> {
+    const line = Buffer.allocUnsafe(known.end - known.lastStart);
+    const read = await readFully(this.#files, this.#logFd, line, line.length, known.lastStart);
+    const fields = read === line.length && line[line.length - 1] === 0x0a ? linkOf(line, 0, line.length - 1) : null;
+    if (fields === null || fields[0] !== known.head.size - 1 || fields[2] !== known.head.hash) {
+      throw new LogCorruptError(
+        `entry ${known.head.size - 1} of ${this.logPath} changed while the log was open: the log was edited or rewritten`,
+      );
+    }
   }
 
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
@@ -279,7 +315,7 @@ export class FileEntries implements EntryStore {
     let failure = null as LogCorruptError | null;
     const link = Buffer.allocUnsafe(HASH_SIZE);
     const end = await scanLineBytes(this.#files, fd, start, size, (bytes, lineFrom, lineTo, offset) => {
-      const fields = linkOf(bytes, lineFrom, lineTo) ?? parsedLink(bytes, lineFrom, lineTo, offset);
+      const fields = linkOf(bytes, lineFrom, lineTo) ?? parsedLink(bytes, lineFrom, lineTo);
       if (typeof fields === 'string') {
         failure = new LogCorruptError(`malformed entry at byte ${offset} of ${this.logPath}: ${fields}`);
         return false;
@@ -354,10 +390,10 @@ function linkOf(bytes: Buffer, from: number, to: number): [number, string, strin
 }
 
 /** linkOf for a line that is not plain: parsed whole; why it is not an entry, if it is not. */
-function parsedLink(bytes: Buffer, from: number, to: number, offset: number): [number, string, string] | string {
+function parsedLink(bytes: Buffer, from: number, to: number): [number, string, string] | string {
   const entry = parseEntry(bytes.toString('utf8', from, to));
   if (typeof entry === 'string') return entry;
-  if (!isHex(entry.prev) || !isHex(entry.hash)) return `entry at byte ${offset} has a hash that is not hex`;
+  if (!isHex(entry.prev) || !isHex(entry.hash)) return `entry ${entry.seq} has a hash that is not hex`;
   return [entry.seq, entry.prev, entry.hash];
 }
 

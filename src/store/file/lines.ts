@@ -83,19 +83,25 @@ export function scanLines(
   );
 }
 
-/** Async iteration over complete lines in [start, end), reading a chunk at a time. */
+/**
+ * Async iteration over complete lines in [start, end), reading a chunk at a
+ * time: 64 KiB first, doubling up to CHUNK, so that a caller that wants only
+ * the first few lines reads little.
+ */
 export async function* iterateLines(files: Files, fd: number, start: number, end: number): AsyncGenerator<Line> {
   let position = start;
+  let chunk = 64 * 1024;
   while (position < end) {
     const batch: Line[] = [];
-    const stop = Math.min(end, position + CHUNK);
+    const stop = Math.min(end, position + chunk);
+    chunk = Math.min(CHUNK, chunk * 2);
     const next = await scanLines(files, fd, position, stop, (text, offset, after) => {
       batch.push({ text, offset, next: after });
       return undefined;
     });
     yield* batch;
     if (next === position) {
-      // No newline within a whole chunk: a line longer than CHUNK. Read on until one ends.
+      // No newline within a whole chunk: a line longer than the chunk. Read on until one ends.
       const long = await readLineAt(files, fd, position, end);
       if (long === null) return;
       yield long;

@@ -79,7 +79,10 @@ export class FileStore implements Store {
     try {
       keyFile = (JSON.parse(text) as { keyFile?: unknown }).keyFile;
     } catch (error) {
-      throw new EvidentError('EVIDENT_BAD_CONFIG', `${join(this.dir, CONFIG_FILE)} is not JSON: ${(error as Error).message}`);
+      throw new EvidentError(
+        'EVIDENT_BAD_CONFIG',
+        `${join(this.dir, CONFIG_FILE)} is not JSON: ${(error as Error).message}`,
+      );
     }
     if (keyFile === undefined) return null;
     if (typeof keyFile !== 'string' || keyFile === '') {

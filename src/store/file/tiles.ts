@@ -30,9 +30,8 @@ export class FileTiles implements TileStore {
   }
 
   /**
-   * Full tiles are created once (one that exists holds the same bytes,
-   * written by an earlier integrator) and replace the partial versions
-   * written while they filled; partial tiles are replaced whole. Then the size.
+   * Full tiles are created once and replace the partial versions written
+   * while they filled; partial tiles are replaced whole. Then the size.
    */
   async write(tiles: readonly TileWrite[], size: number): Promise<void> {
     const full = tiles.filter((tile) => tile.hashes.length === TILE_WIDTH * 32);
@@ -53,6 +52,9 @@ export class FileTiles implements TileStore {
       await this.#files.writeFile(path, tile.hashes);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // Written before, by this or an earlier integrator; if it is not these bytes it was damaged: replace it.
+      const stored = await readWholeFile(this.#files, path, tile.hashes.length);
+      if (stored === null || !stored.equals(tile.hashes)) await this.#files.replaceFile(path, tile.hashes);
     }
     await this.#files.remove(`${path}.p`);
   }

@@ -162,7 +162,10 @@ function inWorker(
     worker.on('error', reject);
     worker.on('exit', (code) => {
       if (result !== null) resolve(result);
-      else reject(new EvidentError('EVIDENT_READ_FAILED', `verifying bytes ${start}-${end} of ${path} stopped (exit ${code})`));
+      else
+        reject(
+          new EvidentError('EVIDENT_READ_FAILED', `verifying bytes ${start}-${end} of ${path} stopped (exit ${code})`),
+        );
     });
   });
 }

@@ -1,22 +1,21 @@
 /**
- * The log's Merkle tree as the file store keeps it: its root is the RFC 9162
- * root of the entries' hashes however the entries were written (batches,
- * processes, threads); its tiles on disk are the C2SP tiles of that tree;
- * proofs verify; it is rebuilt from the log when tiles are missing or damaged.
+ * The log's Merkle tree: its root is the RFC 9162 root of the entries' hashes
+ * however the entries were written (batches, processes, threads); its stored
+ * tiles are the C2SP tiles of that tree; proofs verify; it is rebuilt from
+ * the entries when tiles are missing or damaged.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import type { Entry } from '../../../src/entry.js';
-import { Log } from '../../../src/log.js';
-import type { Hash } from '../../../src/merkle/hash.js';
-import { TILE_WIDTH, tilePath } from '../../../src/merkle/tiles.js';
-import { subtreesOf, treeRoot } from '../../../src/merkle/tree.js';
-import { verifyConsistency, verifyInclusion } from '../../../src/merkle/verify.js';
-import { type Files, nodeFiles } from '../../../src/store/file/files.js';
-import { FIXTURES, readLines, runNode, tempDir } from '../../helpers.js';
+import type { Entry } from '../../src/entry.js';
+import { Log } from '../../src/log.js';
+import type { Hash } from '../../src/merkle/hash.js';
+import { TILE_WIDTH, tilePath } from '../../src/merkle/tiles.js';
+import { subtreesOf, treeRoot } from '../../src/merkle/tree.js';
+import { verifyConsistency, verifyInclusion } from '../../src/merkle/verify.js';
+import { FIXTURES, readLines, runNode, tempDir } from '../helpers.js';
 
 function leavesOf(dir: string): Hash[] {
   return readLines(join(dir, 'log.jsonl')).map((l) => Buffer.from((JSON.parse(l) as Entry).hash, 'hex'));
@@ -43,7 +42,7 @@ async function checkTree(log: Log, leaves: Hash[]): Promise<void> {
 describe('the log Merkle tree', () => {
   it('matches the entries however they were written, and its tiles are the C2SP tiles', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     for (const n of [1, 7, 300, 1, 900]) {
       await log.appendBatch(Array.from({ length: n }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
     }
@@ -62,49 +61,34 @@ describe('the log Merkle tree', () => {
     const level1 = readFileSync(join(dir, tilePath(1, 0, 5)));
     assert.ok(level1.equals(Buffer.concat([0, 1, 2, 3, 4].map((i) => reference(8, i)))));
     assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '1359\n');
-    // Beside the C2SP tiles, each full tile's 255 inner nodes, level by level, in one file per tile level
-    // (a cache that spares proofs hashing).
-    const inner = readFileSync(join(dir, 'tile-inner', '0.nodes')).subarray(255 * 32, 2 * 255 * 32); // tile 0/001
-    const expected: Buffer[] = [];
-    for (let r = 1; r <= 8; r++) for (let k = 0; k < 256 >> r; k++) expected.push(reference(r, (256 >> r) + k));
-    assert.ok(inner.equals(Buffer.concat(expected)));
-
-    const reopened = await Log.open({ dir });
+    const reopened = await Log.open({ store: dir });
     await checkTree(reopened, leaves);
     await reopened.close();
-    const reader = new Log({ dir, readOnly: true });
+    const reader = new Log({ store: dir, readOnly: true });
     await checkTree(reader, leaves);
     await reader.close();
   });
 
-  it('writes full tiles in one call or file by file alike, removing the partial versions they supersede', async () => {
-    const listing = async (files: Files) => {
-      const dir = tempDir();
-      const log = await Log.open({ dir, create: true, files });
-      await log.appendBatch(Array.from({ length: 100 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
-      await log.treeHead(); // a log that does not sign builds its tree on demand
-      await log.close(); // persists the partial tile 0/000.p/100
-      assert.equal(existsSync(join(dir, tilePath(0, 0, 100))), true);
-      const reopened = await Log.open({ dir, files });
-      await reopened.appendBatch(Array.from({ length: 600 }, (_, i) => ({ actor: 'b', action: 'x.y', data: { i } })));
-      await reopened.treeHead();
-      await reopened.close();
-      const leaves = leavesOf(dir);
-      assert.ok(readFileSync(join(dir, tilePath(0, 1))).equals(Buffer.concat(leaves.slice(256, 512))));
-      assert.equal(existsSync(join(dir, `${tilePath(0, 0)}.p`)), false, 'the full tile superseded its partials');
-      const inner = readFileSync(join(dir, 'tile-inner', '0.nodes'));
-      assert.equal(inner.length, 2 * 255 * 32, 'two full tiles of inner nodes');
-      return readdirSync(join(dir, 'tile'), { recursive: true }).map(String).sort();
-    };
-    const native = await listing(nodeFiles);
-    const oneByOne = await listing({ ...nodeFiles, writeTiles: undefined });
-    assert.deepEqual(native, oneByOne);
-    assert.ok(native.includes(join('0', '001')) && native.includes(join('0', '002.p', '188')));
+  it('replaces the partial versions of a tile once it is full', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.appendBatch(Array.from({ length: 100 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+    await log.treeHead(); // a log that does not sign builds its tree on demand, and stores it
+    assert.equal(existsSync(join(dir, tilePath(0, 0, 100))), true);
+    await log.appendBatch(Array.from({ length: 600 }, (_, i) => ({ actor: 'b', action: 'x.y', data: { i } })));
+    await log.treeHead();
+    await log.close();
+    const leaves = leavesOf(dir);
+    assert.ok(readFileSync(join(dir, tilePath(0, 1))).equals(Buffer.concat(leaves.slice(256, 512))));
+    assert.equal(existsSync(join(dir, `${tilePath(0, 0)}.p`)), false, 'the full tile superseded its partials');
+    const listing = readdirSync(join(dir, 'tile'), { recursive: true }).map(String).sort();
+    const partials = [join('0', '002.p'), join('0', '002.p', '188'), '1', join('1', '000.p'), join('1', '000.p', '2')];
+    assert.deepEqual(listing, ['0', join('0', '000'), join('0', '001'), ...partials]);
   });
 
   it('is built from a log of several megabytes, read a chunk of lines at a time, as from the entries one by one', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true, durability: 'write' });
+    const log = await Log.open({ store: dir, create: true, durability: 'write' });
     const blob = 'x'.repeat(600); // ~3 MB of lines: the scan reads 1 MiB chunks, so runs cross chunk boundaries
     for (let i = 0; i < 4000; i += 500) {
       await log.appendBatch(
@@ -113,17 +97,16 @@ describe('the log Merkle tree', () => {
     }
     await log.close();
     rmSync(join(dir, 'tile'), { recursive: true, force: true }); // nothing to start from but the log
-    rmSync(join(dir, 'tile-inner'), { recursive: true, force: true });
     rmSync(join(dir, 'tree-size'), { force: true });
     const leaves = leavesOf(dir);
-    const reopened = await Log.open({ dir });
+    const reopened = await Log.open({ store: dir });
     await checkTree(reopened, leaves);
     await reopened.close();
   });
 
   it('stays right with processes and threads appending at once', async () => {
     const dir = tempDir();
-    await (await Log.open({ dir, create: true })).close();
+    await (await Log.open({ store: dir, create: true })).close();
     const writer = join(FIXTURES, 'writer.js');
     await Promise.all([
       runNode(writer, [dir, 'p1', '300', '20']),
@@ -134,14 +117,14 @@ describe('the log Merkle tree', () => {
         w.on('exit', resolve);
       }),
     ]);
-    const log = await Log.open({ dir });
+    const log = await Log.open({ store: dir });
     await checkTree(log, leavesOf(dir));
     await log.close();
   });
 
   it('is rebuilt from the log when tiles are missing, stale or damaged', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     await log.appendBatch(Array.from({ length: 700 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
     await log.treeHead();
     await log.close();
@@ -149,24 +132,32 @@ describe('the log Merkle tree', () => {
 
     rmSync(join(dir, 'tile'), { recursive: true });
     rmSync(join(dir, 'tree-size'));
-    const afterLoss = await Log.open({ dir });
+    const afterLoss = await Log.open({ store: dir });
     await checkTree(afterLoss, leaves);
     await afterLoss.close();
 
     writeFileSync(join(dir, 'tree-size'), '999999\n'); // claims more than the log has
-    const afterLie = await Log.open({ dir });
+    const afterLie = await Log.open({ store: dir });
     await checkTree(afterLie, leaves);
     await afterLie.close();
 
     writeFileSync(join(dir, tilePath(0, 2, 700 - 512)), Buffer.alloc(10)); // torn partial tile
-    const afterTear = await Log.open({ dir });
+    const afterTear = await Log.open({ store: dir });
     await checkTree(afterTear, leaves);
     await afterTear.close();
+
+    const full = readFileSync(join(dir, tilePath(0, 1)));
+    full.fill(7, 0, 32); // a full tile that is not this log's
+    writeFileSync(join(dir, tilePath(0, 1)), full);
+    const afterSwap = await Log.open({ store: dir });
+    await checkTree(afterSwap, leaves);
+    await afterSwap.close();
+    assert.ok(readFileSync(join(dir, tilePath(0, 1))).equals(Buffer.concat(leaves.slice(256, 512))), 'rewritten');
   });
 
   it('is never built from an entry whose hash is not hex: the log is reported corrupt, naming it', async () => {
     const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
+    const log = await Log.open({ store: dir, create: true });
     await log.appendBatch(Array.from({ length: 5 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
     await log.close();
     const path = join(dir, 'log.jsonl');
@@ -174,36 +165,11 @@ describe('the log Merkle tree', () => {
     const third = JSON.parse(lines[2] as string) as Entry;
     lines[2] = (lines[2] as string).replace(third.hash, `zz${third.hash.slice(2)}`); // 64 characters, not hex
     writeFileSync(path, `${lines.join('\n')}\n`);
-    const reader = new Log({ dir, readOnly: true });
+    const reader = new Log({ store: dir, readOnly: true });
     await assert.rejects(reader.treeHead(), {
       code: 'EVIDENT_LOG_CORRUPT',
       message: /entry 2 has a hash that is not hex/,
     });
-    await reader.close();
-  });
-
-  it('only hashes more when its inner-node cache is cut short, zeroed or gone', async () => {
-    const dir = tempDir();
-    const log = await Log.open({ dir, create: true });
-    await log.appendBatch(Array.from({ length: 1100 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
-    await log.treeHead();
-    await log.close();
-    const leaves = leavesOf(dir);
-    const cache = join(dir, 'tile-inner', '0.nodes');
-    assert.equal(readFileSync(cache).length, 4 * 255 * 32, 'four full tiles, 255 inner nodes each');
-
-    truncateSync(cache, 255 * 32 + 100); // tile 1 torn, tiles 2 and 3 missing
-    const zeroed = readFileSync(cache);
-    zeroed.fill(0, 0, 255 * 32); // tile 0 a hole
-    writeFileSync(cache, zeroed);
-    for (const readOnly of [false, true]) {
-      const reader = new Log({ dir, readOnly });
-      await checkTree(reader, leaves);
-      await reader.close();
-    }
-    rmSync(join(dir, 'tile-inner'), { recursive: true });
-    const reader = new Log({ dir, readOnly: true });
-    await checkTree(reader, leaves);
     await reader.close();
   });
 });

@@ -1,0 +1,132 @@
+/**
+ * The directory log's record, log.jsonl: leaf hashes read back exactly as
+ * the entries carry them, whatever their data holds; a run that does not
+ * chain is refused, naming the entry; a write that really fails is cut off;
+ * a log file replaced at its path is followed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { Entry } from '../../../src/entry.js';
+import { Log } from '../../../src/log.js';
+import { FileStore } from '../../../src/store/file/store.js';
+import { FIXTURES, readLines, tempDir, writeLines } from '../../helpers.js';
+
+/** A log whose entries carry `"hash":"` and `"prev":"` inside their data and targets. */
+async function trickyLog(): Promise<{ dir: string; entries: Entry[] }> {
+  const dir = tempDir();
+  const log = await Log.open({ store: dir, create: true });
+  for (let i = 0; i < 40; i++) {
+    const data = i % 3 === 0 ? { hash: 'f'.repeat(64), prev: '0'.repeat(64), note: '"hash":"' } : { i };
+    await log.append({ actor: `agent-${i % 4}`, action: 'file.edit', data, targets: [`"prev":"${i}`] });
+  }
+  await log.close();
+  return { dir, entries: readLines(join(dir, 'log.jsonl')).map((line) => JSON.parse(line) as Entry) };
+}
+
+async function leaves(dir: string, from: number, to: number) {
+  const store = new FileStore(dir);
+  await store.open({ create: false, readOnly: true, onRecover: () => {} });
+  try {
+    return await store.entries.leaves(from, to);
+  } finally {
+    await store.close();
+  }
+}
+
+describe('leaf hashes read back from log.jsonl', () => {
+  it("are each entry's hash, and the first one's prev, whatever their data holds", async () => {
+    const { dir, entries } = await trickyLog();
+    for (const [from, to] of [
+      [0, 1],
+      [0, 40],
+      [7, 8],
+      [13, 29],
+    ] as const) {
+      const read = await leaves(dir, from, to);
+      assert.equal(
+        read.leaves.toString('hex'),
+        entries
+          .slice(from, to)
+          .map((e) => e.hash)
+          .join(''),
+      );
+      assert.equal(read.prev.toString('hex'), entries[from]?.prev);
+    }
+  });
+
+  it('are refused, naming the entry, when the lines do not chain or are not entries', async () => {
+    const { dir, entries } = await trickyLog();
+    const hash12 = entries[12]?.hash as string;
+    const path = join(dir, 'log.jsonl');
+    const lines = readLines(path);
+    const cases: [string, string[], RegExp][] = [
+      ['a line missing', [...lines.slice(0, 12), ...lines.slice(13)], /entry 12 .* does not follow/],
+      ['two lines swapped', [...lines.slice(0, 12), lines[13], lines[12], ...lines.slice(14)] as string[], /entry 12/],
+      ['a line that is not JSON', [...lines.slice(0, 12), '{"oops"', ...lines.slice(13)], /malformed entry/],
+      [
+        'a hash that is not hex',
+        lines.map((l, k) => (k === 12 ? l.replace(hash12, `zz${hash12.slice(2)}`) : l)),
+        /entry 12 has a hash that is not hex/,
+      ],
+    ];
+    for (const [what, edited, message] of cases) {
+      writeLines(path, edited);
+      await assert.rejects(leaves(dir, 10, 20), { code: 'EVIDENT_LOG_CORRUPT', message }, what);
+    }
+    writeLines(path, lines.slice(0, 15));
+    await assert.rejects(leaves(dir, 10, 20), { code: 'EVIDENT_LOG_CORRUPT', message: /found 5/ }, 'too few');
+  });
+});
+
+describe('appending to log.jsonl', () => {
+  it('cuts off a write that really fails (a file-size limit), and the chain goes on', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+      { actor: 'c', action: 'x.y' },
+    ]);
+    await log.close();
+    const path = join(dir, 'log.jsonl');
+    const before = readLines(path);
+    const limit = statSync(path).size + 4000; // room for a small entry, not for an 8 KB one
+    const ran = spawnSync('prlimit', [`--fsize=${limit}`, process.execPath, join(FIXTURES, 'fsize-writer.js'), dir], {
+      encoding: 'utf8',
+    });
+    assert.equal(ran.status, 0, ran.stderr);
+    const report = JSON.parse(ran.stdout) as {
+      failure: { code: string; cause: string; message: string } | null;
+      small: number;
+    };
+    assert.equal(report.failure?.code, 'EVIDENT_WRITE_FAILED', JSON.stringify(report));
+    assert.equal(report.failure?.cause, 'EFBIG');
+    assert.match(report.failure?.message ?? '', /could not append 1 entry to .*log\.jsonl/);
+    assert.equal(report.small, 3);
+    const after = readLines(path);
+    assert.deepEqual(after.slice(0, 3), before);
+    assert.equal(after.length, 4);
+    assert.equal(existsSync(join(dir, 'quarantine')), false, 'nothing torn was left to quarantine');
+    const reopened = await Log.open({ store: dir });
+    assert.equal((await reopened.verify()).ok, true);
+    await reopened.close();
+    assert.equal(readFileSync(path, 'utf8').includes('test.big'), false);
+  });
+
+  it('follows a log file replaced at its path (a restore, a checkout)', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.append({ actor: 'a', action: 'x.y' });
+    const path = join(dir, 'log.jsonl');
+    writeFileSync(`${path}.copy`, readFileSync(path));
+    renameSync(`${path}.copy`, path); // the same entries, another inode
+    const entry = await log.append({ actor: 'b', action: 'x.y' });
+    assert.equal(entry.seq, 1);
+    assert.equal(readLines(path).length, 2, 'appended to the file at the path');
+    assert.equal((await log.verify()).ok, true);
+    await log.close();
+  });
+});
