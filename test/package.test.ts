@@ -92,6 +92,34 @@ describe('the packed package', () => {
     assert.match(verified.stdout, /^ok: 2 entries verified/);
   });
 
+  it('carries a linux-arm64 addon that loads and locks on arm64 (run under qemu-user)', (t) => {
+    const armNode = process.env.EVIDENT_ARM64_NODE ?? '';
+    const qemu = spawnSync('sh', ['-c', 'command -v qemu-aarch64'], { encoding: 'utf8' }).stdout.trim();
+    if (qemu === '' || !existsSync(armNode) || !existsSync('/usr/aarch64-linux-gnu')) {
+      t.skip('needs qemu-user, libc6-arm64-cross and EVIDENT_ARM64_NODE (an arm64 node binary); .ci/run provides them');
+      return;
+    }
+    const project = tempDir('evident-arm64-');
+    assert.equal(run(bin, project, 'npm', ['init', '-y']).status, 0);
+    assert.equal(run(bin, project, 'npm', ['install', '--ignore-scripts', tarball]).status, 0);
+    assert.ok(existsSync(join(project, 'node_modules', 'evident', 'prebuilds', 'linux-arm64', 'evident.glibc.node')));
+    const dir = join(project, 'audit');
+    const script = `
+      import { Log } from 'evident';
+      const log = new Log({ store: ${JSON.stringify(dir)}, create: true });
+      await log.append({ actor: 'arm', action: 'x.y' });
+      const result = await log.verify();
+      await log.close();
+      console.log(process.arch, result.ok, result.size);
+    `;
+    const ran = spawnSync(qemu, ['-L', '/usr/aarch64-linux-gnu', armNode, '--input-type=module', '-e', script], {
+      cwd: project,
+      encoding: 'utf8',
+    });
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.equal(ran.stdout.trim(), 'arm64 true 1');
+  });
+
   it('without scripts or any addon, verifies receipts and notes, and says what appending needs', () => {
     // A receipt made where the addon works, to check where it does not.
     const maker = tempDir('evident-maker-');
