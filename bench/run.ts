@@ -9,26 +9,31 @@
  * (tree, signing) are the median of per-run ratios against the bare chain
  * measured next to them.
  *
+ * The reference group measures a reference build (BENCH_REFERENCE, a commit of this repository; default
+ * dd9301f, the build before the lifecycle redesign) beside this one, on the same logs, in a shuffled order.
+ *
  * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
- * BENCH_TREE_SIZES (1000000,10000000), BENCH_ONLY: some of appends,verify,overhead,proofs (default all).
+ * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_ONLY: some of
+ * appends,verify,reference,overhead,proofs (default all).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { Log, type LogOptions } from '../src/log.js';
+import { Log } from '../src/log.js';
 import { generateNoteKey } from '../src/note/keys.js';
 import { PerEventAppender } from './baselines.js';
 import { event } from './events.js';
+import { type Appender, type Build, referenceBuild } from './reference.js';
 import { type ProofFigures, proofFigures } from './tree.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
-const GROUPS = ['appends', 'verify', 'overhead', 'proofs'];
+const GROUPS = ['appends', 'verify', 'reference', 'overhead', 'proofs'];
 const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
 for (const group of ONLY) {
   if (!GROUPS.includes(group)) throw new Error(`BENCH_ONLY: no group ${group}; there are ${GROUPS.join(', ')}`);
@@ -57,9 +62,16 @@ async function seeded(n: number): Promise<string> {
   return dir;
 }
 
-/** Durable appends per second through evident with `callers` concurrent async callers. */
-async function evidentRate(dir: string, callers: number, options: LogOptions = {}): Promise<number> {
-  const log = await Log.open({ store: dir, ...options });
+/** This build. */
+const current: Build = {
+  name: 'current',
+  open: (dir) => Log.open({ store: dir }) as Promise<Appender>,
+  worker: 'append-worker.js',
+};
+
+/** Durable appends per second through `build`'s log in `dir` with `callers` concurrent async callers. */
+async function evidentRate(dir: string, callers: number, build: Build = current): Promise<number> {
+  const log = await build.open(dir);
   settleDisk();
   let count = 0;
   const started = performance.now();
@@ -106,7 +118,9 @@ function pinoRate(): number {
 
 function runNode(script: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [resolvePath(here, script), ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;
@@ -128,14 +142,20 @@ const PROCESS_START_MS = 1500;
  * 4 writer processes × 64 callers on one log: total durable appends per second, all in one window of MS.
  * `burn`: another process meanwhile uses that share of one core, and nothing else.
  */
-async function processesRate(dir: string, processes: number, callers: number, burn = 0): Promise<number> {
+async function processesRate(
+  dir: string,
+  processes: number,
+  callers: number,
+  burn = 0,
+  build: Build = current,
+): Promise<number> {
   settleDisk();
   // Every writer opens the log, then waits for the same start time: start-up is outside the window, and one
   // writer's start-up does not eat into another's window.
   const startAt = String(Date.now() + PROCESS_START_MS);
   const burner = burn > 0 ? runNode('burner.js', [String(burn), String(MS), startAt]) : Promise.resolve('');
   const counts = await Promise.all(
-    Array.from({ length: processes }, () => runNode('append-worker.js', [dir, String(callers), String(MS), startAt])),
+    Array.from({ length: processes }, () => runNode(build.worker, [dir, String(callers), String(MS), startAt])),
   );
   await burner;
   return counts.reduce((sum, c) => sum + Number(c), 0) / (MS / 1000);
@@ -164,7 +184,7 @@ const add = (name: string, value: number) => {
 const signingKey = join(scratch, 'bench.key');
 writeFileSync(signingKey, `${generateNoteKey('bench.example/log').signer}\n`, { mode: 0o600 });
 
-/** A log of SMALL entries that signs a checkpoint after every batch. */
+/** A log of SMALL entries that signs its checkpoints (at the default interval). */
 async function signingLog(): Promise<string> {
   const dir = join(scratch, `log-${dirs++}`);
   await Log.init({ store: dir, signingKey });
@@ -183,10 +203,14 @@ if (runs('appends') || runs('verify')) {
 }
 const bigFile = join(big, 'log.jsonl');
 
+const REFERENCE = process.env.BENCH_REFERENCE ?? 'dd9301f';
+const reference = runs('reference') ? await referenceBuild(join(here, '..', '..'), REFERENCE) : null;
+
 for (let run = 1; run <= RUNS; run++) {
   console.error(`run ${run}/${RUNS}`);
   if (runs('appends')) await appendRun();
   if (runs('verify')) await verifyRun();
+  if (reference !== null) await referenceRun(run, reference);
   if (runs('overhead')) await overheadRun(run);
 }
 
@@ -235,39 +259,53 @@ function shuffled<T>(names: readonly T[], run: number): T[] {
   return order;
 }
 
-/** The three kinds of log side by side, in an order shuffled from run to run. */
+/** This build and the reference beside it, on logs that do not sign, in an order shuffled from run to run. */
+async function referenceRun(run: number, build: Build): Promise<void> {
+  for (const callers of [16, 256]) {
+    const rate: Record<string, number> = {};
+    for (const name of shuffled(['current', 'reference'] as const, run * 3 + callers)) {
+      rate[name] = await evidentRate(await seeded(SMALL), callers, name === 'current' ? current : build);
+    }
+    add(`current_${callers}`, rate.current as number);
+    add(`reference_${callers}`, rate.reference as number);
+    add(`current_ratio_${callers}`, (rate.current as number) / (rate.reference as number));
+  }
+  await processesRate(await seeded(SMALL), 4, 64); // an untimed round first, so that neither is the first
+  const by: Record<string, number> = {};
+  for (const name of shuffled(['current', 'reference'] as const, run)) {
+    by[name] = await processesRate(await seeded(SMALL), 4, 64, 0, name === 'current' ? current : build);
+  }
+  add('current_4x64', by.current as number);
+  add('reference_4x64', by.reference as number);
+  add('current_ratio_4x64', (by.current as number) / (by.reference as number));
+}
+
+/** A log that signs (at the default interval) beside one that does not, in an order shuffled from run to run. */
 async function overheadRun(run: number): Promise<void> {
   for (const callers of [16, 256]) {
     const subjects = {
-      chain: async () => evidentRate(await seeded(SMALL), callers),
-      tree: async () => evidentRate(await seeded(SMALL), callers),
+      plain: async () => evidentRate(await seeded(SMALL), callers),
       signed: async () => evidentRate(await signingLog(), callers),
     };
     const rate: Record<string, number> = {};
-    for (const name of shuffled(['chain', 'tree', 'signed'], run * 2 + callers)) {
-      rate[name] = await subjects[name as keyof typeof subjects]();
-    }
-    const { chain, tree, signed } = rate as { chain: number; tree: number; signed: number };
-    add(`chain_only_${callers}`, chain);
-    add(`tree_${callers}`, tree);
-    add(`tree_signed_${callers}`, signed);
-    add(`tree_ratio_${callers}`, tree / chain);
-    add(`tree_signed_ratio_${callers}`, signed / chain);
+    for (const name of shuffled(['plain', 'signed'] as const, run * 2 + callers)) rate[name] = await subjects[name]();
+    const { plain, signed } = rate as { plain: number; signed: number };
+    add(`plain_${callers}`, plain);
+    add(`signed_${callers}`, signed);
+    add(`signed_ratio_${callers}`, signed / plain);
   }
-  // Several processes signing one log: each reads the others' entries into its tree and signs under the checkpoint lock.
-  // The control: what a quarter of a core used by something else costs the unsigned processes.
+  // Several processes on one signing log: one of them integrates and signs for all. The control: what a quarter
+  // of a core used by something else costs the processes of a log that does not sign.
   const processSubjects = {
     plain: async () => processesRate(await seeded(SMALL), 4, 64),
     signing: async () => processesRate(await signingLog(), 4, 64),
     burnt: async () => processesRate(await seeded(SMALL), 4, 64, 0.25),
   };
-  // Whichever ran first read lower (0.67–0.77× with the signing log first, 0.84–0.92× with it second, over 7 runs):
-  // an untimed round of writer processes first, so that none is the first.
-  await processesRate(await seeded(SMALL), 4, 64);
+  await processesRate(await seeded(SMALL), 4, 64); // an untimed round first, so that none is the first
   const by: Record<string, number> = {};
   for (const name of shuffled(['plain', 'signing', 'burnt'] as const, run)) by[name] = await processSubjects[name]();
   const { plain, signing, burnt } = by as { plain: number; signing: number; burnt: number };
-  add('default_4x64', plain);
+  add('plain_4x64', plain);
   add('signed_4x64', signing);
   add('signed_ratio_4x64', signing / plain);
   add('burnt_4x64', burnt);
@@ -336,32 +374,38 @@ if (runs('verify')) {
   );
 }
 
-for (const callers of runs('overhead') ? [16, 256] : []) {
-  const base = get(`chain_only_${callers}`);
-  rows.push(
-    [`${callers} callers: hash chain only (merkleTree: false)`, int(base), 'baseline'],
-    [
-      `${callers} callers: default log (tree built on demand)`,
-      int(get(`tree_${callers}`)),
-      `${get(`tree_ratio_${callers}`).toFixed(2)}×`,
-    ],
-    [
-      `${callers} callers: signing log (tree and checkpoint after every commit)`,
-      int(get(`tree_signed_${callers}`)),
-      `${get(`tree_signed_ratio_${callers}`).toFixed(2)}×`,
-    ],
-  );
+if (reference !== null) {
+  for (const [what, key] of [
+    ['16 callers', '16'],
+    ['256 callers', '256'],
+    ['4 processes × 64 callers', '4x64'],
+  ] as const) {
+    rows.push(
+      [`${what}: reference build ${reference.name}`, int(get(`reference_${key}`)), 'baseline'],
+      [`${what}: this build`, int(get(`current_${key}`)), `${get(`current_ratio_${key}`).toFixed(2)}×`],
+    );
+  }
 }
 if (runs('overhead')) {
-  rows.push(
-    ['4 processes × 64 callers: default log', int(get('default_4x64')), 'baseline'],
-    ['4 processes × 64 callers: signing log', int(get('signed_4x64')), `${get('signed_ratio_4x64').toFixed(2)}×`],
-    [
-      '4 processes × 64 callers: default log, another process using ¼ core',
-      int(get('burnt_4x64')),
-      `${get('burnt_ratio_4x64').toFixed(2)}×`,
-    ],
-  );
+  for (const [what, key] of [
+    ['16 callers', '16'],
+    ['256 callers', '256'],
+    ['4 processes × 64 callers', '4x64'],
+  ] as const) {
+    rows.push(
+      [`${what}: a log that does not sign`, int(get(`plain_${key}`)), 'baseline'],
+      [
+        `${what}: a signing log (default interval)`,
+        int(get(`signed_${key}`)),
+        `${get(`signed_ratio_${key}`).toFixed(2)}×`,
+      ],
+    );
+  }
+  rows.push([
+    '4 processes × 64 callers: no signing, another process using ¼ core',
+    int(get('burnt_4x64')),
+    `${get('burnt_ratio_4x64').toFixed(2)}×`,
+  ]);
 }
 for (const p of proofs) {
   const n = int(p.size);

@@ -13,7 +13,6 @@ export const ERROR_CODES = {
   EVIDENT_READ_ONLY: { exit: 2, means: 'a write to a log opened read-only' },
   EVIDENT_CLOSED: { exit: 2, means: 'the log was closed' },
   EVIDENT_QUEUE_FULL: { exit: 2, means: 'record() was called with a full background queue' },
-  EVIDENT_NO_TREE: { exit: 2, means: 'a proof or checkpoint was asked of a log opened without its Merkle tree' },
   EVIDENT_OUT_OF_RANGE: { exit: 2, means: 'a position or tree size the log does not have' },
   EVIDENT_NO_KEY: { exit: 2, means: 'a signing log without its key, or a signature asked of a log that does not sign' },
   EVIDENT_BAD_KEY: { exit: 2, means: 'a malformed key, one whose hash does not match, or one of the wrong kind' },

@@ -1,6 +1,6 @@
 /** Shared test plumbing: temporary directories, the built CLI, and a file layer that counts and fails on demand. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,10 +40,11 @@ export interface Ran {
 export function runNode(
   script: string,
   args: string[],
-  options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<Ran> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
+      cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -181,4 +182,24 @@ export function signed(log: Log, size: number): Promise<CheckpointEvent> {
 /** The next process warning. */
 export function warning(): Promise<Error> {
   return alive(new Promise<Error>((resolve) => process.once('warning', resolve)));
+}
+
+/** Processes holding (or, with `blocked`, waiting for) a flock on the file at `path`, from /proc/locks. */
+export function flockers(path: string, blocked = false): number[] {
+  const inode = statSync(path).ino;
+  return readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .map((f) => (f[1] === '->' ? { waits: true, f: f.slice(1) } : { waits: false, f }))
+    .filter(({ waits, f }) => waits === blocked && f[1] === 'FLOCK' && Number(f[5]?.split(':')[2]) === inode)
+    .map(({ f }) => Number(f[4]));
+}
+
+/** Resolves once `condition()` holds, checking as the event loop turns; fails after `ms` naming `what`. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }

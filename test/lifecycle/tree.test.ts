@@ -5,17 +5,40 @@
  * the entries when tiles are missing or damaged.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import type { Entry } from '../../src/entry.js';
 import { Log } from '../../src/log.js';
 import type { Hash } from '../../src/merkle/hash.js';
-import { TILE_WIDTH, tilePath } from '../../src/merkle/tiles.js';
+import { TILE_WIDTH } from '../../src/merkle/tiles.js';
 import { subtreesOf, treeRoot } from '../../src/merkle/tree.js';
 import { verifyConsistency, verifyInclusion } from '../../src/merkle/verify.js';
 import { FIXTURES, readLines, runNode, tempDir } from '../helpers.js';
+
+/** Tile `level`/`index` of `width` hashes as stored: a range of the level's file of hashes. */
+function storedTile(dir: string, level: number, index: number, width = TILE_WIDTH): Buffer {
+  const at = index * TILE_WIDTH * 32;
+  return readFileSync(join(dir, 'tree', String(level))).subarray(at, at + width * 32);
+}
+
+/** Overwrites bytes of tile level `level`'s file at `offset`. */
+function damage(dir: string, level: number, offset: number, bytes: Buffer): void {
+  const fd = openSync(join(dir, 'tree', String(level)), 'r+');
+  writeSync(fd, bytes, 0, bytes.length, offset);
+  closeSync(fd);
+}
 
 function leavesOf(dir: string): Hash[] {
   return readLines(join(dir, 'log.jsonl')).map((l) => Buffer.from((JSON.parse(l) as Entry).hash, 'hex'));
@@ -40,7 +63,7 @@ async function checkTree(log: Log, leaves: Hash[]): Promise<void> {
 }
 
 describe('the log Merkle tree', () => {
-  it('matches the entries however they were written, and its tiles are the C2SP tiles', async () => {
+  it('matches the entries however they were written, and its stored tiles are the C2SP tiles', async () => {
     const dir = tempDir();
     const log = await Log.open({ store: dir, create: true });
     for (const n of [1, 7, 300, 1, 900]) {
@@ -54,13 +77,10 @@ describe('the log Merkle tree', () => {
     assert.equal(leaves.length, 1359);
     const reference = subtreesOf(leaves);
     // Level-0 tiles hold the leaf hashes; level-1 tile 0 holds the roots of the 256-leaf subtrees.
-    const tile0 = readFileSync(join(dir, tilePath(0, 0)));
-    assert.ok(tile0.equals(Buffer.concat(leaves.slice(0, TILE_WIDTH))));
-    const partial = readFileSync(join(dir, tilePath(0, 5, 1359 - 5 * 256)));
-    assert.ok(partial.equals(Buffer.concat(leaves.slice(5 * 256))));
-    const level1 = readFileSync(join(dir, tilePath(1, 0, 5)));
-    assert.ok(level1.equals(Buffer.concat([0, 1, 2, 3, 4].map((i) => reference(8, i)))));
-    assert.equal(readFileSync(join(dir, 'tree-size'), 'utf8'), '1359\n');
+    assert.ok(storedTile(dir, 0, 0).equals(Buffer.concat(leaves.slice(0, TILE_WIDTH))));
+    assert.ok(storedTile(dir, 0, 5, 1359 - 5 * 256).equals(Buffer.concat(leaves.slice(5 * 256))));
+    assert.ok(storedTile(dir, 1, 0, 5).equals(Buffer.concat([0, 1, 2, 3, 4].map((i) => reference(8, i)))));
+    assert.equal(readFileSync(join(dir, 'tree', 'size'), 'utf8'), '1359\n');
     const reopened = await Log.open({ store: dir });
     await checkTree(reopened, leaves);
     await reopened.close();
@@ -69,21 +89,19 @@ describe('the log Merkle tree', () => {
     await reader.close();
   });
 
-  it('replaces the partial versions of a tile once it is full', async () => {
+  it('stores a tile level as one file of hashes: a partial tile is the prefix of the full tile it becomes', async () => {
     const dir = tempDir();
     const log = await Log.open({ store: dir, create: true });
     await log.appendBatch(Array.from({ length: 100 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
     await log.treeHead(); // a log that does not sign builds its tree on demand, and stores it
-    assert.equal(existsSync(join(dir, tilePath(0, 0, 100))), true);
+    assert.equal(statSync(join(dir, 'tree', '0')).size, 100 * 32);
     await log.appendBatch(Array.from({ length: 600 }, (_, i) => ({ actor: 'b', action: 'x.y', data: { i } })));
     await log.treeHead();
     await log.close();
     const leaves = leavesOf(dir);
-    assert.ok(readFileSync(join(dir, tilePath(0, 1))).equals(Buffer.concat(leaves.slice(256, 512))));
-    assert.equal(existsSync(join(dir, `${tilePath(0, 0)}.p`)), false, 'the full tile superseded its partials');
-    const listing = readdirSync(join(dir, 'tile'), { recursive: true }).map(String).sort();
-    const partials = [join('0', '002.p'), join('0', '002.p', '188'), '1', join('1', '000.p'), join('1', '000.p', '2')];
-    assert.deepEqual(listing, ['0', join('0', '000'), join('0', '001'), ...partials]);
+    assert.ok(readFileSync(join(dir, 'tree', '0')).equals(Buffer.concat(leaves)));
+    assert.deepEqual(readdirSync(join(dir, 'tree')).sort(), ['0', '1', 'size']);
+    assert.equal(statSync(join(dir, 'tree', '1')).size, 2 * 32, 'the roots of the two full tiles');
   });
 
   it('is built from a log of several megabytes, read a chunk of lines at a time, as from the entries one by one', async () => {
@@ -96,8 +114,7 @@ describe('the log Merkle tree', () => {
       );
     }
     await log.close();
-    rmSync(join(dir, 'tile'), { recursive: true, force: true }); // nothing to start from but the log
-    rmSync(join(dir, 'tree-size'), { force: true });
+    rmSync(join(dir, 'tree'), { recursive: true, force: true }); // nothing to start from but the log
     const leaves = leavesOf(dir);
     const reopened = await Log.open({ store: dir });
     await checkTree(reopened, leaves);
@@ -130,29 +147,31 @@ describe('the log Merkle tree', () => {
     await log.close();
     const leaves = leavesOf(dir);
 
-    rmSync(join(dir, 'tile'), { recursive: true });
-    rmSync(join(dir, 'tree-size'));
+    rmSync(join(dir, 'tree'), { recursive: true });
     const afterLoss = await Log.open({ store: dir });
     await checkTree(afterLoss, leaves);
     await afterLoss.close();
 
-    writeFileSync(join(dir, 'tree-size'), '999999\n'); // claims more than the log has
+    writeFileSync(join(dir, 'tree', 'size'), '999999\n'); // claims more than the log has
     const afterLie = await Log.open({ store: dir });
     await checkTree(afterLie, leaves);
     await afterLie.close();
 
-    writeFileSync(join(dir, tilePath(0, 2, 700 - 512)), Buffer.alloc(10)); // torn partial tile
+    truncateSync(join(dir, 'tree', '0'), 650 * 32); // cut short: the last partial tile torn
     const afterTear = await Log.open({ store: dir });
     await checkTree(afterTear, leaves);
     await afterTear.close();
 
-    const full = readFileSync(join(dir, tilePath(0, 1)));
-    full.fill(7, 0, 32); // a full tile that is not this log's
-    writeFileSync(join(dir, tilePath(0, 1)), full);
+    damage(dir, 0, 699 * 32, Buffer.alloc(32, 5)); // the last leaf stored is not the log's
+    const afterStale = await Log.open({ store: dir });
+    await checkTree(afterStale, leaves);
+    await afterStale.close();
+
+    damage(dir, 0, 300 * 32, Buffer.alloc(32, 7)); // a full tile that is not this log's
     const afterSwap = await Log.open({ store: dir });
     await checkTree(afterSwap, leaves);
     await afterSwap.close();
-    assert.ok(readFileSync(join(dir, tilePath(0, 1))).equals(Buffer.concat(leaves.slice(256, 512))), 'rewritten');
+    assert.ok(storedTile(dir, 0, 1).equals(Buffer.concat(leaves.slice(256, 512))), 'rewritten');
   });
 
   it('is never built from an entry whose hash is not hex: the log is reported corrupt, naming it', async () => {

@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { LogCorruptError } from '../../errors.js';
 import type { CheckpointStore } from '../store.js';
-import type { Files } from './files.js';
+import { type Files, guarded } from './files.js';
 import { readWholeFile } from './lines.js';
 import { PathLock } from './lock.js';
 
@@ -30,7 +30,11 @@ export class FileCheckpoints implements CheckpointStore {
     this.#lock = new PathLock(files, join(dir, `${CHECKPOINT_FILE}.lock`), constants.O_WRONLY);
   }
 
-  async read(): Promise<string | null> {
+  read(): Promise<string | null> {
+    return guarded('read', () => this.#read());
+  }
+
+  async #read(): Promise<string | null> {
     const bytes = await readWholeFile(this.#files, this.#path, MAX_NOTE_BYTES);
     if (bytes === null) return null;
     if (bytes.length > MAX_NOTE_BYTES) throw new LogCorruptError(`${this.#path} is larger than a checkpoint can be`);
@@ -39,11 +43,13 @@ export class FileCheckpoints implements CheckpointStore {
 
   replace(expected: string | null, next: string): Promise<boolean> {
     const result = this.#turn.then(() =>
-      this.#lock.hold(async () => {
-        if ((await this.read()) !== expected) return false;
-        await this.#files.replaceFile(this.#path, Buffer.from(next, 'utf8'), true);
-        return true;
-      }),
+      guarded('write', () =>
+        this.#lock.hold(async () => {
+          if ((await this.#read()) !== expected) return false;
+          await this.#files.replaceFile(this.#path, Buffer.from(next, 'utf8'), true);
+          return true;
+        }),
+      ),
     );
     this.#turn = result.catch(() => undefined);
     return result;

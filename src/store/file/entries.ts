@@ -28,8 +28,8 @@ import type {
   UnsealedBatch,
   VerifyResult,
 } from '../store.js';
-import type { FileStat, Files } from './files.js';
-import { iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
+import { type FileStat, type Files, guarded, storeError } from './files.js';
+import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
 import { PathLock } from './lock.js';
 import { verifyFile } from './verify.js';
 
@@ -112,6 +112,10 @@ export class FileEntries implements EntryStore {
 
   commit(batch: UnsealedBatch): Promise<CommittedBatch> {
     if (this.#readOnly) return Promise.reject(new EvidentError('EVIDENT_READ_ONLY', 'the log was opened read-only'));
+    return guarded('write', () => this.#commit(batch));
+  }
+
+  #commit(batch: UnsealedBatch): Promise<CommittedBatch> {
     return this.#locked(async () => {
       const after = await this.#refresh();
       const sealed = batch.seal(after);
@@ -137,7 +141,11 @@ export class FileEntries implements EntryStore {
     });
   }
 
-  async head(): Promise<Head> {
+  head(): Promise<Head> {
+    return guarded('read', () => this.#head());
+  }
+
+  async #head(): Promise<Head> {
     if (this.#readOnly) {
       const { size } = await this.#files.fstat(this.#logFd);
       const { last } = await readLastLine(this.#files, this.#logFd, size);
@@ -261,6 +269,14 @@ export class FileEntries implements EntryStore {
   }
 
   async *read(query: ReadQuery): AsyncGenerator<Entry> {
+    try {
+      yield* this.#read(query);
+    } catch (error) {
+      throw storeError(error, 'read');
+    }
+  }
+
+  async *#read(query: ReadQuery): AsyncGenerator<Entry> {
     const files = this.#files;
     const fd = this.#logFd;
     const { size } = await files.fstat(fd);
@@ -302,7 +318,11 @@ export class FileEntries implements EntryStore {
    * anything unexpected is parsed whole. Each must be the next seq and follow
    * the one before; the hashes are not recomputed (verify does that).
    */
-  async leaves(from: number, to: number): Promise<Leaves> {
+  leaves(from: number, to: number): Promise<Leaves> {
+    return guarded('read', () => this.#leaves(from, to));
+  }
+
+  async #leaves(from: number, to: number): Promise<Leaves> {
     const count = to - from;
     const leaves = Buffer.allocUnsafe(Math.max(0, count) * HASH_SIZE);
     const prev = Buffer.alloc(HASH_SIZE);
@@ -314,27 +334,36 @@ export class FileEntries implements EntryStore {
     let done = 0;
     let failure = null as LogCorruptError | null;
     const link = Buffer.allocUnsafe(HASH_SIZE);
-    const end = await scanLineBytes(this.#files, fd, start, size, (bytes, lineFrom, lineTo, offset) => {
-      const fields = linkOf(bytes, lineFrom, lineTo) ?? parsedLink(bytes, lineFrom, lineTo);
-      if (typeof fields === 'string') {
-        failure = new LogCorruptError(`malformed entry at byte ${offset} of ${this.logPath}: ${fields}`);
-        return false;
-      }
-      const seq = from + done;
-      const [entrySeq, entryPrev, entryHash] = fields;
-      const expected = done === 0 ? null : leaves.subarray((done - 1) * HASH_SIZE, done * HASH_SIZE);
-      link.write(entryPrev, 'hex');
-      if (entrySeq !== seq || (expected !== null && !expected.equals(link))) {
-        failure = new LogCorruptError(
-          `entry ${seq} at byte ${offset} of ${this.logPath} does not follow the one before it (run \`evident verify\`)`,
-        );
-        return false;
-      }
-      if (done === 0) link.copy(prev);
-      leaves.write(entryHash, done * HASH_SIZE, HASH_SIZE, 'hex');
-      done++;
-      return done < count ? undefined : false;
-    });
+    // Read in chunks about the size of what is wanted: a few entries after each commit, or a long run.
+    const chunk = Math.min(CHUNK, Math.max(16 * 1024, count * 512));
+    const end = await scanLineBytes(
+      this.#files,
+      fd,
+      start,
+      size,
+      (bytes, lineFrom, lineTo, offset) => {
+        const fields = linkOf(bytes, lineFrom, lineTo) ?? parsedLink(bytes, lineFrom, lineTo);
+        if (typeof fields === 'string') {
+          failure = new LogCorruptError(`malformed entry at byte ${offset} of ${this.logPath}: ${fields}`);
+          return false;
+        }
+        const seq = from + done;
+        const [entrySeq, entryPrev, entryHash] = fields;
+        const expected = done === 0 ? null : leaves.subarray((done - 1) * HASH_SIZE, done * HASH_SIZE);
+        link.write(entryPrev, 'hex');
+        if (entrySeq !== seq || (expected !== null && !expected.equals(link))) {
+          failure = new LogCorruptError(
+            `entry ${seq} at byte ${offset} of ${this.logPath} does not follow the one before it (run \`evident verify\`)`,
+          );
+          return false;
+        }
+        if (done === 0) link.copy(prev);
+        leaves.write(entryHash, done * HASH_SIZE, HASH_SIZE, 'hex');
+        done++;
+        return done < count ? undefined : false;
+      },
+      chunk,
+    );
     if (failure !== null) throw failure;
     if (done < count) {
       throw new LogCorruptError(`expected entries ${from} to ${to - 1} in ${this.logPath}, found ${done}`);
@@ -347,7 +376,11 @@ export class FileEntries implements EntryStore {
    * Threads, unless told: one for a log under 16 MiB, else one per core up
    * to 4; never more than the cores (more only cost memory and time).
    */
-  async verify(check: ChainCheck): Promise<VerifyResult> {
+  verify(check: ChainCheck): Promise<VerifyResult> {
+    return guarded('read', () => this.#verify(check));
+  }
+
+  async #verify(check: ChainCheck): Promise<VerifyResult> {
     const { size } = await this.#files.fstat(this.#logFd);
     const start = check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(check.after.size, size) : 0;
     const cores = availableParallelism();

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
+import { EvidentError } from '../../errors.js';
 import { native } from './native.js';
 
 export interface FileStat {
@@ -108,19 +109,19 @@ export const nodeFiles: Files = {
   // On the thread pool (creating a file can wait for the journal commit another file's fsync started),
   // through the callback API: a FileHandle costs the event loop several times more.
   writeFile: (path, data) => writeFile(path, data, { flag: 'wx', mode: 0o644 }),
-  replaceFile: (path, data, durable = false) =>
-    now(() => {
-      const temporary = `${path}.${process.pid}.${threadId}.tmp`;
-      const fd = fs.openSync(temporary, 'w', 0o644);
-      try {
-        for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done);
-        if (durable) fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temporary, path);
-      if (durable) syncDirectory(dirname(path));
-    }),
+  // On the thread pool: creating and renaming files can wait for the journal commit another file's sync started.
+  replaceFile: async (path, data, durable = false) => {
+    const temporary = `${path}.${process.pid}.${threadId}.tmp`;
+    const file = await fs.promises.open(temporary, 'w', 0o644);
+    try {
+      await file.writeFile(data);
+      if (durable) await file.sync();
+    } finally {
+      await file.close();
+    }
+    await fs.promises.rename(temporary, path);
+    if (durable) await syncDirectory(dirname(path));
+  },
   remove: (path) => fs.promises.rm(path, { recursive: true, force: true }),
   list: (path) =>
     fs.promises.readdir(path).catch((error: NodeJS.ErrnoException) => {
@@ -133,11 +134,41 @@ export const nodeFiles: Files = {
 };
 
 /** fsync a directory, so that a file created or renamed in it survives a crash. */
-export function syncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
-    fs.fsyncSync(fd);
+    await handle.sync();
   } finally {
-    fs.closeSync(fd);
+    await handle.close();
+  }
+}
+
+/**
+ * An operating-system error from the file layer (EACCES, ENOSPC, EIO...) as
+ * evident's: EVIDENT_READ_FAILED or EVIDENT_WRITE_FAILED, keeping Node's
+ * message (which names the call and the file) and saying what to look at.
+ * Evident's own errors pass through.
+ */
+export function storeError(error: unknown, side: 'read' | 'write'): unknown {
+  if (error instanceof EvidentError || !(error instanceof Error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const hint =
+    code === 'EACCES' || code === 'EPERM'
+      ? ': check the permissions of the log directory and its files'
+      : code === 'ENOSPC' || code === 'EDQUOT'
+        ? ': the disk is full'
+        : code === 'EROFS'
+          ? ': the file system is read-only'
+          : '';
+  const failed = side === 'read' ? 'EVIDENT_READ_FAILED' : 'EVIDENT_WRITE_FAILED';
+  return new EvidentError(failed, `${error.message}${hint}`, { cause: error });
+}
+
+/** `work`, with the OS errors it throws as storeError's. */
+export async function guarded<T>(side: 'read' | 'write', work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw storeError(error, side);
   }
 }

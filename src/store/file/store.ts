@@ -3,7 +3,7 @@
  *
  *   <dir>/log.jsonl        the record (entries.ts); <dir>/lock: flock(2) on it is the right to append
  *   <dir>/quarantine/      torn last lines moved aside after a crash
- *   <dir>/tile/, tree-size the Merkle tree's C2SP tiles (tiles.ts)
+ *   <dir>/tree/           the Merkle tree's C2SP tiles, one file of hashes per tile level (tiles.ts)
  *   <dir>/checkpoint       a signing log's latest checkpoint (checkpoint.ts)
  *   <dir>/lease            flock(2) on it is the integrator lease
  *   <dir>/cosignatures/    checkpoints as witnesses cosigned them
@@ -14,11 +14,11 @@
  */
 import { constants, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { EvidentError, LogNotFoundError } from '../../errors.js';
+import { EvidentError, InvalidOptionError, LogNotFoundError } from '../../errors.js';
 import type { CosignatureStore, Lease, OpenOptions, Store } from '../store.js';
 import { FileCheckpoints } from './checkpoint.js';
 import { type Durability, FileEntries, LOG_FILE } from './entries.js';
-import { type Files, nodeFiles } from './files.js';
+import { type Files, guarded, nodeFiles, storeError } from './files.js';
 import { readWholeFile } from './lines.js';
 import { PathLock } from './lock.js';
 import { FileTiles } from './tiles.js';
@@ -55,16 +55,25 @@ export class FileStore implements Store {
     this.checkpoints = new FileCheckpoints(this.dir, files);
     this.#lease = new PathLock(files, join(this.dir, LEASE_FILE), constants.O_WRONLY);
     this.lease = {
-      tryAcquire: async () => (await this.#lease.tryAcquire()) !== null,
-      release: () => this.#lease.close(), // closing the descriptor releases its flock
+      tryAcquire: () => guarded('write', async () => (await this.#lease.tryAcquire()) !== null),
+      release: () => guarded('write', () => this.#lease.close()), // closing the descriptor releases its flock
     };
     this.cosignatures = new FileCosignatures(join(this.dir, COSIGNATURES_DIR), files);
   }
 
   async open(options: OpenOptions): Promise<void> {
-    if (options.create && !options.readOnly) await this.#files.mkdir(this.dir);
-    else if ((await this.#files.stat(join(this.dir, LOG_FILE))) === null) throw new LogNotFoundError(this.dir);
-    await this.entries.open(options);
+    const writer = options.create && !options.readOnly;
+    try {
+      if (writer) await this.#files.mkdir(this.dir);
+      else if ((await this.#files.stat(join(this.dir, LOG_FILE))) === null) throw new LogNotFoundError(this.dir);
+      await this.entries.open(options);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') {
+        throw new InvalidOptionError(`${this.dir} is not a log directory: it, or a directory above it, is a file`);
+      }
+      throw storeError(error, options.readOnly ? 'read' : 'write');
+    }
   }
 
   async keyFile(): Promise<string | null> {
@@ -73,7 +82,7 @@ export class FileStore implements Store {
       text = readFileSync(join(this.dir, CONFIG_FILE), 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
+      throw storeError(error, 'read');
     }
     let keyFile: unknown;
     try {
@@ -99,6 +108,7 @@ export class FileStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.tiles.close();
     await this.#lease.close();
     await this.checkpoints.close();
     await this.entries.close();
@@ -115,7 +125,11 @@ class FileCosignatures implements CosignatureStore {
     this.#files = files;
   }
 
-  async list(): Promise<string[]> {
+  list(): Promise<string[]> {
+    return guarded('read', () => this.#list());
+  }
+
+  async #list(): Promise<string[]> {
     const notes: string[] = [];
     for (const name of await this.#files.list(this.#dir)) {
       if (!/^[0-9a-f]{64}$/.test(name)) continue; // a replacement being written
@@ -125,12 +139,16 @@ class FileCosignatures implements CosignatureStore {
     return notes;
   }
 
-  async put(key: string, note: string): Promise<void> {
-    await this.#files.mkdir(this.#dir);
-    await this.#files.replaceFile(join(this.#dir, key), Buffer.from(note, 'utf8'));
+  put(key: string, note: string): Promise<void> {
+    return guarded('write', async () => {
+      await this.#files.mkdir(this.#dir);
+      await this.#files.replaceFile(join(this.#dir, key), Buffer.from(note, 'utf8'));
+    });
   }
 
-  async get(key: string): Promise<string | null> {
-    return (await readWholeFile(this.#files, join(this.#dir, key), 64 * 1024))?.toString('utf8') ?? null;
+  get(key: string): Promise<string | null> {
+    return guarded('read', async () => {
+      return (await readWholeFile(this.#files, join(this.#dir, key), 64 * 1024))?.toString('utf8') ?? null;
+    });
   }
 }

@@ -1,78 +1,101 @@
 /**
- * A directory log's tiles, in the C2SP tlog-tiles layout: <dir>/tile/<L>/<N>
- * for a full tile, <dir>/tile/<L>/<N>.p/<W> for a partial one, so the
- * directory can be served as it is. <dir>/tree-size says how many leaves the
- * stored tiles hold; it is written after them. All of it is derived from
- * log.jsonl and rebuilt from it when missing or damaged, so nothing here is
- * synced.
+ * A directory log's tiles (C2SP tlog-tiles), kept as one file per tile
+ * level: <dir>/tree/<L> holds the hashes of tile level L in order, 32 bytes
+ * each, so tile N of width W is the bytes [N·8192, N·8192 + 32·W). The tree
+ * only grows and its hashes never change, so a partial tile is a prefix of
+ * the full tile it becomes, and storing a tile is one write at its place: no
+ * file to create per tile. <dir>/tree/size says how many leaves the stored
+ * tiles hold; it is written after them, and nothing past what it implies is
+ * read. All of it is derived from log.jsonl and rebuilt from it when missing
+ * or damaged, so nothing here is synced.
  */
-import { dirname, join } from 'node:path';
-import { TILE_WIDTH, type TileWrite, tilePath } from '../../merkle/tiles.js';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { HASH_SIZE } from '../../merkle/hash.js';
+import { TILE_WIDTH, type TileWrite } from '../../merkle/tiles.js';
 import type { TileStore } from '../store.js';
-import type { Files } from './files.js';
-import { readWholeFile } from './lines.js';
+import { type Files, guarded } from './files.js';
+import { readFully, readWholeFile } from './lines.js';
 
-export const TREE_SIZE_FILE = 'tree-size';
+export const TREE_DIR = 'tree';
+const SIZE_FILE = 'size';
+const TILE_BYTES = TILE_WIDTH * HASH_SIZE;
 
 export class FileTiles implements TileStore {
   readonly #dir: string;
   readonly #files: Files;
-  /** Directories known to exist. */
-  readonly #made = new Set<string>();
+  /** Open descriptors of the level files, by level, and whether each was opened for writing. */
+  readonly #fds = new Map<number, { fd: number; writable: boolean }>();
+  #made = false;
 
   constructor(dir: string, files: Files) {
-    this.#dir = dir;
+    this.#dir = join(dir, TREE_DIR);
     this.#files = files;
   }
 
   read(level: number, index: number, width: number): Promise<Buffer | null> {
-    return readWholeFile(this.#files, join(this.#dir, tilePath(level, index, width)), width * 32);
+    return guarded('read', async () => {
+      const fd = await this.#fd(level, false);
+      if (fd === null) return null;
+      const bytes = Buffer.allocUnsafe(width * HASH_SIZE);
+      const read = await readFully(this.#files, fd, bytes, bytes.length, index * TILE_BYTES);
+      return read === bytes.length ? bytes : null;
+    });
   }
 
-  /**
-   * Full tiles are created once and replace the partial versions written
-   * while they filled; partial tiles are replaced whole. Then the size.
-   */
-  async write(tiles: readonly TileWrite[], size: number): Promise<void> {
-    const full = tiles.filter((tile) => tile.hashes.length === TILE_WIDTH * 32);
-    const partial = tiles.filter((tile) => tile.hashes.length < TILE_WIDTH * 32);
-    await Promise.all(full.map((tile) => this.#writeFull(tile)));
-    for (const tile of partial) {
-      const path = join(this.#dir, tilePath(tile.level, tile.index, tile.hashes.length / 32));
-      await this.#makeDir(dirname(path));
-      await this.#files.replaceFile(path, tile.hashes);
+  /** Each tile is written at its place in its level's file; then the size. */
+  write(tiles: readonly TileWrite[], size: number): Promise<void> {
+    return guarded('write', async () => {
+      for (const tile of tiles) {
+        const fd = (await this.#fd(tile.level, true)) as number;
+        await this.#files.writeAt(fd, tile.hashes, tile.index * TILE_BYTES);
+      }
+      await this.#files.replaceFile(join(this.#dir, SIZE_FILE), Buffer.from(`${size}\n`));
+    });
+  }
+
+  size(): Promise<number> {
+    return guarded('read', async () => {
+      const text = (await readWholeFile(this.#files, join(this.#dir, SIZE_FILE), 32))?.toString('latin1').trim();
+      return text !== undefined && /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : 0;
+    });
+  }
+
+  clear(): Promise<void> {
+    return guarded('write', async () => {
+      await this.close();
+      await this.#files.remove(this.#dir);
+      this.#made = false;
+    });
+  }
+
+  /** The descriptor of level `level`'s file, opened once; null if it does not exist and `create` is false. */
+  async #fd(level: number, create: boolean): Promise<number | null> {
+    const known = this.#fds.get(level);
+    if (known !== undefined && (known.writable || !create)) return known.fd;
+    if (known !== undefined) {
+      this.#fds.delete(level);
+      await this.#files.close(known.fd);
     }
-    await this.#files.replaceFile(join(this.#dir, TREE_SIZE_FILE), Buffer.from(`${size}\n`));
-  }
-
-  async #writeFull(tile: TileWrite): Promise<void> {
-    const path = join(this.#dir, tilePath(tile.level, tile.index));
-    await this.#makeDir(dirname(path));
+    if (create && !this.#made) {
+      await this.#files.mkdir(this.#dir);
+      this.#made = true;
+    }
+    const path = join(this.#dir, String(level));
+    let fd: number;
     try {
-      await this.#files.writeFile(path, tile.hashes);
+      fd = await this.#files.open(path, create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY, 0o644);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      // Written before, by this or an earlier integrator; if it is not these bytes it was damaged: replace it.
-      const stored = await readWholeFile(this.#files, path, tile.hashes.length);
-      if (stored === null || !stored.equals(tile.hashes)) await this.#files.replaceFile(path, tile.hashes);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !create) return null;
+      throw error;
     }
-    await this.#files.remove(`${path}.p`);
+    this.#fds.set(level, { fd, writable: create });
+    return fd;
   }
 
-  async size(): Promise<number> {
-    const text = (await readWholeFile(this.#files, join(this.#dir, TREE_SIZE_FILE), 32))?.toString('latin1').trim();
-    return text !== undefined && /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : 0;
-  }
-
-  async clear(): Promise<void> {
-    await this.#files.remove(join(this.#dir, TREE_SIZE_FILE));
-    await this.#files.remove(join(this.#dir, 'tile'));
-    this.#made.clear();
-  }
-
-  async #makeDir(dir: string): Promise<void> {
-    if (this.#made.has(dir)) return;
-    await this.#files.mkdir(dir);
-    this.#made.add(dir);
+  async close(): Promise<void> {
+    const fds = [...this.#fds.values()];
+    this.#fds.clear();
+    for (const { fd } of fds) await this.#files.close(fd);
   }
 }
