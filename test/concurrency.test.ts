@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { Log } from '../src/log.js';
 import { native } from '../src/store/file/native.js';
 import type { WriterResult } from './fixtures/writer.js';
-import { FIXTURES, readLines, runNode, tempDir } from './helpers.js';
+import { FIXTURES, flockers, readLines, runNode, tempDir, until } from './helpers.js';
 
 const WRITER = join(FIXTURES, 'writer.js');
 const PROCESSES = 4;
@@ -88,11 +88,8 @@ describe('concurrent writers', () => {
     for (let round = 0; round < 5; round++) {
       const worker = new Worker(WRITER, { workerData: [dir, `doomed-${round}`, '1000000', '8'] });
       const started = (await log.head()).size;
-      for (const deadline = Date.now() + 10_000; (await log.head()).size < started + 20; ) {
-        if (Date.now() > deadline) assert.fail('the worker appended nothing');
-        await new Promise((resolve) => setTimeout(resolve, 2));
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+      await until(async () => (await log.head()).size >= started + 20, 'the worker appends');
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20)); // somewhere in its commits
       await worker.terminate();
       const next = log.append({ actor: 'survivor', action: 'test.after', data: { round } });
       let timer: NodeJS.Timeout | undefined;
@@ -113,21 +110,17 @@ describe('concurrent writers', () => {
     const log = new Log({ store: dir, create: true });
     await log.append({ actor: 'main', action: 'test.before' });
     const other = openSync(join(dir, 'lock'), 'a');
-    const holdLock = async () => {
-      for (const deadline = Date.now() + 10_000; !native().tryLock(other); await new Promise((r) => setTimeout(r, 1))) {
-        if (Date.now() > deadline) assert.fail('could not take the append lock');
-      }
-    };
+    const holdLock = () => until(() => native().tryLock(other), 'this test takes the append lock');
     try {
       for (const appendFirst of [false, true]) {
         const worker = new Worker(WRITER, { workerData: [dir, `waiting-${appendFirst}`, '1000000', '4'] });
         if (appendFirst) {
           // Let it commit, then take the lock between two of its commits.
           const started = (await log.head()).size;
-          while ((await log.head()).size < started + 10) await new Promise((r) => setTimeout(r, 2));
+          await until(async () => (await log.head()).size >= started + 10, 'the worker appends');
         }
         await holdLock();
-        await new Promise((r) => setTimeout(r, 100)); // the worker is now waiting for the lock
+        await until(() => flockers(join(dir, 'lock'), true).length > 0, 'the worker waits for the lock');
         // Its teardown waits for the wait to end (the addon holds it until the thread has reported back).
         const gone = worker.terminate();
         await new Promise((r) => setTimeout(r, 50));

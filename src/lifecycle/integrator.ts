@@ -45,8 +45,6 @@ export interface IntegratorOptions {
   onCheckpoint: (checkpoint: Checkpoint, note: string) => void;
   /** Told of a background step that failed (it is tried again at the next interval). */
   onError: (error: unknown) => void;
-  /** How the integrator waits (a seam for tests); returns a function that cancels the wait. */
-  schedule?: ((run: () => void, ms: number) => () => void) | undefined;
 }
 
 /** The stored checkpoint as this process last read or wrote it, shown consistent with the tree. */
@@ -61,17 +59,10 @@ const YIELD_EVERY = 8192;
 /** How long a writer that is not the integrator waits for a checkpoint covering its entries. */
 const WAIT_MS = 30_000;
 
-function defaultSchedule(run: () => void, ms: number): () => void {
-  const timer = setTimeout(run, ms);
-  timer.unref();
-  return () => clearTimeout(timer);
-}
-
 export class Integrator {
   readonly tree: Tree;
   readonly #store: Store;
   readonly #options: IntegratorOptions;
-  readonly #schedule: (run: () => void, ms: number) => () => void;
   /** Whether this process holds the integrator lease. */
   #holder = false;
   /**
@@ -91,13 +82,13 @@ export class Integrator {
   #broken: HistoryMismatchError | null = null;
   /** One tree operation at a time. */
   #turn: Promise<unknown> = Promise.resolve();
-  #cancelTick: (() => void) | null = null;
+  /** The next interval's step (its timer does not keep the process alive). */
+  #tick: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(store: Store, options: IntegratorOptions) {
     this.#store = store;
     this.#options = options;
-    this.#schedule = options.schedule ?? defaultSchedule;
     this.tree = new Tree(store.tiles);
   }
 
@@ -212,9 +203,14 @@ export class Integrator {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#cancelTick?.();
+    if (this.#tick !== null) clearTimeout(this.#tick);
+    if (this.#broken !== null) {
+      if (this.#holder) await this.#store.lease.release();
+      this.#holder = false;
+      throw this.#broken; // no checkpoint covers what this process appended since, nor will one
+    }
     try {
-      if (this.signs && !this.#options.readOnly && this.#broken === null && (await this.#claim())) {
+      if (this.signs && !this.#options.readOnly && (await this.#claim())) {
         await this.#exclusive(() => this.#publish());
       } else if (!this.signs && this.#holder) {
         await this.#exclusive(() => this.tree.flush());
@@ -235,11 +231,12 @@ export class Integrator {
 
   #tickLater(): void {
     if (this.#closed) return;
-    this.#cancelTick = this.#schedule(() => void this.#tick(), this.#options.intervalMs);
+    this.#tick = setTimeout(() => void this.#step(), this.#options.intervalMs);
+    this.#tick.unref();
   }
 
   /** Every interval: the holder publishes what is new; another writer looks whether the lease has become free. */
-  async #tick(): Promise<void> {
+  async #step(): Promise<void> {
     try {
       if (this.#broken === null && (await this.#claim())) await this.#exclusive(() => this.#publish());
     } catch (error) {

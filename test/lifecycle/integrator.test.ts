@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -25,24 +25,16 @@ import {
   countingFiles,
   FIXTURES,
   fileStore,
+  flockers,
   osError,
   readLines,
   runNode,
   signed,
   signingLog,
   storedCheckpoint,
+  until,
   warning,
 } from '../helpers.js';
-
-/** The processes holding a flock on `path`, from /proc/locks. */
-function lockHolders(path: string): number[] {
-  const inode = statSync(path).ino;
-  return readFileSync('/proc/locks', 'utf8')
-    .split('\n')
-    .map((line) => line.split(/\s+/))
-    .filter((f) => f[1] === 'FLOCK' && f[4] !== undefined && Number(f[5]?.split(':')[2]) === inode)
-    .map((f) => Number(f[4]));
-}
 
 const leavesOf = (dir: string) =>
   readLines(join(dir, 'log.jsonl')).map((line) => Buffer.from((JSON.parse(line) as Entry).hash, 'hex'));
@@ -174,16 +166,16 @@ describe('checkpoints with many writers', () => {
     await writer.appendBatch(batch(5));
     // This process does not sign; the holder finds the new entries at its next interval and signs for them.
     assert.equal(trustCheckpoint((await writer.checkpoint()) as string, { log: log.key }).size, 6);
-    assert.deepEqual(lockHolders(join(log.dir, 'lease')), [holder.pid], 'the holder integrates');
+    assert.deepEqual(flockers(join(log.dir, 'lease')), [holder.pid], 'the holder integrates');
 
     holder.kill('SIGKILL');
     await new Promise((resolve) => holder.once('exit', resolve));
     const taken = signed(writer, 7); // within an interval the lease is found free, and taken
     await writer.append({ actor: 'a', action: 'x.y' });
     assert.equal((await taken).size, 7);
-    assert.deepEqual(lockHolders(join(log.dir, 'lease')), [process.pid]);
+    assert.deepEqual(flockers(join(log.dir, 'lease')), [process.pid]);
     await writer.close();
-    assert.deepEqual(lockHolders(join(log.dir, 'lease')), [], 'closing gives the lease up');
+    assert.deepEqual(flockers(join(log.dir, 'lease')), [], 'closing gives the lease up');
   });
 
   it('a writer that is not the integrator does not wait for a checkpoint to close', async () => {
@@ -289,7 +281,7 @@ describe('when signing fails', () => {
         done = true;
         return note;
       });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await until(() => flockers(join(log.dir, 'lock'), true).includes(process.pid), 'it waits for the lock');
       assert.equal(done, false, 'the head is read under the append lock');
       native().unlock(other);
       assert.equal(trustCheckpoint((await asking) as string, { log: log.key }).size, 2);

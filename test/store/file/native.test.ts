@@ -10,7 +10,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { native } from '../../../src/store/file/native.js';
-import { tempDir } from '../../helpers.js';
+import { flockers, tempDir, until } from '../../helpers.js';
 
 const addon = native();
 
@@ -26,7 +26,7 @@ describe('flock', () => {
       const waiting = addon.lockWait(b).then(() => {
         granted = true;
       });
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await until(() => flockers(join(dir, 'lock'), true).includes(process.pid), 'the waiter blocks in flock');
       assert.equal(granted, false, 'the waiter waits while the lock is held');
       addon.unlock(a);
       await waiting;
