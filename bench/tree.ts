@@ -41,13 +41,19 @@ export async function proofFigures(size: number, samples = 200): Promise<ProofFi
     }
     const buildSeconds = (performance.now() - started) / 1000;
 
-    // Tile reads: a tile file opened.
+    // Tile reads: reads from the tile levels' files.
     let tileOpens = 0;
+    const levelFds = new Set<number>();
     const counting: Files = {
       ...nodeFiles,
       open: async (path, flags, mode) => {
-        if (path.includes('/tile/')) tileOpens++;
-        return nodeFiles.open(path, flags, mode);
+        const fd = await nodeFiles.open(path, flags, mode);
+        if (/\/tree\/\d+$/.test(path)) levelFds.add(fd);
+        return fd;
+      },
+      read: (fd, buffer, offset, length, position) => {
+        if (levelFds.has(fd)) tileOpens++;
+        return nodeFiles.read(fd, buffer, offset, length, position);
       },
     };
     const tree = new Tree(new FileTiles(dir, counting));

@@ -164,7 +164,9 @@ function requireName(value: unknown, field: string, max = MAX_NAME): string {
   if (typeof value !== 'string' || value.length === 0) throw new InvalidEntryError(field, 'must be a non-empty string');
   if (value.length > max) throw new InvalidEntryError(field, `is ${value.length} characters, over the limit of ${max}`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new InvalidEntryError(field, 'must not contain control characters');
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) {
+    throw new InvalidEntryError(field, 'must not contain control characters (C0, DEL or C1)');
+  }
   return value;
 }
 

@@ -65,12 +65,18 @@ export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise
   }
 }
 
-export function parseJson(text: string, where: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new InvalidEntryError(where, `not valid JSON (${(error as Error).message})`);
+/**
+ * A command-line argument as given. Node decodes arguments as UTF-8 with
+ * U+FFFD for bytes that are not; an argument holding U+FFFD is refused, since
+ * it was most likely not UTF-8 (a literal U+FFFD can be written \ufffd in
+ * JSON, or come through --batch, whose bytes are checked).
+ */
+export function argument(text: string, flag: string): string {
+  const at = text.indexOf('\ufffd');
+  if (at >= 0) {
+    throw new InvalidEntryError(flag, `holds U+FFFD at character ${at}: the argument is not UTF-8`);
   }
+  return text;
 }
 
 /** RFC 3339 (or a plain date) to the log's UTC millisecond form, so comparisons are exact. */

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalize } from '../encoding/canonical.js';
+import { parseIJson } from '../encoding/ijson.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { InvalidEntryError } from '../errors.js';
 import { Log } from '../log.js';
@@ -9,21 +10,25 @@ import { checkpointOfNote } from '../note/checkpoint.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
 import type { ReadQuery } from '../store/store.js';
 import {
+  argument,
   type Command,
   DIR_HELP,
   parse,
   parseCount,
-  parseJson,
   parseTime,
-  readStdin,
   storeFlags,
   storeOption,
   UsageError,
   withLog,
   write,
 } from './common.js';
+import { events } from './ndjson.js';
 import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
 import { TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
+
+/** Lines of stdin committed in batches of this many: all or nothing up to it. */
+export const BATCH_LINES = 4096;
+const BATCH = BATCH_LINES.toLocaleString('en-US');
 
 export const LOG_HELP: Record<string, string> = {
   init: `Usage: evident init [--dir D] [--key FILE]
@@ -45,17 +50,20 @@ cosigned the old checkpoint refuse the new one if it does not extend it. Stop th
   --key FILE     the log's signing key (default: $EVIDENT_KEY, then config.json)
 ${DIR_HELP}`,
   append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
-       evident append --batch [--dir D] < events.ndjson
+       evident append --batch [--skip N] [--dir D] < events.ndjson
 
 Appends one entry and prints it, as stored, as one JSON line. The command returns once the entry is durable.
   --actor A      who acted (required)
   --action V     what was done, a dotted verb such as proposal.approve (required)
   --target T     what it was done to (repeatable)
   --outcome O    how it ended, e.g. success, denied
-  --data JSON    a JSON object with further detail
-  --batch        read events (JSON objects with actor, action, targets, outcome, data), one per line, from stdin,
-                 and append them all in one atomic commit; prints {"appended":N,"first":SEQ,"last":SEQ}.
-                 A bad line rejects the whole batch, naming the line; nothing is written.
+  --data JSON    a JSON object with further detail (I-JSON: no repeated names, integers within ±(2^53-1))
+  --batch        read events (JSON objects with actor, action, targets, outcome, data) from stdin, one per line,
+                 and append them; prints {"appended":N,"first":SEQ,"last":SEQ}. Up to ${BATCH} lines are one
+                 atomic commit: a bad line rejects them all, naming the line, and nothing is written. A longer
+                 input is committed ${BATCH} lines at a time, in order: a bad line stops it, the batches before
+                 its own are in the log, and the error says how many lines to --skip on a rerun.
+  --skip N       with --batch: pass over the first N lines of stdin (those a failed run committed)
 ${DIR_HELP}`,
   verify: `Usage: evident verify [--dir D] [--json] [--threads N]
        evident verify --checkpoint FILE --key VKEY [--witness VKEY]... [--quorum K] [--since-checkpoint]
@@ -106,8 +114,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     const log = new Log({ store, readOnly: true });
     const note = await log.checkpoint().finally(() => log.close());
     const origin = note === null ? '' : ` signing checkpoints as ${checkpointOfNote(note).origin}`;
-    write(`initialised ${log.location}${origin}
-`);
+    write(`initialised ${log.location}${origin}\n`);
     return 0;
   },
 
@@ -136,32 +143,25 @@ export const LOG_COMMANDS: Record<string, Command> = {
         outcome: { type: 'string' },
         data: { type: 'string' },
         batch: { type: 'boolean' },
+        skip: { type: 'string' },
       },
     });
     if (v.batch) {
       for (const name of ['actor', 'action', 'target', 'outcome', 'data'] as const) {
         if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
       }
-      const inputs = parseBatch(await readStdin());
-      const entries = await withLog({ store: storeOption(v) }, (log) => log.appendBatch(inputs)).catch(
-        (error: unknown) => {
-          if (error instanceof InvalidEntryError && error.index !== undefined) {
-            throw new InvalidEntryError(`stdin line ${error.index + 1}: ${error.field}`, error.problem);
-          }
-          throw error;
-        },
-      );
-      const first = entries[0]?.seq ?? null;
-      const last = entries.at(-1)?.seq ?? null;
-      write(`${JSON.stringify({ appended: entries.length, first, last })}\n`);
+      const skip = v.skip === undefined ? 0 : parseCount(v.skip, '--skip');
+      const report = await withLog({ store: storeOption(v) }, (log) => appendStream(log, process.stdin, skip));
+      write(`${JSON.stringify(report)}\n`);
       return 0;
     }
+    if (v.skip !== undefined) throw new UsageError('append: --skip goes with --batch');
     if (v.actor === undefined) throw new UsageError('append: --actor is required');
     if (v.action === undefined) throw new UsageError('append: --action is required');
-    const input: EntryInput = { actor: v.actor, action: v.action };
-    if (v.target !== undefined) input.targets = v.target;
-    if (v.outcome !== undefined) input.outcome = v.outcome;
-    if (v.data !== undefined) input.data = parseJson(v.data, '--data') as Record<string, unknown>;
+    const input: EntryInput = { actor: argument(v.actor, '--actor'), action: argument(v.action, '--action') };
+    if (v.target !== undefined) input.targets = v.target.map((target) => argument(target, '--target'));
+    if (v.outcome !== undefined) input.outcome = argument(v.outcome, '--outcome');
+    if (v.data !== undefined) input.data = parseIJson(argument(v.data, '--data'), '--data') as Record<string, unknown>;
     const entry = await withLog({ store: storeOption(v) }, (log) => log.append(input));
     write(`${canonicalize(entry)}\n`);
     return 0;
@@ -291,17 +291,60 @@ function printEntry(entry: Entry, json: boolean): void {
   write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
 }
 
-/** NDJSON events, one per line; the first bad line rejects the batch, named by its number. */
-function parseBatch(text: string): EntryInput[] {
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  return lines.map((line, i) => {
-    const where = `stdin line ${i + 1}`;
-    if (line.trim() === '') throw new InvalidEntryError(where, 'empty line (expected a JSON object)');
-    const value = parseJson(line, where);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new InvalidEntryError(where, 'expected a JSON object with actor and action');
+/**
+ * Appends the NDJSON events of `input`, BATCH_LINES to a commit, validating
+ * the next batch while the last one commits. A bad line or a failed commit
+ * stops it: the batches before are committed, nothing from that batch on is,
+ * and the error says how many lines to --skip to go on after them.
+ */
+async function appendStream(
+  log: Log,
+  input: AsyncIterable<Buffer | string>,
+  skip: number,
+): Promise<{ appended: number; first: number | null; last: number | null }> {
+  let first: number | null = null;
+  let last: number | null = null;
+  let appended = 0;
+  let committed = skip; // lines of the input that are in the log
+  let inFlight: Promise<void> | null = null;
+  let batch: EntryInput[] = [];
+  let lines: number[] = [];
+  const commit = (inputs: EntryInput[], numbers: number[]) =>
+    log.appendBatch(inputs).then(
+      (entries) => {
+        first ??= entries[0]?.seq ?? null;
+        last = entries.at(-1)?.seq ?? last;
+        appended += entries.length;
+        committed = numbers.at(-1) ?? committed;
+      },
+      (error: unknown) => {
+        if (error instanceof InvalidEntryError && error.index !== undefined) {
+          throw new InvalidEntryError(`stdin line ${numbers[error.index]}: ${error.field}`, error.problem);
+        }
+        throw error;
+      },
+    );
+  try {
+    for await (const { line, value } of events(input, skip)) {
+      batch.push(value as unknown as EntryInput);
+      lines.push(line);
+      if (batch.length < BATCH_LINES) continue;
+      await inFlight;
+      inFlight = commit(batch, lines);
+      batch = [];
+      lines = [];
     }
-    return value as EntryInput;
-  });
+    await inFlight;
+    if (batch.length > 0) await commit(batch, lines);
+  } catch (error) {
+    await inFlight?.catch(() => undefined); // what was in flight counts as committed if it was
+    if (committed > skip) {
+      process.stderr.write(
+        `evident: lines 1 to ${committed} of the input are in the log (seq ${first} to ${last}); ` +
+          `nothing after them was written. Fix the line named below, then rerun with --skip ${committed}.\n`,
+      );
+    }
+    throw error;
+  }
+  return { appended, first, last };
 }

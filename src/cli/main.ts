@@ -64,6 +64,14 @@ function exitCodeFor(error: unknown): number {
   return typeof code === 'string' && code in ERROR_CODES ? ERROR_CODES[code as ErrorCode].exit : 2;
 }
 
+// A reader that closed the pipe (`evident log | head -1`) ends the command quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
 main(process.argv.slice(2)).then(
   (status) => {
     process.exitCode = status;

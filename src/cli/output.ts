@@ -2,15 +2,29 @@
 import type { Entry } from '../entry.js';
 import type { VerifyProgress } from '../store/store.js';
 
+/**
+ * Characters a terminal would act on or not show: C0 and C1 controls, bidi
+ * controls (which reorder what follows) and zero-width characters (which let
+ * `alice\u200b` pass for `alice`). Entries can hold the latter two; a table
+ * for a person shows them escaped.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/** `text` with every hidden character written as \u{…}. */
+export function visible(text: string): string {
+  return text.replace(HIDDEN, (c) => `\\u{${(c.codePointAt(0) as number).toString(16)}}`);
+}
+
 /** One table row per entry: seq, time, actor, action, outcome, targets. */
 export function tableRow(entry: Entry): string {
-  const targets = entry.targets?.join(',') ?? '';
+  const targets = entry.targets?.map(visible).join(',') ?? '';
   return [
     String(entry.seq).padStart(7),
     entry.ts,
-    entry.actor.padEnd(16),
-    entry.action.padEnd(24),
-    (entry.outcome ?? '-').padEnd(8),
+    visible(entry.actor).padEnd(16),
+    visible(entry.action).padEnd(24),
+    visible(entry.outcome ?? '-').padEnd(8),
     targets,
   ]
     .join('  ')

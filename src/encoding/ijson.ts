@@ -9,11 +9,10 @@
  *   - an integer literal beyond ±(2^53−1), which a double does not hold
  *     exactly (§2.2); a number that overflows, or a non-zero literal that
  *     underflows to zero;
- *   - nesting deeper than MAX_DEPTH;
- *   - the replacement character U+FFFD written literally: text given here
- *     was decoded from bytes, and that is what invalid UTF-8 decodes to (an
- *     escaped \ufffd is taken as meant). Lone surrogates are refused when the
- *     value is canonicalised.
+ *   - nesting deeper than MAX_DEPTH.
+ *
+ * Lone surrogates are refused when the value is canonicalised; invalid UTF-8
+ * is refused where the bytes are read (the text here is already decoded).
  *
  * Pure code. It validates in one pass over the text, then JSON.parse builds
  * the value (the same value, now that nothing is ambiguous).
@@ -29,13 +28,6 @@ const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 
 /** JSON.parse of `text`, refusing what I-JSON does not allow; errors name `where` and the path. */
 export function parseIJson(text: string, where: string): unknown {
-  const replacement = text.indexOf('\ufffd');
-  if (replacement >= 0) {
-    throw new InvalidEntryError(
-      where,
-      `invalid UTF-8 (U+FFFD, the replacement character, at character ${replacement})`,
-    );
-  }
   let value: unknown;
   try {
     value = JSON.parse(text);
