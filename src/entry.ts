@@ -8,7 +8,7 @@
  * so the chain's hashes are also the Merkle tree's leaves.
  */
 import { hash as digest, randomBytes, randomUUID } from 'node:crypto';
-import { canonicalize, fieldPath } from './encoding/canonical.js';
+import { canonicalize, fieldPath, MAX_DEPTH } from './encoding/canonical.js';
 import { InvalidEntryError } from './errors.js';
 
 /** What a caller records. */
@@ -150,7 +150,7 @@ export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_B
     if (typeof record.data !== 'object' || record.data === null || Array.isArray(record.data)) {
       throw new InvalidEntryError('$.data', 'must be a plain JSON object');
     }
-    data = canonicalize(record.data, '$.data');
+    data = canonicalize(record.data, '$.data', MAX_DEPTH);
     before += `,"data":${data}`;
   }
   const maxBytes = Buffer.byteLength(before) + Buffer.byteLength(outcome) + Buffer.byteLength(targets) + ASSIGNED_BYTES;

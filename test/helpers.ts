@@ -40,10 +40,10 @@ export interface Ran {
 export function runNode(
   script: string,
   args: string[],
-  options: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { stdin?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[] } = {},
 ): Promise<Ran> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -63,7 +63,10 @@ export function runNode(
 }
 
 /** Runs the built `evident` CLI. */
-export function evident(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
+export function evident(
+  args: string[],
+  options: { stdin?: string | Buffer; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
+): Promise<Ran> {
   return runNode(CLI, args, options);
 }
 

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ROOT, tempDir } from './helpers.js';
@@ -25,7 +25,8 @@ function bareBin(): string {
     if (found !== '') symlinkSync(found, join(bin, tool));
   }
   symlinkSync(process.execPath, join(bin, 'node'));
-  const npmCli = join(execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim(), 'npm', 'bin', 'npm-cli.js');
+  // npm's own script, wherever the npm on PATH lives (not under the running Node's prefix, which may have none).
+  const npmCli = realpathSync(spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim());
   writeFileSync(join(bin, 'npm'), `#!/bin/sh\nexec node ${npmCli} "$@"\n`, { mode: 0o755 });
   writeFileSync(join(bin, 'npx'), `#!/bin/sh\nexec node ${join(dirname(npmCli), 'npx-cli.js')} "$@"\n`, {
     mode: 0o755,

@@ -13,66 +13,93 @@
  */
 import { InvalidEntryError } from '../errors.js';
 
-/** Canonical JSON text of `value`; throws InvalidEntryError naming the first field JSON cannot represent. */
-export function canonicalize(value: unknown, path = '$'): string {
-  return encode(value, path, []);
+/** How deep an entry's data may nest: far more than a record needs, far less than the stack takes. */
+export const MAX_DEPTH = 64;
+
+/**
+ * Canonical JSON text of `value`; throws InvalidEntryError naming the first
+ * field JSON cannot represent (`path` names `value` itself). Objects and
+ * arrays nested deeper than `maxDepth` are refused too.
+ */
+export function canonicalize(value: unknown, path = '$', maxDepth = Number.POSITIVE_INFINITY): string {
+  return new Encoder(path, maxDepth).encode(value);
 }
 
-function encode(value: unknown, path: string, ancestors: object[]): string {
-  switch (typeof value) {
-    case 'string':
-      if (!isWellFormed(value))
-        throw new InvalidEntryError(path, 'string contains a lone surrogate (not valid Unicode)');
-      return JSON.stringify(value);
-    case 'number':
-      if (!Number.isFinite(value)) throw new InvalidEntryError(path, `${value} is not a JSON number`);
-      return JSON.stringify(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object': {
-      if (value === null) return 'null';
-      if (ancestors.includes(value)) throw new InvalidEntryError(path, 'circular reference');
-      ancestors.push(value);
-      try {
-        return Array.isArray(value) ? encodeArray(value, path, ancestors) : encodeObject(value, path, ancestors);
-      } finally {
+/** One canonicalisation: where it is (kept as parts, made a path only for an error) and what it is inside. */
+class Encoder {
+  readonly #root: string;
+  readonly #maxDepth: number;
+  readonly #path: (string | number)[] = [];
+  readonly #ancestors: object[] = [];
+
+  constructor(root: string, maxDepth: number) {
+    this.#root = root;
+    this.#maxDepth = maxDepth;
+  }
+
+  #fail(problem: string): never {
+    let path = this.#root;
+    for (const part of this.#path) path = typeof part === 'number' ? `${path}[${part}]` : fieldPath(path, part);
+    throw new InvalidEntryError(path, problem);
+  }
+
+  encode(value: unknown): string {
+    switch (typeof value) {
+      case 'string':
+        if (!isWellFormed(value)) this.#fail('string contains a lone surrogate (not valid Unicode)');
+        return JSON.stringify(value);
+      case 'number':
+        if (!Number.isFinite(value)) this.#fail(`${value} is not a JSON number`);
+        return JSON.stringify(value);
+      case 'boolean':
+        return value ? 'true' : 'false';
+      case 'object': {
+        if (value === null) return 'null';
+        const ancestors = this.#ancestors;
+        if (ancestors.includes(value)) this.#fail('circular reference');
+        if (ancestors.length >= this.#maxDepth)
+          this.#fail(`nests deeper than ${this.#maxDepth} levels, the most an entry may`);
+        ancestors.push(value);
+        const text = Array.isArray(value) ? this.#array(value) : this.#object(value);
         ancestors.pop();
+        return text;
       }
+      default:
+        return this.#fail(`${typeof value} is not a JSON value`);
     }
-    default:
-      throw new InvalidEntryError(path, `${typeof value} is not a JSON value`);
   }
-}
 
-function encodeArray(items: unknown[], path: string, ancestors: object[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < items.length; i++) {
-    // Holes in sparse arrays would silently become null in JSON.stringify.
-    if (!(i in items)) throw new InvalidEntryError(`${path}[${i}]`, 'sparse array hole is not a JSON value');
-    parts.push(encode(items[i], `${path}[${i}]`, ancestors));
+  #array(items: unknown[]): string {
+    let text = '[';
+    for (let i = 0; i < items.length; i++) {
+      this.#path.push(i);
+      // Holes in sparse arrays would silently become null in JSON.stringify.
+      if (!(i in items)) this.#fail('sparse array hole is not a JSON value');
+      text += i === 0 ? this.encode(items[i]) : `,${this.encode(items[i])}`;
+      this.#path.pop();
+    }
+    return `${text}]`;
   }
-  return `[${parts.join(',')}]`;
-}
 
-function encodeObject(object: object, path: string, ancestors: object[]): string {
-  const proto = Object.getPrototypeOf(object);
-  if (proto !== Object.prototype && proto !== null) {
-    const kind = (proto?.constructor as { name?: string } | undefined)?.name ?? 'exotic';
-    throw new InvalidEntryError(path, `${kind} is not a plain JSON object`);
+  #object(object: object): string {
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== Object.prototype && proto !== null) {
+      const kind = (proto?.constructor as { name?: string } | undefined)?.name ?? 'exotic';
+      this.#fail(`${kind} is not a plain JSON object`);
+    }
+    if (Object.getOwnPropertySymbols(object).length > 0) this.#fail('symbol-keyed properties are not JSON');
+    const record = object as Record<string, unknown>;
+    // Array.prototype.sort compares strings by UTF-16 code units, as §3.2.3 requires.
+    const names = Object.keys(record).sort();
+    let text = '{';
+    for (const [k, name] of names.entries()) {
+      this.#path.push(name);
+      if (!isWellFormed(name)) this.#fail('member name contains a lone surrogate');
+      text += `${k === 0 ? '' : ','}${JSON.stringify(name)}:${this.encode(record[name])}`;
+      this.#path.pop();
+    }
+    return `${text}}`;
   }
-  if (Object.getOwnPropertySymbols(object).length > 0) {
-    throw new InvalidEntryError(path, 'symbol-keyed properties are not JSON');
-  }
-  const record = object as Record<string, unknown>;
-  // Array.prototype.sort compares strings by UTF-16 code units, as §3.2.3 requires.
-  const names = Object.keys(record).sort();
-  const parts: string[] = [];
-  for (const name of names) {
-    const field = fieldPath(path, name);
-    if (!isWellFormed(name)) throw new InvalidEntryError(field, 'member name contains a lone surrogate');
-    parts.push(`${JSON.stringify(name)}:${encode(record[name], field, ancestors)}`);
-  }
-  return `{${parts.join(',')}}`;
 }
 
 /** JSON path of member `name` under `path`, quoted when it is not a plain identifier. */

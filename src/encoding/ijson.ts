@@ -18,10 +18,9 @@
  * the value (the same value, now that nothing is ambiguous).
  */
 import { InvalidEntryError } from '../errors.js';
-import { fieldPath } from './canonical.js';
+import { fieldPath, MAX_DEPTH } from './canonical.js';
 
-/** How deep an entry's JSON may nest: far more than a record needs, far less than the stack takes. */
-export const MAX_DEPTH = 64;
+export { MAX_DEPTH };
 
 const MAX_SAFE = 2n ** 53n - 1n;
 const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
@@ -34,7 +33,7 @@ export function parseIJson(text: string, where: string): unknown {
   } catch (error) {
     throw new InvalidEntryError(where, `not valid JSON (${(error as Error).message})`);
   }
-  new Checker(text, where).value('$', 0);
+  new Checker(text, where).value(0);
   return value;
 }
 
@@ -43,100 +42,117 @@ class Checker {
   readonly #text: string;
   readonly #where: string;
   #at = 0;
+  /** The next backslash at or after where a string was last searched (2^32 - 1: none). */
+  #backslash = -1;
+  /** Where the value being read is: member names and array positions from the top. */
+  readonly #path: (string | number)[] = [];
 
   constructor(text: string, where: string) {
     this.#text = text;
     this.#where = where;
   }
 
-  #fail(path: string, problem: string): never {
+  #fail(problem: string): never {
+    let path = '$';
+    for (const part of this.#path) path = typeof part === 'number' ? `${path}[${part}]` : fieldPath(path, part);
     throw new InvalidEntryError(`${this.#where}: ${path}`, problem);
   }
 
   #space(): void {
     const text = this.#text;
-    while (this.#at < text.length && ' \t\n\r'.includes(text[this.#at] as string)) this.#at++;
+    for (let c = text.charCodeAt(this.#at); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; ) {
+      c = text.charCodeAt(++this.#at);
+    }
   }
 
-  value(path: string, depth: number): void {
+  value(depth: number): void {
     this.#space();
-    const c = this.#text[this.#at];
-    if (c === '{' || c === '[') {
-      if (depth >= MAX_DEPTH) this.#fail(path, `nests deeper than ${MAX_DEPTH} levels, the most an entry may`);
-      if (c === '{') this.#object(path, depth + 1);
-      else this.#array(path, depth + 1);
-    } else if (c === '"') this.#string();
-    else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) this.#number(path);
-    else this.#at += c === 'n' || c === 't' ? 4 : 5; // null, true, false: JSON.parse checked the spelling
+    const c = this.#text.charCodeAt(this.#at);
+    if (c === 0x7b || c === 0x5b) {
+      if (depth >= MAX_DEPTH) this.#fail(`nests deeper than ${MAX_DEPTH} levels, the most an entry may`);
+      if (c === 0x7b) this.#object(depth + 1);
+      else this.#array(depth + 1);
+    } else if (c === 0x22) this.#string();
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) this.#number();
+    else this.#at += c === 0x6e || c === 0x74 ? 4 : 5; // null, true, false: JSON.parse checked the spelling
   }
 
-  #object(path: string, depth: number): void {
+  #object(depth: number): void {
+    const text = this.#text;
     this.#at++; // {
-    const names = new Set<string>();
     this.#space();
-    if (this.#text[this.#at] === '}') {
+    if (text.charCodeAt(this.#at) === 0x7d) {
       this.#at++;
       return;
     }
+    const names = new Set<string>();
     for (;;) {
       this.#space();
       const start = this.#at;
-      this.#string();
-      const name = JSON.parse(this.#text.slice(start, this.#at)) as string;
-      const field = fieldPath(path, name);
-      if (names.has(name)) this.#fail(field, 'appears twice in one object');
+      const escaped = this.#string();
+      const raw = text.slice(start + 1, this.#at - 1);
+      const name = escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+      this.#path.push(name);
+      if (names.has(name)) this.#fail('appears twice in one object');
       names.add(name);
       this.#space();
       this.#at++; // :
-      this.value(field, depth);
+      this.value(depth);
+      this.#path.pop();
       this.#space();
-      if (this.#text[this.#at++] === '}') return; // else ,
+      if (text.charCodeAt(this.#at++) === 0x7d) return; // else ,
     }
   }
 
-  #array(path: string, depth: number): void {
+  #array(depth: number): void {
+    const text = this.#text;
     this.#at++; // [
     this.#space();
-    if (this.#text[this.#at] === ']') {
+    if (text.charCodeAt(this.#at) === 0x5d) {
       this.#at++;
       return;
     }
     for (let i = 0; ; i++) {
-      this.value(`${path}[${i}]`, depth);
+      this.#path.push(i);
+      this.value(depth);
+      this.#path.pop();
       this.#space();
-      if (this.#text[this.#at++] === ']') return; // else ,
+      if (text.charCodeAt(this.#at++) === 0x5d) return; // else ,
     }
   }
 
-  #string(): void {
+  /** Steps over a string; whether it holds an escape. */
+  #string(): boolean {
     const text = this.#text;
-    this.#at++; // "
-    for (;;) {
-      const c = text[this.#at++];
-      if (c === '"') return;
-      if (c === '\\') this.#at++;
+    let escaped = false;
+    for (let at = this.#at + 1; ; ) {
+      const quote = text.indexOf('"', at);
+      if (this.#backslash < at) this.#backslash = text.indexOf('\\', at) >>> 0; // none: past any quote
+      if (this.#backslash > quote) {
+        this.#at = quote + 1;
+        return escaped;
+      }
+      escaped = true;
+      at = this.#backslash + 2;
     }
   }
 
-  #number(path: string): void {
+  #number(): void {
     NUMBER.lastIndex = this.#at;
-    const match = NUMBER.exec(this.#text);
-    const literal = match?.[0] as string;
+    const match = NUMBER.exec(this.#text) as RegExpExecArray;
+    const literal = match[0];
     this.#at += literal.length;
-    if (match?.[2] === undefined && match?.[3] === undefined) {
-      const magnitude = BigInt(literal.replace('-', ''));
-      if (magnitude > MAX_SAFE) {
-        this.#fail(
-          path,
-          `the integer ${literal} is beyond ±(2^53−1), so it cannot be kept exactly: write it as a string`,
-        );
+    if (match[2] === undefined && match[3] === undefined) {
+      // Up to 15 digits always fit; 16 or more are compared exactly.
+      if (literal.length - (literal[0] === '-' ? 1 : 0) >= 16 && BigInt(literal.replace('-', '')) > MAX_SAFE) {
+        this.#fail(`the integer ${literal} is beyond ±(2^53−1), so it cannot be kept exactly: write it as a string`);
       }
       return;
     }
     const number = Number(literal);
-    if (!Number.isFinite(number)) this.#fail(path, `the number ${literal} is too large for a double`);
+    if (!Number.isFinite(number)) this.#fail(`the number ${literal} is too large for a double`);
     if (number === 0 && /[1-9]/.test(literal.replace(/[eE].*$/, ''))) {
-      this.#fail(path, `the number ${literal} is too small for a double: it would be recorded as 0`);
+      this.#fail(`the number ${literal} is too small for a double: it would be recorded as 0`);
     }
   }
 }
