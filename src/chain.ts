@@ -30,7 +30,9 @@ export type FailureReason =
   /** Fewer entries than a trusted checkpoint covers: the tail was cut off. */
   | 'truncated'
   /** The entries a trusted checkpoint covers do not hash to its root: history was rewritten. */
-  | 'rewritten';
+  | 'rewritten'
+  /** A signing log whose own checkpoint is gone, or not one it signed. */
+  | 'no-checkpoint';
 
 /** The first bad entry: its expected seq, 1-based line number, byte offset and why. */
 export interface VerifyFailure {

@@ -448,8 +448,9 @@ export class Log extends EventEmitter<LogEvents> {
     await this.ready();
     const entries = this.#store.entries;
     const check = { threads: options.threads, onProgress: options.onProgress };
-    const checkpoint = options.checkpoint;
+    const checkpoint = options.checkpoint ?? (this.#identity === null ? undefined : await this.#ownCheckpoint());
     if (checkpoint === undefined) return entries.verify(check);
+    if (typeof checkpoint === 'string') return withoutCheckpoint(await entries.verify(check), checkpoint);
     if (!options.sinceCheckpoint) return verifyAgainst(entries, checkpoint, check);
     try {
       return await (this.#integrator as Integrator).withTree(
@@ -461,6 +462,22 @@ export class Log extends EventEmitter<LogEvents> {
         return verifyAgainst(entries, checkpoint, check); // the stored tree cannot vouch: judge the entries alone
       }
       throw error;
+    }
+  }
+
+  /**
+   * A signing log's own stored checkpoint, trusted with the key its first
+   * entry declares (plain verification checks the log against it); or why
+   * there is none to check against.
+   */
+  async #ownCheckpoint(): Promise<TrustedCheckpoint | string> {
+    const identity = this.#identity as SigningIdentity;
+    const note = await this.#store.checkpoints.read();
+    if (note === null) return `the log signs as ${identity.origin} but its checkpoint is gone`;
+    try {
+      return trustCheckpoint(note, { log: identity.verifierKey });
+    } catch (error) {
+      return `the log's checkpoint is not one it signed: ${(error as Error).message}`;
     }
   }
 
@@ -533,4 +550,11 @@ function positive(value: number, name: string): number {
     throw new InvalidOptionError(`${name} must be a positive integer, not ${value}`);
   }
   return value;
+}
+
+/** A signing log's chain verdict when it has no checkpoint of its own to check against: a failure, after any of the chain's. */
+function withoutCheckpoint(result: VerifyResult, why: string): VerifyResult {
+  if (!result.ok) return result;
+  const failure = { seq: result.size, line: result.size + 1, offset: result.bytes, reason: 'no-checkpoint' as const };
+  return { ...result, ok: false, failure: { ...failure, message: `${why} (evident reanchor)` } };
 }

@@ -100,6 +100,13 @@ export class Witness {
           throw new WitnessError('EVIDENT_WITNESS_FORK', `${origin} has two different trees of ${last.size} entries`);
         }
         if (checkpoint.size > last.size && last.size > 0) {
+          if (proof.length === 0) {
+            throw new EvidentError(
+              'EVIDENT_BAD_PROOF',
+              `no consistency proof was given from ${last.size} entries, the size last cosigned for ${origin}, ` +
+                `to ${checkpoint.size} (evident proof consistency --from ${last.size} --to ${checkpoint.size})`,
+            );
+          }
           try {
             verifyConsistency(last.size, checkpoint.size, proof, lastRoot, checkpoint.root);
           } catch (error) {

@@ -58,6 +58,12 @@ export function parseWithPositionals<const T extends ParseArgsConfig>(
 /** Runs `use` with a log and closes it afterwards, whatever happens. */
 export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
   const log = new Log(options);
+  log.on('recovered', ({ offset, bytes, file }) => {
+    process.stderr.write(
+      `evident: the log ended in an incomplete line (${bytes} bytes at byte ${offset}: a writer that died ` +
+        `mid-write, or a cut); it was moved to ${file}, and appends go on after the last complete entry\n`,
+    );
+  });
   try {
     return await use(log);
   } finally {

@@ -195,14 +195,16 @@ export const LOG_COMMANDS: Record<string, Command> = {
     }
     const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
     const started = performance.now();
-    const result = await withLog({ store: storeOption(v), readOnly: true }, (log) =>
-      log.verify({
+    let location = '';
+    const result = await withLog({ store: storeOption(v), readOnly: true }, (log) => {
+      location = log.location;
+      return log.verify({
         threads: v.threads === undefined ? undefined : parseCount(v.threads, '--threads', 1),
         onProgress: bar ? (p) => bar.update(p) : undefined,
         checkpoint,
         sinceCheckpoint: v['since-checkpoint'],
-      }),
-    ).finally(() => bar?.done());
+      });
+    }).finally(() => bar?.done());
     const seconds = (performance.now() - started) / 1000;
     if (v.json) {
       write(`${JSON.stringify(result)}\n`);
@@ -213,11 +215,19 @@ export const LOG_COMMANDS: Record<string, Command> = {
       );
       if (checkpoint !== undefined) {
         write(`consistent with the checkpoint at size ${checkpoint.size}; tree root now ${result.root}\n`);
+      } else if (result.root !== undefined) {
+        write(`consistent with its own signed checkpoint; tree root now ${result.root}\n`);
       }
     } else if (result.failure) {
       const f = result.failure;
       write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
       write(`${result.size} entries before it are intact.\n`);
+    }
+    if (!v.json && result.recovered !== undefined) {
+      write(
+        `note: ${result.recovered} incomplete last line(s) were moved aside since the log began ` +
+          `(a writer died mid-write, or the log was cut): see ${location}/quarantine\n`,
+      );
     }
     return result.ok ? 0 : 1;
   },

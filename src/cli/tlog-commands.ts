@@ -1,5 +1,6 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { EvidentError } from '../errors.js';
 import { loadSignerKey } from '../lifecycle/signing.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
@@ -183,6 +184,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     if (v.out === undefined) throw new UsageError('keygen: --out is required');
     const { signer, verifier } = generateNoteKey(v.name, v.witness ? ALG_COSIGNATURE_V1 : ALG_ED25519);
     try {
+      mkdirSync(dirname(resolve(v.out)), { recursive: true, mode: 0o700 }); // a new directory only its owner reads
       writeFileSync(v.out, `${signer}\n`, { mode: 0o600, flag: 'wx' });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;

@@ -100,6 +100,8 @@ export interface VerifyResult {
   failure?: VerifyFailure;
   /** With a checkpoint: the RFC 9162 root of the whole log as verified (base64). */
   root?: string;
+  /** Torn last entries moved aside since the log began (a writer died mid-write, or the log was cut mid-line). */
+  recovered?: number;
 }
 
 /** A torn last entry moved aside when the store was opened or appended to. */

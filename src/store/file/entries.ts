@@ -97,12 +97,20 @@ export class FileEntries implements EntryStore {
   }
 
   async #openLog(create = false): Promise<number> {
-    const flags = this.#readOnly
-      ? constants.O_RDONLY
-      : constants.O_RDWR | constants.O_APPEND | (create ? constants.O_CREAT : 0);
+    // Never through a symbolic link: a link to another file would have evident append to, and repair, that file.
+    // O_NONBLOCK: opening a FIFO would wait for a writer; a regular file ignores it.
+    const flags =
+      constants.O_NOFOLLOW |
+      constants.O_NONBLOCK |
+      (this.#readOnly ? constants.O_RDONLY : constants.O_RDWR | constants.O_APPEND | (create ? constants.O_CREAT : 0));
     try {
       const fd = await this.#files.open(this.logPath, flags, 0o644);
-      this.#logFile = await this.#files.fstat(fd);
+      const stat = await this.#files.fstat(fd);
+      if (!stat.isFile) {
+        await this.#files.close(fd);
+        throw new LogCorruptError(`${this.logPath} is not a regular file`);
+      }
+      this.#logFile = stat;
       return fd;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new LogNotFoundError(this.dir);
@@ -385,7 +393,9 @@ export class FileEntries implements EntryStore {
     const start = check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(check.after.size, size) : 0;
     const cores = availableParallelism();
     const threads = Math.min(cores, check.threads ?? (size < 16 << 20 ? 1 : 4));
-    return verifyFile(this.#files, this.#logFd, this.logPath, start, { ...check, threads });
+    const result = await verifyFile(this.#files, this.#logFd, this.logPath, start, { ...check, threads });
+    const recovered = (await this.#files.list(join(this.dir, QUARANTINE_DIR))).length;
+    return recovered === 0 ? result : { ...result, recovered };
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
-import { EvidentError } from '../../errors.js';
+import { EvidentError, LogCorruptError } from '../../errors.js';
 import { native } from './native.js';
 
 export interface FileStat {
@@ -16,6 +16,8 @@ export interface FileStat {
   ino: number;
   dev: number;
   mtimeMs: number;
+  /** A regular file (not a directory, device, FIFO...). */
+  isFile: boolean;
 }
 
 export interface Files {
@@ -71,7 +73,13 @@ function now<T>(call: () => T): Promise<T> {
   }
 }
 
-const statOf = (s: fs.Stats): FileStat => ({ size: s.size, ino: s.ino, dev: s.dev, mtimeMs: s.mtimeMs });
+const statOf = (s: fs.Stats): FileStat => ({
+  size: s.size,
+  ino: s.ino,
+  dev: s.dev,
+  mtimeMs: s.mtimeMs,
+  isFile: s.isFile(),
+});
 
 /**
  * The real file layer. Metadata calls, the append write and truncation are
@@ -152,6 +160,12 @@ async function syncDirectory(dir: string): Promise<void> {
 export function storeError(error: unknown, side: 'read' | 'write'): unknown {
   if (error instanceof EvidentError || !(error instanceof Error)) return error;
   const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP') {
+    const path = (error as NodeJS.ErrnoException).path ?? 'a file of the log';
+    return new LogCorruptError(`${path} is a symbolic link: evident opens a log's files only as themselves`, {
+      cause: error,
+    });
+  }
   const hint =
     code === 'EACCES' || code === 'EPERM'
       ? ': check the permissions of the log directory and its files'

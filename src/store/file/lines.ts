@@ -209,7 +209,7 @@ export async function lowerBound(
 export async function readWholeFile(files: Files, path: string, limit: number): Promise<Buffer | null> {
   let fd: number;
   try {
-    fd = await files.open(path, constants.O_RDONLY);
+    fd = await files.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;

@@ -27,7 +27,7 @@ export class PathLock {
   constructor(files: Files, path: string, flags: number) {
     this.#files = files;
     this.path = path;
-    this.#flags = flags | constants.O_CREAT;
+    this.#flags = flags | constants.O_CREAT | constants.O_NOFOLLOW; // a dangling link's target is never created
   }
 
   /** The open descriptor (opening the file if needed). */

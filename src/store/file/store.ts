@@ -63,11 +63,17 @@ export class FileStore implements Store {
 
   async open(options: OpenOptions): Promise<void> {
     const writer = options.create && !options.readOnly;
+    let created = false;
     try {
+      created = writer && (await this.#files.stat(this.dir)) === null;
       if (writer) await this.#files.mkdir(this.dir);
       else if ((await this.#files.stat(join(this.dir, LOG_FILE))) === null) throw new LogNotFoundError(this.dir);
       await this.entries.open(options);
     } catch (error) {
+      if (created) {
+        await this.entries.close().catch(() => undefined);
+        await this.#files.remove(this.dir).catch(() => undefined); // what this failed open created, and only that
+      }
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' || code === 'ENOTDIR') {
         throw new InvalidOptionError(`${this.dir} is not a log directory: it, or a directory above it, is a file`);

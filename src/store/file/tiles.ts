@@ -84,7 +84,8 @@ export class FileTiles implements TileStore {
     const path = join(this.#dir, String(level));
     let fd: number;
     try {
-      fd = await this.#files.open(path, create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY, 0o644);
+      const flags = constants.O_NOFOLLOW | (create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY);
+      fd = await this.#files.open(path, flags, 0o644);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !create) return null;
       throw error;
