@@ -78,13 +78,15 @@ describe('keys, checkpoints and proofs (CLI)', () => {
     assert.match(wrong.stderr, /EVIDENT_NOTE_UNVERIFIED/);
   });
 
-  it('a tail cut below the checkpoint: the chain still verifies, the checkpoint catches it', async () => {
+  it('a tail cut below the checkpoint: the chain alone cannot see it, the checkpoint catches it', async () => {
     const dir = await signingLog('truncated', 20);
     const checkpoint = join(root, 'truncated.cp');
     writeFileSync(checkpoint, await ok(['checkpoint', '--dir', dir]));
     const lines = readLines(join(dir, 'log.jsonl'));
     truncateSync(join(dir, 'log.jsonl'), lines.slice(0, 15).join('\n').length + 1);
-    assert.equal((await evident(['verify', '--dir', dir])).code, 0, 'a bare chain cannot see it');
+    const plain = await evident(['verify', '--dir', dir]); // checks the log against its own checkpoint
+    assert.equal(plain.code, 1);
+    assert.match(plain.stdout, /FAILED: truncated at seq 15/);
     const ran = await evident(['verify', '--dir', dir, '--checkpoint', checkpoint, '--key', logVkey, '--json']);
     assert.equal(ran.code, 1);
     const failure = JSON.parse(ran.stdout).failure;
