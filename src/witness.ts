@@ -103,7 +103,7 @@ export class Witness {
           if (proof.length === 0) {
             throw new EvidentError(
               'EVIDENT_BAD_PROOF',
-              `no consistency proof was given from ${last.size} entries, the size last cosigned for ${origin}, ` +
+              `no consistency proof was given from size ${last.size}, the last cosigned for ${origin}, ` +
                 `to ${checkpoint.size} (evident proof consistency --from ${last.size} --to ${checkpoint.size})`,
             );
           }

@@ -8,7 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ROOT, tempDir } from './helpers.js';
@@ -50,6 +60,18 @@ function run(bin: string, cwd: string, command: string, args: string[], input?: 
 
 let tarball = '';
 let bin = '';
+
+describe('installing', () => {
+  it('never rebuilds an addon that is built: npm install runs node-gyp-build, which loads it or builds it', () => {
+    const addon = join(ROOT, 'build', 'Release', 'evident_native.node');
+    const before = statSync(addon).mtimeMs;
+    const bin = join(ROOT, 'node_modules', '.bin'); // on PATH, as npm runs an install script
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const ran = spawnSync(join(bin, 'node-gyp-build'), [], { cwd: ROOT, env, encoding: 'utf8' });
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.equal(statSync(addon).mtimeMs, before, 'not rebuilt');
+  });
+});
 
 describe('the packed package', () => {
   before(() => {

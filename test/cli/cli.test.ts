@@ -2,11 +2,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { canonicalize } from '../../src/encoding/canonical.js';
 import type { Entry } from '../../src/entry.js';
-import { CLI, evident, readLines, tempDir, writeLines } from '../helpers.js';
+import { Log } from '../../src/log.js';
+import { CLI, evident, FIXTURES, readLines, tempDir, writeLines } from '../helpers.js';
 
 describe('evident CLI', () => {
   it('init, append, append --batch, verify, log and tail work together', async () => {
@@ -178,5 +180,32 @@ describe('evident CLI', () => {
       assert.match(ran.stdout, /Usage: evident/);
     }
     writeFileSync(join(dir, 'unused'), '');
+  });
+
+  it('verify --threads asks for at most one thread per core: the same verdict, no more memory', async () => {
+    const dir = join(tempDir(), 'log');
+    const log = await Log.open({ store: dir, create: true, durability: 'write' });
+    const blob = 'x'.repeat(1000);
+    for (let i = 0; i < 18_000; i += 2000) {
+      await log.appendBatch(
+        Array.from({ length: 2000 }, (_, j) => ({ actor: 'a', action: 'x.y', data: { i: i + j, blob } })),
+      );
+    }
+    await log.close();
+    assert.ok(statSync(join(dir, 'log.jsonl')).size > 16 << 20, 'large enough to verify in ranges');
+    const runs = await Promise.all(
+      ['1', '64'].map((threads) =>
+        evident(['verify', '--dir', dir, '--json', '--threads', threads], {
+          nodeArgs: ['--import', join(FIXTURES, 'report-rss.js')],
+        }),
+      ),
+    );
+    const [one, many] = runs.map((run) => ({
+      result: JSON.parse(run.stdout),
+      rss: Number(/peak-rss-mb (\d+)/.exec(run.stderr)?.[1]),
+    }));
+    assert.deepEqual(many?.result, one?.result);
+    // 64 threads took 968 MB before they were capped; the cores here are few.
+    assert.ok((many?.rss ?? 0) < 120 * availableParallelism(), `peak RSS ${many?.rss} MB with --threads 64`);
   });
 });

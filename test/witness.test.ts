@@ -1,0 +1,108 @@
+/**
+ * A witness cosigns one consistent history per origin, keeping its state as
+ * generation files it creates at most once: witness processes sharing a
+ * state never both advance from the same checkpoint. A state it cannot read
+ * is named, and a missing proof is called what it is.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Log } from '../src/log.js';
+import { ALG_COSIGNATURE_V1, generateNoteKey, parseSignerKey } from '../src/note/keys.js';
+import { Witness } from '../src/witness.js';
+import { ROOT, runNode, signingLog, tempDir } from './helpers.js';
+
+const witnessKey = () => generateNoteKey('w.example', ALG_COSIGNATURE_V1).signer;
+
+/** A signing log with `n` entries after its first, and its checkpoint note. */
+async function checkpointOf(log: ReturnType<typeof signingLog>, n: number): Promise<string> {
+  const writer = new Log({ store: log.dir });
+  if (n > 0)
+    await writer.appendBatch(Array.from({ length: n }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+  const note = (await writer.checkpoint()) as string;
+  await writer.close();
+  return note;
+}
+
+describe('a witness', () => {
+  it('keeps one record per cosigned checkpoint, per origin, and the last few only', async () => {
+    const state = tempDir();
+    const witness = new Witness({ key: parseSignerKey(witnessKey()), dir: state });
+    const log = signingLog('witness.example/records');
+    await log.init();
+    let last = await checkpointOf(log, 0);
+    await witness.cosign(last, log.key, []);
+    for (let k = 1; k <= 5; k++) {
+      const note = await checkpointOf(log, 1);
+      const reader = new Log({ store: log.dir, readOnly: true });
+      await witness.cosign(note, log.key, await reader.consistencyProof(k, k + 1));
+      await reader.close();
+      last = note;
+    }
+    assert.deepEqual(witness.lastSeen('witness.example/records')?.size, 6);
+    const [origin] = readdirSync(state);
+    assert.deepEqual(readdirSync(join(state, origin as string)).sort(), [
+      '0000000000000004',
+      '0000000000000005',
+      '0000000000000006',
+    ]);
+  });
+
+  it('processes sharing a state never both cosign diverging checkpoints of one size', async () => {
+    const a = signingLog('witness.example/race');
+    await a.init();
+    const base = await checkpointOf(a, 2);
+    const bDir = `${a.dir}-fork`;
+    cpSync(a.dir, bDir, { recursive: true });
+    const forkA = await checkpointOf(a, 3);
+    const forkB = await checkpointOf({ ...a, dir: bDir }, 3); // same key and size, another history
+    const state = tempDir();
+    const key = witnessKey();
+    await new Witness({ key: parseSignerKey(key), dir: state }).cosign(base, a.key, []);
+    const proofOf = async (dir: string) => {
+      const reader = new Log({ store: dir, readOnly: true });
+      const proof = (await reader.consistencyProof(3, 6)).map((h) => h.toString('base64'));
+      await reader.close();
+      return proof;
+    };
+    const script = join(tempDir(), 'cosign.mjs');
+    writeFileSync(
+      script,
+      `import { Witness, parseSignerKey, parseVerifierKey } from ${JSON.stringify(join(ROOT, 'dist/src/verify.js'))};
+       const [state, key, vkey, note, proof] = JSON.parse(process.argv[2]);
+       try {
+         await new Witness({ key: parseSignerKey(key), dir: state }).cosign(note, parseVerifierKey(vkey), proof.map((p) => Buffer.from(p, 'base64')));
+         console.log('cosigned');
+       } catch (error) { console.log(error.code); }`,
+    );
+    const runs = await Promise.all(
+      [
+        [forkA, await proofOf(a.dir)],
+        [forkB, await proofOf(bDir)],
+      ].map(([note, proof]) => runNode(script, [JSON.stringify([state, key, a.verifier, note, proof])])),
+    );
+    const outcomes = runs.map((run) => run.stdout.trim()).sort();
+    assert.deepEqual(outcomes, ['EVIDENT_WITNESS_FORK', 'cosigned'], runs.map((r) => r.stderr).join(''));
+  });
+
+  it('names a state it cannot read, and a proof it was not given', async () => {
+    const state = tempDir();
+    const witness = new Witness({ key: parseSignerKey(witnessKey()), dir: state });
+    const log = signingLog('witness.example/state');
+    await log.init();
+    await witness.cosign(await checkpointOf(log, 0), log.key, []);
+    const later = await checkpointOf(log, 4);
+    await assert.rejects(witness.cosign(later, log.key, []), {
+      code: 'EVIDENT_BAD_PROOF',
+      message: /no consistency proof was given from size 1, .*--from 1 --to 5/,
+    });
+    const [origin] = readdirSync(state);
+    const record = join(state, origin as string, '0000000000000001');
+    writeFileSync(record, '{"origin":');
+    await assert.rejects(witness.cosign(later, log.key, []), {
+      code: 'EVIDENT_WITNESS_STATE',
+      message: new RegExp(`the witness state ${record} cannot be used`),
+    });
+  });
+});
