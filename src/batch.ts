@@ -26,6 +26,8 @@ export class Batch implements UnsealedBatch {
   readonly #entries: readonly PreparedEntry[];
   readonly #ids: string[];
   readonly #atSize: number | undefined;
+  /** At most how many bytes the sealed lines take. */
+  readonly #maxBytes: number;
 
   /** `atSize`: the batch may only be sealed after a head of that size (a log's first entry: 0). */
   constructor(entries: readonly PreparedEntry[], atSize?: number) {
@@ -33,6 +35,9 @@ export class Batch implements UnsealedBatch {
     this.count = entries.length;
     this.#ids = entries.map(() => newEntryId());
     this.#atSize = atSize;
+    let maxBytes = 0;
+    for (const entry of entries) maxBytes += entry.maxBytes;
+    this.#maxBytes = maxBytes;
   }
 
   /** The lines after `head`: one time for the whole commit, never before the head's. */
@@ -43,16 +48,21 @@ export class Batch implements UnsealedBatch {
     const log = head.log ?? newLogId();
     const ts = nextTimestamp(head.ts);
     const leaves = Buffer.allocUnsafe(this.count * HASH_SIZE);
-    let text = '';
+    // Each line is written into one buffer as it is sealed: a string of a few MB built by concatenation costs
+    // more to flatten and encode than the sealing itself.
+    const lines = Buffer.allocUnsafe(this.#maxBytes);
+    let at = 0;
+    let lastLine = 0;
     let { size, hash } = head;
     for (const [i, entry] of this.#entries.entries()) {
       const sealed = sealLine(entry, { log, seq: size, ts, id: this.#ids[i] as string, prev: hash });
-      text += sealed.line;
+      lastLine = at;
+      at += lines.write(sealed.line, at);
       leaves.write(sealed.hash, i * HASH_SIZE, HASH_SIZE, 'hex');
       hash = sealed.hash;
       size++;
     }
-    return { text, head: { log, size, hash, ts }, leaves };
+    return { lines: lines.subarray(0, at), lastLine, head: { log, size, hash, ts }, leaves };
   }
 
   /** The entries as `committed` appended them, in order. */

@@ -32,8 +32,10 @@ export interface UnsealedBatch {
 
 /** Lines sealed after a head, ready to append. */
 export interface SealedBatch {
-  /** The lines, each ending in a newline, concatenated. */
-  text: string;
+  /** The lines, UTF-8, each ending in a newline, concatenated. */
+  lines: Buffer;
+  /** Where the last line starts in `lines`. */
+  lastLine: number;
   /** The head once they are appended. */
   head: Head;
   /** Their leaf hashes (the entries' `hash`), 32 bytes each, in order. */

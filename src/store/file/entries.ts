@@ -128,7 +128,7 @@ export class FileEntries implements EntryStore {
       const after = await this.#refresh();
       const sealed = batch.seal(after);
       const start = this.#known?.end ?? 0;
-      const bytes = Buffer.from(sealed.text, 'utf8');
+      const bytes = sealed.lines;
       let mtimeMs: number;
       try {
         await writeAll(this.#files, this.#logFd, bytes);
@@ -142,8 +142,7 @@ export class FileEntries implements EntryStore {
         });
       }
       const end = start + bytes.length;
-      const lastStart =
-        end - Buffer.byteLength(sealed.text.slice(sealed.text.lastIndexOf('\n', sealed.text.length - 2) + 1));
+      const lastStart = start + sealed.lastLine;
       this.#known = { head: sealed.head, end, lastStart, mtimeMs };
       return { after, head: sealed.head, leaves: sealed.leaves };
     });
