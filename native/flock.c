@@ -21,14 +21,6 @@
 
 #include "evident.h"
 
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      napi_throw_error(env, "EVIDENT_NATIVE", "N-API call failed: " #call);    \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
 typedef struct {
   int fd;
   int err;
@@ -76,7 +68,7 @@ static napi_value try_lock(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value result;
-  CHECK(napi_get_boolean(env, rc == 0, &result));
+  if (napi_get_boolean(env, rc == 0, &result) != napi_ok) return NULL;
   return result;
 }
 

@@ -1,19 +1,10 @@
 /*
- * A job: one blocking call on a thread of its own, settling a promise on the
- * JS thread when it is done (see evident.h). Threads are reused. flock.c's lock wait is one.
- *
- * Why a thread of its own and not libuv's pool: a job may wait for a lock
- * for as long as another writer holds it, and jobs waiting in the pool's
- * four threads would starve a lock holder of this process that needs the
- * pool to finish, deadlocking it.
- *
- * Why a uv_async_t of its own and not a threadsafe function: when a worker
- * thread is terminated, Node deletes its threadsafe functions whether or not
- * a thread still holds them, and a job finishing after that called into a
- * deleted one and aborted the process (seen in the worker-termination test).
- * Instead an async cleanup hook holds the worker's teardown until the job has
- * finished and its handle is closed; then the job is abandoned (no JS runs)
- * rather than settled.
+ * A job: one blocking call (flock.c's lock wait) on a thread of its own, settling a promise on the JS thread
+ * when it is done (see evident.h). Not libuv's pool: a wait lasts as long as another writer holds the lock,
+ * and waits in the pool's four threads would starve this process's own lock holder of the pool, deadlocking it.
+ * Not a threadsafe function: Node deletes a terminated worker's threadsafe functions even while a thread holds
+ * one, and a wait ending after that aborted the process. An async cleanup hook holds the worker's teardown until
+ * the job's own uv_async_t is closed; the job is then abandoned (no JS runs) rather than settled.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -35,12 +26,8 @@ struct evident_job {
   int tearing_down;
 };
 
-/*
- * The job threads: created as needed, kept for reuse while idle (creating a
- * thread per job cost ~80 µs a commit), and ending after IDLE_SECONDS
- * without work. One job per thread at a time, so no job ever waits for
- * another's thread.
- */
+/* Job threads: created as needed, reused while idle (a new thread per wait costs ~80 µs), ended after
+ * IDLE_SECONDS without work; one job per thread at a time, so no job waits for another's thread. */
 #define IDLE_SECONDS 30
 
 typedef struct worker {

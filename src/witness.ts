@@ -156,6 +156,15 @@ export class Witness {
 
   /** Creates generation `generation`'s record, synced; false if it exists already. Older ones beyond two go. */
   #record(origin: string, generation: number, seen: Seen & { origin: string }): boolean {
+    try {
+      return this.#create(origin, generation, seen);
+    } catch (error) {
+      if (error instanceof EvidentError) throw error;
+      throw stateError(this.#originDir(origin), error);
+    }
+  }
+
+  #create(origin: string, generation: number, seen: Seen & { origin: string }): boolean {
     const dir = this.#originDir(origin);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const temporary = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);

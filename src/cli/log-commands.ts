@@ -1,5 +1,4 @@
 /** The log's own commands: init, append, verify, log, tail. */
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
@@ -24,7 +23,7 @@ import {
 } from './common.js';
 import { events } from './ndjson.js';
 import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
-import { TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
+import { readFileArg, TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
 
 /** Lines of stdin committed in batches of this many: all or nothing up to it. */
 export const BATCH_LINES = 4096;
@@ -182,7 +181,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     });
     let checkpoint: TrustedCheckpoint | undefined;
     if (v.checkpoint !== undefined) {
-      const note = readFileSync(v.checkpoint, 'utf8');
+      const note = readFileArg(v.checkpoint, 'checkpoint');
       try {
         checkpoint = trustCheckpoint(note, trustArgs(v));
       } catch (error) {

@@ -121,7 +121,8 @@ export const trustFlags = {
   quorum: { type: 'string' },
 } as const;
 
-function readFileArg(path: string, what: string): string {
+/** The text of a file the command line names; a usage error, naming it, if it cannot be read. */
+export function readFileArg(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
