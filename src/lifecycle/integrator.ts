@@ -257,9 +257,22 @@ export class Integrator {
     this.#options.onError(error);
   }
 
-  /** Under the turn: brings the tree to the log's head, stores its tiles and signs a checkpoint if it grew. */
+  /**
+   * Under the turn: brings the tree to the log's head, stores its tiles and
+   * signs a checkpoint if it grew. A history found not to match stops the
+   * log's appends too, whoever asked.
+   */
   async #publish(): Promise<Known> {
     if (this.#broken !== null) throw this.#broken;
+    try {
+      return await this.#publishNow();
+    } catch (error) {
+      if (error instanceof HistoryMismatchError) this.#broken = error;
+      throw error;
+    }
+  }
+
+  async #publishNow(): Promise<Known> {
     const head = await this.#store.entries.head();
     await this.#integrate(head.size);
     await this.tree.flush();
