@@ -15,7 +15,7 @@ import {
   nextTimestamp,
   type PreparedEntry,
   sealedEntry,
-  sealLine,
+  sealInto,
 } from './entry.js';
 import { InvalidOptionError } from './errors.js';
 import { HASH_SIZE } from './merkle/hash.js';
@@ -48,16 +48,16 @@ export class Batch implements UnsealedBatch {
     const log = head.log ?? newLogId();
     const ts = nextTimestamp(head.ts);
     const leaves = Buffer.allocUnsafe(this.count * HASH_SIZE);
-    // Each line is written into one buffer as it is sealed: a string of a few MB built by concatenation costs
+    // Each line is written into one buffer as it is sealed: a string of a few MB built by concatenation cost
     // more to flatten and encode than the sealing itself.
     const lines = Buffer.allocUnsafe(this.#maxBytes);
     let at = 0;
     let lastLine = 0;
     let { size, hash } = head;
     for (const [i, entry] of this.#entries.entries()) {
-      const sealed = sealLine(entry, { log, seq: size, ts, id: this.#ids[i] as string, prev: hash });
       lastLine = at;
-      at += lines.write(sealed.line, at);
+      const sealed = sealInto(entry, { log, seq: size, ts, id: this.#ids[i] as string, prev: hash }, lines, at);
+      at = sealed.end;
       leaves.write(sealed.hash, i * HASH_SIZE, HASH_SIZE, 'hex');
       hash = sealed.hash;
       size++;

@@ -194,9 +194,39 @@ export function sealEntry(p: PreparedEntry, a: Assigned): Sealed {
 
 /** The canonical line (with its newline) of a prepared entry at a position, and its leaf hash. */
 export function sealLine(p: PreparedEntry, a: Assigned): { line: string; hash: string } {
+  const out = Buffer.allocUnsafe(p.maxBytes);
+  const { end, hash } = sealInto(p, a, out, 0);
+  return { line: out.toString('utf8', 0, end), hash };
+}
+
+/** Where sealInto puts the bytes a hash covers: 0x00, then the line without its hash member. */
+let covered = Buffer.allocUnsafe(64 * 1024);
+const HASH_MEMBER = Buffer.from('"hash":"');
+
+/**
+ * Writes the canonical line (with its newline) of a prepared entry at a
+ * position into `out` at `at`, which has room for p.maxBytes; returns where
+ * it ends, and its leaf hash. The line's text is encoded once: the bytes
+ * its hash covers are written and hashed, then copied around the hash member.
+ */
+export function sealInto(p: PreparedEntry, a: Assigned, out: Buffer, at: number): { end: number; hash: string } {
+  if (covered.length < p.maxBytes + 1) covered = Buffer.allocUnsafe(2 * p.maxBytes);
   const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1}`;
-  const hash = leafHashOfText(`{${p.before},${after}`);
-  return { line: `{${p.before},"hash":"${hash}",${after}\n`, hash };
+  covered[0] = 0x00;
+  covered[1] = 0x7b; // {
+  let n = 2 + covered.write(p.before, 2);
+  covered[n++] = 0x2c; // ,
+  const split = n; // `{before,` | `after`
+  n += covered.write(after, n);
+  const hash = digest('sha256', covered.subarray(0, n), 'hex');
+  let end = at + covered.copy(out, at, 1, split);
+  end += HASH_MEMBER.copy(out, end);
+  end += out.write(hash, end, 'latin1');
+  out[end++] = 0x22; // "
+  out[end++] = 0x2c; // ,
+  end += covered.copy(out, end, split, n);
+  out[end++] = 0x0a;
+  return { end, hash };
 }
 
 /** The entry a sealed line encodes, as an object (data parsed back from its canonical JSON: a copy of what was stored). */
