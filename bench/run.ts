@@ -13,11 +13,12 @@
  * dd9301f, the build before the lifecycle redesign) beside this one, on the same logs, in a shuffled order.
  *
  * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
- * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_ONLY: some of
- * appends,verify,reference,overhead,proofs (default all).
+ * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_IMPORT entries piped to
+ * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs
+ * (default all).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +34,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
-const GROUPS = ['appends', 'verify', 'reference', 'overhead', 'proofs'];
+const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs'];
 const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
 for (const group of ONLY) {
   if (!GROUPS.includes(group)) throw new Error(`BENCH_ONLY: no group ${group}; there are ${GROUPS.join(', ')}`);
@@ -203,6 +204,12 @@ if (runs('appends') || runs('verify')) {
 }
 const bigFile = join(big, 'log.jsonl');
 
+const IMPORT = Number(process.env.BENCH_IMPORT ?? 200_000);
+const importFile = join(scratch, 'import.ndjson');
+if (runs('import')) {
+  writeFileSync(importFile, Array.from({ length: IMPORT }, (_, i) => `${JSON.stringify(event(i))}\n`).join(''));
+}
+
 const REFERENCE = process.env.BENCH_REFERENCE ?? 'dd9301f';
 const reference = runs('reference') ? await referenceBuild(join(here, '..', '..'), REFERENCE) : null;
 
@@ -210,8 +217,22 @@ for (let run = 1; run <= RUNS; run++) {
   console.error(`run ${run}/${RUNS}`);
   if (runs('appends')) await appendRun();
   if (runs('verify')) await verifyRun();
+  if (runs('import')) add('import_per_s', importRate());
   if (reference !== null) await referenceRun(run, reference);
   if (runs('overhead')) await overheadRun(run);
+}
+
+/** Entries per second `evident append --batch` takes from a file of IMPORT events, into a new log. */
+function importRate(): number {
+  const dir = join(scratch, `log-${dirs++}`);
+  const cli = join(here, '..', 'src', 'cli', 'main.js');
+  execFileSync(process.execPath, [cli, 'init', '--dir', dir]);
+  settleDisk();
+  const started = performance.now();
+  execFileSync(process.execPath, [cli, 'append', '--batch', '--dir', dir], {
+    stdio: [openSync(importFile, 'r'), 'ignore', 'inherit'],
+  });
+  return IMPORT / ((performance.now() - started) / 1000);
 }
 
 async function appendRun(): Promise<void> {
@@ -374,6 +395,9 @@ if (runs('verify')) {
   );
 }
 
+if (runs('import')) {
+  rows.push([`evident append --batch, entries/s (${int(IMPORT)} piped in)`, int(get('import_per_s')), '']);
+}
 if (reference !== null) {
   for (const [what, key] of [
     ['16 callers', '16'],
