@@ -84,7 +84,10 @@ export function headOf(entry: Entry): Head {
  * Canonical member order: action actor data | hash | id log outcome prev seq targets ts v.
  */
 export interface PreparedEntry {
+  /** What the caller gave (for a failed record()'s report). */
   readonly input: EntryInput;
+  /** The caller's fields as they were when validated: what the stored line holds, whatever the caller changes later. */
+  readonly fields: { actor: string; action: string; targets: string[] | undefined; outcome: string | undefined };
   /** `"action":…,"actor":…[,"data":…]` */
   readonly before: string;
   /** `,"outcome":…` or '' */
@@ -157,7 +160,13 @@ export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_B
   if (maxBytes > maxEntryBytes) {
     throw new InvalidEntryError('$', `entry encodes to ${maxBytes} bytes, over the ${maxEntryBytes}-byte limit`);
   }
-  return { input: input as EntryInput, before, outcome, targets, data, maxBytes };
+  const fields = {
+    actor,
+    action,
+    targets: record.targets === undefined ? undefined : [...(record.targets as string[])],
+    outcome: record.outcome as string | undefined,
+  };
+  return { input: input as EntryInput, fields, before, outcome, targets, data, maxBytes };
 }
 
 function requireName(value: unknown, field: string, max = MAX_NAME): string {
@@ -231,7 +240,7 @@ export function sealInto(p: PreparedEntry, a: Assigned, out: Buffer, at: number)
 
 /** The entry a sealed line encodes, as an object (data parsed back from its canonical JSON: a copy of what was stored). */
 export function sealedEntry(p: PreparedEntry, a: Assigned, hash: string): Entry {
-  const { actor, action, targets, outcome } = p.input;
+  const { actor, action, targets, outcome } = p.fields;
   const entry: Entry = { v: 1, log: a.log, seq: a.seq, ts: a.ts, id: a.id, actor, action, prev: a.prev, hash };
   if (targets !== undefined) entry.targets = [...targets];
   if (outcome !== undefined) entry.outcome = outcome;

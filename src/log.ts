@@ -11,6 +11,8 @@ import {
   type Entry,
   type EntryInput,
   type Head,
+  hashedText,
+  leafHashOfText,
   type PreparedEntry,
   prepareEntry,
 } from './entry.js';
@@ -178,7 +180,7 @@ export class Log extends EventEmitter<LogEvents> {
     const warn = (message: string) => process.emitWarning(`evident: ${message}`);
     // A key that cannot sign is refused before anything is created.
     if (options.signingKey !== undefined) checkpointKey(loadSignerKey(options.signingKey, warn));
-    const log = new Log({ ...options, create: true });
+    const log = new Log({ ...options, create: true, key: options.key ?? options.signingKey });
     try {
       await log.ready();
       if (options.signingKey !== undefined) await log.#declareSigning(options.signingKey);
@@ -270,11 +272,16 @@ export class Log extends EventEmitter<LogEvents> {
    */
   async #identityOf(readOnly: boolean): Promise<SigningIdentity | null> {
     try {
-      let first: Entry | null = null;
-      for await (const entry of this.#store.entries.read({ limit: 1 })) first = entry;
-      if (first !== null && first.seq !== 0) {
+      const firstTwo: Entry[] = [];
+      for await (const entry of this.#store.entries.read({ limit: 2 })) firstTwo.push(entry);
+      const [first = null, second] = firstTwo;
+      // What the log is comes from its first entry: a writer takes it only if it is intact and the next follows it.
+      if (first !== null && (first.seq !== 0 || leafHashOfText(hashedText(first)) !== first.hash)) {
+        throw new LogCorruptError(`the first entry in ${this.location} is not intact (run evident verify)`);
+      }
+      if (first !== null && second !== undefined && second.prev !== first.hash) {
         throw new LogCorruptError(
-          `the first entry in ${this.location} is seq ${first.seq}, not 0 (run evident verify)`,
+          `the second entry in ${this.location} does not follow the first (run evident verify)`,
         );
       }
       return identityOf(first);
@@ -400,7 +407,12 @@ export class Log extends EventEmitter<LogEvents> {
     if (!this.#options.readOnly || this.#identity === null) return integrator.checkpoint();
     // A reader signs nothing: the stored checkpoint, if it is this log's.
     const note = await this.#store.checkpoints.read();
-    if (note !== null) trustCheckpoint(note, { log: this.#identity.verifierKey });
+    if (note === null) {
+      throw new HistoryMismatchError(
+        `the log in ${this.location} signs as ${this.#identity.origin} but its checkpoint is gone (evident reanchor)`,
+      );
+    }
+    trustCheckpoint(note, { log: this.#identity.verifierKey });
     return note;
   }
 

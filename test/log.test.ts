@@ -96,6 +96,19 @@ describe('group commit', () => {
     await log.close();
   });
 
+  it('the entry returned is what was written, whatever the caller does with its input afterwards', async () => {
+    const log = new Log({ store: tempDir(), create: true });
+    const input = { actor: 'a', action: 'x.y', targets: ['t1'], data: { n: 1 } };
+    const appended = log.append(input);
+    input.actor = 'mallory';
+    input.targets.push('t2');
+    input.data.n = 2;
+    const entry = await appended;
+    assert.deepEqual([entry.actor, entry.targets, entry.data], ['a', ['t1'], { n: 1 }]);
+    for await (const stored of log.read()) assert.deepEqual(stored, entry);
+    await log.close();
+  });
+
   it("durability 'write' never calls fdatasync", async () => {
     const { files, counts } = countingFiles();
     const log = new Log({ store: fileStore(tempDir(), files, 'write'), create: true });

@@ -55,8 +55,8 @@ export function parseWithPositionals<const T extends ParseArgsConfig>(
   }
 }
 
-/** Runs `use` with a log and closes it afterwards, whatever happens. */
-export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
+/** Tells of a torn last line a writer moved aside, when it happens. */
+function openLog(options: LogOptions): Log {
   const log = new Log(options);
   log.on('recovered', ({ offset, bytes, file }) => {
     process.stderr.write(
@@ -64,10 +64,69 @@ export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise
         `mid-write, or a cut); it was moved to ${file}, and appends go on after the last complete entry\n`,
     );
   });
+  return log;
+}
+
+/** Closes a log after `error`: a second failure is told too, never in place of the first. */
+async function closeAfter(log: Log, error: unknown): Promise<never> {
+  await log.close().catch((closing: unknown) => {
+    process.stderr.write(`evident: closing the log failed too: ${(closing as Error).message ?? String(closing)}\n`);
+  });
+  throw error;
+}
+
+/** Runs `use` with a log and closes it afterwards, whatever happens. */
+export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
+  const log = openLog(options);
+  let result: T;
   try {
-    return await use(log);
-  } finally {
+    result = await use(log);
+  } catch (error) {
+    return closeAfter(log, error);
+  }
+  await log.close();
+  return result;
+}
+
+/**
+ * A step after an append failed (closing the log signs its checkpoint): the
+ * entries are durable and were printed, so a retry would record them twice.
+ * Exit status 3.
+ */
+export class AfterAppendError extends Error {
+  readonly code: string;
+
+  constructor(appended: string, failure: EvidentError) {
+    super(`${appended} in the log, but then: ${failure.message} (do not append again)`, { cause: failure });
+    this.code = failure.code;
+  }
+}
+
+/**
+ * Appends with `append`, prints what it returns with `print` before closing
+ * the log, and reports a failure to close as an AfterAppendError naming what
+ * is already in the log (`appended(result)`).
+ */
+export async function appendWith<T>(
+  options: LogOptions,
+  append: (log: Log) => Promise<T>,
+  print: (result: T) => void,
+  appended: (result: T) => string | null,
+): Promise<void> {
+  const log = openLog(options);
+  let result: T;
+  try {
+    result = await append(log);
+  } catch (error) {
+    return closeAfter(log, error);
+  }
+  print(result);
+  try {
     await log.close();
+  } catch (error) {
+    const what = appended(result);
+    if (what === null || !(error instanceof EvidentError)) throw error;
+    throw new AfterAppendError(what, error);
   }
 }
 

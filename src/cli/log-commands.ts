@@ -9,6 +9,7 @@ import { checkpointOfNote } from '../note/checkpoint.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
 import type { ReadQuery } from '../store/store.js';
 import {
+  appendWith,
   argument,
   type Command,
   DIR_HELP,
@@ -150,8 +151,13 @@ export const LOG_COMMANDS: Record<string, Command> = {
         if (v[name] !== undefined) throw new UsageError(`append: --${name} cannot be combined with --batch`);
       }
       const skip = v.skip === undefined ? 0 : parseCount(v.skip, '--skip');
-      const report = await withLog({ store: storeOption(v) }, (log) => appendStream(log, process.stdin, skip));
-      write(`${JSON.stringify(report)}\n`);
+      await appendWith(
+        { store: storeOption(v) },
+        (log) => appendStream(log, process.stdin, skip),
+        (report) => write(`${JSON.stringify(report)}\n`),
+        ({ appended, first, last }) =>
+          appended === 0 ? null : `the ${appended} entries (seq ${first} to ${last}) are`,
+      );
       return 0;
     }
     if (v.skip !== undefined) throw new UsageError('append: --skip goes with --batch');
@@ -161,8 +167,12 @@ export const LOG_COMMANDS: Record<string, Command> = {
     if (v.target !== undefined) input.targets = v.target.map((target) => argument(target, '--target'));
     if (v.outcome !== undefined) input.outcome = argument(v.outcome, '--outcome');
     if (v.data !== undefined) input.data = parseIJson(argument(v.data, '--data'), '--data') as Record<string, unknown>;
-    const entry = await withLog({ store: storeOption(v) }, (log) => log.append(input));
-    write(`${canonicalize(entry)}\n`);
+    await appendWith(
+      { store: storeOption(v) },
+      (log) => log.append(input),
+      (entry) => write(`${canonicalize(entry)}\n`),
+      (entry) => `the entry (seq ${entry.seq}) is`,
+    );
     return 0;
   },
 

@@ -5,10 +5,11 @@
  *   0  success
  *   1  the log failed verification, or is corrupt or unwritable
  *   2  usage error, invalid input, or no readable log
+ *   3  entries were appended (and printed), but a step after failed: do not append them again
  * Errors are one line on stderr: `evident: <message> [<CODE>]`.
  */
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
-import { type Command, UsageError, write } from './common.js';
+import { AfterAppendError, type Command, UsageError, write } from './common.js';
 import { LOG_COMMANDS, LOG_HELP } from './log-commands.js';
 import { TLOG_COMMANDS, TLOG_HELP } from './tlog-commands.js';
 
@@ -35,7 +36,8 @@ Proofs and checkpoints:
   witness         cosign a log's checkpoints as a witness, refusing rollbacks and forks
 
 Run \`evident <command> --help\` for a command's options.
-Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 usage error or no readable log.`,
+Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 usage error or no readable log,
+3 appended, but a step after failed (the entries are in the log: do not append them again).`,
   ...LOG_HELP,
   ...TLOG_HELP,
 };
@@ -60,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
 
 /** Exit status for an error: the code's, from the one table (1 when something failed to verify or write, 2 to fix the call). */
 function exitCodeFor(error: unknown): number {
+  if (error instanceof AfterAppendError) return 3;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && code in ERROR_CODES ? ERROR_CODES[code as ErrorCode].exit : 2;
 }

@@ -154,5 +154,32 @@ class Checker {
     if (number === 0 && /[1-9]/.test(literal.replace(/[eE].*$/, ''))) {
       this.#fail(`the number ${literal} is too small for a double: it would be recorded as 0`);
     }
+    // RFC 8785 writes the double's shortest form (ECMAScript Number::toString): the record must mean what was given.
+    if (decimalValue(String(number)) !== decimalValue(literal)) {
+      this.#fail(
+        `the number ${literal} has more precision than a double: it would be recorded as ${number} (write it as a string)`,
+      );
+    }
+    // Below 1e21 that form has no exponent, so it would read back as an integer literal beyond ±(2^53−1).
+    if (Number.isInteger(number) && Math.abs(number) > Number.MAX_SAFE_INTEGER && Math.abs(number) < 1e21) {
+      this.#fail(
+        `the number ${literal} is an integer beyond ±(2^53−1), so it cannot be kept exactly: write it as a string`,
+      );
+    }
   }
+}
+
+/** A JSON number's exact decimal value as sign, significant digits and exponent, e.g. "-1.50e2" → "-15e1". */
+function decimalValue(literal: string): string {
+  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal) as RegExpExecArray;
+  const fraction = match[3] ?? '';
+  let digits = (match[2] as string) + fraction;
+  let exponent = Number(match[4] ?? 0) - fraction.length;
+  const leading = /^0*/.exec(digits)?.[0].length ?? 0;
+  digits = digits.slice(leading);
+  if (digits === '') return '0';
+  const trailing = /0*$/.exec(digits)?.[0].length ?? 0;
+  digits = digits.slice(0, digits.length - trailing);
+  exponent += trailing;
+  return `${match[1]}${digits}e${exponent}`;
 }

@@ -13,7 +13,7 @@
  *
  * Actions under `evident.` are the log's own; callers cannot append them.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { Entry, EntryInput } from '../entry.js';
 import { EvidentError, KeyError, LogCorruptError } from '../errors.js';
 import {
@@ -83,6 +83,9 @@ export function checkpointKey(key: PrivateNoteKey): PrivateNoteKey {
   return key;
 }
 
+/** A key file is one line of about 100 bytes; anything far larger is not one. */
+const MAX_KEY_FILE = 64 * 1024;
+
 /**
  * Loads a signer key from `source`: the key itself (PRIVATE+KEY+...) or the
  * path of a file holding it. The key text never appears in an error message.
@@ -90,16 +93,28 @@ export function checkpointKey(key: PrivateNoteKey): PrivateNoteKey {
  */
 export function loadSignerKey(source: string, warn: (message: string) => void = () => {}): PrivateNoteKey {
   if (source.startsWith('PRIVATE+KEY+')) return parseSignerKey(source);
-  let text: string;
+  const unreadable = (why: string) =>
+    new EvidentError('EVIDENT_NO_KEY', `cannot read the signing key ${source}: ${why}`);
+  let fd: number;
   try {
-    text = readFileSync(source, 'utf8');
+    fd = openSync(source, constants.O_RDONLY | constants.O_NONBLOCK); // a FIFO would wait for a writer
   } catch (error) {
-    throw new EvidentError(
-      'EVIDENT_NO_KEY',
-      `cannot read the signing key ${source}: ${(error as NodeJS.ErrnoException).code}`,
-    );
+    throw unreadable((error as NodeJS.ErrnoException).code ?? String(error));
   }
-  const mode = statSync(source).mode;
+  let text: string;
+  let mode: number;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw unreadable('it is not a regular file');
+    if (stat.size > MAX_KEY_FILE) throw unreadable(`it is ${stat.size} bytes, larger than a key file`);
+    mode = stat.mode;
+    text = readFileSync(fd, 'utf8');
+  } catch (error) {
+    if (error instanceof EvidentError) throw error;
+    throw unreadable((error as NodeJS.ErrnoException).code ?? String(error));
+  } finally {
+    closeSync(fd);
+  }
   if ((mode & 0o077) !== 0) {
     warn(`the signing key ${source} can be read by others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
   }
@@ -110,7 +125,9 @@ export function loadSignerKey(source: string, warn: (message: string) => void = 
 export function signerFor(identity: SigningIdentity, source: string, warn?: (message: string) => void): PrivateNoteKey {
   const key = loadSignerKey(source, warn);
   if (verifierKeyOf(key) !== verifierKeyOf(identity.verifierKey)) {
-    throw new KeyError(`the key given is not this log's key (${verifierKeyOf(identity.verifierKey)})`);
+    throw new KeyError(
+      `the key given is not this log's key: the log already signs as ${identity.origin} with ${verifierKeyOf(identity.verifierKey)}`,
+    );
   }
   return key;
 }

@@ -61,6 +61,61 @@ describe("a log's files", () => {
     assert.equal(existsSync(target), false, 'the link target was not created');
   });
 
+  it('around it too: a link or a FIFO in place of a side file is an error, never a wait or a write elsewhere', async () => {
+    const cases: [string, 'fifo' | 'link', RegExp][] = [
+      ['lease', 'fifo', /lease is not a regular file \[EVIDENT_LOG_CORRUPT\]/],
+      ['checkpoint', 'fifo', /checkpoint is not a regular file/],
+      ['config.json', 'fifo', /config\.json is not a regular file/],
+      ['config.json', 'link', /config\.json is a symbolic link/],
+      // The tree is first written after the entry is durable: exit 3 (below).
+      ['tree', 'link', /tree is a symbolic link: evident writes a log's files only in directories of its own/],
+      ['quarantine', 'link', /quarantine is a symbolic link/],
+      ['key', 'fifo', /cannot read the signing key .*: it is not a regular file \[EVIDENT_NO_KEY\]/],
+    ];
+    for (const [name, kind, problem] of cases) {
+      const log = signingLog(`files.example/${name}`);
+      await log.init();
+      const path = name === 'key' ? log.keyFile : join(log.dir, name);
+      rmSync(path, { recursive: true, force: true });
+      const elsewhere = join(tempDir(), 'elsewhere');
+      if (kind === 'fifo') assert.equal(spawnSync('mkfifo', [path]).status, 0);
+      else {
+        mkdirSync(elsewhere);
+        symlinkSync(name === 'config.json' ? join(elsewhere, 'x') : elsewhere, path);
+      }
+      if (name === 'quarantine') appendFileSync(join(log.dir, 'log.jsonl'), '{"actor":"torn');
+      const ran = spawnSync(process.execPath, [CLI, 'append', '--dir', log.dir, '--actor', 'a', '--action', 'x.y'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      const status = name === 'key' ? 2 : name === 'tree' ? 3 : 1;
+      assert.equal(ran.status, status, `${name} (${kind}): ${ran.signal ?? ''} ${ran.stderr}`);
+      assert.match(ran.stderr, problem, name);
+      if (kind === 'link') assert.deepEqual(readdirSync(elsewhere), [], `${name}: nothing written through the link`);
+      const complete = readFileSync(join(log.dir, 'log.jsonl'), 'utf8').split('\n').length - 1;
+      assert.equal(complete, status === 3 ? 2 : 1, name);
+    }
+  });
+
+  it('a failure after the entry is durable (signing its checkpoint) exits 3, saying the entry is in the log', async () => {
+    const log = signingLog('files.example/after');
+    await log.init();
+    rmSync(join(log.dir, 'checkpoint.lock'));
+    assert.equal(spawnSync('mkfifo', [join(log.dir, 'checkpoint.lock')]).status, 0);
+    const one = await evident(['append', '--dir', log.dir, '--actor', 'a', '--action', 'x.y']);
+    assert.equal(one.code, 3, one.stderr);
+    assert.equal(JSON.parse(one.stdout).seq, 1, 'the entry is printed');
+    assert.match(
+      one.stderr,
+      /^evident: the entry \(seq 1\) is in the log, but then: .*checkpoint\.lock is not a regular file \(do not append again\) \[EVIDENT_LOG_CORRUPT\]\n$/,
+    );
+    const many = await evident(['append', '--dir', log.dir, '--batch'], { stdin: event(1) + event(2) });
+    assert.equal(many.code, 3, many.stderr);
+    assert.deepEqual(JSON.parse(many.stdout), { appended: 2, first: 2, last: 3 });
+    assert.match(many.stderr, /the 2 entries \(seq 2 to 3\) are in the log, but then/);
+    assert.equal(readLines(join(log.dir, 'log.jsonl')).length, 4);
+  });
+
   it('must be regular files', async () => {
     for (const kind of ['directory', 'fifo'] as const) {
       const dir = await logWith(0);

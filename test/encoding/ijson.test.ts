@@ -42,7 +42,7 @@ describe('I-JSON input', () => {
     assert.deepEqual(parseIJson('[{"k":1},{"k":2}]', 'input'), [{ k: 1 }, { k: 2 }], 'not across objects');
   });
 
-  it('refuses an integer a double does not hold exactly, and numbers that overflow or vanish', () => {
+  it('refuses a number a double does not hold exactly, and numbers that overflow or vanish', () => {
     refused('{"n":18446744073709551616}', /\$\.n/, /beyond ±\(2\^53−1\)/);
     refused('{"n":9007199254740993}', /\$\.n/, /beyond/);
     refused('{"n":[1,-9007199254740992]}', /\$\.n\[1\]/, /beyond/);
@@ -50,6 +50,14 @@ describe('I-JSON input', () => {
     refused('{"n":-1.5E+309}', /\$\.n/, /too large/);
     refused('{"n":1e-400}', /\$\.n/, /too small.*recorded as 0/);
     refused('{"n":0.000001e-400}', /\$\.n/, /too small/);
+    // Written another way, the value still has to survive: the record is the double's shortest form.
+    refused('{"n":9007199254740993.0}', /\$\.n/, /more precision.*recorded as 9007199254740992/);
+    refused('{"n":0.10000000000000000001}', /\$\.n/, /more precision.*recorded as 0\.1/);
+    refused('{"n":9007199254740994.0}', /\$\.n/, /beyond ±\(2\^53−1\)/); // exact, but would read back as a bare integer
+    refused('{"n":1.2e19}', /\$\.n/, /beyond/);
+    for (const kept of ['0.1', '1.50', '-2.5e-7', '1e21', '12345.678e3', '-0.0', '5e-324']) {
+      assert.deepEqual(parseIJson(`{"n":${kept}}`, 'input'), { n: Number(kept) }, kept);
+    }
   });
 
   it(`refuses nesting deeper than ${MAX_DEPTH} levels, however deep, with its own message`, () => {

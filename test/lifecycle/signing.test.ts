@@ -161,6 +161,42 @@ describe('a signing log refuses a history its checkpoint does not cover', () => 
     assert.equal(storedCheckpoint(log.dir, log.key).size, 5);
   });
 
+  it('when its first entry, which declares its key, was changed: no writer takes that identity', async () => {
+    const log = signingLog('guard.example/first');
+    await log.init();
+    const writer = new Log({ store: log.dir });
+    await writer.append({ actor: 'a', action: 'x.y' });
+    await writer.close();
+    rmSync(join(log.dir, 'checkpoint'));
+    const mallory = signingLog('guard.example/first');
+    const lines = readLines(join(log.dir, 'log.jsonl'));
+    const first = JSON.parse(lines[0] as string) as Entry;
+    const theirs = { ...first, data: { origin: 'guard.example/first', verifierKey: mallory.verifier } };
+
+    // Edited in place: the first entry's hash no longer holds.
+    writeLines(join(log.dir, 'log.jsonl'), [canonicalize(theirs), ...lines.slice(1)]);
+    const size = fileSize(log.dir);
+    for (const key of [log.keyFile, mallory.keyFile]) {
+      await assert.rejects(new Log({ store: log.dir, key }).append({ actor: 'm', action: 'x.y' }), {
+        code: 'EVIDENT_LOG_CORRUPT',
+        message: /first entry .* is not intact/,
+      });
+    }
+    await assert.rejects(Log.reanchor({ store: log.dir, actor: 'm', reason: 'mine now', key: mallory.keyFile }), {
+      code: 'EVIDENT_LOG_CORRUPT',
+    });
+
+    // Sealed again with its own hash: the entry after it no longer follows.
+    theirs.hash = leafHashOfText(hashedText(theirs));
+    writeLines(join(log.dir, 'log.jsonl'), [canonicalize(theirs), ...lines.slice(1)]);
+    await assert.rejects(new Log({ store: log.dir, key: mallory.keyFile }).append({ actor: 'm', action: 'x.y' }), {
+      code: 'EVIDENT_LOG_CORRUPT',
+      message: /second entry .* does not follow the first/,
+    });
+    assert.equal(fileSize(log.dir), size, 'nothing appended');
+    assert.equal(existsSync(join(log.dir, 'checkpoint')), false, 'nothing signed');
+  });
+
   it('when entries it covers were cut off', async () => {
     const log = signingLog('guard.example/cut');
     await log.init();

@@ -15,7 +15,7 @@ import { constants } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseEntry } from '../../chain.js';
-import { EMPTY_HEAD, type Entry, type Head, headOf } from '../../entry.js';
+import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, hashedText, headOf, leafHashOfText } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import { HASH_SIZE } from '../../merkle/hash.js';
 import type {
@@ -28,7 +28,7 @@ import type {
   UnsealedBatch,
   VerifyResult,
 } from '../store.js';
-import { type FileStat, type Files, guarded, storeError } from './files.js';
+import { type FileStat, type Files, guarded, ownDirectory, storeError } from './files.js';
 import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
 import { PathLock } from './lock.js';
 import { verifyFile } from './verify.js';
@@ -212,8 +212,12 @@ export class FileEntries implements EntryStore {
       );
     }
     if (known !== null && known.head.size > 0) await this.#unchanged(known);
-    const { last, completeEnd } = await readLastLine(files, this.#logFd, stat.size);
-    if (completeEnd < stat.size) await this.#quarantine(completeEnd, stat.size);
+    let { last, completeEnd } = await readLastLine(files, this.#logFd, stat.size);
+    if (completeEnd < stat.size) {
+      if (await this.#lacksOnlyItsNewline(last?.text ?? null, completeEnd, stat.size)) {
+        ({ last, completeEnd } = await readLastLine(files, this.#logFd, stat.size + 1));
+      } else await this.#quarantine(completeEnd, stat.size);
+    }
     const mtimeMs = (await files.fstat(this.#logFd)).mtimeMs;
     if (last === null) {
       this.#known = { head: EMPTY_HEAD, end: 0, lastStart: 0, mtimeMs };
@@ -244,13 +248,37 @@ export class FileEntries implements EntryStore {
     }
   }
 
+  /**
+   * Whether bytes [from, to) after the last newline are a whole entry that
+   * follows the line before (`previous`), lacking only its newline — then
+   * the newline is written: cutting it off would lose an entry a writer may
+   * have acknowledged (a newline deleted by hand). Anything else is a torn
+   * write, for quarantine.
+   */
+  async #lacksOnlyItsNewline(previous: string | null, from: number, to: number): Promise<boolean> {
+    if (to - from > 1 << 20) return false;
+    const bytes = Buffer.allocUnsafe(to - from);
+    await readFully(this.#files, this.#logFd, bytes, bytes.length, from);
+    const entry = parseEntry(bytes.toString('utf8'));
+    if (typeof entry === 'string' || leafHashOfText(hashedText(entry)) !== entry.hash) return false;
+    const before = previous === null ? null : parseEntry(previous);
+    const follows =
+      before === null
+        ? entry.seq === 0 && entry.prev === GENESIS_PREV
+        : typeof before !== 'string' && entry.seq === before.seq + 1 && entry.prev === before.hash;
+    if (!follows) return false;
+    await writeAll(this.#files, this.#logFd, Buffer.from('\n'));
+    await this.#files.fdatasync(this.#logFd);
+    return true;
+  }
+
   /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
   async #quarantine(from: number, to: number): Promise<void> {
     const files = this.#files;
     const bytes = Buffer.allocUnsafe(to - from);
     await readFully(files, this.#logFd, bytes, bytes.length, from);
     const dir = join(this.dir, QUARANTINE_DIR);
-    await files.mkdir(dir);
+    await ownDirectory(files, dir);
     const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-at-${from}.partial`);
     await files.writeFile(file, bytes);
     const fd = await files.open(file, constants.O_RDONLY);

@@ -4,10 +4,10 @@
  * Production code uses `nodeFiles`.
  */
 
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
-import { threadId } from 'node:worker_threads';
 import { EvidentError, LogCorruptError } from '../../errors.js';
 import { native } from './native.js';
 
@@ -61,6 +61,43 @@ export interface Files {
 }
 
 const read = promisify(fs.read);
+/** Create, failing if anything (a file, a link) is at the path. */
+const CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/**
+ * A directory of the log's own, created if missing: one that is a link
+ * (which would have evident write elsewhere) or not a directory is refused.
+ */
+export async function ownDirectory(files: Files, path: string): Promise<void> {
+  await files.mkdir(path);
+  const stat = fs.lstatSync(path);
+  if (stat.isSymbolicLink() || !stat.isDirectory()) {
+    throw new LogCorruptError(
+      `${path} is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}: evident writes a log's files only in directories of its own`,
+    );
+  }
+}
+
+/**
+ * Opens a file of the log as itself: never through a link, never waiting
+ * on a FIFO (O_NONBLOCK, which a regular file ignores), and only if it is a
+ * regular file.
+ */
+export async function openOwn(files: Files, path: string, flags: number, mode = 0o644): Promise<number> {
+  let fd: number;
+  try {
+    fd = await files.open(path, flags | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, mode);
+  } catch (error) {
+    // Opening a FIFO with no reader, or a socket, for writing.
+    if ((error as NodeJS.ErrnoException).code === 'ENXIO') throw new LogCorruptError(`${path} is not a regular file`);
+    throw error;
+  }
+  if (!(await files.fstat(fd)).isFile) {
+    await files.close(fd);
+    throw new LogCorruptError(`${path} is not a regular file`);
+  }
+  return fd;
+}
 const writeFile = promisify(fs.writeFile);
 const SMALL_READ = 64 * 1024;
 
@@ -119,8 +156,9 @@ export const nodeFiles: Files = {
   writeFile: (path, data) => writeFile(path, data, { flag: 'wx', mode: 0o644 }),
   // On the thread pool: creating and renaming files can wait for the journal commit another file's sync started.
   replaceFile: async (path, data, durable = false) => {
-    const temporary = `${path}.${process.pid}.${threadId}.tmp`;
-    const file = await fs.promises.open(temporary, 'w', 0o644);
+    // A new file, never one already there: a link planted at a guessable name would be written through.
+    const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+    const file = await fs.promises.open(temporary, CREATE_NEW, 0o644);
     try {
       await file.writeFile(data);
       if (durable) await file.sync();

@@ -5,7 +5,7 @@
  * (canonical JSON escapes it), so line boundaries are byte-exact.
  */
 import { constants } from 'node:fs';
-import type { Files } from './files.js';
+import { type Files, openOwn } from './files.js';
 
 const NL = 0x0a;
 export const CHUNK = 1 << 20;
@@ -209,7 +209,7 @@ export async function lowerBound(
 export async function readWholeFile(files: Files, path: string, limit: number): Promise<Buffer | null> {
   let fd: number;
   try {
-    fd = await files.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fd = await openOwn(files, path, constants.O_RDONLY);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;

@@ -10,7 +10,7 @@
  * entries file does).
  */
 import { constants } from 'node:fs';
-import type { FileStat, Files } from './files.js';
+import { type FileStat, type Files, openOwn } from './files.js';
 
 export class PathLock {
   readonly path: string;
@@ -27,13 +27,13 @@ export class PathLock {
   constructor(files: Files, path: string, flags: number) {
     this.#files = files;
     this.path = path;
-    this.#flags = flags | constants.O_CREAT | constants.O_NOFOLLOW; // a dangling link's target is never created
+    this.#flags = flags | constants.O_CREAT; // openOwn: no link followed, so a dangling link's target is never created
   }
 
   /** The open descriptor (opening the file if needed). */
   async fd(): Promise<number> {
     if (this.#fd < 0) {
-      this.#fd = await this.#files.open(this.path, this.#flags, 0o644);
+      this.#fd = await openOwn(this.#files, this.path, this.#flags);
       this.#stat = await this.#files.fstat(this.#fd);
     }
     return this.#fd;

@@ -12,13 +12,13 @@
  * Only log.jsonl is the record; the rest is derived from it, or belongs to
  * the log's signing.
  */
-import { constants, readFileSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { EvidentError, InvalidOptionError, LogNotFoundError } from '../../errors.js';
 import type { CosignatureStore, Lease, OpenOptions, Store } from '../store.js';
 import { FileCheckpoints } from './checkpoint.js';
 import { type Durability, FileEntries, LOG_FILE } from './entries.js';
-import { type Files, guarded, nodeFiles, storeError } from './files.js';
+import { type Files, guarded, nodeFiles, ownDirectory, storeError } from './files.js';
 import { readWholeFile } from './lines.js';
 import { PathLock } from './lock.js';
 import { FileTiles } from './tiles.js';
@@ -83,25 +83,18 @@ export class FileStore implements Store {
   }
 
   async keyFile(): Promise<string | null> {
-    let text: string;
-    try {
-      text = readFileSync(join(this.dir, CONFIG_FILE), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw storeError(error, 'read');
-    }
+    const path = join(this.dir, CONFIG_FILE);
+    const bytes = await guarded('read', () => readWholeFile(this.#files, path, 64 * 1024));
+    if (bytes === null) return null;
     let keyFile: unknown;
     try {
-      keyFile = (JSON.parse(text) as { keyFile?: unknown }).keyFile;
-    } catch (error) {
-      throw new EvidentError(
-        'EVIDENT_BAD_CONFIG',
-        `${join(this.dir, CONFIG_FILE)} is not JSON: ${(error as Error).message}`,
-      );
+      keyFile = (JSON.parse(bytes.toString('utf8')) as { keyFile?: unknown } | null)?.keyFile;
+    } catch {
+      throw new EvidentError('EVIDENT_BAD_CONFIG', `${path} is not JSON`);
     }
     if (keyFile === undefined) return null;
     if (typeof keyFile !== 'string' || keyFile === '') {
-      throw new EvidentError('EVIDENT_BAD_CONFIG', `${join(this.dir, CONFIG_FILE)}: keyFile is not a path`);
+      throw new EvidentError('EVIDENT_BAD_CONFIG', `${path}: keyFile is not a path`);
     }
     return resolve(this.dir, keyFile);
   }
@@ -110,7 +103,8 @@ export class FileStore implements Store {
     const absolute = resolve(path);
     const inside = relative(this.dir, absolute);
     const keyFile = inside.startsWith('..') || isAbsolute(inside) ? absolute : inside;
-    writeFileSync(join(this.dir, CONFIG_FILE), `${JSON.stringify({ keyFile }, null, 2)}\n`, { mode: 0o644 });
+    const text = `${JSON.stringify({ keyFile }, null, 2)}\n`;
+    await guarded('write', () => this.#files.replaceFile(join(this.dir, CONFIG_FILE), Buffer.from(text), true));
   }
 
   async close(): Promise<void> {
@@ -147,7 +141,7 @@ class FileCosignatures implements CosignatureStore {
 
   put(key: string, note: string): Promise<void> {
     return guarded('write', async () => {
-      await this.#files.mkdir(this.#dir);
+      await ownDirectory(this.#files, this.#dir);
       await this.#files.replaceFile(join(this.#dir, key), Buffer.from(note, 'utf8'));
     });
   }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { HASH_SIZE } from '../../merkle/hash.js';
 import { TILE_WIDTH, type TileWrite } from '../../merkle/tiles.js';
 import type { TileStore } from '../store.js';
-import { type Files, guarded } from './files.js';
+import { type Files, guarded, openOwn, ownDirectory } from './files.js';
 import { readFully, readWholeFile } from './lines.js';
 
 export const TREE_DIR = 'tree';
@@ -78,14 +78,13 @@ export class FileTiles implements TileStore {
       await this.#files.close(known.fd);
     }
     if (create && !this.#made) {
-      await this.#files.mkdir(this.#dir);
+      await ownDirectory(this.#files, this.#dir);
       this.#made = true;
     }
     const path = join(this.#dir, String(level));
     let fd: number;
     try {
-      const flags = constants.O_NOFOLLOW | (create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY);
-      fd = await this.#files.open(path, flags, 0o644);
+      fd = await openOwn(this.#files, path, create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !create) return null;
       throw error;

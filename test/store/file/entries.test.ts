@@ -2,7 +2,8 @@
  * The directory log's record, log.jsonl: leaf hashes read back exactly as
  * the entries carry them, whatever their data holds; a run that does not
  * chain is refused, naming the entry; a write that really fails is cut off;
- * a log file replaced at its path is followed.
+ * a whole last entry that lacks only its newline is completed, not cut; a
+ * log file replaced at its path is followed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -114,6 +115,37 @@ describe('appending to log.jsonl', () => {
     assert.equal((await reopened.verify()).ok, true);
     await reopened.close();
     assert.equal(readFileSync(path, 'utf8').includes('test.big'), false);
+  });
+
+  it('completes a last entry that lacks only its newline, rather than cutting off an entry', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+    ]);
+    await log.close();
+    const path = join(dir, 'log.jsonl');
+    const whole = readFileSync(path);
+    writeFileSync(path, whole.subarray(0, whole.length - 1)); // the last newline, deleted
+    const recovered: unknown[] = [];
+    const reopened = new Log({ store: dir });
+    reopened.on('recovered', (recovery) => recovered.push(recovery));
+    const entry = await reopened.append({ actor: 'c', action: 'x.y' });
+    assert.equal(entry.seq, 2, 'entry 1 kept');
+    assert.equal(recovered.length, 0, 'nothing moved aside');
+    assert.equal(existsSync(join(dir, 'quarantine')), false);
+    assert.equal((await reopened.verify()).ok, true);
+    await reopened.close();
+
+    // An entry that does not follow the one before is no such tail: it goes to quarantine.
+    const lines = readLines(path);
+    writeFileSync(path, `${lines[0]}\n${lines[2]}`);
+    const again = new Log({ store: dir });
+    again.on('recovered', (recovery) => recovered.push(recovery));
+    assert.equal((await again.append({ actor: 'd', action: 'x.y' })).seq, 1);
+    assert.equal(recovered.length, 1);
+    await again.close();
   });
 
   it('follows a log file replaced at its path (a restore, a checkout)', async () => {
