@@ -14,7 +14,7 @@
  */
 
 import { hash as digest } from 'node:crypto';
-import { isCanonicalText } from './encoding/canonical.js';
+import { isCanonicalText, MAX_DEPTH, nestsDeeperThan } from './encoding/canonical.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 import { HASH_KEY, type ScannedEntry, scanEntry } from './entry-scan.js';
 
@@ -86,6 +86,7 @@ export function parseEntry(text: string): Entry | string {
   if (e.data !== undefined && (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data))) {
     return 'data is not an object';
   }
+  if (e.data !== undefined && nestsDeeperThan(e.data, MAX_DEPTH)) return `data nests deeper than ${MAX_DEPTH} levels`;
   for (const name in e) if (!FIELDS.has(name)) return `unknown member ${JSON.stringify(name)}`;
   return e as unknown as Entry;
 }
@@ -193,7 +194,8 @@ export class ChainVerifier {
       const text = bytes.toString('utf8', from, to);
       const parsed = parseEntry(text);
       if (typeof parsed === 'string') return fail('malformed', parsed);
-      if (!isCanonicalText(text, parsed)) return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
+      if (!isCanonicalText(text, parsed, MAX_DEPTH + 1))
+        return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
       entry = parsed;
       hash = recomputeHashOfBytes(
         bytes,

@@ -17,7 +17,7 @@
  * path can speed verification up but never change its verdict.
  */
 import { isUtf8 } from 'node:buffer';
-import { isCanonicalText } from './encoding/canonical.js';
+import { isCanonicalText, MAX_DEPTH } from './encoding/canonical.js';
 
 export interface ScannedEntry {
   log: string;
@@ -98,7 +98,12 @@ export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry
     } catch {
       return null;
     }
-    if (typeof data !== 'object' || data === null || Array.isArray(data) || !isCanonicalText(dataText, data)) {
+    if (
+      typeof data !== 'object' ||
+      data === null ||
+      Array.isArray(data) ||
+      !isCanonicalText(dataText, data, MAX_DEPTH)
+    ) {
       return null;
     }
   }

@@ -13,9 +13,9 @@
  */
 
 import { parseEntry } from './chain.js';
-import { canonicalize } from './encoding/canonical.js';
+import { canonicalize, MAX_DEPTH } from './encoding/canonical.js';
 import { type Entry, hashedText, leafHashOfText } from './entry.js';
-import { ReceiptError } from './errors.js';
+import { InvalidEntryError, ReceiptError } from './errors.js';
 import { HASH_SIZE, type Hash } from './merkle/hash.js';
 import { verifyInclusion } from './merkle/verify.js';
 import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from './note/trust.js';
@@ -74,7 +74,14 @@ function strictBase64(text: string, what: string): Buffer {
  * the entry's hash to the checkpoint's root. Returns the trusted checkpoint.
  */
 export function verifyReceipt(receipt: Receipt, entry: unknown, policy: TrustPolicy): TrustedCheckpoint {
-  const parsed = parseEntry(canonicalize(entry));
+  let text: string;
+  try {
+    text = canonicalize(entry, '$', MAX_DEPTH + 1);
+  } catch (error) {
+    if (!(error instanceof InvalidEntryError)) throw error;
+    throw new ReceiptError(`the entry is not an evident entry: ${error.message}`);
+  }
+  const parsed = parseEntry(text);
   if (typeof parsed === 'string') throw new ReceiptError(`the entry is not an evident entry: ${parsed}`);
   const e: Entry = parsed;
   if (leafHashOfText(hashedText(e)) !== e.hash)

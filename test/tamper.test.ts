@@ -139,6 +139,20 @@ describe('tamper detection', () => {
     expectFailure(await verifyLines(blank, 'blank'), 5, 'malformed');
   });
 
+  it('data nested deeper than an entry may hold, resealed: malformed, naming it, at any depth', async () => {
+    for (const depth of [65, 200_000]) {
+      const lines = [...original];
+      const entry = JSON.parse(original[5] as string) as Entry;
+      // Sealed with its hash over the text as written (JSON.stringify itself cannot go that deep).
+      const { hash: _old, ...rest } = { ...entry, data: { deep: 'DEEP' } };
+      const covered = canonicalize(rest).replace('"DEEP"', `${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}`);
+      lines[5] = covered.replace(',"id":', `,"hash":"${leafHashOfText(covered)}","id":`);
+      const result = await verifyLines(lines, `deep-${depth}`);
+      expectFailure(result, 5, 'malformed');
+      assert.match(result.failure?.message ?? '', /data nests deeper than 64 levels/);
+    }
+  });
+
   it('reading stops with an error at a malformed line instead of skipping it', async () => {
     const dir = join(root, 'read-malformed');
     mkdirSync(dir);

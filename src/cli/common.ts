@@ -1,4 +1,5 @@
 /** What every evident command shares: usage errors, flag parsing, output, and opening a log. */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { EvidentError, InvalidEntryError } from '../errors.js';
 import { Log, type LogOptions } from '../log.js';
@@ -163,8 +164,54 @@ export function parseCount(text: string, flag: string, min = 0): number {
   return Number(text);
 }
 
-export async function readStdin(): Promise<string> {
+export async function readStdin(what: string): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_INPUT_FILE)
+      throw new UsageError(`the ${what} on stdin is larger than ${MAX_INPUT_FILE} bytes: it is not one`);
+    chunks.push(chunk as Buffer);
+  }
+  return utf8(Buffer.concat(chunks), `the ${what} on stdin`);
+}
+
+/** Notes, receipts, proofs, keys and entries are small: a file far larger (or endless, like /dev/zero) is not one. */
+export const MAX_INPUT_FILE = 1 << 20;
+
+/** The text of a file the command line names; a usage error naming it if it cannot be read, is too large or is not UTF-8. */
+export function readFileArg(path: string, what: string): string {
+  const named = `${what} ${JSON.stringify(path)}`;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new UsageError(`${named} cannot be read (${(error as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(MAX_INPUT_FILE + 1);
+    let size = 0;
+    while (size < buffer.length) {
+      const n = readSync(fd, buffer, size, buffer.length - size, null);
+      if (n === 0) break;
+      size += n;
+    }
+    if (size > MAX_INPUT_FILE) throw new UsageError(`${named} is larger than ${MAX_INPUT_FILE} bytes: it is not one`);
+    return utf8(buffer.subarray(0, size), named);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`${named} cannot be read (${(error as NodeJS.ErrnoException).code})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function utf8(bytes: Buffer, named: string): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new UsageError(`${named} is not UTF-8 text`);
+  }
 }

@@ -16,6 +16,7 @@ import {
   parse,
   parseCount,
   parseTime,
+  readFileArg,
   storeFlags,
   storeOption,
   UsageError,
@@ -24,7 +25,7 @@ import {
 } from './common.js';
 import { events } from './ndjson.js';
 import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
-import { readFileArg, TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
+import { TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
 
 /** Lines of stdin committed in batches of this many: all or nothing up to it. */
 export const BATCH_LINES = 4096;

@@ -67,11 +67,15 @@ function exitCodeFor(error: unknown): number {
   return typeof code === 'string' && code in ERROR_CODES ? ERROR_CODES[code as ErrorCode].exit : 2;
 }
 
-// A reader that closed the pipe (`evident log | head -1`) ends the command quietly.
+// A reader that closed the pipe (`evident log | head -1`) ends the command quietly; any other
+// failure to write the output (a full disk) is an error.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    process.exit(process.exitCode ?? 0);
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (stream === process.stdout) {
+      process.stderr.write(`evident: cannot write the output: ${error.message} [EVIDENT_WRITE_FAILED]\n`);
+    }
+    process.exit(1);
   });
 }
 

@@ -1,5 +1,5 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { EvidentError } from '../errors.js';
 import { loadSignerKey } from '../lifecycle/signing.js';
@@ -21,6 +21,7 @@ import {
   parse,
   parseCount,
   parseWithPositionals,
+  readFileArg,
   readStdin,
   storeFlags,
   storeOption,
@@ -92,13 +93,7 @@ export function verifierKeyArg(text: string, flag: string): PublicNoteKey {
 }
 
 function readKeyFile(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n')[0] as string;
-  } catch (error) {
-    throw new UsageError(
-      `${flag}: ${JSON.stringify(path)} is neither a verifier key nor a readable file (${(error as NodeJS.ErrnoException).code})`,
-    );
-  }
+  return readFileArg(path, `${flag}: not a verifier key, and the file`).trim().split('\n')[0] as string;
 }
 
 /** The trust policy from --key, --witness and --quorum. */
@@ -120,15 +115,6 @@ export const trustFlags = {
   witness: { type: 'string', multiple: true },
   quorum: { type: 'string' },
 } as const;
-
-/** The text of a file the command line names; a usage error, naming it, if it cannot be read. */
-export function readFileArg(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new UsageError(`${what} ${JSON.stringify(path)} cannot be read (${(error as NodeJS.ErrnoException).code})`);
-  }
-}
 
 export const TLOG_COMMANDS: Record<string, Command> = {
   async witness(args) {
@@ -210,7 +196,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     if (keys.length === 0) throw new UsageError('note verify: at least one --key is required');
     const [file, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError('note verify: one FILE at most');
-    const text = file === undefined ? await readStdin() : readFileArg(file, 'note');
+    const text = file === undefined ? await readStdin('note') : readFileArg(file, 'note');
     write(openNote(text, keys).text);
     return 0;
   },

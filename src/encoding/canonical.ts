@@ -115,31 +115,49 @@ function isWellFormed(text: string): boolean {
 
 /**
  * True when `text` is exactly the canonical encoding of `parsed` (its own
- * JSON.parse result). This is the fast check the verifier runs on every line:
- * when every object's members already come in sorted order, JSON.stringify
- * emits JCS, so one native call decides it. Otherwise (unsorted members, or
- * integer-like names that V8 enumerates first) it falls back to canonicalize.
+ * JSON.parse result) and nests at most `maxDepth` levels. This is the fast
+ * check the verifier runs on every line: when every object's members already
+ * come in sorted order, JSON.stringify emits JCS, so one native call decides
+ * it. Otherwise (unsorted members, or integer-like names that V8 enumerates
+ * first) it falls back to canonicalize. Both stop at `maxDepth`, so a line
+ * nested to any depth cannot exhaust the stack.
  */
-export function isCanonicalText(text: string, parsed: unknown): boolean {
-  if (membersSorted(parsed)) return JSON.stringify(parsed) === text;
+export function isCanonicalText(text: string, parsed: unknown, maxDepth: number): boolean {
+  const sorted = membersSorted(parsed, maxDepth);
+  if (sorted === 'too deep') return false;
+  if (sorted) return JSON.stringify(parsed) === text;
   try {
-    return canonicalize(parsed) === text;
+    return canonicalize(parsed, '$', maxDepth) === text;
   } catch {
     return false; // parsed JSON that JCS rejects (a lone surrogate escape) is not canonical
   }
 }
 
-function membersSorted(value: unknown): boolean {
+/** Whether `value` nests more than `maxDepth` objects and arrays deep; it looks no deeper than that. */
+export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  return membersSorted(value, maxDepth) === 'too deep';
+}
+
+/** Whether every object in `value` has its members in JCS order; 'too deep' past `depthLeft` levels. */
+function membersSorted(value: unknown, depthLeft: number): boolean | 'too deep' {
   if (typeof value !== 'object' || value === null) return true;
+  if (depthLeft === 0) return 'too deep';
+  let sorted = true;
   if (Array.isArray(value)) {
-    for (const item of value) if (!membersSorted(item)) return false;
-    return true;
+    for (const item of value) {
+      const inner = membersSorted(item, depthLeft - 1);
+      if (inner === 'too deep') return inner;
+      sorted &&= inner;
+    }
+    return sorted;
   }
   let previous: string | undefined;
   for (const name in value) {
-    if (previous !== undefined && !(previous < name)) return false;
+    if (previous !== undefined && !(previous < name)) sorted = false;
     previous = name;
-    if (!membersSorted((value as Record<string, unknown>)[name])) return false;
+    const inner = membersSorted((value as Record<string, unknown>)[name], depthLeft - 1);
+    if (inner === 'too deep') return inner;
+    sorted &&= inner;
   }
-  return true;
+  return sorted;
 }

@@ -203,6 +203,28 @@ describe('keys, checkpoints and proofs (CLI)', () => {
     await bad('another index', [join(root, 'r-index'), '--entry', entryFile, '--key', logVkey]);
     const imposter = (await ok(['keygen', '--name', 'audit.example/log', '--out', join(root, 'imposter2.key')])).trim();
     await bad('another key', [receipt, '--entry', entryFile, '--key', imposter]);
+
+    // Hostile files: named as what they are not, never a crash.
+    const deep = join(root, 'deep.json');
+    writeFileSync(deep, `${'['.repeat(300_000)}${']'.repeat(300_000)}`);
+    const nested = await evident(['verify-receipt', receipt, '--entry', deep, '--key', logVkey]);
+    assert.equal(nested.code, 1);
+    assert.match(
+      nested.stderr,
+      /the entry is not an evident entry: .*nests deeper than 65 levels.*\[EVIDENT_BAD_RECEIPT\]/,
+    );
+    for (const [args, problem] of [
+      [[receipt, '--entry', '/dev/zero'], /entry "\/dev\/zero" is larger than 1048576 bytes/],
+      [['/dev/zero', '--entry', entryFile], /receipt "\/dev\/zero" is larger than 1048576 bytes/],
+      [[join(root, 'missing'), '--entry', entryFile], /receipt ".*missing" cannot be read \(ENOENT\)/],
+    ] as const) {
+      const ran = await evident(['verify-receipt', ...args, '--key', logVkey]);
+      assert.equal(ran.code, 2, ran.stderr);
+      assert.match(ran.stderr, problem);
+    }
+    writeFileSync(join(root, 'latin1'), Buffer.from([0x63, 0xe9, 0x0a]));
+    const latin1 = await evident(['note', 'verify', '--key', logVkey, join(root, 'latin1')]);
+    assert.match(latin1.stderr, /note ".*latin1" is not UTF-8 text \[EVIDENT_USAGE\]/);
   });
 
   it('proof commands give RFC 9162 proofs that the library checks', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { canonicalize, isCanonicalText } from '../../src/encoding/canonical.js';
+import { canonicalize, isCanonicalText, nestsDeeperThan } from '../../src/encoding/canonical.js';
 import { InvalidEntryError } from '../../src/errors.js';
 import { VECTORS } from '../helpers.js';
 
@@ -18,7 +18,7 @@ describe('RFC 8785 vectors', () => {
       const expected = readFileSync(join(JCS, 'output', name));
       const actual = Buffer.from(canonicalize(input), 'utf8');
       assert.equal(actual.toString('hex'), expected.toString('hex'));
-      assert.equal(isCanonicalText(expected.toString('utf8'), JSON.parse(expected.toString('utf8'))), true);
+      assert.equal(isCanonicalText(expected.toString('utf8'), JSON.parse(expected.toString('utf8')), 10), true);
     });
   }
 });
@@ -67,10 +67,23 @@ describe('canonicalize', () => {
   });
 
   it('tells canonical text from equivalent text that is not', () => {
-    assert.equal(isCanonicalText('{"a":1,"b":2}', { a: 1, b: 2 }), true);
-    assert.equal(isCanonicalText('{"b":2,"a":1}', JSON.parse('{"b":2,"a":1}')), false);
-    assert.equal(isCanonicalText('{"a": 1}', { a: 1 }), false);
-    assert.equal(isCanonicalText('{"a":1.0}', { a: 1 }), false);
-    assert.equal(isCanonicalText('{"a":"\\u0041"}', { a: 'A' }), false);
+    assert.equal(isCanonicalText('{"a":1,"b":2}', { a: 1, b: 2 }, 10), true);
+    assert.equal(isCanonicalText('{"b":2,"a":1}', JSON.parse('{"b":2,"a":1}'), 10), false);
+    assert.equal(isCanonicalText('{"a": 1}', { a: 1 }, 10), false);
+    assert.equal(isCanonicalText('{"a":1.0}', { a: 1 }, 10), false);
+    assert.equal(isCanonicalText('{"a":"\\u0041"}', { a: 'A' }, 10), false);
+  });
+
+  it('stops at a depth limit, however deep the value: deeper is not canonical, never a stack overflow', () => {
+    const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    assert.equal(isCanonicalText(deep(3), JSON.parse(deep(3)), 3), true);
+    assert.equal(isCanonicalText(deep(4), JSON.parse(deep(4)), 3), false);
+    assert.equal(isCanonicalText(`{"b":${deep(4)},"a":1}`, JSON.parse(`{"b":${deep(4)},"a":1}`), 3), false);
+    const hugeText = `{"a":${deep(200_000)}}`;
+    const huge = JSON.parse(hugeText);
+    assert.equal(isCanonicalText(hugeText, huge, 64), false);
+    assert.equal(nestsDeeperThan(huge, 64), true);
+    assert.equal(nestsDeeperThan({ a: [[1]] }, 3), false);
+    assert.equal(nestsDeeperThan({ a: [[[1]]] }, 3), true);
   });
 });
