@@ -36,8 +36,11 @@ export type FailureReason =
 
 /** The first bad entry: its expected seq, 1-based line number, byte offset and why. */
 export interface VerifyFailure {
+  /** The first bad entry (0 for a `rewritten` history not located: the message says so). */
   seq: number;
+  /** Its line (1-based). */
   line: number;
+  /** Its byte offset in the record; -1 when the tree, not the line, showed it (`rewritten`). */
   offset: number;
   reason: FailureReason;
   message: string;

@@ -39,7 +39,7 @@ import {
   signerFor,
 } from './lifecycle/signing.js';
 import type { Tree } from './lifecycle/tree.js';
-import { verifyAgainst, verifySince } from './lifecycle/verify.js';
+import { locateRewrite, verifyAgainst, verifySince } from './lifecycle/verify.js';
 import { emptyRoot } from './merkle/hash.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
 import { verifierKeyOf } from './note/keys.js';
@@ -48,7 +48,7 @@ import { type TrustedCheckpoint, trustCheckpoint } from './note/trust.js';
 import { formatReceipt } from './receipt.js';
 import type { Durability } from './store/file/entries.js';
 import { storeOf } from './store/open.js';
-import type { ReadQuery, Recovery, Store, VerifyProgress, VerifyResult } from './store/store.js';
+import type { ChainCheck, ReadQuery, Recovery, Store, VerifyProgress, VerifyResult } from './store/store.js';
 
 export interface LogOptions {
   /** Where the log lives: a directory (or `file:DIR`), or a Store. Default: $EVIDENT_STORE, $EVIDENT_DIR, else ./.evident */
@@ -463,7 +463,13 @@ export class Log extends EventEmitter<LogEvents> {
     const checkpoint = options.checkpoint ?? (this.#identity === null ? undefined : await this.#ownCheckpoint());
     if (checkpoint === undefined) return entries.verify(check);
     if (typeof checkpoint === 'string') return withoutCheckpoint(await entries.verify(check), checkpoint);
-    if (!options.sinceCheckpoint) return verifyAgainst(entries, checkpoint, check);
+    const result = await this.#verifyAgainst(checkpoint, options.sinceCheckpoint === true, check);
+    return locateRewrite(result, entries, this.#store.tiles, checkpoint);
+  }
+
+  async #verifyAgainst(checkpoint: TrustedCheckpoint, since: boolean, check: ChainCheck): Promise<VerifyResult> {
+    const entries = this.#store.entries;
+    if (!since) return verifyAgainst(entries, checkpoint, check);
     try {
       return await (this.#integrator as Integrator).withTree(
         (tree) => verifySince(entries, tree, checkpoint, check),

@@ -230,7 +230,8 @@ export const LOG_COMMANDS: Record<string, Command> = {
       }
     } else if (result.failure) {
       const f = result.failure;
-      write(`FAILED: ${f.reason} at seq ${f.seq} (line ${f.line}, byte ${f.offset}): ${f.message}\n`);
+      const where = f.offset < 0 ? `line ${f.line}` : `line ${f.line}, byte ${f.offset}`;
+      write(`FAILED: ${f.reason} at seq ${f.seq} (${where}): ${f.message}\n`);
       write(`${result.size} entries before it are intact.\n`);
     }
     if (!v.json && result.recovered !== undefined) {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Entry } from '../../src/entry.js';
@@ -117,8 +117,17 @@ describe('keys, checkpoints and proofs (CLI)', () => {
         ...since,
       ]);
       assert.equal(ran.code, 1, since.join(''));
-      assert.equal(JSON.parse(ran.stdout).failure.reason, 'rewritten');
+      const { size, failure } = JSON.parse(ran.stdout);
+      // The stored tiles still hold the signed tree: it names the first entry that is not the signed one.
+      assert.deepEqual([size, failure.reason, failure.seq, failure.offset], [0, 'rewritten', 0, -1]);
     }
+    const text = await evident(['verify', '--dir', dir, '--checkpoint', checkpoint, '--key', logVkey]);
+    assert.match(text.stdout, /^FAILED: rewritten at seq 0 \(line 1\): entry 0 is not the one the checkpoint signed/);
+    rmSync(join(dir, 'tree'), { recursive: true }); // without them, which entry changed first is not known
+    const unlocated = await evident(['verify', '--dir', dir, '--checkpoint', checkpoint, '--key', logVkey]);
+    assert.equal(unlocated.code, 1);
+    assert.match(unlocated.stdout, /^FAILED: rewritten at seq 0 \(line 1\): the first 11 entries do not hash to /);
+    assert.match(unlocated.stdout, /which entry was changed first is not known\)\n0 entries before it are intact/);
     // And the log refuses to append to the rewritten history, or to sign one.
     const append = await evident(['append', '--dir', dir, '--actor', 'x', '--action', 'y.z']);
     assert.equal(append.code, 1);

@@ -236,6 +236,33 @@ describe('a signing log refuses a history its checkpoint does not cover', () => 
     }
   });
 
+  it('verify names the first rewritten entry while the stored tree still holds the signed history', async () => {
+    for (const tiles of ['kept', 'removed'] as const) {
+      const log = signingLog(`guard.example/located-${tiles}`);
+      await log.init();
+      const writer = new Log({ store: log.dir });
+      await writer.appendBatch(Array.from({ length: 40 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+      await writer.close();
+      rewrite(log.dir, 23, (entry) => {
+        entry.actor = 'mallory';
+      });
+      if (tiles === 'removed') rmSync(join(log.dir, 'tree'), { recursive: true });
+      const result = await new Log({ store: log.dir, readOnly: true }).verify();
+      assert.equal(result.ok, false);
+      assert.equal(result.failure?.reason, 'rewritten');
+      if (tiles === 'kept') {
+        assert.deepEqual(
+          [result.size, result.failure?.seq, result.failure?.line, result.failure?.offset],
+          [23, 23, 24, -1],
+        );
+        assert.match(result.failure?.message ?? '', /entry 23 is not the one the checkpoint signed/);
+      } else {
+        assert.equal(result.size, 0, 'no entry is known intact');
+        assert.match(result.failure?.message ?? '', /which entry was changed first is not known/);
+      }
+    }
+  });
+
   it('when its history is rewritten while a writer runs: that writer appends and signs no more', async () => {
     const log = signingLog('guard.example/running');
     await log.init();
