@@ -9,6 +9,7 @@ import { generateNoteKey, type PublicNoteKey, parseVerifierKey } from '../src/no
 import { type TrustedCheckpoint, trustCheckpoint } from '../src/note/trust.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
 import { FileStore } from '../src/store/file/store.js';
+import { acquirePool, releasePool } from '../src/store/postgres/connection.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (tests run from dist/test). */
@@ -204,5 +205,26 @@ export async function until(condition: () => boolean | Promise<boolean>, what: s
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The database the PostgreSQL tests use (trust auth on this machine); each test gets a fresh schema in it. */
+export const POSTGRES = process.env.EVIDENT_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schemas: string[] = [];
+
+/** The store URL of a fresh, empty schema in the test database; dropTestSchemas() removes them. */
+export function postgresLog(): string {
+  const schema = `evident_test_${process.pid}_${schemas.length}_${Math.random().toString(36).slice(2, 8)}`;
+  schemas.push(schema);
+  return `${POSTGRES}?schema=${schema}`;
+}
+
+/** Drops the schemas postgresLog() named (for an after() hook). */
+export async function dropTestSchemas(): Promise<void> {
+  const sql = acquirePool(POSTGRES);
+  try {
+    for (const schema of schemas.splice(0)) await sql`drop schema if exists ${sql(schema)} cascade`;
+  } finally {
+    await releasePool(POSTGRES);
   }
 }

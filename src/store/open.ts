@@ -1,12 +1,15 @@
 /**
  * From what a user names to a store: a directory path (or `file:PATH`) is a
- * directory log; a Store object is used as it is. The lifecycle never names
+ * directory log; `postgres://…` or `postgresql://…` (`?schema=NAME`, default
+ * evident) a PostgreSQL log; a Store object is used as it is. The lifecycle never names
  * a backend; this is the one place that does.
  */
 import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
 import type { Durability } from './file/entries.js';
 import { FileStore } from './file/store.js';
+import { parsePostgresUrl } from './postgres/connection.js';
+import { PostgresStore } from './postgres/store.js';
 import type { Store } from './store.js';
 
 export interface StoreOptions {
@@ -20,9 +23,7 @@ export function storeOf(spec: string | Store | undefined, options: StoreOptions 
   if (name.trim() === '') {
     throw new InvalidOptionError('the store is an empty name; give a directory (or leave it unset for ./.evident)');
   }
-  if (/^postgres(ql)?:\/\//i.test(name)) {
-    throw new InvalidOptionError(`this version of evident has no PostgreSQL store (${name.split('@').pop()})`);
-  }
+  if (/^postgres(ql)?:\/\//i.test(name)) return new PostgresStore(parsePostgresUrl(name));
   if (name.startsWith('file:'))
     return new FileStore(name.startsWith('file://') ? fileURLToPath(name) : name.slice(5), options);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(name)) {

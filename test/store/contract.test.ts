@@ -7,7 +7,7 @@
  * unchanged.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { Batch } from '../../src/batch.js';
 import { GENESIS_PREV, prepareEntry } from '../../src/entry.js';
 import { Log } from '../../src/log.js';
@@ -16,8 +16,10 @@ import { subtreesOf, treeRoot } from '../../src/merkle/tree.js';
 import { verifyInclusion } from '../../src/merkle/verify.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { FileStore } from '../../src/store/file/store.js';
+import { parsePostgresUrl } from '../../src/store/postgres/connection.js';
+import { PostgresStore } from '../../src/store/postgres/store.js';
 import type { Store } from '../../src/store/store.js';
-import { signingLog, tempDir } from '../helpers.js';
+import { dropTestSchemas, postgresLog, signingLog, tempDir } from '../helpers.js';
 
 /** Each backend: a name, and a maker of stores that all name the same new, empty log. */
 const BACKENDS: { name: string; log: () => () => Store }[] = [
@@ -28,7 +30,16 @@ const BACKENDS: { name: string; log: () => () => Store }[] = [
       return () => new FileStore(dir);
     },
   },
+  {
+    name: 'PostgreSQL',
+    log: () => {
+      const url = postgresLog();
+      return () => new PostgresStore(parsePostgresUrl(url));
+    },
+  },
 ];
+
+after(dropTestSchemas);
 
 const open = async (store: Store, create = true) => {
   await store.open({ create, readOnly: false, onRecover: () => {} });

@@ -1,0 +1,92 @@
+/**
+ * One connection pool per database per process, shared by every store of
+ * every log in it. The pool is made synchronously on first use (postgres.js
+ * connects lazily, on the first query), so concurrent first callers, a
+ * background writer and the log's own callers can never make two: the race
+ * of a lazily opened connection is closed by construction. A pool is ended
+ * when the last store using it closes.
+ */
+import postgres from 'postgres';
+import { EvidentError, InvalidOptionError } from '../../errors.js';
+
+export type Sql = postgres.Sql;
+
+/** What a `postgres://` store URL names: the database to connect to and the schema holding the log. */
+export interface PostgresTarget {
+  /** The URL to connect with, without evident's own `schema` parameter. */
+  url: string;
+  schema: string;
+  /** The URL as messages show it: no password. */
+  location: string;
+}
+
+export const DEFAULT_SCHEMA = 'evident';
+
+/** Parses `postgres://…[?schema=NAME]`; the schema must be a plain lower-case identifier. */
+export function parsePostgresUrl(spec: string): PostgresTarget {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new InvalidOptionError(`${JSON.stringify(hidePassword(spec))} is not a PostgreSQL URL`);
+  }
+  const schemas = url.searchParams.getAll('schema');
+  if (schemas.length > 1) throw new InvalidOptionError('a PostgreSQL store URL names one schema, not several');
+  const schema = schemas[0] ?? DEFAULT_SCHEMA;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new InvalidOptionError(
+      `schema ${JSON.stringify(schema)}: a log's schema is a lower-case identifier (letters, digits, _)`,
+    );
+  }
+  url.searchParams.delete('schema');
+  const location = new URL(url.href);
+  if (location.password !== '') location.password = '***';
+  location.searchParams.set('schema', schema);
+  return { url: url.href, schema, location: location.href };
+}
+
+function hidePassword(spec: string): string {
+  return spec.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
+
+const pools = new Map<string, { sql: Sql; users: number }>();
+
+/** The process's pool for `url`, made now if there is none; each call must be matched by releasePool. */
+export function acquirePool(url: string): Sql {
+  const known = pools.get(url);
+  if (known !== undefined) {
+    known.users++;
+    return known.sql;
+  }
+  const sql = postgres(url, {
+    max: 10,
+    onnotice: () => {},
+    connection: { application_name: 'evident' },
+  });
+  pools.set(url, { sql, users: 1 });
+  return sql;
+}
+
+/** Gives back a pool from acquirePool; the last user ends it. */
+export async function releasePool(url: string): Promise<void> {
+  const known = pools.get(url);
+  if (known === undefined) return;
+  if (--known.users > 0) return;
+  pools.delete(url);
+  await known.sql.end({ timeout: 5 });
+}
+
+/** A database error as evident's: what failed, where, and PostgreSQL's own words and code. */
+export function databaseError(error: unknown, side: 'read' | 'write', location: string): unknown {
+  if (error instanceof EvidentError || !(error instanceof Error)) return error;
+  const code = (error as { code?: string }).code;
+  const failed = side === 'read' ? 'EVIDENT_READ_FAILED' : 'EVIDENT_WRITE_FAILED';
+  const hint =
+    code === 'ECONNREFUSED'
+      ? ': is the PostgreSQL server running?'
+      : code === '42501'
+        ? ': the role lacks a privilege this needs'
+        : '';
+  const what = code === undefined ? error.message : `${error.message} (${code})`;
+  return new EvidentError(failed, `${location}: ${what}${hint}`, { cause: error });
+}
