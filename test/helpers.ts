@@ -9,7 +9,7 @@ import { generateNoteKey, type PublicNoteKey, parseVerifierKey } from '../src/no
 import { type TrustedCheckpoint, trustCheckpoint } from '../src/note/trust.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
 import { FileStore } from '../src/store/file/store.js';
-import { acquirePool, releasePool } from '../src/store/postgres/connection.js';
+import { acquirePool, quoted, releasePool } from '../src/store/postgres/connection.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (tests run from dist/test). */
@@ -221,9 +221,9 @@ export function postgresLog(): string {
 
 /** Drops the schemas postgresLog() named (for an after() hook). */
 export async function dropTestSchemas(): Promise<void> {
-  const sql = acquirePool(POSTGRES);
+  const pool = acquirePool(POSTGRES);
   try {
-    for (const schema of schemas.splice(0)) await sql`drop schema if exists ${sql(schema)} cascade`;
+    for (const schema of schemas.splice(0)) await pool.query(`drop schema if exists ${quoted(schema)} cascade`);
   } finally {
     await releasePool(POSTGRES);
   }

@@ -221,12 +221,16 @@ export class Integrator {
     }
   }
 
-  /** Takes the lease if it is free; true if this process holds it. */
+  /**
+   * Takes the lease if it is free; true if this process holds it. A holder
+   * asks again too: a lease can end without its holder letting go (a
+   * database session killed), and then another writer integrates.
+   */
   async #claim(): Promise<boolean> {
-    if (this.#holder || this.#options.readOnly) return this.#holder;
-    if (!(await this.#store.lease.tryAcquire())) return false;
-    this.#holder = true;
-    return true;
+    if (this.#options.readOnly) return false;
+    // The tree stays good without the lease: it holds the log's leaves, and catches up from the store.
+    this.#holder = await this.#store.lease.tryAcquire();
+    return this.#holder;
   }
 
   #tickLater(): void {

@@ -160,7 +160,7 @@ export interface CheckpointStore {
  * dies, so that another writer can take it.
  */
 export interface Lease {
-  /** Takes the lease if no one holds it; true if this store holds it (now or already). */
+  /** Takes the lease if no one holds it; true if this store holds it (now, or still: a lease that ended is false). */
   tryAcquire(): Promise<boolean>;
   release(): Promise<void>;
 }

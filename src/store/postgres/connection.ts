@@ -1,15 +1,16 @@
 /**
  * One connection pool per database per process, shared by every store of
- * every log in it. The pool is made synchronously on first use (postgres.js
+ * every log in it. The pool is made synchronously on first use (pg's Pool
  * connects lazily, on the first query), so concurrent first callers, a
  * background writer and the log's own callers can never make two: the race
  * of a lazily opened connection is closed by construction. A pool is ended
  * when the last store using it closes.
  */
-import postgres from 'postgres';
+import pg from 'pg';
 import { EvidentError, InvalidOptionError } from '../../errors.js';
 
-export type Sql = postgres.Sql;
+export type Pool = pg.Pool;
+export type Client = pg.PoolClient;
 
 /** What a `postgres://` store URL names: the database to connect to and the schema holding the log. */
 export interface PostgresTarget {
@@ -49,22 +50,21 @@ function hidePassword(spec: string): string {
   return spec.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }
 
-const pools = new Map<string, { sql: Sql; users: number }>();
+const pools = new Map<string, { pool: Pool; users: number }>();
 
 /** The process's pool for `url`, made now if there is none; each call must be matched by releasePool. */
-export function acquirePool(url: string): Sql {
+export function acquirePool(url: string): Pool {
   const known = pools.get(url);
   if (known !== undefined) {
     known.users++;
-    return known.sql;
+    return known.pool;
   }
-  const sql = postgres(url, {
-    max: 10,
-    onnotice: () => {},
-    connection: { application_name: 'evident' },
-  });
-  pools.set(url, { sql, users: 1 });
-  return sql;
+  // Pipelining: the queries of a commit that do not wait for each other share one round trip.
+  const pool = new pg.Pool({ connectionString: url, max: 10, application_name: 'evident', pipeline: true });
+  // An idle connection whose server went away: the pool drops it and the next query connects anew.
+  pool.on('error', () => {});
+  pools.set(url, { pool, users: 1 });
+  return pool;
 }
 
 /** Gives back a pool from acquirePool; the last user ends it. */
@@ -73,7 +73,12 @@ export async function releasePool(url: string): Promise<void> {
   if (known === undefined) return;
   if (--known.users > 0) return;
   pools.delete(url);
-  await known.sql.end({ timeout: 5 });
+  await known.pool.end();
+}
+
+/** How many pools this process holds: one per database in use. */
+export function openPools(): number {
+  return pools.size;
 }
 
 /** A database error as evident's: what failed, where, and PostgreSQL's own words and code. */
@@ -89,4 +94,46 @@ export function databaseError(error: unknown, side: 'read' | 'write', location: 
         : '';
   const what = code === undefined ? error.message : `${error.message} (${code})`;
   return new EvidentError(failed, `${location}: ${what}${hint}`, { cause: error });
+}
+
+/** The identifier `name`, quoted for SQL. */
+export function quoted(name: string): string {
+  return pg.escapeIdentifier(name);
+}
+
+/**
+ * Runs `work` on one connection of `pool`, then gives it back; a connection
+ * that broke meanwhile (its server went away) is destroyed, not given back.
+ */
+export async function withClient<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken ??= error;
+  };
+  client.on('error', onError); // else a connection killed while checked out would crash the process
+  try {
+    return await work(client);
+  } catch (error) {
+    // Whatever was begun is rolled back; if that fails, the connection goes (the server rolls back for it).
+    await client.query('rollback').catch((rollback: Error) => {
+      broken ??= rollback;
+    });
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/** Runs `work` in a transaction: BEGIN is sent with its first query, COMMIT once it is done. */
+export function transaction<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client) => {
+    const begun = client.query('begin');
+    begun.catch(() => {}); // awaited below, once work has settled: work's own queries fail the same way
+    const result = await work(client);
+    await begun;
+    await client.query('commit');
+    return result;
+  });
 }

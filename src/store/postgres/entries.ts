@@ -21,7 +21,7 @@ import type {
   UnsealedBatch,
   VerifyResult,
 } from '../store.js';
-import { databaseError, type Sql } from './connection.js';
+import { databaseError, type Pool, quoted, withClient } from './connection.js';
 
 /** Rows read per query when streaming. */
 const PAGE = 5000;
@@ -36,35 +36,47 @@ interface HeadRow {
 const headOfRow = (row: HeadRow): Head => ({ log: row.log, size: Number(row.size), hash: row.hash, ts: row.ts });
 
 export class PostgresEntries implements EntryStore {
-  readonly #sql: () => Sql;
-  readonly #schema: string;
+  readonly #pool: () => Pool;
+  /** The schema, quoted. */
+  readonly #s: string;
   readonly #location: string;
 
-  constructor(sql: () => Sql, schema: string, location: string) {
-    this.#sql = sql;
-    this.#schema = schema;
+  constructor(pool: () => Pool, schema: string, location: string) {
+    this.#pool = pool;
+    this.#s = quoted(schema);
     this.#location = location;
   }
 
   async commit(batch: UnsealedBatch): Promise<CommittedBatch> {
-    const sql = this.#sql();
-    const s = sql(this.#schema);
+    const s = this.#s;
     try {
-      return await sql.begin(async (tx) => {
-        const [row] = await tx<HeadRow[]>`select log, size, hash, ts from ${s}.head for update`;
+      return await withClient(this.#pool(), async (client) => {
+        const [, locked] = await Promise.all([
+          client.query('begin'),
+          client.query<HeadRow>(`select log, size, hash, ts from ${s}.head for update`),
+        ]);
+        const row = locked.rows[0];
         if (row === undefined) throw new LogCorruptError(`${this.#location}: the head row is gone`);
         const after = headOfRow(row);
         const sealed = batch.seal(after);
         const rows = rowsOf(sealed.lines, sealed.leaves, after);
         const { head } = sealed;
-        // Sent together: postgres.js pipelines the queries of a transaction that are not awaited one by one.
+        // One round trip: the rows, the head moved, COMMIT. The caller is answered only once COMMIT is.
         await Promise.all([
-          tx`insert into ${s}.entries (seq, line, hash, prev, ts, actor, action, targets)
+          client.query(
+            `insert into ${s}.entries (seq, line, hash, prev, ts, actor, action, targets)
             select seq, line, decode(hash, 'hex'), decode(prev, 'hex'), ts, actor, action, targets::text[]
-            from unnest(${rows.seq}::bigint[], ${rows.line}::text[], ${rows.hash}::text[], ${rows.prev}::text[],
-              ${rows.ts}::text[], ${rows.actor}::text[], ${rows.action}::text[], ${rows.targets}::text[])
-              as r(seq, line, hash, prev, ts, actor, action, targets)`,
-          tx`update ${s}.head set log = ${head.log}, size = ${head.size}, hash = ${head.hash}, ts = ${head.ts}`,
+            from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+              $8::text[]) as r(seq, line, hash, prev, ts, actor, action, targets)`,
+            [rows.seq, rows.line, rows.hash, rows.prev, rows.ts, rows.actor, rows.action, rows.targets],
+          ),
+          client.query(`update ${s}.head set log = $1, size = $2, hash = $3, ts = $4`, [
+            head.log,
+            head.size,
+            head.hash,
+            head.ts,
+          ]),
+          client.query('commit'),
         ]);
         return { after, head, leaves: sealed.leaves };
       });
@@ -74,9 +86,8 @@ export class PostgresEntries implements EntryStore {
   }
 
   async head(): Promise<Head> {
-    const sql = this.#sql();
     try {
-      const [row] = await sql<HeadRow[]>`select log, size, hash, ts from ${sql(this.#schema)}.head`;
+      const row = (await this.#pool().query<HeadRow>(`select log, size, hash, ts from ${this.#s}.head`)).rows[0];
       if (row === undefined) throw new LogCorruptError(`${this.#location}: the head row is gone`);
       return headOfRow(row);
     } catch (error) {
@@ -105,27 +116,28 @@ export class PostgresEntries implements EntryStore {
   }
 
   /** Up to `limit` rows matching `query` from seq `from` on, by the indexes. */
-  #page(query: ReadQuery, from: number, limit: number) {
-    const sql = this.#sql();
+  async #page(query: ReadQuery, from: number, limit: number): Promise<{ seq: string; line: string }[]> {
+    const values: unknown[] = [from];
+    const where = ['seq >= $1'];
+    const when = (condition: string, value: unknown) => {
+      values.push(value);
+      where.push(condition.replace('?', `$${values.length}`));
+    };
+    if (query.toSeq !== undefined) when('seq <= ?', query.toSeq);
+    if (query.since !== undefined) when('ts >= ?', query.since);
+    if (query.until !== undefined) when('ts <= ?', query.until);
+    if (query.actor !== undefined) when('actor = ?', query.actor);
     const action = query.action;
-    const family = action?.endsWith('.*') ? action.slice(0, -2) : undefined;
-    const like = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`;
-    return sql<{ seq: string; line: string }[]>`
-      select seq, line from ${sql(this.#schema)}.entries
-      where seq >= ${from}
-        ${query.toSeq === undefined ? sql`` : sql`and seq <= ${query.toSeq}`}
-        ${query.since === undefined ? sql`` : sql`and ts >= ${query.since}`}
-        ${query.until === undefined ? sql`` : sql`and ts <= ${query.until}`}
-        ${query.actor === undefined ? sql`` : sql`and actor = ${query.actor}`}
-        ${
-          action === undefined
-            ? sql``
-            : family === undefined
-              ? sql`and action = ${action}`
-              : sql`and (action = ${family} or action like ${like(family)})`
-        }
-        ${query.target === undefined ? sql`` : sql`and targets @> array[${query.target}]::text[]`}
-      order by seq limit ${limit}`;
+    if (action?.endsWith('.*')) {
+      // `proposal.*`: proposal itself, and every action under it (LIKE's own wildcards in the name escaped).
+      const family = action.slice(0, -2);
+      values.push(family, `${family.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`);
+      where.push(`(action = $${values.length - 1} or action like $${values.length})`);
+    } else if (action !== undefined) when('action = ?', action);
+    if (query.target !== undefined) when('targets @> array[?]::text[]', query.target);
+    values.push(limit);
+    const text = `select seq, line from ${this.#s}.entries where ${where.join(' and ')} order by seq limit $${values.length}`;
+    return (await this.#pool().query<{ seq: string; line: string }>(text, values)).rows;
   }
 
   #entryOf(line: string, seq: number): Entry {
@@ -138,15 +150,16 @@ export class PostgresEntries implements EntryStore {
   }
 
   async leaves(from: number, to: number): Promise<Leaves> {
-    const sql = this.#sql();
+    const pool = this.#pool();
     const out = Buffer.allocUnsafe((to - from) * HASH_SIZE);
     let prev: Buffer | null = null;
     let last: Buffer | null = null;
     try {
       for (let at = from; at < to; ) {
-        const rows = await sql<{ seq: string; hash: Buffer; prev: Buffer }[]>`
-          select seq, hash, prev from ${sql(this.#schema)}.entries
-          where seq >= ${at} and seq < ${Math.min(to, at + PAGE * 4)} order by seq`;
+        const { rows } = await pool.query<{ seq: string; hash: Buffer; prev: Buffer }>(
+          `select seq, hash, prev from ${this.#s}.entries where seq >= $1 and seq < $2 order by seq`,
+          [at, Math.min(to, at + PAGE * 4)],
+        );
         for (const row of rows) {
           const seq = Number(row.seq);
           if (seq !== at) throw new LogCorruptError(`${this.#location}: entry ${at} is missing`);
@@ -176,27 +189,29 @@ export class PostgresEntries implements EntryStore {
    * copied from a line must agree with it.
    */
   async verify(check: ChainCheck): Promise<VerifyResult> {
-    const sql = this.#sql();
+    const pool = this.#pool();
+    const bytesBefore = async (seq: number | null) => {
+      const { rows } = await pool.query<{ bytes: string }>(
+        `select coalesce(sum(octet_length(line) + 1), 0) as bytes from ${this.#s}.entries
+        where $1::bigint is null or seq < $1`,
+        [seq],
+      );
+      return Number(rows[0]?.bytes ?? 0);
+    };
     const after = check.after ?? EMPTY_HEAD;
     const chain = new ChainVerifier(after);
     let offset = 0;
     try {
-      if (after.size > 0) {
-        const [row] = await sql<{ bytes: string }[]>`
-          select coalesce(sum(octet_length(line) + 1), 0) as bytes from ${sql(this.#schema)}.entries
-          where seq < ${after.size}`;
-        offset = Number(row?.bytes ?? 0);
-      }
-      const [total] = await sql<{ bytes: string }[]>`
-        select coalesce(sum(octet_length(line) + 1), 0) as bytes from ${sql(this.#schema)}.entries`;
-      const totalBytes = Number(total?.bytes ?? 0);
+      if (after.size > 0) offset = await bytesBefore(after.size);
+      const totalBytes = await bytesBefore(null);
       const start = offset;
       let next = after.size;
       let reported = 0;
       for (;;) {
-        const rows = await sql<{ seq: string; line: string; hash: Buffer; prev: Buffer }[]>`
-          select seq, line, hash, prev from ${sql(this.#schema)}.entries
-          where seq >= ${next} order by seq limit ${PAGE}`;
+        const { rows } = await pool.query<{ seq: string; line: string; hash: Buffer; prev: Buffer }>(
+          `select seq, line, hash, prev from ${this.#s}.entries where seq >= $1 order by seq limit $2`,
+          [next, PAGE],
+        );
         for (const row of rows) {
           const bytes = Buffer.from(row.line, 'utf8');
           const expectedPrev = chain.lastHash;

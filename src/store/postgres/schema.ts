@@ -15,58 +15,60 @@
  *   checkpoint    one row: the latest signed checkpoint
  *   cosignatures  checkpoints as witnesses cosigned them
  */
+
+import { GENESIS_PREV } from '../../entry.js';
 import { InvalidOptionError, LogNotFoundError } from '../../errors.js';
-import type { Sql } from './connection.js';
+import { type Client, type Pool, quoted, transaction } from './connection.js';
 
 export const KIND = 'evident log';
 
 /** The migrations in order: migration N brings the schema from version N to N + 1. */
-const MIGRATIONS: ((sql: Sql, schema: string) => Promise<unknown>)[] = [
-  async (sql, schema) => {
-    const s = sql(schema);
-    await sql`create table ${s}.meta (key text primary key, value text not null)`;
-    await sql`insert into ${s}.meta (key, value) values ('kind', ${KIND}), ('version', '0')`;
-    await sql`create table ${s}.head (
+const MIGRATIONS: ((s: string) => string[])[] = [
+  (s) => [
+    `create table ${s}.meta (key text primary key, value text not null)`,
+    `insert into ${s}.meta (key, value) values ('kind', '${KIND}'), ('version', '0')`,
+    `create table ${s}.head (
       only_row boolean primary key default true check (only_row),
-      log text, size bigint not null, hash text not null, ts text)`;
-    await sql`insert into ${s}.head (log, size, hash, ts) values (null, 0, ${'0'.repeat(64)}, null)`;
-    await sql`create table ${s}.entries (
+      log text, size bigint not null, hash text not null, ts text)`,
+    `insert into ${s}.head (log, size, hash, ts) values (null, 0, '${GENESIS_PREV}', null)`,
+    `create table ${s}.entries (
       seq bigint primary key, line text not null, hash bytea not null, prev bytea not null,
-      ts text not null, actor text not null, action text not null, targets text[])`;
-    await sql`create index entries_actor on ${s}.entries (actor, seq)`;
-    await sql`create index entries_action on ${s}.entries (action text_pattern_ops)`;
-    await sql`create index entries_ts on ${s}.entries (ts)`;
-    await sql`create index entries_targets on ${s}.entries using gin (targets)`;
-    await sql`create table ${s}.tiles (level integer not null, index bigint not null, hashes bytea not null,
-      primary key (level, index))`;
-    await sql`create table ${s}.checkpoint (
-      only_row boolean primary key default true check (only_row), note text not null)`;
-    await sql`create table ${s}.cosignatures (key text primary key, note text not null)`;
-    // Append-only, for every role that does not own the table (an owner can disable triggers: verify catches that).
-    await sql`create function ${s}.refuse_change() returns trigger language plpgsql as $$
+      ts text not null, actor text not null, action text not null, targets text[])`,
+    `create index entries_actor on ${s}.entries (actor, seq)`,
+    `create index entries_action on ${s}.entries (action text_pattern_ops)`,
+    `create index entries_ts on ${s}.entries (ts)`,
+    `create index entries_targets on ${s}.entries using gin (targets)`,
+    `create table ${s}.tiles (level integer not null, index bigint not null, hashes bytea not null,
+      primary key (level, index))`,
+    `create table ${s}.checkpoint (only_row boolean primary key default true check (only_row), note text not null)`,
+    `create table ${s}.cosignatures (key text primary key, note text not null)`,
+    // Append-only for every role, the owner too; an owner can disable triggers, and verify catches what follows.
+    `create function ${s}.refuse_change() returns trigger language plpgsql as $$
       begin
         raise exception 'evident: % on %.% is refused: the log is append-only', tg_op, tg_table_schema, tg_table_name
           using errcode = 'insufficient_privilege';
-      end $$`;
-    await sql`create trigger entries_append_only before update or delete on ${s}.entries
-      for each row execute function ${s}.refuse_change()`;
-    await sql`create trigger entries_no_truncate before truncate on ${s}.entries
-      for each statement execute function ${s}.refuse_change()`;
-  },
+      end $$`,
+    `create trigger entries_append_only before update or delete on ${s}.entries
+      for each row execute function ${s}.refuse_change()`,
+    `create trigger entries_no_truncate before truncate on ${s}.entries
+      for each statement execute function ${s}.refuse_change()`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** Key of the advisory locks evident takes: (namespace, hash of the schema name). */
 export const LOCK_NAMESPACE = 0x65766964; // 'evid'
+/** The integrator lease's advisory lock: (this, hash of the schema name). */
+export const LEASE_NAMESPACE = LOCK_NAMESPACE + 1;
 
 /** Creates the log's schema and tables, or brings them to the current version; refuses a foreign schema. */
-export async function migrate(sql: Sql, schema: string, location: string): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(${LOCK_NAMESPACE}, hashtext(${schema}))`;
-    let version = await versionOf(tx as unknown as Sql, schema, location);
+export async function migrate(pool: Pool, schema: string, location: string): Promise<void> {
+  await transaction(pool, async (client) => {
+    await client.query('select pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+    let version = await versionOf(client, schema, location);
     if (version === null) {
-      await tx`create schema if not exists ${tx(schema)}`;
+      await client.query(`create schema if not exists ${quoted(schema)}`);
       version = 0;
     }
     if (version > SCHEMA_VERSION) {
@@ -75,8 +77,10 @@ export async function migrate(sql: Sql, schema: string, location: string): Promi
       );
     }
     for (; version < SCHEMA_VERSION; version++) {
-      await (MIGRATIONS[version] as (typeof MIGRATIONS)[number])(tx as unknown as Sql, schema);
-      await tx`update ${tx(schema)}.meta set value = ${String(version + 1)} where key = 'version'`;
+      for (const statement of (MIGRATIONS[version] as (typeof MIGRATIONS)[number])(quoted(schema))) {
+        await client.query(statement);
+      }
+      await client.query(`update ${quoted(schema)}.meta set value = $1 where key = 'version'`, [String(version + 1)]);
     }
   });
 }
@@ -85,9 +89,13 @@ export async function migrate(sql: Sql, schema: string, location: string): Promi
  * The version of the log in `schema`: null if the schema is missing or
  * empty; refused if it holds tables that are not an evident log's.
  */
-export async function versionOf(sql: Sql, schema: string, location: string): Promise<number | null> {
-  const tables = await sql<{ name: string }[]>`
-    select table_name as name from information_schema.tables where table_schema = ${schema}`;
+export async function versionOf(db: Pool | Client, schema: string, location: string): Promise<number | null> {
+  const tables = (
+    await db.query<{ name: string }>(
+      'select table_name as name from information_schema.tables where table_schema = $1 order by 1',
+      [schema],
+    )
+  ).rows;
   if (tables.length === 0) return null;
   const foreign = () =>
     new InvalidOptionError(
@@ -97,16 +105,19 @@ export async function versionOf(sql: Sql, schema: string, location: string): Pro
         .join(', ')}): give another schema with ?schema=NAME`,
     );
   if (!tables.some((t) => t.name === 'meta')) throw foreign();
-  const rows = await sql<{ key: string; value: string }[]>`
-    select key, value from ${sql(schema)}.meta where key in ('kind', 'version')`;
+  const rows = (
+    await db.query<{ key: string; value: string }>(
+      `select key, value from ${quoted(schema)}.meta where key in ('kind', 'version')`,
+    )
+  ).rows;
   const meta = new Map(rows.map((row) => [row.key, row.value]));
   if (meta.get('kind') !== KIND || !/^[0-9]+$/.test(meta.get('version') ?? '')) throw foreign();
   return Number(meta.get('version'));
 }
 
 /** Throws LogNotFoundError unless `schema` holds an evident log of the current version. */
-export async function requireLog(sql: Sql, schema: string, location: string): Promise<void> {
-  const version = await versionOf(sql, schema, location);
+export async function requireLog(pool: Pool, schema: string, location: string): Promise<void> {
+  const version = await versionOf(pool, schema, location);
   if (version === null) throw new LogNotFoundError(location);
   if (version !== SCHEMA_VERSION) {
     throw new InvalidOptionError(

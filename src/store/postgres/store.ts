@@ -16,9 +16,21 @@ import { LogNotFoundError } from '../../errors.js';
 import { HASH_SIZE } from '../../merkle/hash.js';
 import type { TileWrite } from '../../merkle/tiles.js';
 import type { CheckpointStore, CosignatureStore, Lease, OpenOptions, Store, TileStore } from '../store.js';
-import { acquirePool, databaseError, type PostgresTarget, releasePool, type Sql } from './connection.js';
+import {
+  acquirePool,
+  type Client,
+  databaseError,
+  type Pool,
+  type PostgresTarget,
+  quoted,
+  releasePool,
+  transaction,
+} from './connection.js';
 import { PostgresEntries } from './entries.js';
-import { LOCK_NAMESPACE, migrate, requireLog } from './schema.js';
+import { LEASE_NAMESPACE, migrate, requireLog } from './schema.js';
+
+/** A query of one of the store's seams: `side` says which error a failure becomes. */
+type Run = <T>(side: 'read' | 'write', work: (pool: Pool, s: string) => Promise<T>) => Promise<T>;
 
 export class PostgresStore implements Store {
   readonly location: string;
@@ -28,26 +40,31 @@ export class PostgresStore implements Store {
   readonly lease: Lease;
   readonly cosignatures: CosignatureStore;
   readonly #target: PostgresTarget;
-  #pool: Sql | null = null;
-  #lease: Awaited<ReturnType<Sql['reserve']>> | null = null;
+  #pool: Pool | null = null;
+  /** The connection holding the lease's advisory lock, while this store holds it. */
+  #leaseClient: { client: Client; lost: Error | null } | null = null;
 
   constructor(target: PostgresTarget) {
     this.#target = target;
     this.location = target.location;
-    const sql = () => this.#sql();
-    const schema = target.schema;
-    const location = target.location;
-    this.entries = new PostgresEntries(sql, schema, location);
-    this.tiles = new PostgresTiles(sql, schema, location);
-    this.checkpoints = new PostgresCheckpoints(sql, schema, location);
-    this.cosignatures = new PostgresCosignatures(sql, schema, location);
+    this.entries = new PostgresEntries(() => this.#open(), target.schema, target.location);
+    const run: Run = async (side, work) => {
+      try {
+        return await work(this.#open(), quoted(target.schema));
+      } catch (error) {
+        throw databaseError(error, side, this.location);
+      }
+    };
+    this.tiles = new PostgresTiles(run);
+    this.checkpoints = new PostgresCheckpoints(run);
+    this.cosignatures = new PostgresCosignatures(run);
     this.lease = {
       tryAcquire: () => this.#tryLease(),
       release: () => this.#releaseLease(),
     };
   }
 
-  #sql(): Sql {
+  #open(): Pool {
     if (this.#pool === null) throw new LogNotFoundError(this.location); // not opened, or closed
     return this.#pool;
   }
@@ -63,59 +80,78 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Takes the advisory lock on a connection of its own; a holder whose session ended holds nothing. */
   async #tryLease(): Promise<boolean> {
-    if (this.#lease !== null) return true;
-    const sql = this.#sql();
-    try {
-      const reserved = await sql.reserve();
-      try {
-        const [row] = await reserved<{ taken: boolean }[]>`
-          select pg_try_advisory_lock(${LOCK_NAMESPACE + 1}, hashtext(${this.#target.schema})) as taken`;
-        if (row?.taken === true) {
-          this.#lease = reserved;
+    const held = this.#leaseClient;
+    if (held !== null) {
+      if (held.lost === null) {
+        try {
+          await held.client.query('select 1'); // the lock lives as long as this session
           return true;
-        }
-      } catch (error) {
-        reserved.release();
-        throw error;
+        } catch {}
       }
-      reserved.release();
+      await this.#releaseLease(); // the session is gone, and the lock with it: take it anew if it is free
+    }
+    const pool = this.#open();
+    let client: Client;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw databaseError(error, 'write', this.location);
+    }
+    const lease = { client, lost: null as Error | null };
+    client.on('error', (error) => {
+      lease.lost ??= error;
+    });
+    try {
+      const { rows } = await client.query<{ taken: boolean }>(
+        'select pg_try_advisory_lock($1, hashtext($2)) as taken',
+        [LEASE_NAMESPACE, this.#target.schema],
+      );
+      if (rows[0]?.taken === true) {
+        this.#leaseClient = lease;
+        return true;
+      }
+      client.release();
       return false;
     } catch (error) {
+      client.release(error as Error);
       throw databaseError(error, 'write', this.location);
     }
   }
 
   async #releaseLease(): Promise<void> {
-    const reserved = this.#lease;
-    if (reserved === null) return;
-    this.#lease = null;
+    const held = this.#leaseClient;
+    if (held === null) return;
+    this.#leaseClient = null;
+    if (held.lost !== null) return held.client.release(held.lost);
     try {
-      await reserved`select pg_advisory_unlock(${LOCK_NAMESPACE + 1}, hashtext(${this.#target.schema}))`;
-    } catch {
-      // A session that is gone holds no lock: the lease ended with it.
-    } finally {
-      reserved.release();
+      await held.client.query('select pg_advisory_unlock($1, hashtext($2))', [LEASE_NAMESPACE, this.#target.schema]);
+      held.client.release();
+    } catch (error) {
+      held.client.release(error as Error); // a session that is gone holds no lock: the lease ended with it
     }
   }
 
   async keyFile(): Promise<string | null> {
-    const sql = this.#sql();
     try {
-      const [row] = await sql<{ value: string }[]>`
-        select value from ${sql(this.#target.schema)}.meta where key = 'key_file'`;
-      return row?.value ?? null;
+      const { rows } = await this.#open().query<{ value: string }>(
+        `select value from ${quoted(this.#target.schema)}.meta where key = 'key_file'`,
+      );
+      return rows[0]?.value ?? null;
     } catch (error) {
       throw databaseError(error, 'read', this.location);
     }
   }
 
-  /** Records the key file's absolute path: a database is shared by hosts, so the path is each writer's own. */
+  /** Records the key file's absolute path: the database is shared by hosts, so each writer's path is its own. */
   async setKeyFile(path: string): Promise<void> {
-    const sql = this.#sql();
     try {
-      await sql`insert into ${sql(this.#target.schema)}.meta (key, value) values ('key_file', ${resolve(path)})
-        on conflict (key) do update set value = excluded.value`;
+      await this.#open().query(
+        `insert into ${quoted(this.#target.schema)}.meta (key, value) values ('key_file', $1)
+        on conflict (key) do update set value = excluded.value`,
+        [resolve(path)],
+      );
     } catch (error) {
       throw databaseError(error, 'write', this.location);
     }
@@ -130,136 +166,115 @@ export class PostgresStore implements Store {
 }
 
 class PostgresTiles implements TileStore {
-  constructor(
-    readonly sql: () => Sql,
-    readonly schema: string,
-    readonly location: string,
-  ) {}
+  readonly #run: Run;
 
-  async read(level: number, index: number, width: number): Promise<Buffer | null> {
-    const sql = this.sql();
-    try {
-      const [row] = await sql<{ hashes: Buffer }[]>`
-        select hashes from ${sql(this.schema)}.tiles where level = ${level} and index = ${index}`;
-      if (row === undefined || row.hashes.length < width * HASH_SIZE) return null;
-      return row.hashes.subarray(0, width * HASH_SIZE);
-    } catch (error) {
-      throw databaseError(error, 'read', this.location);
-    }
+  constructor(run: Run) {
+    this.#run = run;
   }
 
-  async write(tiles: readonly TileWrite[], size: number): Promise<void> {
-    const sql = this.sql();
-    const s = sql(this.schema);
-    try {
-      await sql.begin(async (tx) => {
+  read(level: number, index: number, width: number): Promise<Buffer | null> {
+    return this.#run('read', async (pool, s) => {
+      const { rows } = await pool.query<{ hashes: Buffer }>(
+        `select hashes from ${s}.tiles where level = $1 and index = $2`,
+        [level, index],
+      );
+      const hashes = rows[0]?.hashes;
+      return hashes === undefined || hashes.length < width * HASH_SIZE ? null : hashes.subarray(0, width * HASH_SIZE);
+    });
+  }
+
+  write(tiles: readonly TileWrite[], size: number): Promise<void> {
+    return this.#run('write', (pool, s) =>
+      transaction(pool, async (client) => {
         if (tiles.length > 0) {
-          await tx`insert into ${s}.tiles (level, index, hashes)
+          await client.query(
+            `insert into ${s}.tiles (level, index, hashes)
             select level, index, decode(hashes, 'hex')
-            from unnest(${tiles.map((t) => t.level)}::integer[], ${tiles.map((t) => t.index)}::bigint[],
-              ${tiles.map((t) => t.hashes.toString('hex'))}::text[]) as r(level, index, hashes)
-            on conflict (level, index) do update set hashes = excluded.hashes`;
+            from unnest($1::integer[], $2::bigint[], $3::text[]) as r(level, index, hashes)
+            on conflict (level, index) do update set hashes = excluded.hashes`,
+            [tiles.map((t) => t.level), tiles.map((t) => t.index), tiles.map((t) => t.hashes.toString('hex'))],
+          );
         }
-        await tx`insert into ${s}.meta (key, value) values ('tree_size', ${String(size)})
-          on conflict (key) do update set value = excluded.value`;
-      });
-    } catch (error) {
-      throw databaseError(error, 'write', this.location);
-    }
+        await client.query(
+          `insert into ${s}.meta (key, value) values ('tree_size', $1)
+          on conflict (key) do update set value = excluded.value`,
+          [String(size)],
+        );
+      }),
+    );
   }
 
-  async size(): Promise<number> {
-    const sql = this.sql();
-    try {
-      const [row] = await sql<{ value: string }[]>`
-        select value from ${sql(this.schema)}.meta where key = 'tree_size'`;
-      return row !== undefined && /^(0|[1-9][0-9]{0,15})$/.test(row.value) ? Number(row.value) : 0;
-    } catch (error) {
-      throw databaseError(error, 'read', this.location);
-    }
+  size(): Promise<number> {
+    return this.#run('read', async (pool, s) => {
+      const { rows } = await pool.query<{ value: string }>(`select value from ${s}.meta where key = 'tree_size'`);
+      const value = rows[0]?.value;
+      return value !== undefined && /^(0|[1-9][0-9]{0,15})$/.test(value) ? Number(value) : 0;
+    });
   }
 
-  async clear(): Promise<void> {
-    const sql = this.sql();
-    const s = sql(this.schema);
-    try {
-      await sql.begin(async (tx) => {
-        await tx`delete from ${s}.meta where key = 'tree_size'`;
-        await tx`delete from ${s}.tiles`;
-      });
-    } catch (error) {
-      throw databaseError(error, 'write', this.location);
-    }
+  clear(): Promise<void> {
+    return this.#run('write', (pool, s) =>
+      transaction(pool, async (client) => {
+        await client.query(`delete from ${s}.meta where key = 'tree_size'`);
+        await client.query(`delete from ${s}.tiles`);
+      }),
+    );
   }
 }
 
 class PostgresCheckpoints implements CheckpointStore {
-  constructor(
-    readonly sql: () => Sql,
-    readonly schema: string,
-    readonly location: string,
-  ) {}
+  readonly #run: Run;
 
-  async read(): Promise<string | null> {
-    const sql = this.sql();
-    try {
-      const [row] = await sql<{ note: string }[]>`select note from ${sql(this.schema)}.checkpoint`;
-      return row?.note ?? null;
-    } catch (error) {
-      throw databaseError(error, 'read', this.location);
-    }
+  constructor(run: Run) {
+    this.#run = run;
   }
 
-  async replace(expected: string | null, next: string): Promise<boolean> {
-    const sql = this.sql();
-    const s = sql(this.schema);
-    try {
+  read(): Promise<string | null> {
+    return this.#run(
+      'read',
+      async (pool, s) => (await pool.query<{ note: string }>(`select note from ${s}.checkpoint`)).rows[0]?.note ?? null,
+    );
+  }
+
+  replace(expected: string | null, next: string): Promise<boolean> {
+    return this.#run('write', async (pool, s) => {
       const result =
         expected === null
-          ? await sql`insert into ${s}.checkpoint (note) values (${next}) on conflict do nothing`
-          : await sql`update ${s}.checkpoint set note = ${next} where note = ${expected}`;
-      return result.count === 1;
-    } catch (error) {
-      throw databaseError(error, 'write', this.location);
-    }
+          ? await pool.query(`insert into ${s}.checkpoint (note) values ($1) on conflict do nothing`, [next])
+          : await pool.query(`update ${s}.checkpoint set note = $1 where note = $2`, [next, expected]);
+      return result.rowCount === 1;
+    });
   }
 }
 
 class PostgresCosignatures implements CosignatureStore {
-  constructor(
-    readonly sql: () => Sql,
-    readonly schema: string,
-    readonly location: string,
-  ) {}
+  readonly #run: Run;
 
-  async list(): Promise<string[]> {
-    const sql = this.sql();
-    try {
-      const rows = await sql<{ note: string }[]>`select note from ${sql(this.schema)}.cosignatures order by key`;
-      return rows.map((row) => row.note);
-    } catch (error) {
-      throw databaseError(error, 'read', this.location);
-    }
+  constructor(run: Run) {
+    this.#run = run;
   }
 
-  async put(key: string, note: string): Promise<void> {
-    const sql = this.sql();
-    try {
-      await sql`insert into ${sql(this.schema)}.cosignatures (key, note) values (${key}, ${note})
-        on conflict (key) do update set note = excluded.note`;
-    } catch (error) {
-      throw databaseError(error, 'write', this.location);
-    }
+  list(): Promise<string[]> {
+    return this.#run('read', async (pool, s) =>
+      (await pool.query<{ note: string }>(`select note from ${s}.cosignatures order by key`)).rows.map((r) => r.note),
+    );
   }
 
-  async get(key: string): Promise<string | null> {
-    const sql = this.sql();
-    try {
-      const [row] = await sql<{ note: string }[]>`
-        select note from ${sql(this.schema)}.cosignatures where key = ${key}`;
-      return row?.note ?? null;
-    } catch (error) {
-      throw databaseError(error, 'read', this.location);
-    }
+  put(key: string, note: string): Promise<void> {
+    return this.#run('write', async (pool, s) => {
+      await pool.query(
+        `insert into ${s}.cosignatures (key, note) values ($1, $2) on conflict (key) do update set note = excluded.note`,
+        [key, note],
+      );
+    });
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.#run(
+      'read',
+      async (pool, s) =>
+        (await pool.query<{ note: string }>(`select note from ${s}.cosignatures where key = $1`, [key])).rows[0]
+          ?.note ?? null,
+    );
   }
 }

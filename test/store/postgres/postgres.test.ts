@@ -1,0 +1,254 @@
+/**
+ * A log in PostgreSQL, against a real server: one pool per process however
+ * its first callers race; many writer processes never fork the chain while
+ * readers verify; connections killed mid-commit lose nothing acknowledged
+ * and leave nothing half written; the schema is made once and refused when
+ * it holds something else; an owner who bypasses the append-only triggers
+ * is caught by verify, naming the entry, with the file store's reasons.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import type { Entry } from '../../../src/entry.js';
+import { Log } from '../../../src/log.js';
+import { openPools, parsePostgresUrl, quoted } from '../../../src/store/postgres/connection.js';
+import type { WriterResult } from '../../fixtures/writer.js';
+import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, runNode, signingLog } from '../../helpers.js';
+
+/** A connection of the test's own, as the database's owner, outside evident's pools. */
+const admin = new pg.Pool({ connectionString: POSTGRES, max: 2, application_name: 'evident-test' });
+/** Runs `text` as the owner; its rows. */
+const sql = async (text: string, values: unknown[] = []) => (await admin.query(text, values)).rows;
+after(async () => {
+  await admin.end();
+  await dropTestSchemas();
+});
+
+/** The quoted schema of a store URL. */
+const schemaOf = (url: string) => quoted(parsePostgresUrl(url).schema);
+
+async function appendN(url: string, n: number, actor = 'a'): Promise<Entry[]> {
+  const log = new Log({ store: url, create: true });
+  const entries = await log.appendBatch(Array.from({ length: n }, (_, i) => ({ actor, action: 'x.y', data: { i } })));
+  await log.close();
+  return entries;
+}
+
+async function readAll(url: string): Promise<Entry[]> {
+  const log = new Log({ store: url, readOnly: true });
+  const entries: Entry[] = [];
+  for await (const entry of log.read()) entries.push(entry);
+  await log.close();
+  return entries;
+}
+
+async function verifyOf(url: string) {
+  const log = new Log({ store: url, readOnly: true });
+  try {
+    return await log.verify();
+  } finally {
+    await log.close();
+  }
+}
+
+describe('a PostgreSQL log', () => {
+  it('has one pool per process, however many first callers race to open it', async () => {
+    const url = postgresLog();
+    assert.equal(openPools(), 0);
+    const log = new Log({ store: url, create: true });
+    const others = Array.from({ length: 3 }, () => new Log({ store: url, create: true }));
+    // Ten callers append at once before anything is open, on one log and on three more of the same store.
+    const appended = await Promise.all([
+      ...Array.from({ length: 10 }, (_, i) => log.append({ actor: `racer-${i}`, action: 'x.y' })),
+      ...others.map((other, i) => other.append({ actor: `other-${i}`, action: 'x.y' })),
+    ]);
+    assert.equal(openPools(), 1, 'one pool for the database, shared');
+    assert.deepEqual(
+      appended.map((e) => e.seq).sort((a, b) => a - b),
+      Array.from({ length: 13 }, (_, i) => i),
+    );
+    await Promise.all([log, ...others].map((l) => l.close()));
+    assert.equal(openPools(), 0, 'ended with its last user');
+    assert.equal((await verifyOf(url)).size, 13);
+  });
+
+  it('8 writer processes × 64 callers, while 2 processes read and verify: exactly what was acknowledged', async () => {
+    const url = postgresLog();
+    await (await Log.open({ store: url, create: true })).close();
+    const PER_WRITER = 200;
+    const total = 8 * PER_WRITER;
+    const writers = Array.from({ length: 8 }, (_, i) =>
+      runNode(join(FIXTURES, 'writer.js'), [url, `writer-${i}`, String(PER_WRITER), '64']).then((ran) => {
+        assert.equal(ran.code, 0, ran.stderr);
+        return JSON.parse(ran.stdout) as WriterResult;
+      }),
+    );
+    const readers = Array.from({ length: 2 }, () =>
+      runNode(join(FIXTURES, 'reader.js'), [url, String(total)]).then((ran) => {
+        assert.equal(ran.code, 0, ran.stderr);
+        return JSON.parse(ran.stdout) as { rounds: number; problem: string | null };
+      }),
+    );
+    const acked = (await Promise.all(writers)).flatMap((r) => r.acked);
+    for (const reader of await Promise.all(readers)) {
+      assert.equal(reader.problem, null);
+      assert.ok(reader.rounds >= 1);
+    }
+    assert.equal(acked.length, total);
+    const entries = await readAll(url);
+    assert.deepEqual(
+      entries.map((e) => e.seq),
+      Array.from({ length: total }, (_, i) => i),
+      'seqs contiguous',
+    );
+    const seqOf = new Map(entries.map((e) => [e.id, e.seq]));
+    assert.equal(seqOf.size, total, 'no duplicate');
+    for (const a of acked) assert.equal(seqOf.get(a.id), a.seq, 'acknowledged at its seq');
+    const log = new Log({ store: url, readOnly: true });
+    const result = await log.verify();
+    assert.equal(result.ok, true, JSON.stringify(result.failure));
+    await log.treeHead(); // the tree of every entry builds from the leaves stored
+    await log.close();
+  });
+
+  it("writers' connections killed mid-commit, again and again: nothing acknowledged lost, nothing half there", async () => {
+    const url = postgresLog();
+    const schema = schemaOf(url);
+    const log = new Log({ store: url, create: true });
+    await log.ready();
+    const acked: { seq: number; id: string }[] = [];
+    let failed = 0;
+    let running = true;
+    const caller = async (c: number) => {
+      for (let n = 0; running; n++) {
+        try {
+          const entry = await log.append({ actor: `caller-${c}`, action: 'x.y', data: { n } });
+          acked.push({ seq: entry.seq, id: entry.id });
+        } catch (error) {
+          assert.equal((error as { code?: string }).code, 'EVIDENT_WRITE_FAILED', String(error));
+          failed++;
+        }
+      }
+    };
+    const callers = Array.from({ length: 64 }, (_, c) => caller(c));
+    let killed = 0;
+    for (let round = 0; round < 25; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      const rows = await sql(`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = 'evident' and datname = current_database()`);
+      killed += rows.length;
+    }
+    running = false;
+    await Promise.all(callers);
+    assert.ok(killed > 0 && failed > 0, `connections were killed (${killed}) and some commits failed (${failed})`);
+    const after = await log.append({ actor: 'after', action: 'x.y' }); // appends resume
+    await log.close();
+    const entries = await readAll(url);
+    const seqOf = new Map(entries.map((e) => [e.id, e.seq]));
+    assert.equal(seqOf.size, entries.length, 'no duplicate');
+    for (const a of acked) assert.equal(seqOf.get(a.id), a.seq, 'every acknowledged entry, at its seq');
+    assert.equal(seqOf.get(after.id), after.seq);
+    const result = await verifyOf(url);
+    assert.equal(result.ok, true, JSON.stringify(result.failure));
+    assert.equal(result.size, entries.length);
+    const [head] = await sql(`select size from ${schema}.head`);
+    assert.equal(Number(head?.size), entries.length, 'the head moved only with whole batches');
+  });
+
+  it('is made by init once, safely twice, and never in a schema that holds something else', async () => {
+    const url = postgresLog();
+    const schema = schemaOf(url);
+    await assert.rejects(new Log({ store: url }).ready(), { code: 'EVIDENT_NO_LOG' });
+    await Promise.all([Log.init({ store: url }), Log.init({ store: url })]);
+    await Log.init({ store: url });
+    const [version] = await sql(`select value from ${schema}.meta where key = 'version'`);
+    assert.equal(version?.value, '1');
+    const foreign = postgresLog();
+    await sql(`create schema ${schemaOf(foreign)}`);
+    await sql(`create table ${schemaOf(foreign)}.users (id int)`);
+    for (const open of [() => Log.init({ store: foreign }), () => new Log({ store: foreign }).ready()]) {
+      await assert.rejects(open(), {
+        code: 'EVIDENT_INVALID_OPTION',
+        message: /holds something other than an evident log/,
+      });
+    }
+    const [tables] = await sql('select count(*)::int as n from information_schema.tables where table_schema = $1', [
+      parsePostgresUrl(foreign).schema,
+    ]);
+    assert.equal(tables?.n, 1, 'nothing written there');
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE of entries, even from the owner', async () => {
+    const url = postgresLog();
+    const s = schemaOf(url);
+    await appendN(url, 3);
+    for (const change of [
+      `update ${s}.entries set actor = 'mallory' where seq = 1`,
+      `delete from ${s}.entries where seq = 2`,
+      `truncate ${s}.entries`,
+    ]) {
+      await assert.rejects(sql(change), /the log is append-only/);
+    }
+    assert.equal((await verifyOf(url)).size, 3);
+  });
+});
+
+describe('an owner who bypasses the triggers is caught by verify', () => {
+  /** A log of 10 entries changed by `change` with the triggers off, as an owner can. */
+  async function tampered(change: (s: string) => string[], signing = false) {
+    const url = postgresLog();
+    const keys = signing ? signingLog('pg.example/log') : null;
+    if (keys !== null) await Log.init({ store: url, signingKey: keys.keyFile });
+    const log = new Log({ store: url, create: true });
+    await log.appendBatch(
+      Array.from({ length: signing ? 9 : 10 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })),
+    );
+    await log.close();
+    const s = schemaOf(url);
+    await sql(
+      `begin; alter table ${s}.entries disable trigger user; ${change(s).join('; ')}; ` +
+        `alter table ${s}.entries enable trigger user; commit`,
+    );
+    return { url, result: await verifyOf(url) };
+  }
+
+  it('an edited data member: hash-mismatch at that entry', async () => {
+    const { result } = await tampered((s) => [
+      `update ${s}.entries set line = replace(line, '"i":4', '"i":40') where seq = 4`,
+    ]);
+    assert.deepEqual(
+      [result.ok, result.size, result.failure?.seq, result.failure?.reason],
+      [false, 4, 4, 'hash-mismatch'],
+    );
+  });
+
+  it('a deleted row: seq-gap where it was', async () => {
+    const { result } = await tampered((s) => [`delete from ${s}.entries where seq = 6`]);
+    assert.deepEqual([result.size, result.failure?.seq, result.failure?.reason], [6, 6, 'seq-gap']);
+  });
+
+  it('two seqs swapped: the first of them is named', async () => {
+    const { result } = await tampered((s) => [
+      `update ${s}.entries set seq = -1 where seq = 3`,
+      `update ${s}.entries set seq = 3 where seq = 5`,
+      `update ${s}.entries set seq = 5 where seq = -1`,
+    ]);
+    assert.equal(result.ok, false);
+    assert.equal(result.failure?.seq, 3);
+    assert.equal(result.size, 3);
+  });
+
+  it("a signing log's tail cut: truncated, and appends refused", async () => {
+    const { url, result } = await tampered((s) => [`delete from ${s}.entries where seq >= 7`], true);
+    // The head row still says 10: the store reads what is there, and the checkpoint says what was.
+    assert.equal(result.ok, false);
+    assert.equal(result.failure?.reason, 'truncated');
+    assert.equal(result.failure?.seq, 7);
+    const writer = new Log({ store: url });
+    await assert.rejects(writer.append({ actor: 'b', action: 'x.y' }), {
+      code: /EVIDENT_(HISTORY_MISMATCH|LOG_CORRUPT)/,
+    });
+    await writer.close().catch(() => undefined);
+  });
+});
