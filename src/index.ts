@@ -9,6 +9,7 @@
  * no log of one's own, are in 'evident/verify'.
  */
 export type { FailureReason, VerifyFailure } from './chain.js';
+export { type CopyOptions, type CopyResult, copyLog } from './copy.js';
 export type { Entry, EntryInput, Head } from './entry.js';
 export * from './errors.js';
 export {

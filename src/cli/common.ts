@@ -14,7 +14,7 @@ export class UsageError extends EvidentError {
 }
 
 export const DIR_HELP = `  --dir D        the log's directory (default: $EVIDENT_STORE, $EVIDENT_DIR, else ./.evident)
-  --store S      the log's store: a directory or file:DIR (instead of --dir)`;
+  --store S      the log's store: a directory, file:DIR, or postgres://…[?schema=NAME] (instead of --dir)`;
 
 export const write = (text: string) => process.stdout.write(text);
 

@@ -1,5 +1,6 @@
-/** The log's own commands: init, append, verify, log, tail. */
+/** The log's own commands: init, append, verify, log, tail, copy. */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { copyLog } from '../copy.js';
 import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
 import type { Entry, EntryInput } from '../entry.js';
@@ -93,6 +94,16 @@ Lists entries in order, as a table (or NDJSON with --json).
   --limit N      at most N entries
   --json         one JSON entry per line
 ${DIR_HELP}`,
+  copy: `Usage: evident copy --from STORE --to STORE [--json]
+
+Copies a log entry for entry into a store that holds no entries yet: the same lines (hashes, ids and timestamps
+kept: it is the same log), its signed checkpoint and cosignatures, and where its key file is. Every entry is
+verified on the way, and the copy is verified when done. A directory log moves into PostgreSQL this way, and a
+PostgreSQL log comes out to a directory that \`evident verify --checkpoint\` checks offline. Entries appended to
+the source meanwhile are not copied. Exit 1 if the source or the copy fails verification.
+  --from STORE   the log to copy: a directory, file:DIR, or postgres://…[?schema=NAME]
+  --to STORE     where to (created if missing)
+  --json         print {"entries","head","checkpoint","cosignatures","verified"} as one JSON object`,
   tail: `Usage: evident tail [-n N] [-f] [--json] [--dir D]
 
 Shows the last N entries (default 10); with -f, keeps printing new entries as they are appended (Ctrl-C stops).
@@ -271,6 +282,31 @@ export const LOG_COMMANDS: Record<string, Command> = {
       for await (const entry of log.read(query)) printEntry(entry, v.json === true);
     });
     return 0;
+  },
+
+  async copy(args) {
+    const v = parse('copy', {
+      args,
+      strict: true,
+      options: { from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' } },
+    });
+    const { from, to } = v;
+    if (from === undefined || to === undefined) throw new UsageError('copy: --from and --to are required');
+    if (from.trim() === '' || to.trim() === '') throw new UsageError('copy: --from and --to name stores; one is empty');
+    const copied = await copyLog({ from, to });
+    const verified = await withLog({ store: to, readOnly: true }, (log) => log.verify());
+    if (v.json) {
+      write(`${JSON.stringify({ ...copied, verified: verified.ok })}\n`);
+    } else {
+      const signed = copied.checkpoint ? `, its signed checkpoint and ${copied.cosignatures} cosigned one(s)` : '';
+      write(`copied ${copied.entries} entries${signed}, head ${copied.head.hash}\n`);
+      if (verified.ok)
+        write(
+          `the copy verifies: ${verified.size} entries${verified.root === undefined ? '' : `, tree root ${verified.root}`}\n`,
+        );
+      else write(`FAILED: the copy does not verify: ${verified.failure?.reason}: ${verified.failure?.message}\n`);
+    }
+    return verified.ok ? 0 : 1;
   },
 
   async tail(args) {

@@ -24,6 +24,7 @@ Commands:
   verify     check the whole log; exit 1 names the first bad entry
   log        list entries, filtered
   tail       show the last entries, or follow new ones
+  copy       copy a log into another store (a directory, PostgreSQL), entry for entry
   reanchor   accept the history a signing log now holds, when it no longer matches its checkpoint
 
 Proofs and checkpoints:

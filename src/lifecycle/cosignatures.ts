@@ -22,12 +22,17 @@ export async function addCosignatures(
   if (checkpoint.origin !== identity.origin) {
     throw new EvidentError('EVIDENT_UNTRUSTED', `a checkpoint for ${checkpoint.origin}, not ${identity.origin}`);
   }
-  const key = hash('sha256', opened.text, 'hex');
+  const key = cosignatureKey(opened.text);
   const existing = await store.get(key);
   const signatures = existing === null ? [] : signatureLines(existing);
   for (const line of signatureLines(note)) if (!signatures.includes(line)) signatures.push(line);
   await store.put(key, `${opened.text}\n${signatures.join('')}`);
   return checkpoint;
+}
+
+/** What a cosigned note is kept under: the SHA-256 of the checkpoint's text. */
+export function cosignatureKey(text: string): string {
+  return hash('sha256', text, 'hex');
 }
 
 /** The kept note with the largest checkpoint covering more than `minSize` entries, or null. */
