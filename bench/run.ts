@@ -14,17 +14,21 @@
  *
  * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
  * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_IMPORT entries piped to
- * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs
- * (default all).
+ * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs,postgres
+ * (default all), BENCH_POSTGRES: the database of the postgres group (postgres://postgres@127.0.0.1:5432/test),
+ * BENCH_PG_BIG entries copied into PostgreSQL and verified there (1000000).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import pino from 'pino';
+import { copyLog } from '../src/copy.js';
 import { Log } from '../src/log.js';
 import { generateNoteKey } from '../src/note/keys.js';
+import { quoted } from '../src/store/postgres/connection.js';
 import { PerEventAppender } from './baselines.js';
 import { event } from './events.js';
 import { type Appender, type Build, referenceBuild } from './reference.js';
@@ -34,7 +38,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
-const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs'];
+const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs', 'postgres'];
 const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
 for (const group of ONLY) {
   if (!GROUPS.includes(group)) throw new Error(`BENCH_ONLY: no group ${group}; there are ${GROUPS.join(', ')}`);
@@ -197,12 +201,18 @@ async function signingLog(): Promise<string> {
 
 let big = '';
 let bigBytes = 0;
-if (runs('appends') || runs('verify')) {
-  console.error(`seeding a ${BIG.toLocaleString('en-US')}-entry log...`);
-  big = await seeded(BIG);
+const PG_BIG = Number(process.env.BENCH_PG_BIG ?? 1_000_000);
+if (runs('appends') || runs('verify') || runs('postgres')) {
+  const n = runs('appends') || runs('verify') ? BIG : PG_BIG;
+  console.error(`seeding a ${n.toLocaleString('en-US')}-entry log...`);
+  big = await seeded(n);
   bigBytes = statSync(join(big, 'log.jsonl')).size;
 }
 const bigFile = join(big, 'log.jsonl');
+
+const POSTGRES = process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+const pgAdmin = runs('postgres') ? new pg.Pool({ connectionString: POSTGRES, max: 1 }) : null;
+const pgSchemas: string[] = [];
 
 const IMPORT = Number(process.env.BENCH_IMPORT ?? 200_000);
 const importFile = join(scratch, 'import.ndjson');
@@ -220,7 +230,9 @@ for (let run = 1; run <= RUNS; run++) {
   if (runs('import')) add('import_per_s', importRate());
   if (reference !== null) await referenceRun(run, reference);
   if (runs('overhead')) await overheadRun(run);
+  if (runs('postgres')) await postgresRun();
 }
+if (runs('postgres')) await postgresBulk();
 
 /** Entries per second `evident append --batch` takes from a file of IMPORT events, into a new log. */
 function importRate(): number {
@@ -333,6 +345,75 @@ async function overheadRun(run: number): Promise<void> {
   add('burnt_ratio_4x64', burnt / plain);
 }
 
+/** A fresh schema's store URL: an evident log (`init`), or pg-worker.ts's naive and bare tables, or empty. */
+async function pgLog(init: boolean, tables = !init): Promise<string> {
+  const schema = `evident_bench_${process.pid}_${pgSchemas.length}`;
+  pgSchemas.push(schema);
+  const admin = pgAdmin as pg.Pool;
+  await admin.query(`drop schema if exists ${quoted(schema)} cascade`);
+  const url = `${POSTGRES}?schema=${schema}`;
+  if (init) await Log.init({ store: url });
+  else await admin.query(`create schema ${quoted(schema)}`);
+  if (tables) {
+    await admin.query(`create table ${quoted(schema)}.naive_entries (seq bigint primary key, line text, hash text)`);
+    await admin.query(`create table ${quoted(schema)}.bare_entries (id bigserial primary key, line text)`);
+  }
+  return url;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+}
+
+/** `processes` pg-worker.js processes × 64 callers in one window: appends/s and the latency percentiles. */
+async function pgRate(mode: string, processes: number): Promise<{ rate: number; p50: number; p99: number }> {
+  const url = await pgLog(mode === 'evident');
+  const startAt = String(Date.now() + PROCESS_START_MS);
+  const outs = await Promise.all(
+    Array.from({ length: processes }, () => runNode('pg-worker.js', [mode, url, '64', String(MS), startAt])),
+  );
+  const parsed = outs.map((out) => JSON.parse(out) as { count: number; latencies: number[] });
+  const latencies = parsed.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  const count = parsed.reduce((sum, p) => sum + p.count, 0);
+  return { rate: count / (MS / 1000), p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+}
+
+async function postgresRun(): Promise<void> {
+  for (const processes of [1, 4, 8]) {
+    const figures = await pgRate('evident', processes);
+    add(`pg_evident_${processes}`, figures.rate);
+    add(`pg_evident_${processes}_p50`, figures.p50);
+    add(`pg_evident_${processes}_p99`, figures.p99);
+  }
+  const naive = await pgRate('naive', 8);
+  const bare = await pgRate('insert', 8);
+  add('pg_naive_8', naive.rate);
+  add('pg_insert_8', bare.rate);
+  add('pg_ratio_naive_8', (m8() as number) / naive.rate);
+  add('pg_ratio_insert_8', (m8() as number) / bare.rate);
+}
+function m8(): number | undefined {
+  return results.pg_evident_8?.at(-1);
+}
+
+/** Once: the big log copied into PostgreSQL and back out, and verified streaming from PostgreSQL. */
+async function postgresBulk(): Promise<void> {
+  const url = await pgLog(false, false);
+  let started = performance.now();
+  const { entries } = await copyLog({ from: big, to: url });
+  add('pg_copy_in_per_s', entries / ((performance.now() - started) / 1000));
+  started = performance.now();
+  await copyLog({ from: url, to: join(scratch, `log-${dirs++}`) });
+  add('pg_copy_out_per_s', entries / ((performance.now() - started) / 1000));
+  const verify = JSON.parse(await runNode('verify-worker.js', [url])) as VerifyRun;
+  if (!verify.ok) throw new Error('the PostgreSQL benchmark log failed verification');
+  add('pg_verify_per_s', verify.size / verify.seconds);
+  add('pg_verify_rss_mb', verify.maxRssMB);
+  add('pg_entries', entries);
+  for (const schema of pgSchemas) await pgAdmin?.query(`drop schema if exists ${quoted(schema)} cascade`);
+  await pgAdmin?.end();
+}
+
 const TREE_SIZES = runs('proofs') ? (process.env.BENCH_TREE_SIZES ?? '1000000,10000000').split(',').map(Number) : [];
 const proofs: ProofFigures[] = [];
 for (const size of TREE_SIZES) {
@@ -430,6 +511,25 @@ if (runs('overhead')) {
     int(get('burnt_4x64')),
     `${get('burnt_ratio_4x64').toFixed(2)}×`,
   ]);
+}
+if (runs('postgres')) {
+  for (const processes of [1, 4, 8]) {
+    rows.push([
+      `PostgreSQL: durable appends/s, ${processes} process(es) × 64 callers`,
+      int(get(`pg_evident_${processes}`)),
+      `p50 ${get(`pg_evident_${processes}_p50`).toFixed(1)} ms, p99 ${get(`pg_evident_${processes}_p99`).toFixed(1)} ms`,
+    ]);
+  }
+  rows.push(
+    ['PostgreSQL (a): naive, advisory lock + ORDER BY seq DESC + 1 row/tx, 8 × 64', int(get('pg_naive_8')), 'baseline'],
+    ['PostgreSQL: evident, 8 × 64, against (a)', '', `${get('pg_ratio_naive_8').toFixed(1)}×`],
+    ['PostgreSQL (b): bare multi-row INSERT, no chain, no lock, 8 × 64', int(get('pg_insert_8')), 'baseline'],
+    ['PostgreSQL: evident, 8 × 64, against (b)', '', `${get('pg_ratio_insert_8').toFixed(2)}×`],
+    [`PostgreSQL: copy in, entries/s (${int(get('pg_entries'))} entries)`, int(get('pg_copy_in_per_s')), ''],
+    ['PostgreSQL: copy out to a directory, entries/s', int(get('pg_copy_out_per_s')), ''],
+    ['PostgreSQL: verify streaming, entries/s', int(get('pg_verify_per_s')), ''],
+    ['PostgreSQL: verify peak RSS', `${get('pg_verify_rss_mb').toFixed(0)} MB`, ''],
+  );
 }
 for (const p of proofs) {
   const n = int(p.size);

@@ -4,7 +4,7 @@
  * (a transaction-scoped advisory lock serialises it), and refused in a
  * schema that holds anything but an evident log.
  *
- *   meta          kind, schema version, tree size of the stored tiles, key file
+ *   meta          kind, schema version, key file (written by init: the owner's)
  *   head          one row: the last entry (log id, size, hash, time); its row
  *                 lock is the right to append
  *   entries       one row per entry: its canonical line (the record), and
@@ -12,6 +12,7 @@
  *                 action, targets); UPDATE, DELETE and TRUNCATE are refused
  *   tiles         the Merkle tree's tiles, one row per tile (a partial tile
  *                 grows into its full one: it is a prefix of it)
+ *   tree          one row: how many leaves the stored tiles hold
  *   checkpoint    one row: the latest signed checkpoint
  *   cosignatures  checkpoints as witnesses cosigned them
  */
@@ -40,6 +41,7 @@ const MIGRATIONS: ((s: string) => string[])[] = [
     `create index entries_targets on ${s}.entries using gin (targets)`,
     `create table ${s}.tiles (level integer not null, index bigint not null, hashes bytea not null,
       primary key (level, index))`,
+    `create table ${s}.tree (only_row boolean primary key default true check (only_row), size bigint not null)`,
     `create table ${s}.checkpoint (only_row boolean primary key default true check (only_row), note text not null)`,
     `create table ${s}.cosignatures (key text primary key, note text not null)`,
     // Append-only for every role, the owner too; an owner can disable triggers, and verify catches what follows.

@@ -3,8 +3,8 @@
  * writers on many hosts. Entries are rows (entries.ts); the seams that are
  * not the record are small enough to live here:
  *
- *   tiles        rows of the tiles table; meta's tree_size is written in the
- *                same transaction, after them
+ *   tiles        rows of the tiles table; the tree row's size is written in
+ *                the same transaction, after them
  *   checkpoint   one row, replaced by a conditional UPDATE (or an INSERT of
  *                the first), so compare-and-replace is one statement
  *   lease        a session advisory lock on a connection kept for it: it
@@ -196,9 +196,8 @@ class PostgresTiles implements TileStore {
           );
         }
         await client.query(
-          `insert into ${s}.meta (key, value) values ('tree_size', $1)
-          on conflict (key) do update set value = excluded.value`,
-          [String(size)],
+          `insert into ${s}.tree (size) values ($1) on conflict (only_row) do update set size = excluded.size`,
+          [size],
         );
       }),
     );
@@ -206,16 +205,15 @@ class PostgresTiles implements TileStore {
 
   size(): Promise<number> {
     return this.#run('read', async (pool, s) => {
-      const { rows } = await pool.query<{ value: string }>(`select value from ${s}.meta where key = 'tree_size'`);
-      const value = rows[0]?.value;
-      return value !== undefined && /^(0|[1-9][0-9]{0,15})$/.test(value) ? Number(value) : 0;
+      const { rows } = await pool.query<{ size: string }>(`select size from ${s}.tree`);
+      return Number(rows[0]?.size ?? 0);
     });
   }
 
   clear(): Promise<void> {
     return this.#run('write', (pool, s) =>
       transaction(pool, async (client) => {
-        await client.query(`delete from ${s}.meta where key = 'tree_size'`);
+        await client.query(`delete from ${s}.tree`);
         await client.query(`delete from ${s}.tiles`);
       }),
     );

@@ -7,6 +7,7 @@
  * is caught by verify, naming the entry, with the file store's reasons.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
@@ -14,7 +15,7 @@ import type { Entry } from '../../../src/entry.js';
 import { Log } from '../../../src/log.js';
 import { openPools, parsePostgresUrl, quoted } from '../../../src/store/postgres/connection.js';
 import type { WriterResult } from '../../fixtures/writer.js';
-import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, runNode, signingLog } from '../../helpers.js';
+import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, ROOT, runNode, signingLog } from '../../helpers.js';
 
 /** A connection of the test's own, as the database's owner, outside evident's pools. */
 const admin = new pg.Pool({ connectionString: POSTGRES, max: 2, application_name: 'evident-test' });
@@ -191,6 +192,61 @@ describe('a PostgreSQL log', () => {
       await assert.rejects(sql(change), /the log is append-only/);
     }
     assert.equal((await verifyOf(url)).size, 3);
+  });
+});
+
+describe('the roles docs/postgres.md sets up', () => {
+  it('a writer appends, integrates and signs; a reader verifies; neither changes an entry', async () => {
+    const url = postgresLog();
+    const schema = parsePostgresUrl(url).schema;
+    const keys = signingLog('roles.example/log');
+    await Log.init({ store: url, signingKey: keys.keyFile });
+    const [writer, reader] = [`${schema}_writer`, `${schema}_reader`];
+    const doc = readFileSync(join(ROOT, 'docs', 'postgres.md'), 'utf8');
+    const grants = (/```sql\n([\s\S]*?)```/.exec(doc)?.[1] ?? '')
+      .replaceAll('evident_writer', writer)
+      .replaceAll('evident_reader', reader)
+      .replaceAll('schema evident', `schema ${schema}`)
+      .replaceAll('evident.', `${schema}.`);
+    assert.match(grants, /grant insert on \S+\.entries/);
+    await sql(grants);
+    const as = (role: string) => url.replace('postgres@', `${role}@`);
+    try {
+      const log = new Log({ store: as(writer) });
+      const entries = await log.appendBatch(
+        Array.from({ length: 300 }, (_, i) => ({ actor: 'w', action: 'x.y', data: { i } })),
+      );
+      const receipt = await log.receipt((entries.at(-1) as Entry).seq);
+      assert.match(receipt, /^c2sp.org\/tlog-proof@v1\nindex 300\n/);
+      await log.close();
+      const result = await verifyOf(as(reader));
+      assert.deepEqual([result.ok, result.size], [true, 301]);
+      assert.ok(result.root !== undefined, 'against its own signed checkpoint');
+      const refused = new Log({ store: as(reader) });
+      await assert.rejects(refused.append({ actor: 'r', action: 'x.y' }), {
+        code: 'EVIDENT_WRITE_FAILED',
+        message: /permission denied/,
+      });
+      await refused.close().catch(() => undefined);
+      const writerSql = new pg.Client({ connectionString: POSTGRES.replace('postgres@', `${writer}@`) });
+      await writerSql.connect();
+      try {
+        for (const change of [
+          `update ${schema}.entries set actor = 'mallory' where seq = 1`,
+          `delete from ${schema}.entries where seq = 1`,
+          `update ${schema}.meta set value = '/tmp/other.key' where key = 'key_file'`,
+          `drop table ${schema}.entries`,
+        ]) {
+          await assert.rejects(writerSql.query(change), /permission denied|must be owner/, change);
+        }
+      } finally {
+        await writerSql.end();
+      }
+    } finally {
+      await sql(`drop schema ${quoted(schema)} cascade`);
+      await sql(`drop role ${writer}`);
+      await sql(`drop role ${reader}`);
+    }
   });
 });
 
