@@ -203,15 +203,21 @@ export class PostgresEntries implements EntryStore {
     let offset = 0;
     try {
       if (after.size > 0) offset = await bytesBefore(after.size);
-      const totalBytes = await bytesBefore(null);
+      // The whole table's size is a pass of its own: only for a progress bar.
+      const totalBytes = check.onProgress === undefined ? 0 : await bytesBefore(null);
       const start = offset;
-      let next = after.size;
       let reported = 0;
-      for (;;) {
-        const { rows } = await pool.query<{ seq: string; line: string; hash: Buffer; prev: Buffer }>(
-          `select seq, line, hash, prev from ${this.#s}.entries where seq >= $1 order by seq limit $2`,
-          [next, PAGE],
+      const page = (from: number) =>
+        pool.query<{ seq: string; line: string; hash: string; prev: string }>(
+          `select seq, line, encode(hash, 'hex') as hash, encode(prev, 'hex') as prev from ${this.#s}.entries
+          where seq >= $1 order by seq limit $2`,
+          [from, PAGE],
         );
+      let coming = page(after.size);
+      for (;;) {
+        const { rows } = await coming;
+        // The next page is read while this one is checked.
+        if (rows.length === PAGE) coming = page(Number((rows.at(-1) as { seq: string }).seq) + 1);
         for (const row of rows) {
           const bytes = Buffer.from(row.line, 'utf8');
           const expectedPrev = chain.lastHash;
@@ -219,9 +225,9 @@ export class PostgresEntries implements EntryStore {
           const { size, hash } = chain.head;
           if (failure !== null) return { ok: false, size, head: hash, bytes: offset - start, failure };
           const columns =
-            Number(row.seq) !== size - 1 || row.hash.toString('hex') !== hash
-              ? `the row's seq or hash column (${row.seq}, ${row.hash.toString('hex')}) is not its entry's`
-              : row.prev.toString('hex') !== expectedPrev
+            Number(row.seq) !== size - 1 || row.hash !== hash
+              ? `the row's seq or hash column (${row.seq}, ${row.hash}) is not its entry's`
+              : row.prev !== expectedPrev
                 ? "the row's prev column is not its entry's"
                 : null;
           if (columns !== null) {
@@ -229,14 +235,13 @@ export class PostgresEntries implements EntryStore {
             return { ok: false, size: size - 1, head: expectedPrev, bytes: offset - start, failure };
           }
           offset += bytes.length + 1;
-          check.onLeaf?.(row.hash);
+          check.onLeaf?.(Buffer.from(row.hash, 'hex'));
         }
         if (check.onProgress !== undefined && (rows.length === 0 || offset - reported >= 4 << 20)) {
           reported = offset;
           check.onProgress({ entries: chain.head.size - after.size, bytes: offset - start, totalBytes });
         }
         if (rows.length < PAGE) break;
-        next = Number((rows.at(-1) as { seq: string }).seq) + 1;
       }
       const { size, hash } = chain.head;
       return { ok: true, size, head: hash, bytes: offset - start };
