@@ -7,6 +7,7 @@
  * is caught by verify, naming the entry, with the file store's reasons.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -15,7 +16,17 @@ import type { Entry } from '../../../src/entry.js';
 import { Log } from '../../../src/log.js';
 import { openPools, parsePostgresUrl, quoted } from '../../../src/store/postgres/connection.js';
 import type { WriterResult } from '../../fixtures/writer.js';
-import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, ROOT, runNode, signingLog } from '../../helpers.js';
+import {
+  CLI,
+  dropTestSchemas,
+  FIXTURES,
+  POSTGRES,
+  postgresLog,
+  ROOT,
+  runNode,
+  signingLog,
+  until,
+} from '../../helpers.js';
 
 /** A connection of the test's own, as the database's owner, outside evident's pools. */
 const admin = new pg.Pool({ connectionString: POSTGRES, max: 2, application_name: 'evident-test' });
@@ -155,6 +166,37 @@ describe('a PostgreSQL log', () => {
     assert.equal(result.size, entries.length);
     const [head] = await sql(`select size from ${schema}.head`);
     assert.equal(Number(head?.size), entries.length, 'the head moved only with whole batches');
+  });
+
+  it('tail -f follows entries another process appends', async () => {
+    const url = postgresLog();
+    await appendN(url, 2);
+    const tail = spawn(process.execPath, [CLI, 'tail', '-f', '-n', '1', '--json', '--store', url]);
+    let out = '';
+    tail.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    try {
+      await until(() => out.split('\n').length > 1, 'the last entry printed');
+      const appended = await runNode(join(FIXTURES, 'writer.js'), [url, 'elsewhere', '3', '1']);
+      assert.equal(appended.code, 0, appended.stderr);
+      await until(() => out.split('\n').filter(Boolean).length === 4, 'the three new entries printed', 10_000);
+      const printed = out
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Entry);
+      assert.deepEqual(
+        printed.map((e) => [e.seq, e.actor]),
+        [
+          [1, 'a'],
+          [2, 'elsewhere'],
+          [3, 'elsewhere'],
+          [4, 'elsewhere'],
+        ],
+      );
+    } finally {
+      tail.kill();
+    }
   });
 
   it('is made by init once, safely twice, and never in a schema that holds something else', async () => {
