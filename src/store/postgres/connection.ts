@@ -59,8 +59,19 @@ export function acquirePool(url: string): Pool {
     known.users++;
     return known.pool;
   }
-  // Pipelining: the queries of a commit that do not wait for each other share one round trip.
-  const pool = new pg.Pool({ connectionString: url, max: 10, application_name: 'evident', pipeline: true });
+  // Pipelining: the queries of a commit that do not wait for each other share one round trip. The timeouts
+  // make a writer cut off from the server fail closed instead of waiting for ever, and have the server end
+  // a vanished writer's transaction, and so free the head row it locked; the URL's parameters override them.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    application_name: 'evident',
+    pipeline: true,
+    keepAlive: true,
+    connectionTimeoutMillis: 10_000,
+    query_timeout: 30_000,
+    idle_in_transaction_session_timeout: 10_000,
+  });
   // An idle connection whose server went away: the pool drops it and the next query connects anew.
   pool.on('error', () => {});
   pools.set(url, { pool, users: 1 });
