@@ -18,7 +18,7 @@ import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { FileStore } from '../../src/store/file/store.js';
 import { parsePostgresUrl } from '../../src/store/postgres/connection.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
-import type { Store } from '../../src/store/store.js';
+import type { ReadQuery, Store } from '../../src/store/store.js';
 import { dropTestSchemas, postgresLog, signingLog, tempDir } from '../helpers.js';
 
 /** Each backend: a name, and a maker of stores that all name the same new, empty log. */
@@ -135,6 +135,35 @@ for (const backend of BACKENDS) {
       await store.cosignatures.put(key, 'note two\n');
       assert.equal(await store.cosignatures.get(key), 'note two\n');
       assert.deepEqual(await store.cosignatures.list(), ['note two\n']);
+      await store.close();
+    });
+
+    it('reads by seq range, time, actor, action (and family), target, with a limit', async () => {
+      const store = await open(backend.log()());
+      const inputs = [
+        { actor: 'alice', action: 'proposal', targets: ['pr/1'] },
+        { actor: 'bob', action: 'proposal.approve', targets: ['pr/1', 'pr/2'] },
+        { actor: 'alice', action: 'proposal_x' },
+        { actor: 'carol', action: 'deploy.start', targets: ['api'] },
+        { actor: 'alice', action: 'proposal.merge', targets: ['pr/2'] },
+      ];
+      await store.entries.commit(new Batch(inputs.slice(0, 3).map((input) => prepareEntry(input))));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const later = await store.entries.commit(new Batch(inputs.slice(3).map((input) => prepareEntry(input))));
+      const seqs = async (query: ReadQuery) => {
+        const found: number[] = [];
+        for await (const entry of store.entries.read(query)) found.push(entry.seq);
+        return found;
+      };
+      assert.deepEqual(await seqs({ fromSeq: 1, toSeq: 3 }), [1, 2, 3]);
+      assert.deepEqual(await seqs({ actor: 'alice' }), [0, 2, 4]);
+      assert.deepEqual(await seqs({ action: 'proposal.*' }), [0, 1, 4], 'the family, not proposal_x');
+      assert.deepEqual(await seqs({ action: 'proposal' }), [0]);
+      assert.deepEqual(await seqs({ target: 'pr/2' }), [1, 4]);
+      assert.deepEqual(await seqs({ since: later.head.ts as string }), [3, 4]);
+      assert.deepEqual(await seqs({ until: later.after.ts as string }), [0, 1, 2]);
+      assert.deepEqual(await seqs({ actor: 'alice', limit: 2 }), [0, 2]);
+      assert.deepEqual(await seqs({ actor: 'nobody' }), []);
       await store.close();
     });
 
