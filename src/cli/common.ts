@@ -25,7 +25,7 @@ export const storeFlags = { dir: { type: 'string' }, store: { type: 'string' } }
 export function storeOption(v: { dir?: string | undefined; store?: string | undefined }): string | undefined {
   if (v.dir !== undefined && v.store !== undefined) throw new UsageError('give --dir or --store, not both');
   const store = v.store ?? v.dir;
-  if (store !== undefined && store.trim() === '') {
+  if (store !== undefined && (store.trim() === '' || /^file:(\/\/)?$/.test(store.trim()))) {
     throw new UsageError(`${v.store === undefined ? '--dir' : '--store'} is empty; give a directory`);
   }
   return store;
@@ -36,24 +36,30 @@ export function parse<const T extends ParseArgsConfig>(
   command: string,
   config: T,
 ): ReturnType<typeof parseArgs<T>>['values'] {
-  try {
-    return parseArgs(config).values;
-  } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message.split('\n')[0]}`);
-  }
+  return parseWithPositionals(command, config, false).values;
 }
 
 /** parse(), also returning the positional arguments. */
 export function parseWithPositionals<const T extends ParseArgsConfig>(
   command: string,
   config: T,
+  allowPositionals = true,
 ): { values: ReturnType<typeof parseArgs<T>>['values']; positionals: string[] } {
+  let parsed: ReturnType<typeof parseArgs>;
   try {
-    const { values, positionals } = parseArgs({ ...config, allowPositionals: true });
-    return { values: values as ReturnType<typeof parseArgs<T>>['values'], positionals };
+    parsed = parseArgs({ ...config, allowPositionals, tokens: true });
   } catch (error) {
     throw new UsageError(`${command}: ${(error as Error).message.split('\n')[0]}`);
   }
+  // parseArgs keeps the last of an option given twice; a command line that says two things is refused instead.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== 'option' || config.options?.[token.name]?.multiple === true) continue;
+    if (seen.has(token.name))
+      throw new UsageError(`${command}: ${token.name.length === 1 ? '-' : '--'}${token.name} is given more than once`);
+    seen.add(token.name);
+  }
+  return { values: parsed.values as ReturnType<typeof parseArgs<T>>['values'], positionals: parsed.positionals };
 }
 
 /** Tells of a torn last line a writer moved aside, when it happens. */

@@ -4,12 +4,17 @@ import type { VerifyProgress } from '../store/store.js';
 
 /**
  * Characters a terminal would act on or not show: C0 and C1 controls, bidi
- * controls (which reorder what follows) and zero-width characters (which let
- * `alice\u200b` pass for `alice`). Entries can hold the latter two; a table
- * for a person shows them escaped.
+ * controls (which reorder what follows), and characters drawn as nothing: the
+ * zero-width ones (which let `alice\u200b` pass for `alice`), the soft hyphen,
+ * the combining grapheme joiner, the Mongolian vowel separator, the Hangul
+ * fillers, the tag characters. Entries can hold all but the controls; a
+ * table for a person shows them escaped.
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/u;
+const INVISIBLE =
+  /\u034f|[\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\u3164\ufeff\uffa0\u{e0000}-\u{e007f}]/u;
+const HIDDEN = new RegExp(`${CONTROLS.source}|${INVISIBLE.source}`, 'gu');
 
 /** `text` with every hidden character written as \u{…}. */
 export function visible(text: string): string {

@@ -24,8 +24,11 @@ export function storeOf(spec: string | Store | undefined, options: StoreOptions 
     throw new InvalidOptionError('the store is an empty name; give a directory (or leave it unset for ./.evident)');
   }
   if (/^postgres(ql)?:\/\//i.test(name)) return new PostgresStore(parsePostgresUrl(name));
-  if (name.startsWith('file:'))
-    return new FileStore(name.startsWith('file://') ? fileURLToPath(name) : name.slice(5), options);
+  if (name.startsWith('file:')) {
+    const path = name.startsWith('file://') ? fileURLToPath(name) : name.slice(5);
+    if (path.trim() === '') throw new InvalidOptionError(`the store ${JSON.stringify(name)} names no directory`);
+    return new FileStore(path, options);
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(name)) {
     throw new InvalidOptionError(`${JSON.stringify(name)} is not a store evident knows: give a directory or file:PATH`);
   }

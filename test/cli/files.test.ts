@@ -136,6 +136,8 @@ describe('naming the log', () => {
       [['--dir', ''], {}],
       [[], { EVIDENT_DIR: '' }],
       [[], { EVIDENT_STORE: ' ' }],
+      [['--store', 'file:'], {}],
+      [[], { EVIDENT_STORE: 'file:' }],
     ] as const) {
       const ran = spawnSync(process.execPath, [CLI, 'init', ...args], {
         cwd,
@@ -143,9 +145,23 @@ describe('naming the log', () => {
         encoding: 'utf8',
       });
       assert.equal(ran.status, 2, ran.stderr);
-      assert.match(ran.stderr, /empty/);
+      assert.match(ran.stderr, /empty|names no directory/);
       assert.deepEqual(readdirSync(cwd), [], 'nothing created');
     }
+  });
+
+  it('an option that takes one value, given twice, is refused rather than half-heard', async () => {
+    const dir = tempDir();
+    for (const args of [
+      ['log', '--dir', dir, '--actor', 'a', '--actor', 'b'],
+      ['tail', '--dir', dir, '-n', '1', '-n', '2'],
+      ['append', '--dir', dir, '--actor', 'a', '--action', 'x.y', '--action', 'x.z'],
+    ]) {
+      const ran = await evident(args);
+      assert.equal(ran.code, 2, args.join(' '));
+      assert.match(ran.stderr, /(--actor|-n|--action) is given more than once \[EVIDENT_USAGE\]/);
+    }
+    assert.deepEqual(readdirSync(dir), [], 'nothing written');
   });
 
   it('--dir naming a file says so', async () => {

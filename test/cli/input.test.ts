@@ -136,10 +136,16 @@ describe('input through the CLI', () => {
   it('shows names as they are: zero-width and bidi characters escaped in the table', async () => {
     const dir = await newLog();
     assert.equal((await evident(['append', '--dir', dir, '--actor', 'alice\u200b', '--action', 'x.y'])).code, 0);
+    const hidden = ['\u00ad', '\u034f', '\u180e', '\u3164', '\u{e0041}'];
+    for (const c of hidden) {
+      assert.equal((await evident(['append', '--dir', dir, '--actor', `bob${c}`, '--action', 'x.y'])).code, 0);
+    }
     const table = await evident(['log', '--dir', dir]);
     assert.match(table.stdout, /alice\\u\{200b\}/);
+    for (const code of ['ad', '34f', '180e', '3164', 'e0041'])
+      assert.match(table.stdout, new RegExp(`bob\\\\u\\{${code}\\}`));
     const json = await evident(['log', '--dir', dir, '--json']);
-    assert.equal((JSON.parse(json.stdout) as Entry).actor, 'alice\u200b', 'recorded exactly');
+    assert.equal((JSON.parse(json.stdout.split('\n')[0] as string) as Entry).actor, 'alice\u200b', 'recorded exactly');
   });
 
   it('ends quietly when the reader closes the pipe', async () => {
