@@ -42,6 +42,11 @@ export const ERROR_CODES = {
   EVIDENT_WITNESS_ROLLBACK: { exit: 1, means: 'a witness refuses a checkpoint smaller than one it cosigned' },
   EVIDENT_WITNESS_FORK: { exit: 1, means: 'a witness refuses a checkpoint that does not extend what it cosigned' },
   EVIDENT_WITNESS_STATE: { exit: 1, means: "a witness's state directory cannot be read or written" },
+  EVIDENT_BAD_REQUEST: { exit: 2, means: 'an HTTP request the service cannot take (a bad parameter or body)' },
+  EVIDENT_UNAUTHORIZED: { exit: 2, means: 'an HTTP request without a token, or with one the service does not know' },
+  EVIDENT_FORBIDDEN: { exit: 2, means: "the token's scopes or actors do not allow the request" },
+  EVIDENT_NOT_FOUND: { exit: 2, means: 'no such entry, tile or resource' },
+  EVIDENT_TOO_LARGE: { exit: 2, means: 'an HTTP request body over the limit' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -386,6 +386,11 @@ export class Log extends EventEmitter<LogEvents> {
     return this.#withTree((tree) => tree.consistencyProof(size1, size2 ?? tree.size), size2);
   }
 
+  /** The hashes of C2SP tlog-tiles tile `level`/`index` of `width` hashes (256: a full tile), 32 bytes each. */
+  tile(level: number, index: number, width = 256): Promise<Buffer> {
+    return this.#withTree((tree) => tree.tile(level, index, width));
+  }
+
   async #withTree<T>(work: (tree: Tree) => Promise<T>, size = 0): Promise<T> {
     await this.ready();
     const head = await this.#store.entries.head();

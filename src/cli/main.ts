@@ -11,6 +11,7 @@
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { AfterAppendError, type Command, UsageError, write } from './common.js';
 import { LOG_COMMANDS, LOG_HELP } from './log-commands.js';
+import { SERVE_COMMANDS, SERVE_HELP } from './serve-commands.js';
 import { TLOG_COMMANDS, TLOG_HELP } from './tlog-commands.js';
 
 const HELP: Record<string, string> = {
@@ -36,14 +37,19 @@ Proofs and checkpoints:
   note            verify any C2SP signed note
   witness         cosign a log's checkpoints as a witness, refusing rollbacks and forks
 
+Over HTTP:
+  serve           serve the log: appends with tokens, reads, receipts, the C2SP tlog-tiles API
+  token           add, list or revoke the service's tokens
+
 Run \`evident <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 usage error or no readable log,
 3 appended, but a step after failed (the entries are in the log: do not append them again).`,
   ...LOG_HELP,
   ...TLOG_HELP,
+  ...SERVE_HELP,
 };
 
-const COMMANDS: Record<string, Command> = { ...LOG_COMMANDS, ...TLOG_COMMANDS };
+const COMMANDS: Record<string, Command> = { ...LOG_COMMANDS, ...TLOG_COMMANDS, ...SERVE_COMMANDS };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -149,6 +149,21 @@ export class Tree {
     return new TreeEdge(size, tiles);
   }
 
+  /**
+   * The hashes of tile `level`/`index` of `width` (C2SP tlog-tiles): the
+   * complete subtrees of 256^level leaves from index·256 on. Only tiles the
+   * tree holds whole: every hash of it must be a complete subtree.
+   */
+  async tile(level: number, index: number, width: number): Promise<Buffer> {
+    const first = index * TILE_WIDTH;
+    if (width < 1 || width > TILE_WIDTH || (first + width) * TILE_WIDTH ** level > this.size) {
+      throw new OutOfRangeError(`tile ${level}/${index} of width ${width} is beyond the tree of ${this.size} leaves`);
+    }
+    const hashes: Hash[] = [];
+    for (let k = 0; k < width; k++) hashes.push(await this.#node(level * TILE_HEIGHT, first + k));
+    return Buffer.concat(hashes);
+  }
+
   /** MTH of the first `size` leaves, RFC 9162 §2.1.1. */
   rootAt(size: number): Promise<Hash> {
     if (size === this.size) return Promise.resolve(this.root());

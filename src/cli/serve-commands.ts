@@ -1,0 +1,116 @@
+/** The HTTP service's commands: serve, token. */
+import { Log } from '../log.js';
+import { buildServer } from '../server/server.js';
+import { addToken, readTokens, revokeToken } from '../server/tokens.js';
+import {
+  type Command,
+  DIR_HELP,
+  parse,
+  parseWithPositionals,
+  storeFlags,
+  storeOption,
+  UsageError,
+  write,
+} from './common.js';
+
+export const SERVE_HELP: Record<string, string> = {
+  serve: `Usage: evident serve [--listen HOST:PORT] [--tokens FILE] [--public-reads] [--key FILE] [--dir D]
+
+Serves the log over HTTP until SIGINT or SIGTERM, then finishes what was accepted and signs a last checkpoint.
+  POST /v1/entries                one entry (application/json), or an atomic batch (application/x-ndjson)
+  GET  /v1/entries                ?actor=&action=&target=&since=&until=&after=SEQ&limit=N (JSON, or NDJSON by Accept)
+  GET  /v1/entries/SEQ[/receipt]  one entry; its c2sp.org/tlog-proof receipt (?wait=SECONDS)
+  GET  /checkpoint, /tile/…       the C2SP tlog-tiles read API; GET /v1/health
+Requests carry Authorization: Bearer SECRET, from evident token add.
+  --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
+  --tokens FILE       the token file (default: $EVIDENT_TOKENS); without one only public reads are served
+  --public-reads      reads need no token
+  --key FILE          a signing log's key (default: $EVIDENT_KEY, then the store's key file)
+${DIR_HELP}`,
+  token: `Usage: evident token add NAME --scopes append,read[,admin] [--actors PATTERN]... --tokens FILE
+       evident token list --tokens FILE
+       evident token revoke NAME --tokens FILE
+
+add prints the new token's secret once, alone on stdout (TOKEN=$(evident token add …)); the file keeps only its
+SHA-256, and is created mode 0600. --actors limits the actors its entries may have (* matches any characters:
+ci-*). A running server sees changes within a second.`,
+};
+
+export const SERVE_COMMANDS: Record<string, Command> = {
+  async serve(args) {
+    const v = parse('serve', {
+      args,
+      strict: true,
+      options: {
+        ...storeFlags,
+        listen: { type: 'string' },
+        tokens: { type: 'string' },
+        'public-reads': { type: 'boolean' },
+        key: { type: 'string' },
+      },
+    });
+    const listen = v.listen ?? '127.0.0.1:8080';
+    const match = /^(.*):([0-9]{1,5})$/.exec(listen);
+    const port = Number(match?.[2]);
+    if (match === null || port > 65535) throw new UsageError(`--listen: ${JSON.stringify(listen)} is not HOST:PORT`);
+    const host = (match[1] as string).replace(/^\[(.*)\]$/, '$1');
+    const tokens = v.tokens ?? process.env.EVIDENT_TOKENS ?? null;
+    if (tokens !== null) readTokens(tokens); // a bad file is refused now, not at the first request
+    const log = new Log({ store: storeOption(v), key: v.key });
+    await log.ready();
+    const app = buildServer({ log, tokens, publicReads: v['public-reads'] === true });
+    const address = await app.listen({ host, port });
+    process.stderr.write(`evident: serving ${log.location} on ${address}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    process.stderr.write('evident: stopping: finishing accepted requests, signing a last checkpoint\n');
+    await app.close();
+    await log.close();
+    return 0;
+  },
+
+  async token(args) {
+    const [sub, ...rest] = args;
+    const { values: v, positionals } = parseWithPositionals(`token ${sub ?? ''}`.trim(), {
+      args: rest,
+      strict: true,
+      options: {
+        tokens: { type: 'string' },
+        scopes: { type: 'string' },
+        actors: { type: 'string', multiple: true },
+      },
+    });
+    const file = v.tokens ?? process.env.EVIDENT_TOKENS;
+    if (file === undefined || file === '')
+      throw new UsageError('token: --tokens FILE (or $EVIDENT_TOKENS) is required');
+    if (sub === 'add') {
+      const [name, ...extra] = positionals;
+      if (name === undefined || extra.length > 0) throw new UsageError('token add: give one NAME');
+      if (v.scopes === undefined) throw new UsageError('token add: --scopes is required (append, read, admin)');
+      const secret = addToken(file, name, v.scopes.split(','), v.actors);
+      write(`${secret}\n`);
+      process.stderr.write(`evident: token ${name} added to ${file}; its secret is shown this once\n`);
+      return 0;
+    }
+    if (sub === 'list') {
+      if (positionals.length > 0 || v.scopes !== undefined || v.actors !== undefined) {
+        throw new UsageError('token list: only --tokens');
+      }
+      for (const t of readTokens(file)) {
+        write(`${t.name}\t${t.scopes.join(',')}\t${t.actors?.join(',') ?? '*'}\t${t.created}\n`);
+      }
+      return 0;
+    }
+    if (sub === 'revoke') {
+      const [name, ...extra] = positionals;
+      if (name === undefined || extra.length > 0) throw new UsageError('token revoke: give one NAME');
+      if (!revokeToken(file, name)) throw new UsageError(`token revoke: no token named ${name} in ${file}`);
+      process.stderr.write(`evident: token ${name} revoked\n`);
+      return 0;
+    }
+    throw new UsageError('token: the subcommand is add, list or revoke');
+  },
+};

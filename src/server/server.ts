@@ -1,0 +1,306 @@
+/**
+ * `evident serve`: a thin HTTP layer over a Log, on fastify.
+ *
+ *   POST /v1/entries                 append one entry (application/json) or an
+ *                                    atomic batch (application/x-ndjson)
+ *   GET  /v1/entries                 entries by actor, action, target, time,
+ *                                    after a seq (cursor), limit; JSON or NDJSON
+ *   GET  /v1/entries/<seq>           one entry
+ *   GET  /v1/entries/<seq>/receipt   its c2sp.org/tlog-proof receipt (?wait=S)
+ *   GET  /v1/health                  {"ok":true,"size":N}
+ *   GET  /checkpoint, /tile/…        the C2SP tlog-tiles read API (api/layout.ts)
+ *
+ * Bodies are parsed by evident's own strict I-JSON parser, never by
+ * JSON.parse: an entry is recorded exactly as sent or refused. Errors are
+ * {"error":{"code","message"}} with the code from errors.ts.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { entryBundle, parseTilePath } from '../api/layout.js';
+import { parseIJson } from '../encoding/ijson.js';
+import type { Entry, EntryInput } from '../entry.js';
+import { type ErrorCode, EvidentError, InvalidEntryError } from '../errors.js';
+import type { Log } from '../log.js';
+import { checkpointOfNote } from '../note/checkpoint.js';
+import type { ReadQuery } from '../store/store.js';
+import { findToken, mayActAs, readTokens, type Scope, type Token } from './tokens.js';
+
+export interface ServerOptions {
+  /** The log it serves, opened for writing. */
+  log: Log;
+  /** The token file (`evident token add`); null: no token is accepted (reads may still be public). */
+  tokens: string | null;
+  /** Reads need no token. */
+  publicReads?: boolean;
+  /** Largest request body, bytes (default 8 MiB). */
+  bodyLimit?: number;
+  /** Entries accepted but not yet appended, at most; past it appends get 503 (default 65,536). */
+  maxPending?: number;
+  /** fastify's logger option (pino); default off. */
+  logger?: boolean | object;
+}
+
+/** The HTTP status for each code that a request can cause; 500 for the rest (the server's own failures). */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  EVIDENT_INVALID_ENTRY: 400,
+  EVIDENT_INVALID_OPTION: 400,
+  EVIDENT_BAD_REQUEST: 400,
+  EVIDENT_UNAUTHORIZED: 401,
+  EVIDENT_FORBIDDEN: 403,
+  EVIDENT_NOT_FOUND: 404,
+  EVIDENT_OUT_OF_RANGE: 404,
+  EVIDENT_NO_KEY: 404,
+  EVIDENT_TOO_LARGE: 413,
+  EVIDENT_QUEUE_FULL: 503,
+  EVIDENT_NOT_YET: 503,
+  EVIDENT_CLOSED: 503,
+  EVIDENT_HISTORY_MISMATCH: 503,
+};
+
+const TILE_CORS = { 'access-control-allow-origin': '*' };
+const MAX_LIMIT = 1000;
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const { log } = options;
+  const maxPending = options.maxPending ?? 65_536;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 8 << 20,
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    return503OnClosing: true,
+  });
+  const tokens = tokenSource(options.tokens);
+  let pending = 0;
+
+  // Bodies stay text: evident parses them (strict I-JSON), so nothing is altered on the way.
+  app.removeAllContentTypeParsers();
+  for (const type of ['application/json', 'application/x-ndjson']) {
+    app.addContentTypeParser(type, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  }
+
+  app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
+    let code: ErrorCode;
+    let status: number;
+    let message = error.message;
+    if (error instanceof EvidentError) {
+      code = error.code;
+      status = STATUS[code] ?? 500;
+    } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      code = 'EVIDENT_TOO_LARGE';
+      status = 413;
+    } else if (typeof error.statusCode === 'number' && error.statusCode < 500) {
+      code = 'EVIDENT_BAD_REQUEST';
+      status = error.statusCode;
+    } else {
+      code = 'EVIDENT_WRITE_FAILED';
+      status = 500;
+      request.log.error(error);
+      message = 'the server failed; see its log';
+    }
+    if (status === 503) reply.header('retry-after', '1');
+    if (status === 401) reply.header('www-authenticate', 'Bearer');
+    return reply.code(status).send({ error: { code, message } });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: 'EVIDENT_NOT_FOUND', message: `no such resource: ${request.url}` } }),
+  );
+
+  /** The token a request carries, allowed `scope`; throws 401/403. Reads pass without one when public. */
+  const authorize = async (request: FastifyRequest, scope: Scope): Promise<Token | null> => {
+    if (scope === 'read' && options.publicReads === true) return null;
+    const header = request.headers.authorization;
+    const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    if (secret === undefined || secret === '') {
+      throw new EvidentError('EVIDENT_UNAUTHORIZED', 'this needs a token: Authorization: Bearer <secret>');
+    }
+    const token = findToken(await tokens(), secret);
+    if (token === null) throw new EvidentError('EVIDENT_UNAUTHORIZED', 'the token is not known (revoked?)');
+    if (!token.scopes.includes(scope) && !token.scopes.includes('admin')) {
+      throw new EvidentError('EVIDENT_FORBIDDEN', `token ${token.name} lacks the ${scope} scope`);
+    }
+    return token;
+  };
+
+  const inputOf = (value: unknown, where: string): EntryInput => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new InvalidEntryError('$', `${where} is not a JSON object; an entry is one`);
+    }
+    return value as EntryInput;
+  };
+
+  const allowed = (token: Token | null, inputs: EntryInput[]) => {
+    for (const [i, input] of inputs.entries()) {
+      if (token !== null && typeof input.actor === 'string' && !mayActAs(token, input.actor)) {
+        throw new EvidentError(
+          'EVIDENT_FORBIDDEN',
+          `${inputs.length > 1 ? `line ${i + 1}: ` : ''}token ${token.name} may not append as ${JSON.stringify(input.actor)}`,
+        );
+      }
+    }
+  };
+
+  const admitted = async <T>(count: number, work: () => Promise<T>): Promise<T> => {
+    if (pending + count > maxPending) {
+      throw new EvidentError('EVIDENT_QUEUE_FULL', `the log has ${pending} entries waiting to be appended; retry`);
+    }
+    pending += count;
+    try {
+      return await work();
+    } finally {
+      pending -= count;
+    }
+  };
+
+  app.post('/v1/entries', async (request, reply) => {
+    const token = await authorize(request, 'append');
+    const body = typeof request.body === 'string' ? request.body : '';
+    const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type === 'application/x-ndjson') {
+      const lines = body.split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      if (lines.length === 0) throw new EvidentError('EVIDENT_BAD_REQUEST', 'the batch holds no entries');
+      const inputs = lines.map((line, i) => inputOf(parseIJson(line, `line ${i + 1}`), `line ${i + 1}`));
+      allowed(token, inputs);
+      const entries = await admitted(inputs.length, () => log.appendBatch(inputs));
+      const first = entries[0] as Entry;
+      return reply.code(201).send({ appended: entries.length, first: first.seq, last: first.seq + entries.length - 1 });
+    }
+    const input = inputOf(parseIJson(body, 'the body'), 'the body');
+    allowed(token, [input]);
+    const entry = await admitted(1, () => log.append(input));
+    return reply.code(201).send(entry);
+  });
+
+  app.get('/v1/entries', async (request, reply) => {
+    await authorize(request, 'read');
+    const q = request.query as Record<string, unknown>;
+    const text = (name: string) => {
+      const value = q[name];
+      if (value === undefined) return undefined;
+      if (typeof value !== 'string' || value === '') {
+        throw new EvidentError('EVIDENT_BAD_REQUEST', `${name}: give it once, not empty`);
+      }
+      return value;
+    };
+    const limit = count(text('limit'), 'limit') ?? 100;
+    if (limit < 1 || limit > MAX_LIMIT) throw new EvidentError('EVIDENT_BAD_REQUEST', `limit: 1 to ${MAX_LIMIT}`);
+    const after = count(text('after'), 'after');
+    const query: ReadQuery = {
+      actor: text('actor'),
+      action: text('action'),
+      target: text('target'),
+      since: time(text('since'), 'since'),
+      until: time(text('until'), 'until'),
+      fromSeq: after === undefined ? undefined : after + 1,
+      limit,
+    };
+    const entries: Entry[] = [];
+    for await (const entry of log.read(query)) entries.push(entry);
+    const next = entries.length === limit ? (entries.at(-1) as Entry).seq : null;
+    if ((request.headers.accept ?? '').includes('application/x-ndjson')) {
+      return reply.type('application/x-ndjson').send(entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    }
+    return { entries, next };
+  });
+
+  const seqParam = (request: FastifyRequest) => {
+    const seq = count((request.params as { seq: string }).seq, 'seq');
+    if (seq === undefined) throw new EvidentError('EVIDENT_BAD_REQUEST', 'seq is missing');
+    return seq;
+  };
+
+  app.get('/v1/entries/:seq', async (request) => {
+    await authorize(request, 'read');
+    const seq = seqParam(request);
+    for await (const entry of log.read({ fromSeq: seq, toSeq: seq })) return entry;
+    throw new EvidentError('EVIDENT_NOT_FOUND', `no entry ${seq}`);
+  });
+
+  app.get('/v1/entries/:seq/receipt', async (request, reply) => {
+    await authorize(request, 'read');
+    const seq = seqParam(request);
+    const wait = count((request.query as { wait?: string }).wait, 'wait') ?? 0;
+    if (wait > 60) throw new EvidentError('EVIDENT_BAD_REQUEST', 'wait: at most 60 seconds');
+    const receipt = await log.receipt(seq, { waitMs: wait * 1000 });
+    return reply.type('text/plain; charset=utf-8').send(receipt);
+  });
+
+  app.get('/v1/health', async () => ({ ok: true, size: (await log.head()).size }));
+
+  /** The latest checkpoint readers may see: cosigned if witnesses did, else the latest signed; null if none. */
+  const published = async () => {
+    const note = await log.cosignedCheckpoint();
+    return note === null ? null : { note, size: checkpointOfNote(note).size };
+  };
+
+  app.get('/checkpoint', async (request, reply) => {
+    await authorize(request, 'read');
+    const checkpoint = await published();
+    if (checkpoint === null) throw new EvidentError('EVIDENT_NOT_FOUND', 'this log does not sign checkpoints');
+    return reply
+      .headers({ ...TILE_CORS, 'cache-control': 'no-cache' })
+      .type('text/plain; charset=utf-8')
+      .send(checkpoint.note);
+  });
+
+  app.get('/tile/*', async (request, reply) => {
+    await authorize(request, 'read');
+    const address = parseTilePath((request.params as { '*': string })['*']);
+    if (address === null) throw new EvidentError('EVIDENT_NOT_FOUND', `${request.url} is not a tile path`);
+    // Tiles of the tree the readers can check: the published checkpoint's (the whole tree, if it does not sign).
+    const size = (await published())?.size ?? (await log.treeHead()).size;
+    const { level, index, width } = address;
+    const leaves = (index * 256 + width) * 256 ** (level === 'entries' ? 0 : level);
+    if (leaves > size) throw new EvidentError('EVIDENT_NOT_FOUND', `${request.url} is beyond the tree of ${size}`);
+    const body =
+      level === 'entries'
+        ? entryBundle(await collect(log.read({ fromSeq: index * 256, toSeq: index * 256 + width - 1 })))
+        : await log.tile(level, index, width);
+    const cache = width === 256 ? 'public, max-age=31536000, immutable' : 'public, max-age=60';
+    return reply
+      .headers({ ...TILE_CORS, 'cache-control': cache })
+      .type('application/octet-stream')
+      .send(body);
+  });
+
+  return app;
+}
+
+async function collect(entries: AsyncIterable<Entry>): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const entry of entries) out.push(entry);
+  return out;
+}
+
+/** A whole number parameter, or undefined when absent. */
+function count(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new EvidentError('EVIDENT_BAD_REQUEST', `${name}: expected a whole number, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+/** An RFC 3339 time parameter, normalised as entries store times; undefined when absent. */
+function time(text: string | undefined, name: string): string | undefined {
+  if (text === undefined) return undefined;
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/.test(text) || Number.isNaN(ms)) {
+    throw new EvidentError('EVIDENT_BAD_REQUEST', `${name}: ${JSON.stringify(text)} is not an RFC 3339 time`);
+  }
+  return new Date(ms).toISOString();
+}
+
+/** The tokens, read again when the file changes (a revoked token stops working within a second). */
+function tokenSource(path: string | null): () => Promise<Token[]> {
+  if (path === null) return async () => [];
+  let tokens = readTokens(path);
+  let checked = Date.now();
+  return async () => {
+    if (Date.now() - checked >= 1000) {
+      checked = Date.now();
+      tokens = readTokens(path);
+    }
+    return tokens;
+  };
+}

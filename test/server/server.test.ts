@@ -1,0 +1,282 @@
+/**
+ * The HTTP service, against a real server on 127.0.0.1 and real requests:
+ * tokens, scopes and actor patterns; appends recorded exactly or refused
+ * with the documented status and code, nothing written; reads, paging and
+ * receipts; and the C2SP tlog-tiles read API, checked as a generic client
+ * that knows only the log's origin and verifier key would check it.
+ */
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { splitBundle } from '../../src/api/layout.js';
+import type { Entry } from '../../src/entry.js';
+import { Log } from '../../src/log.js';
+import { leafHash } from '../../src/merkle/hash.js';
+import { subtreesOf, treeRoot } from '../../src/merkle/tree.js';
+import { trustCheckpoint } from '../../src/note/trust.js';
+import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
+import { buildServer } from '../../src/server/server.js';
+import { addToken, revokeToken } from '../../src/server/tokens.js';
+import { evident, signingLog, tempDir } from '../helpers.js';
+
+let base = '';
+let close: () => Promise<void>;
+let keys: ReturnType<typeof signingLog>;
+let tokensFile = '';
+const secret: Record<string, string> = {};
+
+async function call(
+  method: string,
+  path: string,
+  options: { token?: string | undefined; body?: string; type?: string; accept?: string } = {},
+) {
+  const headers: Record<string, string> = {};
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  if (options.type !== undefined) headers['content-type'] = options.type;
+  if (options.accept !== undefined) headers.accept = options.accept;
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    ...(options.body === undefined ? {} : { body: options.body }),
+  });
+  const bytes = Buffer.from(await response.arrayBuffer());
+  return { status: response.status, headers: response.headers, bytes, text: bytes.toString('utf8') };
+}
+const json = (r: { text: string }) => JSON.parse(r.text);
+
+/** A GET of `path` exactly as written: fetch() would resolve its dot segments before sending it. */
+function rawGet(path: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(base);
+    const req = request(
+      { host: url.hostname, port: url.port, path, headers: { authorization: `Bearer ${token}` } },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode as number);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+const post = (token: string, body: string, type = 'application/json') =>
+  call('POST', '/v1/entries', { token, body, type });
+
+describe('evident serve', () => {
+  before(async () => {
+    keys = signingLog('http.example/log');
+    await keys.init();
+    tokensFile = join(tempDir(), 'tokens.json');
+    secret.writer = addToken(tokensFile, 'writer', ['append', 'read']);
+    secret.ci = addToken(tokensFile, 'ci', ['append'], ['ci-*']);
+    secret.reader = addToken(tokensFile, 'reader', ['read']);
+    const log = new Log({ store: keys.dir, checkpointInterval: 50 });
+    const app = buildServer({ log, tokens: tokensFile, bodyLimit: 64 * 1024 });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    close = async () => {
+      await app.close();
+      await log.close();
+    };
+  });
+  after(() => close());
+
+  it('keeps only hashes of the secrets, in a file only its owner reads', () => {
+    assert.equal(statSync(tokensFile).mode & 0o777, 0o600);
+    const stored = statSync(tokensFile).size;
+    assert.ok(stored > 0);
+    for (const s of Object.values(secret)) assert.match(s, /^evt_[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('appends one entry and answers 201 with it as stored', async () => {
+    const r = await post(secret.writer as string, '{"actor":"alice","action":"deploy.start","targets":["api"]}');
+    assert.equal(r.status, 201, r.text);
+    const entry = json(r) as Entry;
+    assert.equal(entry.actor, 'alice');
+    const got = await call('GET', `/v1/entries/${entry.seq}`, { token: secret.reader });
+    assert.deepEqual(json(got), entry);
+  });
+
+  it('appends an NDJSON batch atomically, or nothing, naming the bad line', async () => {
+    const before = json(await call('GET', '/v1/health')).size;
+    const lines = ['{"actor":"ci-bot","action":"build.start"}', '{"actor":"ci-bot","action":"build.finish"}'];
+    const r = await post(secret.writer as string, `${lines.join('\n')}\n`, 'application/x-ndjson');
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(json(r), { appended: 2, first: before, last: before + 1 });
+    const bad = await post(
+      secret.writer as string,
+      `${lines[0]}\n{"actor":"x","action":"y.z","data":{"k":1,"k":2}}\n`,
+      'application/x-ndjson',
+    );
+    assert.equal(bad.status, 400);
+    assert.equal(json(bad).error.code, 'EVIDENT_INVALID_ENTRY');
+    assert.match(json(bad).error.message, /line 2/);
+    assert.equal(json(await call('GET', '/v1/health')).size, before + 2, 'nothing of the bad batch written');
+  });
+
+  it('refuses with the documented status and code, writing nothing', async () => {
+    const before = json(await call('GET', '/v1/health')).size;
+    const cases: [Awaited<ReturnType<typeof call>>, number, string][] = [
+      [await call('POST', '/v1/entries', { body: '{}', type: 'application/json' }), 401, 'EVIDENT_UNAUTHORIZED'],
+      [await post('evt_not-a-token', '{"actor":"a","action":"b.c"}'), 401, 'EVIDENT_UNAUTHORIZED'],
+      [await post(secret.reader as string, '{"actor":"a","action":"b.c"}'), 403, 'EVIDENT_FORBIDDEN'],
+      [await post(secret.ci as string, '{"actor":"alice","action":"b.c"}'), 403, 'EVIDENT_FORBIDDEN'],
+      [await post(secret.writer as string, '{"actor":"a","action":'), 400, 'EVIDENT_INVALID_ENTRY'],
+      [
+        await post(secret.writer as string, '{"actor":"a","action":"b.c","data":{"n":9007199254740993}}'),
+        400,
+        'EVIDENT_INVALID_ENTRY',
+      ],
+      [await post(secret.writer as string, '[1,2]'), 400, 'EVIDENT_INVALID_ENTRY'],
+      [await post(secret.writer as string, '{"actor":"","action":"b.c"}'), 400, 'EVIDENT_INVALID_ENTRY'],
+      [
+        await post(
+          secret.writer as string,
+          JSON.stringify({ actor: 'a', action: 'b.c', data: { s: 'x'.repeat(70_000) } }),
+        ),
+        413,
+        'EVIDENT_TOO_LARGE',
+      ],
+      [await post(secret.writer as string, 'actor=a', 'application/x-www-form-urlencoded'), 415, 'EVIDENT_BAD_REQUEST'],
+    ];
+    for (const [r, status, code] of cases) {
+      assert.equal(r.status, status, r.text);
+      assert.equal(json(r).error.code, code, r.text);
+    }
+    assert.equal(cases[0]?.[0].headers.get('www-authenticate'), 'Bearer');
+    assert.equal(json(await call('GET', '/v1/health')).size, before, 'nothing written');
+    // The ci token may append as any ci-* actor.
+    assert.equal((await post(secret.ci as string, '{"actor":"ci-nightly","action":"b.c"}')).status, 201);
+  });
+
+  it('a revoked token stops working', async () => {
+    const temporary = addToken(tokensFile, 'temporary', ['read']);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await call('GET', '/v1/entries', { token: temporary })).status, 200);
+    revokeToken(tokensFile, 'temporary');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await call('GET', '/v1/entries', { token: temporary })).status, 401);
+  });
+
+  it('reads by filter, pages with after/next, in JSON or NDJSON', async () => {
+    const token = secret.reader as string;
+    const all = json(await call('GET', '/v1/entries?limit=1000', { token })).entries as Entry[];
+    const page = json(await call('GET', '/v1/entries?limit=2', { token }));
+    assert.deepEqual(page.entries, all.slice(0, 2));
+    assert.equal(page.next, all[1]?.seq);
+    const second = json(await call('GET', `/v1/entries?limit=2&after=${page.next}`, { token }));
+    assert.deepEqual(second.entries, all.slice(2, 4));
+    const ci = json(await call('GET', '/v1/entries?action=build.*', { token })).entries as Entry[];
+    assert.deepEqual(
+      ci.map((e) => e.action),
+      ['build.start', 'build.finish'],
+    );
+    const ndjson = await call('GET', '/v1/entries?actor=alice', { token, accept: 'application/x-ndjson' });
+    assert.match(ndjson.headers.get('content-type') ?? '', /^application\/x-ndjson/);
+    assert.equal(JSON.parse(ndjson.text.trim()).actor, 'alice');
+    for (const bad of ['limit=0', 'limit=5000', 'after=-1', 'since=yesterday', 'limit=1&limit=2']) {
+      const r = await call('GET', `/v1/entries?${bad}`, { token });
+      assert.equal(r.status, 400, bad);
+      assert.equal(json(r).error.code, 'EVIDENT_BAD_REQUEST');
+    }
+    assert.equal((await call('GET', '/v1/entries/999999', { token })).status, 404);
+    assert.equal((await call('GET', '/v1/entries', {})).status, 401, 'reads need a token unless public');
+  });
+
+  it('gives a receipt that verifies offline', async () => {
+    const entry = json(await post(secret.writer as string, '{"actor":"bob","action":"payout.approve"}')) as Entry;
+    const r = await call('GET', `/v1/entries/${entry.seq}/receipt?wait=10`, { token: secret.reader });
+    assert.equal(r.status, 200, r.text);
+    const checkpoint = verifyReceipt(parseReceipt(r.text), entry, { log: keys.key });
+    assert.ok(checkpoint.size > entry.seq);
+  });
+
+  it('serves C2SP tlog-tiles that a client knowing only the verifier key can check', async () => {
+    const lines = Array.from({ length: 600 }, (_, i) => JSON.stringify({ actor: 'load', action: 'x.y', data: { i } }));
+    assert.equal((await post(secret.writer as string, lines.join('\n'), 'application/x-ndjson')).status, 201);
+    const token = secret.reader as string;
+    let checkpointText = '';
+    let size = 0;
+    for (let i = 0; i < 100 && size < 600; i++) {
+      const got = await call('GET', '/checkpoint', { token });
+      checkpointText = got.text;
+      size = trustCheckpoint(checkpointText, { log: keys.key }).size;
+      if (size < 600) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const checkpoint = trustCheckpoint(checkpointText, { log: keys.key });
+    const cp = await call('GET', '/checkpoint', { token });
+    assert.equal(cp.headers.get('content-type'), 'text/plain; charset=utf-8');
+    assert.equal(cp.headers.get('access-control-allow-origin'), '*');
+
+    // Entry bundles → leaf hashes, as RFC 9162 §2.1.1 hashes a leaf; level-0 tiles must hold exactly those.
+    const path = (n: number) => String(n).padStart(3, '0');
+    const leaves: Buffer[] = [];
+    for (let n = 0; n * 256 < checkpoint.size; n++) {
+      const width = Math.min(256, checkpoint.size - n * 256);
+      const suffix = width < 256 ? `.p/${width}` : '';
+      const bundle = await call('GET', `/tile/entries/${path(n)}${suffix}`, { token });
+      assert.equal(bundle.status, 200, bundle.text);
+      const entries = splitBundle(bundle.bytes) as Buffer[];
+      assert.equal(entries.length, width);
+      const hashes = entries.map((bytes) => leafHash(bytes));
+      const tile = await call('GET', `/tile/0/${path(n)}${suffix}`, { token });
+      assert.equal(tile.status, 200);
+      assert.ok(tile.bytes.equals(Buffer.concat(hashes)), `tile 0/${n} holds the bundle's leaf hashes`);
+      assert.equal(
+        tile.headers.get('cache-control'),
+        width === 256 ? 'public, max-age=31536000, immutable' : 'public, max-age=60',
+      );
+      leaves.push(...hashes);
+    }
+    assert.ok(
+      treeRoot(subtreesOf(leaves), checkpoint.size).equals(checkpoint.root),
+      'the leaves hash to the signed root',
+    );
+    // Level 1: the roots of the full level-0 tiles.
+    const level1 = await call('GET', '/tile/1/000.p/2', { token });
+    assert.ok(
+      level1.bytes.equals(
+        Buffer.concat([
+          treeRoot(subtreesOf(leaves.slice(0, 256)), 256),
+          treeRoot(subtreesOf(leaves.slice(256, 512)), 256),
+        ]),
+      ),
+    );
+    // Never a tile beyond the checkpoint, never a malformed path.
+    for (const bad of [
+      `/tile/0/${path(Math.ceil(checkpoint.size / 256))}`,
+      '/tile/0/000.p/0',
+      '/tile/0/000.p/256',
+      '/tile/0/x000/000',
+      '/tile/0/1',
+      '/tile/64/000',
+      '/tile/../checkpoint',
+      '/tile/0/../../checkpoint',
+      '/tile/0/%2e%2e/%2e%2e/checkpoint',
+      '/tile/entries/%2e%2e/000',
+      '/tile/0/000.p/01',
+    ]) {
+      assert.equal(await rawGet(bad, token), 404, bad);
+    }
+  });
+});
+
+describe('evident token', () => {
+  it('add prints the secret alone on stdout; list shows no secret; revoke removes it', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    const added = await evident(['token', 'add', 'ci', '--scopes', 'append', '--actors', 'ci-*', '--tokens', file]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /^evt_[A-Za-z0-9_-]{43}\n$/);
+    const listed = await evident(['token', 'list', '--tokens', file]);
+    assert.match(listed.stdout, /^ci\tappend\tci-\*\t/);
+    assert.ok(!listed.stdout.includes(added.stdout.trim()), 'no secret listed');
+    const again = await evident(['token', 'add', 'ci', '--scopes', 'read', '--tokens', file]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /exists already/);
+    const badScope = await evident(['token', 'add', 'x', '--scopes', 'root', '--tokens', file]);
+    assert.equal(badScope.code, 2);
+    assert.equal((await evident(['token', 'revoke', 'ci', '--tokens', file])).code, 0);
+    assert.equal((await evident(['token', 'list', '--tokens', file])).stdout, '');
+  });
+});
