@@ -61,6 +61,7 @@ const FIELDS = new Set([
   'data',
   'prev',
   'hash',
+  'via',
 ]);
 
 /** Parses a line into an Entry, or returns why it is not one. */
@@ -90,6 +91,18 @@ export function parseEntry(text: string): Entry | string {
     return 'data is not an object';
   }
   if (e.data !== undefined && nestsDeeperThan(e.data, MAX_DEPTH)) return `data nests deeper than ${MAX_DEPTH} levels`;
+  if (e.via !== undefined) {
+    const via = e.via as Record<string, unknown> | null;
+    if (typeof via !== 'object' || via === null || Array.isArray(via) || typeof via.token !== 'string') {
+      return 'via is not an object with a token';
+    }
+    if (
+      Object.keys(via).some((k) => k !== 'token' && k !== 'key') ||
+      (via.key !== undefined && typeof via.key !== 'string')
+    ) {
+      return 'via holds something other than token and key';
+    }
+  }
   for (const name in e) if (!FIELDS.has(name)) return `unknown member ${JSON.stringify(name)}`;
   return e as unknown as Entry;
 }

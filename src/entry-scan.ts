@@ -7,7 +7,8 @@
  * space — so most of the line can be matched literally:
  *
  *   {"action":S,"actor":S[,"data":{…}],"hash":"H64","id":S,"log":"H32"
- *    [,"outcome":S],"prev":"H64","seq":N[,"targets":[S,…]],"ts":"T","v":1}
+ *    [,"outcome":S],"prev":"H64","seq":N[,"targets":[S,…]],"ts":"T","v":1
+ *    [,"via":{["key":S,]"token":S}]}
  *
  * Only `data` is free-form; it alone goes through JSON.parse and the
  * canonical check. The scan accepts a strict subset of what the full check
@@ -45,7 +46,8 @@ const H64 = '([^"\\\\\\u0000-\\u001f]{64})';
 const SHAPE = new RegExp(
   `^\\{"action":${S},"actor":${S}(?:,"data":(\\{[^]*?\\}))?,"hash":"${H64}","id":"[^"\\\\\\u0000-\\u001f]+",` +
     `"log":"([0-9a-f]{32})"(?:,"outcome":${S})?,"prev":"${H64}","seq":(0|[1-9][0-9]{0,15})` +
-    `(?:,"targets":\\[(?:${S}(?:,${S})*)?\\])?,"ts":"(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z)","v":1\\}$`,
+    `(?:,"targets":\\[(?:${S}(?:,${S})*)?\\])?,"ts":"(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z)","v":1` +
+    `(?:,"via":\\{(?:"key":${S},)?"token":${S}\\})?\\}$`,
 );
 // A flat object of canonical scalars: strings needing no escapes, integers of at most 15 digits (exactly
 // representable, so JSON.stringify writes them back the same; no -0), true, false, null.

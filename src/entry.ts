@@ -25,6 +25,16 @@ export interface EntryInput {
   data?: Record<string, unknown> | undefined;
 }
 
+/**
+ * Through what an entry came, assigned by the service that appended it (never
+ * by the caller): the name of the token it was appended with, and the
+ * idempotency key the request carried. Covered by the hash like the rest.
+ */
+export interface Via {
+  token: string;
+  key?: string | undefined;
+}
+
 /** A stored entry, as it appears on its line. */
 export interface Entry {
   /** Format version. */
@@ -46,6 +56,8 @@ export interface Entry {
   prev: string;
   /** This entry's leaf hash, hex. */
   hash: string;
+  /** Set by `evident serve`: the token the entry was appended with, and the request's idempotency key. */
+  via?: Via;
 }
 
 /** The position an entry is appended after: the log's current last entry. */
@@ -81,19 +93,27 @@ export function headOf(entry: Entry): Head {
  * An input validated and encoded ahead of the lock: the canonical JSON of
  * the caller's members, split around the members the log assigns, so that
  * sealing under the lock is string concatenation and one hash.
- * Canonical member order: action actor data | hash | id log outcome prev seq targets ts v.
+ * Canonical member order: action actor data | hash | id log outcome prev seq targets ts v via.
  */
 export interface PreparedEntry {
   /** What the caller gave (for a failed record()'s report). */
   readonly input: EntryInput;
   /** The caller's fields as they were when validated: what the stored line holds, whatever the caller changes later. */
-  readonly fields: { actor: string; action: string; targets: string[] | undefined; outcome: string | undefined };
+  readonly fields: {
+    actor: string;
+    action: string;
+    targets: string[] | undefined;
+    outcome: string | undefined;
+    via: Via | undefined;
+  };
   /** `"action":…,"actor":…[,"data":…]` */
   readonly before: string;
   /** `,"outcome":…` or '' */
   readonly outcome: string;
   /** `,"targets":…` or '' */
   readonly targets: string;
+  /** `,"via":{…}` or '' */
+  readonly via: string;
   /** Canonical JSON of data, or null: parsed back for the returned entry, so it is a copy of what was stored. */
   readonly data: string | null;
   /** Upper bound of the final line's UTF-8 length, newline included. */
@@ -116,14 +136,19 @@ export const RESERVED_ACTIONS = 'evident.';
  * field. `system`: an entry the log writes itself, whose action may be one
  * of its own.
  */
-export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES, system = false): PreparedEntry {
+export function prepareEntry(
+  input: unknown,
+  maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
+  system = false,
+  via?: Via,
+): PreparedEntry {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new InvalidEntryError('$', 'an entry must be a JSON object with actor and action');
   }
   const record = input as Record<string, unknown>;
   for (const name of Object.keys(record)) {
     if (!INPUT_FIELDS.has(name)) {
-      const why = ['v', 'log', 'seq', 'ts', 'id', 'prev', 'hash'].includes(name)
+      const why = ['v', 'log', 'seq', 'ts', 'id', 'prev', 'hash', 'via'].includes(name)
         ? 'is assigned by the log and cannot be supplied'
         : 'is not an entry field (expected actor, action, targets, outcome, data)';
       throw new InvalidEntryError(fieldPath('$', name), why);
@@ -156,7 +181,13 @@ export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_B
     data = canonicalize(record.data, '$.data', MAX_DEPTH);
     before += `,"data":${data}`;
   }
-  const maxBytes = Buffer.byteLength(before) + Buffer.byteLength(outcome) + Buffer.byteLength(targets) + ASSIGNED_BYTES;
+  const viaText = via === undefined ? '' : `,"via":${canonicalize(checkVia(via), '$.via')}`;
+  const maxBytes =
+    Buffer.byteLength(before) +
+    Buffer.byteLength(outcome) +
+    Buffer.byteLength(targets) +
+    Buffer.byteLength(viaText) +
+    ASSIGNED_BYTES;
   if (maxBytes > maxEntryBytes) {
     throw new InvalidEntryError('$', `entry encodes to ${maxBytes} bytes, over the ${maxEntryBytes}-byte limit`);
   }
@@ -165,8 +196,21 @@ export function prepareEntry(input: unknown, maxEntryBytes = DEFAULT_MAX_ENTRY_B
     action,
     targets: record.targets === undefined ? undefined : [...(record.targets as string[])],
     outcome: record.outcome as string | undefined,
+    via: via === undefined ? undefined : { ...via },
   };
-  return { input: input as EntryInput, fields, before, outcome, targets, data, maxBytes };
+  return { input: input as EntryInput, fields, before, outcome, targets, via: viaText, data, maxBytes };
+}
+
+/** `via` as a service gives it: a token name, and an idempotency key of printable ASCII (no quote, no backslash). */
+function checkVia(via: Via): Via {
+  const printable = /^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/;
+  if (typeof via.token !== 'string' || !printable.test(via.token)) {
+    throw new InvalidEntryError('$.via.token', 'must be 1 to 255 printable ASCII characters without quotes');
+  }
+  if (via.key !== undefined && (typeof via.key !== 'string' || !printable.test(via.key))) {
+    throw new InvalidEntryError('$.via.key', 'must be 1 to 255 printable ASCII characters without quotes');
+  }
+  return via.key === undefined ? { token: via.token } : { key: via.key, token: via.token };
 }
 
 function requireName(value: unknown, field: string, max = MAX_NAME): string {
@@ -220,7 +264,7 @@ const HASH_MEMBER = Buffer.from('"hash":"');
  */
 export function sealInto(p: PreparedEntry, a: Assigned, out: Buffer, at: number): { end: number; hash: string } {
   if (covered.length < p.maxBytes + 1) covered = Buffer.allocUnsafe(2 * p.maxBytes);
-  const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1}`;
+  const after = `"id":"${a.id}","log":"${a.log}"${p.outcome},"prev":"${a.prev}","seq":${a.seq}${p.targets},"ts":"${a.ts}","v":1${p.via}}`;
   covered[0] = 0x00;
   covered[1] = 0x7b; // {
   let n = 2 + covered.write(p.before, 2);
@@ -240,10 +284,11 @@ export function sealInto(p: PreparedEntry, a: Assigned, out: Buffer, at: number)
 
 /** The entry a sealed line encodes, as an object (data parsed back from its canonical JSON: a copy of what was stored). */
 export function sealedEntry(p: PreparedEntry, a: Assigned, hash: string): Entry {
-  const { actor, action, targets, outcome } = p.fields;
+  const { actor, action, targets, outcome, via } = p.fields;
   const entry: Entry = { v: 1, log: a.log, seq: a.seq, ts: a.ts, id: a.id, actor, action, prev: a.prev, hash };
   if (targets !== undefined) entry.targets = [...targets];
   if (outcome !== undefined) entry.outcome = outcome;
+  if (via !== undefined) entry.via = { ...via };
   if (p.data !== null) entry.data = JSON.parse(p.data) as Record<string, unknown>;
   return entry;
 }

@@ -10,9 +10,10 @@
  */
 export type { FailureReason, VerifyFailure } from './chain.js';
 export { type CopyOptions, type CopyResult, copyLog } from './copy.js';
-export type { Entry, EntryInput, Head } from './entry.js';
+export type { Entry, EntryInput, Head, Via } from './entry.js';
 export * from './errors.js';
 export {
+  type AppendOptions,
   type CheckpointEvent,
   type InitOptions,
   Log,

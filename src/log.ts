@@ -15,6 +15,7 @@ import {
   leafHashOfText,
   type PreparedEntry,
   prepareEntry,
+  type Via,
 } from './entry.js';
 import {
   EvidentError,
@@ -49,6 +50,11 @@ import { formatReceipt } from './receipt.js';
 import type { Durability } from './store/file/entries.js';
 import { storeOf } from './store/open.js';
 import type { ChainCheck, ReadQuery, Recovery, Store, VerifyProgress, VerifyResult } from './store/store.js';
+
+export interface AppendOptions {
+  /** For a service that appends for others (`evident serve`): the token and idempotency key, stored in each entry. */
+  via?: Via | undefined;
+}
 
 export interface LogOptions {
   /** Where the log lives: a directory (or `file:DIR`), or a Store. Default: $EVIDENT_STORE, $EVIDENT_DIR, else ./.evident */
@@ -312,18 +318,18 @@ export class Log extends EventEmitter<LogEvents> {
   }
 
   /** Appends one entry; resolves with it once it is durable. */
-  async append(input: EntryInput): Promise<Entry> {
-    const [entry] = await this.appendBatch([input]);
+  async append(input: EntryInput, options: AppendOptions = {}): Promise<Entry> {
+    const [entry] = await this.appendBatch([input], options);
     return entry as Entry;
   }
 
   /** Appends entries atomically: all in one commit, consecutive, or none. */
-  appendBatch(inputs: readonly EntryInput[]): Promise<Entry[]> {
+  appendBatch(inputs: readonly EntryInput[], options: AppendOptions = {}): Promise<Entry[]> {
     if (this.#closed) return Promise.reject(new LogClosedError());
     const prepared: PreparedEntry[] = [];
     for (const [index, input] of inputs.entries()) {
       try {
-        prepared.push(prepareEntry(input, this.#maxEntryBytes));
+        prepared.push(prepareEntry(input, this.#maxEntryBytes, false, options.via));
       } catch (error) {
         const named = error instanceof InvalidEntryError && inputs.length > 1;
         return Promise.reject(named ? new InvalidEntryError(error.field, error.problem, index) : error);

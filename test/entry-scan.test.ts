@@ -8,7 +8,15 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ChainVerifier, parseEntry } from '../src/chain.js';
 import { isCanonicalText, MAX_DEPTH } from '../src/encoding/canonical.js';
-import { type Entry, GENESIS_PREV, hashedText, leafHashOfText, prepareEntry, sealEntry } from '../src/entry.js';
+import {
+  type Entry,
+  GENESIS_PREV,
+  hashedText,
+  leafHashOfText,
+  prepareEntry,
+  sealEntry,
+  type Via,
+} from '../src/entry.js';
 import { scanEntry } from '../src/entry-scan.js';
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: generated names must not hold control characters
@@ -25,9 +33,21 @@ const input = fc.record(
   { requiredKeys: ['actor', 'action'] },
 );
 
-function sealed(value: unknown, seq: number): Buffer | null {
+/** What `evident serve` stores in `via`: a token name, perhaps an idempotency key (printable ASCII, no quote). */
+const via = fc.option(
+  fc.record(
+    {
+      token: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,9}$/),
+      key: fc.stringMatching(/^[\x21\x23-\x5b\x5d-\x7e]{1,12}$/),
+    },
+    { requiredKeys: ['token'] },
+  ),
+  { nil: undefined },
+);
+
+function sealed(value: unknown, seq: number, through?: Via): Buffer | null {
   try {
-    const prepared = prepareEntry(value);
+    const prepared = prepareEntry(value, undefined, false, through);
     const { line } = sealEntry(prepared, {
       log: '0123456789abcdef0123456789abcdef',
       seq,
@@ -70,12 +90,16 @@ describe('entry fast path (entry-scan)', () => {
     assert.ok(fast, 'the usual shape takes the fast path');
     assert.equal(fast.seq, 42);
     assert.ok(agrees(bytes));
+    const served = sealed({ actor: 'ci', action: 'deploy.start' }, 43, { token: 'ci-bot', key: 'retry-1' }) as Buffer;
+    assert.match(served.toString(), /,"v":1,"via":\{"key":"retry-1","token":"ci-bot"\}\}$/);
+    assert.ok(scanEntry(served, 0, served.length), 'an entry a service appended takes the fast path too');
+    assert.ok(agrees(served));
   });
 
   it('never accepts a line the full check rejects, and agrees on every line it accepts (random entries)', () => {
     fc.assert(
-      fc.property(input, fc.nat({ max: 2 ** 40 }), (value, seq) => {
-        const bytes = sealed(value, seq);
+      fc.property(input, fc.nat({ max: 2 ** 40 }), via, (value, seq, through) => {
+        const bytes = sealed(value, seq, through);
         if (bytes === null) return true;
         return agrees(bytes);
       }),
@@ -91,8 +115,9 @@ describe('entry fast path (entry-scan)', () => {
           minLength: 1,
           maxLength: 4,
         }),
-        (value, edits) => {
-          const bytes = sealed(value, 7);
+        via,
+        (value, edits, through) => {
+          const bytes = sealed(value, 7, through);
           if (bytes === null) return true;
           const mutated = [...bytes];
           for (const [where, byte, how] of edits) {

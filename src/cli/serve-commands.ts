@@ -1,5 +1,6 @@
 /** The HTTP service's commands: serve, token. */
 import { Log } from '../log.js';
+import { Replays } from '../server/replays.js';
 import { buildServer } from '../server/server.js';
 import { addToken, readTokens, revokeToken } from '../server/tokens.js';
 import {
@@ -58,7 +59,9 @@ export const SERVE_COMMANDS: Record<string, Command> = {
     if (tokens !== null) readTokens(tokens); // a bad file is refused now, not at the first request
     const log = new Log({ store: storeOption(v), key: v.key });
     await log.ready();
-    const app = buildServer({ log, tokens, publicReads: v['public-reads'] === true });
+    const replays = new Replays();
+    await replays.load(log); // the keys of the last 24 hours, so that a retry after a restart appends nothing
+    const app = buildServer({ log, tokens, publicReads: v['public-reads'] === true, replays });
     const address = await app.listen({ host, port });
     process.stderr.write(`evident: serving ${log.location} on ${address}\n`);
     await new Promise<void>((resolve) => {

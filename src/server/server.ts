@@ -10,6 +10,8 @@
  *   GET  /v1/health                  {"ok":true,"size":N}
  *   GET  /checkpoint, /tile/…        the C2SP tlog-tiles read API (api/layout.ts)
  *
+ * An append with an Idempotency-Key is done once (replays.ts); every entry
+ * appended records the token's name, and the key, in its `via` member.
  * Bodies are parsed by evident's own strict I-JSON parser, never by
  * JSON.parse: an entry is recorded exactly as sent or refused. Errors are
  * {"error":{"code","message"}} with the code from errors.ts.
@@ -22,6 +24,7 @@ import { type ErrorCode, EvidentError, InvalidEntryError } from '../errors.js';
 import type { Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import type { ReadQuery } from '../store/store.js';
+import { Replays } from './replays.js';
 import { findToken, mayActAs, readTokens, type Scope, type Token } from './tokens.js';
 
 export interface ServerOptions {
@@ -37,6 +40,8 @@ export interface ServerOptions {
   maxPending?: number;
   /** fastify's logger option (pino); default off. */
   logger?: boolean | object;
+  /** The idempotency keys already used (Replays.load() rebuilds them from the log); default: none known. */
+  replays?: Replays;
 }
 
 /** The HTTP status for each code that a request can cause; 500 for the rest (the server's own failures). */
@@ -70,6 +75,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     return503OnClosing: true,
   });
   const tokens = tokenSource(options.tokens);
+  const replays = options.replays ?? new Replays();
   let pending = 0;
 
   // Bodies stay text: evident parses them (strict I-JSON), so nothing is altered on the way.
@@ -152,23 +158,40 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   };
 
   app.post('/v1/entries', async (request, reply) => {
-    const token = await authorize(request, 'append');
+    const token = (await authorize(request, 'append')) as Token;
     const body = typeof request.body === 'string' ? request.body : '';
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type === 'application/x-ndjson') {
+    const batch = type === 'application/x-ndjson';
+    let inputs: EntryInput[];
+    if (batch) {
       const lines = body.split('\n');
       if (lines.at(-1) === '') lines.pop();
       if (lines.length === 0) throw new EvidentError('EVIDENT_BAD_REQUEST', 'the batch holds no entries');
-      const inputs = lines.map((line, i) => inputOf(parseIJson(line, `line ${i + 1}`), `line ${i + 1}`));
-      allowed(token, inputs);
-      const entries = await admitted(inputs.length, () => log.appendBatch(inputs));
-      const first = entries[0] as Entry;
-      return reply.code(201).send({ appended: entries.length, first: first.seq, last: first.seq + entries.length - 1 });
+      inputs = lines.map((line, i) => inputOf(parseIJson(line, `line ${i + 1}`), `line ${i + 1}`));
+    } else {
+      inputs = [inputOf(parseIJson(body, 'the body'), 'the body')];
     }
-    const input = inputOf(parseIJson(body, 'the body'), 'the body');
-    allowed(token, [input]);
-    const entry = await admitted(1, () => log.append(input));
-    return reply.code(201).send(entry);
+    allowed(token, inputs);
+    const header = request.headers['idempotency-key'];
+    if (Array.isArray(header)) throw new EvidentError('EVIDENT_BAD_REQUEST', 'one Idempotency-Key, not several');
+    // Every entry records the token it came with (and the key): a token holder cannot pass as another.
+    const append = async (key?: string) => {
+      const entries = await admitted(inputs.length, () => log.appendBatch(inputs, { via: { token: token.name, key } }));
+      return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
+    };
+    if (header === undefined) {
+      const { first, last, entries } = await append();
+      return reply.code(201).send(batch ? { appended: entries.length, first, last } : entries[0]);
+    }
+    const result = await replays.once(token.name, header, () => append(header));
+    const status = result.replayed ? 200 : 201;
+    if (batch)
+      return reply
+        .code(status)
+        .send({ appended: result.last - result.first + 1, first: result.first, last: result.last });
+    for await (const entry of log.read({ fromSeq: result.first, toSeq: result.first }))
+      return reply.code(status).send(entry);
+    throw new EvidentError('EVIDENT_LOG_CORRUPT', `entry ${result.first} is gone`);
   });
 
   app.get('/v1/entries', async (request, reply) => {

@@ -6,6 +6,7 @@
  * that knows only the log's origin and verifier key would check it.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { buildServer } from '../../src/server/server.js';
 import { addToken, revokeToken } from '../../src/server/tokens.js';
-import { evident, signingLog, tempDir } from '../helpers.js';
+import { CLI, evident, signingLog, tempDir, until } from '../helpers.js';
 
 let base = '';
 let close: () => Promise<void>;
@@ -30,9 +31,15 @@ const secret: Record<string, string> = {};
 async function call(
   method: string,
   path: string,
-  options: { token?: string | undefined; body?: string; type?: string; accept?: string } = {},
+  options: {
+    token?: string | undefined;
+    body?: string;
+    type?: string;
+    accept?: string;
+    headers?: Record<string, string>;
+  } = {},
 ) {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   if (options.type !== undefined) headers['content-type'] = options.type;
   if (options.accept !== undefined) headers.accept = options.accept;
@@ -150,6 +157,39 @@ describe('evident serve', () => {
     assert.equal((await post(secret.ci as string, '{"actor":"ci-nightly","action":"b.c"}')).status, 201);
   });
 
+  it('records the token each entry came with; a body cannot claim one', async () => {
+    const entry = json(await post(secret.ci as string, '{"actor":"ci-deploy","action":"x.y"}')) as Entry;
+    assert.deepEqual(entry.via, { token: 'ci' });
+    const claimed = await post(secret.ci as string, '{"actor":"ci-deploy","action":"x.y","via":{"token":"writer"}}');
+    assert.equal(claimed.status, 400);
+    assert.match(json(claimed).error.message, /\$\.via: is assigned by the log/);
+  });
+
+  it('appends once per Idempotency-Key: a retry, or a concurrent twin, gets the same entries with 200', async () => {
+    const token = secret.writer as string;
+    const send = (key: string, body: string, type = 'application/json') =>
+      call('POST', '/v1/entries', { token, body, type, headers: { 'idempotency-key': key } });
+    const before = json(await call('GET', '/v1/health')).size;
+    const first = await send('deploy-42', '{"actor":"alice","action":"deploy.start"}');
+    assert.equal(first.status, 201);
+    const again = await send('deploy-42', '{"actor":"alice","action":"deploy.start"}');
+    assert.equal(again.status, 200);
+    assert.deepEqual(json(again), json(first));
+    assert.deepEqual((json(first) as Entry).via, { key: 'deploy-42', token: 'writer' });
+    const twins = await Promise.all([1, 2].map(() => send('deploy-43', '{"actor":"alice","action":"deploy.finish"}')));
+    assert.deepEqual(twins.map((r) => r.status).sort(), [200, 201]);
+    assert.equal((json(twins[0] as { text: string }) as Entry).seq, (json(twins[1] as { text: string }) as Entry).seq);
+    const batch = '{"actor":"alice","action":"a.b"}\n{"actor":"alice","action":"a.c"}\n';
+    const b1 = await send('batch-7', batch, 'application/x-ndjson');
+    const b2 = await send('batch-7', batch, 'application/x-ndjson');
+    assert.deepEqual([b1.status, b2.status], [201, 200]);
+    assert.deepEqual(json(b2), json(b1));
+    assert.equal(json(await call('GET', '/v1/health')).size, before + 4, 'one entry, one entry, a batch of two');
+    const bad = await send('has"quote', '{"actor":"alice","action":"a.b"}');
+    assert.equal(bad.status, 400);
+    assert.equal(json(bad).error.code, 'EVIDENT_BAD_REQUEST');
+  });
+
   it('a revoked token stops working', async () => {
     const temporary = addToken(tokensFile, 'temporary', ['read']);
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -174,7 +214,7 @@ describe('evident serve', () => {
     );
     const ndjson = await call('GET', '/v1/entries?actor=alice', { token, accept: 'application/x-ndjson' });
     assert.match(ndjson.headers.get('content-type') ?? '', /^application\/x-ndjson/);
-    assert.equal(JSON.parse(ndjson.text.trim()).actor, 'alice');
+    for (const line of ndjson.text.trim().split('\n')) assert.equal(JSON.parse(line).actor, 'alice');
     for (const bad of ['limit=0', 'limit=5000', 'after=-1', 'since=yesterday', 'limit=1&limit=2']) {
       const r = await call('GET', `/v1/entries?${bad}`, { token });
       assert.equal(r.status, 400, bad);
@@ -278,5 +318,82 @@ describe('evident token', () => {
     assert.equal(badScope.code, 2);
     assert.equal((await evident(['token', 'revoke', 'ci', '--tokens', file])).code, 0);
     assert.equal((await evident(['token', 'list', '--tokens', file])).stdout, '');
+  });
+});
+
+describe('evident serve, the process', () => {
+  /** Starts `evident serve` on a free port; resolves with its base URL once it listens. */
+  function serve(dir: string, tokens: string) {
+    const child = spawn(process.execPath, [CLI, 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--tokens', tokens]);
+    let err = '';
+    const url = new Promise<string>((resolve, reject) => {
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+        const found = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(err);
+        if (found) resolve(found[1] as string);
+      });
+      child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    url.catch(() => {});
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return { child, url, exited };
+  }
+
+  it('a retry after a restart appends nothing; SIGKILL under load loses no acknowledged entry', async () => {
+    const root = tempDir();
+    const dir = join(root, 'log');
+    const tokens = join(root, 'tokens.json');
+    await evident(['init', '--dir', dir]);
+    const token = addToken(tokens, 'app', ['append', 'read']);
+    const post = (url: string, body: string, key?: string) =>
+      fetch(`${url}/v1/entries`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          ...(key === undefined ? {} : { 'idempotency-key': key }),
+        },
+        body,
+      });
+
+    let server = serve(dir, tokens);
+    let url = await server.url;
+    const first = await post(url, '{"actor":"app","action":"order.pay"}', 'order-1');
+    assert.equal(first.status, 201);
+    const entry = (await first.json()) as Entry;
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0, 'SIGTERM stops it cleanly');
+
+    server = serve(dir, tokens);
+    url = await server.url;
+    const retry = await post(url, '{"actor":"app","action":"order.pay"}', 'order-1');
+    assert.equal(retry.status, 200);
+    assert.deepEqual(await retry.json(), entry);
+
+    // Under load, then SIGKILL: every 201 is in the log.
+    const acked: number[] = [];
+    let running = true;
+    const clients = Array.from({ length: 16 }, async (_, c) => {
+      for (let n = 0; running; n++) {
+        try {
+          const r = await post(url, JSON.stringify({ actor: 'app', action: 'load.write', data: { c, n } }));
+          if (r.status === 201) acked.push(((await r.json()) as Entry).seq);
+        } catch {
+          return; // the server is gone
+        }
+      }
+    });
+    await until(() => acked.length >= 200, 'appends under way');
+    server.child.kill('SIGKILL');
+    running = false;
+    await Promise.all(clients);
+    await server.exited;
+    const log = new Log({ store: dir, readOnly: true });
+    const result = await log.verify();
+    assert.equal(result.ok, true, JSON.stringify(result.failure));
+    const seqs = new Set<number>();
+    for await (const e of log.read()) seqs.add(e.seq);
+    await log.close();
+    for (const seq of acked) assert.ok(seqs.has(seq), `acknowledged entry ${seq} is in the log`);
   });
 });
