@@ -8,6 +8,7 @@ import {
   DIR_HELP,
   parse,
   parseWithPositionals,
+  readFileArg,
   storeFlags,
   storeOption,
   UsageError,
@@ -21,12 +22,15 @@ Serves the log over HTTP until SIGINT or SIGTERM, then finishes what was accepte
   POST /v1/entries                one entry (application/json), or an atomic batch (application/x-ndjson)
   GET  /v1/entries                ?actor=&action=&target=&since=&until=&after=SEQ&limit=N (JSON, or NDJSON by Accept)
   GET  /v1/entries/SEQ[/receipt]  one entry; its c2sp.org/tlog-proof receipt (?wait=SECONDS)
+  GET  /v1/tail                   new entries as server-sent events (Last-Event-ID or ?after=SEQ resumes)
   GET  /checkpoint, /tile/…       the C2SP tlog-tiles read API; GET /v1/health
 Requests carry Authorization: Bearer SECRET, from evident token add.
   --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
   --tokens FILE       the token file (default: $EVIDENT_TOKENS); without one only public reads are served
   --public-reads      reads need no token
   --key FILE          a signing log's key (default: $EVIDENT_KEY, then the store's key file)
+  --tls-cert FILE, --tls-key FILE   serve HTTPS with this certificate and key (PEM); or put a proxy in front
+  --log-level L       request logs as JSON lines on stdout: info (default), warn, error, debug, silent
 ${DIR_HELP}`,
   token: `Usage: evident token add NAME --scopes append,read[,admin] [--actors PATTERN]... --tokens FILE
        evident token list --tokens FILE
@@ -48,8 +52,22 @@ export const SERVE_COMMANDS: Record<string, Command> = {
         tokens: { type: 'string' },
         'public-reads': { type: 'boolean' },
         key: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'log-level': { type: 'string' },
       },
     });
+    if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
+      throw new UsageError('serve: --tls-cert and --tls-key go together');
+    }
+    const https =
+      v['tls-cert'] === undefined
+        ? undefined
+        : { cert: readFileArg(v['tls-cert'], 'TLS certificate'), key: readFileArg(v['tls-key'] as string, 'TLS key') };
+    const level = v['log-level'] ?? 'info';
+    if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(level)) {
+      throw new UsageError(`--log-level: ${JSON.stringify(level)}; one of fatal, error, warn, info, debug, silent`);
+    }
     const listen = v.listen ?? '127.0.0.1:8080';
     const match = /^(.*):([0-9]{1,5})$/.exec(listen);
     const port = Number(match?.[2]);
@@ -61,7 +79,16 @@ export const SERVE_COMMANDS: Record<string, Command> = {
     await log.ready();
     const replays = new Replays();
     await replays.load(log); // the keys of the last 24 hours, so that a retry after a restart appends nothing
-    const app = buildServer({ log, tokens, publicReads: v['public-reads'] === true, replays });
+    // Request logs (pino, JSON lines on stdout): method, URL, status, time; never headers, tokens or bodies.
+    const logger = level === 'silent' ? false : { level };
+    const app = buildServer({
+      log,
+      tokens,
+      publicReads: v['public-reads'] === true,
+      replays,
+      logger,
+      https: https === undefined ? undefined : { cert: Buffer.from(https.cert), key: Buffer.from(https.key) },
+    });
     const address = await app.listen({ host, port });
     process.stderr.write(`evident: serving ${log.location} on ${address}\n`);
     await new Promise<void>((resolve) => {

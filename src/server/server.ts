@@ -7,7 +7,9 @@
  *                                    after a seq (cursor), limit; JSON or NDJSON
  *   GET  /v1/entries/<seq>           one entry
  *   GET  /v1/entries/<seq>/receipt   its c2sp.org/tlog-proof receipt (?wait=S)
+ *   GET  /v1/tail                    server-sent events of new entries, resumable
  *   GET  /v1/health                  {"ok":true,"size":N}
+ *   GET  /metrics                    Prometheus metrics (metrics.ts)
  *   GET  /checkpoint, /tile/…        the C2SP tlog-tiles read API (api/layout.ts)
  *
  * An append with an Idempotency-Key is done once (replays.ts); every entry
@@ -24,6 +26,7 @@ import { type ErrorCode, EvidentError, InvalidEntryError } from '../errors.js';
 import type { Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import type { ReadQuery } from '../store/store.js';
+import { Metrics } from './metrics.js';
 import { Replays } from './replays.js';
 import { findToken, mayActAs, readTokens, type Scope, type Token } from './tokens.js';
 
@@ -42,6 +45,8 @@ export interface ServerOptions {
   logger?: boolean | object;
   /** The idempotency keys already used (Replays.load() rebuilds them from the log); default: none known. */
   replays?: Replays;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  https?: { key: Buffer; cert: Buffer } | undefined;
 }
 
 /** The HTTP status for each code that a request can cause; 500 for the rest (the server's own failures). */
@@ -68,6 +73,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const { log } = options;
   const maxPending = options.maxPending ?? 65_536;
   const app = Fastify({
+    ...(options.https === undefined ? {} : { https: options.https }),
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 8 << 20,
     requestTimeout: 30_000,
@@ -76,7 +82,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
   const tokens = tokenSource(options.tokens);
   const replays = options.replays ?? new Replays();
+  const metrics = new Metrics();
   let pending = 0;
+  let seenCheckpoint: { note: string; at: number } | null = null;
 
   // Bodies stay text: evident parses them (strict I-JSON), so nothing is altered on the way.
   app.removeAllContentTypeParsers();
@@ -157,6 +165,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     }
   };
 
+  // Every answer to an append counts, refusals too; entries and latency only for the ones that appended.
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/entries') return;
+    const entries = (request as { appendedEntries?: number }).appendedEntries ?? 0;
+    metrics.appended(reply.statusCode, reply.statusCode === 201 ? entries : 0, reply.elapsedTime / 1000);
+  });
+
   app.post('/v1/entries', async (request, reply) => {
     const token = (await authorize(request, 'append')) as Token;
     const body = typeof request.body === 'string' ? request.body : '';
@@ -177,6 +192,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // Every entry records the token it came with (and the key): a token holder cannot pass as another.
     const append = async (key?: string) => {
       const entries = await admitted(inputs.length, () => log.appendBatch(inputs, { via: { token: token.name, key } }));
+      (request as { appendedEntries?: number }).appendedEntries = entries.length;
       return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
     };
     if (header === undefined) {
@@ -249,6 +265,62 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   app.get('/v1/health', async () => ({ ok: true, size: (await log.head()).size }));
+
+  app.get('/metrics', async (request, reply) => {
+    await authorize(request, 'read');
+    const checkpoint = await published();
+    if (checkpoint !== null && checkpoint.note !== seenCheckpoint?.note) {
+      seenCheckpoint = { note: checkpoint.note, at: Date.now() };
+    }
+    const text = metrics.render({
+      pending,
+      size: (await log.head()).size,
+      checkpointSize: checkpoint?.size ?? null,
+      checkpointAge: seenCheckpoint === null ? null : (Date.now() - seenCheckpoint.at) / 1000,
+    });
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
+  });
+
+  // Server-sent events: every entry from `after` (or the Last-Event-ID a reconnecting client sends) on, as it
+  // is appended by any writer; without either, the entries appended from now on. Each event's id is its seq.
+  const streams = new Set<NodeJS.WritableStream & { end(): void }>();
+  app.addHook('preClose', (done) => {
+    for (const stream of streams) stream.end();
+    done();
+  });
+  app.get('/v1/tail', async (request, reply) => {
+    await authorize(request, 'read');
+    const resume = request.headers['last-event-id'] ?? (request.query as { after?: string }).after;
+    if (Array.isArray(resume)) throw new EvidentError('EVIDENT_BAD_REQUEST', 'one Last-Event-ID');
+    const after = count(resume, 'Last-Event-ID / after');
+    let next = after === undefined ? (await log.head()).size : after + 1;
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    streams.add(raw);
+    let open = true;
+    raw.on('close', () => {
+      open = false;
+      streams.delete(raw);
+    });
+    let quiet = 0;
+    while (open) {
+      let sent = false;
+      for await (const entry of log.read({ fromSeq: next, limit: 1000 })) {
+        if (!raw.write(`id: ${entry.seq}\nevent: entry\ndata: ${JSON.stringify(entry)}\n\n`)) {
+          await new Promise((resolve) => raw.once('drain', resolve)); // a slow reader holds nothing but its socket
+        }
+        next = entry.seq + 1;
+        sent = true;
+      }
+      quiet = sent ? 0 : quiet + 1;
+      if (quiet >= 75) {
+        raw.write(': still here\n\n'); // every 15 s, so that proxies keep the connection
+        quiet = 0;
+      }
+      if (!sent) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  });
 
   /** The latest checkpoint readers may see: cosigned if witnesses did, else the latest signed; null if none. */
   const published = async () => {

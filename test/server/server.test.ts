@@ -6,9 +6,10 @@
  * that knows only the log's origin and verifier key would check it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { splitBundle } from '../../src/api/layout.js';
@@ -224,6 +225,67 @@ describe('evident serve', () => {
     assert.equal((await call('GET', '/v1/entries', {})).status, 401, 'reads need a token unless public');
   });
 
+  it('streams new entries as server-sent events, resumable with Last-Event-ID', async () => {
+    const token = secret.reader as string;
+    const from = json(await call('GET', '/v1/health')).size as number;
+    /** The first `n` events of /v1/tail from `after`, or with Last-Event-ID. */
+    const events = async (n: number, headers: Record<string, string>, query = '') => {
+      const abort = new AbortController();
+      const response = await fetch(`${base}/v1/tail${query}`, {
+        headers: { authorization: `Bearer ${token}`, ...headers },
+        signal: abort.signal,
+      });
+      assert.equal(response.headers.get('content-type'), 'text/event-stream');
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      const found: { id: number; entry: Entry }[] = [];
+      while (found.length < n) {
+        const { value } = await reader.read();
+        text += Buffer.from(value as Uint8Array).toString('utf8');
+        for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const id = /^id: (\d+)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (id !== undefined && data !== undefined) found.push({ id: Number(id), entry: JSON.parse(data) });
+        }
+      }
+      abort.abort();
+      return found;
+    };
+    const live = events(2, {}, `?after=${from - 1}`);
+    await post(secret.writer as string, '{"actor":"sse","action":"a.b"}');
+    await post(secret.writer as string, '{"actor":"sse","action":"a.c"}');
+    const got = await live;
+    assert.deepEqual(
+      got.map((e) => [e.id, e.entry.seq, e.entry.action]),
+      [
+        [from, from, 'a.b'],
+        [from + 1, from + 1, 'a.c'],
+      ],
+    );
+    // A client that saw the first reconnects with its id and gets only what followed.
+    const resumed = await events(1, { 'last-event-id': String(from) });
+    assert.equal(resumed[0]?.entry.action, 'a.c');
+  });
+
+  it('exposes Prometheus metrics: appends by status, latency, queue, log and checkpoint', async () => {
+    const r = await call('GET', '/metrics', { token: secret.reader });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const value = (name: string) =>
+      Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(r.text)?.[1]);
+    assert.ok(value('evident_appended_entries_total') >= 5);
+    assert.ok(value('evident_append_requests_total{status="201"}') >= 4);
+    assert.ok(value('evident_append_requests_total{status="401"}') >= 2);
+    assert.ok(value('evident_append_requests_total{status="403"}') >= 2);
+    assert.equal(value('evident_append_seconds_count'), value('evident_append_batch_entries_count'));
+    assert.equal(value('evident_log_entries'), json(await call('GET', '/v1/health')).size);
+    assert.equal(value('evident_pending_entries'), 0);
+    assert.ok(value('evident_checkpoint_entries') >= 1);
+    assert.ok(value('evident_checkpoint_age_seconds') >= 0);
+  });
+
   it('gives a receipt that verifies offline', async () => {
     const entry = json(await post(secret.writer as string, '{"actor":"bob","action":"payout.approve"}')) as Entry;
     const r = await call('GET', `/v1/entries/${entry.seq}/receipt?wait=10`, { token: secret.reader });
@@ -323,20 +385,34 @@ describe('evident token', () => {
 
 describe('evident serve, the process', () => {
   /** Starts `evident serve` on a free port; resolves with its base URL once it listens. */
-  function serve(dir: string, tokens: string) {
-    const child = spawn(process.execPath, [CLI, 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--tokens', tokens]);
+  function serve(dir: string, tokens: string, extra: string[] = []) {
+    const child = spawn(process.execPath, [
+      CLI,
+      'serve',
+      '--dir',
+      dir,
+      '--listen',
+      '127.0.0.1:0',
+      '--tokens',
+      tokens,
+      ...extra,
+    ]);
     let err = '';
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
     const url = new Promise<string>((resolve, reject) => {
       child.stderr.setEncoding('utf8').on('data', (d: string) => {
         err += d;
-        const found = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(err);
+        const found = /on (https?:\/\/127\.0\.0\.1:\d+)/.exec(err);
         if (found) resolve(found[1] as string);
       });
       child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
     });
     url.catch(() => {});
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    return { child, url, exited };
+    return { child, url, exited, stdout: () => out };
   }
 
   it('a retry after a restart appends nothing; SIGKILL under load loses no acknowledged entry', async () => {
@@ -369,6 +445,15 @@ describe('evident serve, the process', () => {
     const retry = await post(url, '{"actor":"app","action":"order.pay"}', 'order-1');
     assert.equal(retry.status, 200);
     assert.deepEqual(await retry.json(), entry);
+    // Request logs: one JSON line per request and response, never the token or the body.
+    await until(() => server.stdout().includes('"statusCode":200'), 'the response logged');
+    const logged = server
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { req?: { method: string; url: string } });
+    assert.ok(logged.some((line) => line.req?.method === 'POST' && line.req.url === '/v1/entries'));
+    assert.ok(!server.stdout().includes(token) && !server.stdout().includes('order.pay'), 'no secret, no payload');
 
     // Under load, then SIGKILL: every 201 is in the log.
     const acked: number[] = [];
@@ -395,5 +480,50 @@ describe('evident serve, the process', () => {
     for await (const e of log.read()) seqs.add(e.seq);
     await log.close();
     for (const seq of acked) assert.ok(seqs.has(seq), `acknowledged entry ${seq} is in the log`);
+  });
+
+  it('serves HTTPS with --tls-cert and --tls-key', async () => {
+    const root = tempDir();
+    const [cert, key] = [join(root, 'cert.pem'), join(root, 'key.pem')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=evident-test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    const dir = join(root, 'log');
+    await evident(['init', '--dir', dir]);
+    const server = serve(dir, join(root, 'tokens.json'), ['--tls-cert', cert, '--tls-key', key]);
+    const url = await server.url;
+    assert.match(url, /^https:/);
+    const health = await new Promise<string>((resolve, reject) => {
+      httpsGet(`${url}/v1/health`, { ca: readFileSync(cert) }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (d: string) => {
+          body += d;
+        });
+        response.on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+    assert.deepEqual(JSON.parse(health), { ok: true, size: 0 });
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
   });
 });
