@@ -45,6 +45,8 @@ export interface ServerOptions {
   logger?: boolean | object;
   /** The idempotency keys already used (Replays.load() rebuilds them from the log); default: none known. */
   replays?: Replays;
+  /** How long a request may take to arrive, headers and body (default 30 s). */
+  requestTimeoutMs?: number;
   /** Serve HTTPS with this key and certificate (PEM). */
   https?: { key: Buffer; cert: Buffer } | undefined;
 }
@@ -75,8 +77,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     ...(options.https === undefined ? {} : { https: options.https }),
     logger: options.logger ?? false,
-    bodyLimit: options.bodyLimit ?? 8 << 20,
-    requestTimeout: 30_000,
+    bodyLimit: options.bodyLimit ?? 8 << 20, // the parsers below count it themselves
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
     connectionTimeout: 60_000,
     return503OnClosing: true,
   });
@@ -87,9 +89,48 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   let seenCheckpoint: { note: string; at: number } | null = null;
 
   // Bodies stay text: evident parses them (strict I-JSON), so nothing is altered on the way.
+  // Read here rather than by fastify: strict UTF-8 (a replacement character would alter the entry), the size
+  // limit counted as the bytes arrive, and a body that stops arriving answered 408 instead of held open.
+  const bodyLimit = options.bodyLimit ?? 8 << 20;
+  const bodyTimeoutMs = options.requestTimeoutMs ?? 30_000;
   app.removeAllContentTypeParsers();
   for (const type of ['application/json', 'application/x-ndjson']) {
-    app.addContentTypeParser(type, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser(type, (request, payload, done) => {
+      const declared = Number(request.headers['content-length']);
+      if (declared > bodyLimit)
+        return done(new EvidentError('EVIDENT_TOO_LARGE', `the body is over ${bodyLimit} bytes`));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let finished = false;
+      const finish = (error: Error | null, body?: string) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        payload.removeAllListeners('data');
+        payload.resume(); // drain what is still coming; the answer goes out now
+        if (error !== null) done(error);
+        else done(null, body);
+      };
+      const timer = setTimeout(
+        () =>
+          finish(Object.assign(new Error(`the body did not arrive within ${bodyTimeoutMs} ms`), { statusCode: 408 })),
+        bodyTimeoutMs,
+      );
+      payload.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > bodyLimit)
+          return finish(new EvidentError('EVIDENT_TOO_LARGE', `the body is over ${bodyLimit} bytes`));
+        chunks.push(chunk);
+      });
+      payload.on('error', (error) => finish(error));
+      payload.on('end', () => {
+        try {
+          finish(null, new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks)));
+        } catch {
+          finish(new InvalidEntryError('$', 'the body is not valid UTF-8'));
+        }
+      });
+    });
   }
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
