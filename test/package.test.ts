@@ -54,7 +54,15 @@ function run(bin: string, cwd: string, command: string, args: string[], input?: 
     cwd,
     input,
     encoding: 'utf8',
-    env: { PATH: bin, HOME: process.env.HOME, npm_config_audit: 'false', npm_config_fund: 'false' },
+    // prefer-offline: the dependencies are in npm's cache from `npm ci`; a Node from the npm registry may not
+    // trust this machine's TLS proxy, and revalidating each package would then stall for a minute apiece.
+    env: {
+      PATH: bin,
+      HOME: process.env.HOME,
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_prefer_offline: 'true',
+    },
   });
 }
 
