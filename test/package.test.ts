@@ -48,15 +48,20 @@ function bareBin(): string {
   return bin;
 }
 
+/** The environment that says how to reach the registry. */
+const NETWORK =
+  /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|npm_config_(registry|proxy|https_proxy|cafile|strict_ssl))$/;
+
 /** Runs a command in `cwd` with only `bin` on PATH. */
 function run(bin: string, cwd: string, command: string, args: string[], input?: string) {
   return spawnSync(command, args, {
     cwd,
     input,
     encoding: 'utf8',
-    // prefer-offline: the dependencies are in npm's cache from `npm ci`; a Node from the npm registry may not
-    // trust this machine's TLS proxy, and revalidating each package would then stall for a minute apiece.
+    // prefer-offline: the dependencies are in npm's cache from `npm ci`. What reaches the registry is kept: the
+    // proxy, and the certificates that a Node from the npm registry needs to trust this machine's TLS proxy.
     env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => NETWORK.test(name))),
       PATH: bin,
       HOME: process.env.HOME,
       npm_config_audit: 'false',
