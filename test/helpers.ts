@@ -4,12 +4,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Entry } from '../src/entry.js';
 import { type CheckpointEvent, Log } from '../src/log.js';
 import { generateNoteKey, type PublicNoteKey, parseVerifierKey } from '../src/note/keys.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../src/note/trust.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
 import { FileStore } from '../src/store/file/store.js';
 import { acquirePool, quoted, releasePool } from '../src/store/postgres/connection.js';
+import type { VerifyResult } from '../src/store/store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (tests run from dist/test). */
@@ -22,6 +24,28 @@ const made: string[] = [];
 process.once('exit', () => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 });
+
+/** Verifies the log in `store`, opened read-only. */
+export async function verifyStore(store: string): Promise<VerifyResult> {
+  const log = new Log({ store, readOnly: true });
+  try {
+    return await log.verify();
+  } finally {
+    await log.close();
+  }
+}
+
+/** Every entry of the log in `store`, opened read-only. */
+export async function readStore(store: string): Promise<Entry[]> {
+  const log = new Log({ store, readOnly: true });
+  const entries: Entry[] = [];
+  try {
+    for await (const entry of log.read()) entries.push(entry);
+  } finally {
+    await log.close();
+  }
+  return entries;
+}
 
 /** A fresh directory, removed when the test process exits. */
 export function tempDir(prefix = 'evident-test-'): string {

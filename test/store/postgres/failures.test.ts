@@ -15,7 +15,7 @@ import { Log } from '../../../src/log.js';
 import { verifyConsistency } from '../../../src/merkle/verify.js';
 import { trustCheckpoint } from '../../../src/note/trust.js';
 import { parsePostgresUrl, quoted } from '../../../src/store/postgres/connection.js';
-import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, signingLog, until } from '../../helpers.js';
+import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, signingLog, until, verifyStore } from '../../helpers.js';
 
 const admin = new pg.Pool({ connectionString: POSTGRES, max: 1, application_name: 'evident-test' });
 admin.on('error', () => {}); // the restart test cuts its connection too
@@ -23,15 +23,6 @@ after(async () => {
   await admin.end();
   await dropTestSchemas();
 });
-
-async function verifyOf(url: string) {
-  const log = new Log({ store: url, readOnly: true });
-  try {
-    return await log.verify();
-  } finally {
-    await log.close();
-  }
-}
 
 describe('a PostgreSQL log when things break', () => {
   it('the integrator SIGKILLed mid-publish, again and again, while another races for the lease: one history', async () => {
@@ -86,7 +77,7 @@ describe('a PostgreSQL log when things break', () => {
     const entry = await log.append({ actor: 'after', action: 'x.y' });
     assert.match(await log.receipt(entry.seq), /^c2sp\.org\/tlog-proof@v1\n/);
     await log.close();
-    const result = await verifyOf(url);
+    const result = await verifyStore(url);
     assert.equal(result.ok, true, JSON.stringify(result.failure));
   });
 
@@ -141,7 +132,7 @@ describe('a PostgreSQL log when things break', () => {
     for await (const entry of read.read()) seqOf.set(entry.id, entry.seq);
     await read.close();
     for (const a of acked) assert.equal(seqOf.get(a.id), a.seq, 'every acknowledged entry, at its seq');
-    const result = await verifyOf(url);
+    const result = await verifyStore(url);
     assert.equal(result.ok, true, JSON.stringify(result.failure));
     assert.equal(result.size, seqOf.size, 'no duplicate');
   });

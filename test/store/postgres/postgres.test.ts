@@ -23,9 +23,11 @@ import {
   POSTGRES,
   postgresLog,
   ROOT,
+  readStore,
   runNode,
   signingLog,
   until,
+  verifyStore,
 } from '../../helpers.js';
 
 /** A connection of the test's own, as the database's owner, outside evident's pools. */
@@ -47,23 +49,6 @@ async function appendN(url: string, n: number, actor = 'a'): Promise<Entry[]> {
   return entries;
 }
 
-async function readAll(url: string): Promise<Entry[]> {
-  const log = new Log({ store: url, readOnly: true });
-  const entries: Entry[] = [];
-  for await (const entry of log.read()) entries.push(entry);
-  await log.close();
-  return entries;
-}
-
-async function verifyOf(url: string) {
-  const log = new Log({ store: url, readOnly: true });
-  try {
-    return await log.verify();
-  } finally {
-    await log.close();
-  }
-}
-
 describe('a PostgreSQL log', () => {
   it('has one pool per process, however many first callers race to open it', async () => {
     const url = postgresLog();
@@ -82,7 +67,7 @@ describe('a PostgreSQL log', () => {
     );
     await Promise.all([log, ...others].map((l) => l.close()));
     assert.equal(openPools(), 0, 'ended with its last user');
-    assert.equal((await verifyOf(url)).size, 13);
+    assert.equal((await verifyStore(url)).size, 13);
   });
 
   it('8 writer processes × 64 callers, while 2 processes read and verify: exactly what was acknowledged', async () => {
@@ -108,7 +93,7 @@ describe('a PostgreSQL log', () => {
       assert.ok(reader.rounds >= 1);
     }
     assert.equal(acked.length, total);
-    const entries = await readAll(url);
+    const entries = await readStore(url);
     assert.deepEqual(
       entries.map((e) => e.seq),
       Array.from({ length: total }, (_, i) => i),
@@ -156,12 +141,12 @@ describe('a PostgreSQL log', () => {
     assert.ok(killed > 0 && failed > 0, `connections were killed (${killed}) and some commits failed (${failed})`);
     const after = await log.append({ actor: 'after', action: 'x.y' }); // appends resume
     await log.close();
-    const entries = await readAll(url);
+    const entries = await readStore(url);
     const seqOf = new Map(entries.map((e) => [e.id, e.seq]));
     assert.equal(seqOf.size, entries.length, 'no duplicate');
     for (const a of acked) assert.equal(seqOf.get(a.id), a.seq, 'every acknowledged entry, at its seq');
     assert.equal(seqOf.get(after.id), after.seq);
-    const result = await verifyOf(url);
+    const result = await verifyStore(url);
     assert.equal(result.ok, true, JSON.stringify(result.failure));
     assert.equal(result.size, entries.length);
     const [head] = await sql(`select size from ${schema}.head`);
@@ -233,7 +218,7 @@ describe('a PostgreSQL log', () => {
     ]) {
       await assert.rejects(sql(change), /the log is append-only/);
     }
-    assert.equal((await verifyOf(url)).size, 3);
+    assert.equal((await verifyStore(url)).size, 3);
   });
 });
 
@@ -261,7 +246,7 @@ describe('the roles docs/postgres.md sets up', () => {
       const receipt = await log.receipt((entries.at(-1) as Entry).seq);
       assert.match(receipt, /^c2sp.org\/tlog-proof@v1\nindex 300\n/);
       await log.close();
-      const result = await verifyOf(as(reader));
+      const result = await verifyStore(as(reader));
       assert.deepEqual([result.ok, result.size], [true, 301]);
       assert.ok(result.root !== undefined, 'against its own signed checkpoint');
       const refused = new Log({ store: as(reader) });
@@ -308,7 +293,7 @@ describe('an owner who bypasses the triggers is caught by verify', () => {
       `begin; alter table ${s}.entries disable trigger user; ${change(s).join('; ')}; ` +
         `alter table ${s}.entries enable trigger user; commit`,
     );
-    return { url, result: await verifyOf(url) };
+    return { url, result: await verifyStore(url) };
   }
 
   it('an edited data member: hash-mismatch at that entry', async () => {
