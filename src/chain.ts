@@ -32,7 +32,11 @@ export type FailureReason =
   /** The entries a trusted checkpoint covers do not hash to its root: history was rewritten. */
   | 'rewritten'
   /** A signing log whose own checkpoint is gone, or not one it signed. */
-  | 'no-checkpoint';
+  | 'no-checkpoint'
+  /** Over HTTP: the log's key signed a checkpoint that does not extend one verified before. */
+  | 'split-view'
+  /** Over HTTP: a tile the server serves is not the tree's hashes over the entries it serves. */
+  | 'tile-mismatch';
 
 /** The first bad entry: its expected seq, 1-based line number, byte offset and why. */
 export interface VerifyFailure {

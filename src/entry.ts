@@ -201,6 +201,31 @@ export function prepareEntry(
   return { input: input as EntryInput, fields, before, outcome, targets, via: viaText, data, maxBytes };
 }
 
+/** prepareEntry() for each of a batch; an error in a batch of several names the entry's index. */
+export function prepareBatch(
+  inputs: readonly unknown[],
+  maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
+  via?: Via,
+): PreparedEntry[] {
+  const prepared: PreparedEntry[] = [];
+  for (const [index, input] of inputs.entries()) {
+    try {
+      prepared.push(prepareEntry(input, maxEntryBytes, false, via));
+    } catch (error) {
+      if (error instanceof InvalidEntryError && inputs.length > 1) {
+        throw new InvalidEntryError(error.field, error.problem, index);
+      }
+      throw error;
+    }
+  }
+  return prepared;
+}
+
+/** The canonical JSON of what the caller gave (the prepared entry without the members the log assigns). */
+export function inputText(p: PreparedEntry): string {
+  return `{${p.before}${p.outcome}${p.targets}}`;
+}
+
 /** `via` as a service gives it: a token name, and an idempotency key of printable ASCII (no quote, no backslash). */
 function checkVia(via: Via): Via {
   const printable = /^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/;

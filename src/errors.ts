@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   EVIDENT_FORBIDDEN: { exit: 2, means: "the token's scopes or actors do not allow the request" },
   EVIDENT_NOT_FOUND: { exit: 2, means: 'no such entry, tile or resource' },
   EVIDENT_TOO_LARGE: { exit: 2, means: 'an HTTP request body over the limit' },
+  EVIDENT_UNAVAILABLE: { exit: 1, means: 'the evident service did not answer, or not with an answer of its own' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

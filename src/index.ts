@@ -9,11 +9,19 @@
  * no log of one's own, are in 'evident/verify'.
  */
 export type { FailureReason, VerifyFailure } from './chain.js';
+export {
+  type RemoteAppendOptions,
+  RemoteLog,
+  type RemoteLogOptions,
+  type RemoteVerifyOptions,
+} from './client/remote-log.js';
+export type { TilesVerifyResult } from './client/verify-tiles.js';
 export { type CopyOptions, type CopyResult, copyLog } from './copy.js';
 export type { Entry, EntryInput, Head, Via } from './entry.js';
 export * from './errors.js';
 export {
   type AppendOptions,
+  type AuditLog,
   type CheckpointEvent,
   type InitOptions,
   Log,

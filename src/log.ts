@@ -14,13 +14,13 @@ import {
   hashedText,
   leafHashOfText,
   type PreparedEntry,
+  prepareBatch,
   prepareEntry,
   type Via,
 } from './entry.js';
 import {
   EvidentError,
   HistoryMismatchError,
-  InvalidEntryError,
   InvalidOptionError,
   LogClosedError,
   LogCorruptError,
@@ -54,6 +54,19 @@ import type { ChainCheck, ReadQuery, Recovery, Store, VerifyProgress, VerifyResu
 export interface AppendOptions {
   /** For a service that appends for others (`evident serve`): the token and idempotency key, stored in each entry. */
   via?: Via | undefined;
+}
+
+/** What a Log and a RemoteLog (a log behind `evident serve`) both do: code written against it takes either. */
+export interface AuditLog {
+  /** Where the log is: its directory or store URL, or the service's URL. */
+  readonly location: string;
+  append(input: EntryInput): Promise<Entry>;
+  appendBatch(inputs: readonly EntryInput[]): Promise<Entry[]>;
+  read(query?: ReadQuery): AsyncIterable<Entry>;
+  head(): Promise<Head>;
+  checkpoint(): Promise<string | null>;
+  receipt(seq: number, options?: { waitMs?: number }): Promise<string>;
+  close(): Promise<void>;
 }
 
 export interface LogOptions {
@@ -129,7 +142,7 @@ export interface ReanchorOptions extends LogOptions {
 
 const DEFAULT_INTERVAL_MS = 1000;
 
-export class Log extends EventEmitter<LogEvents> {
+export class Log extends EventEmitter<LogEvents> implements AuditLog {
   /** Where the log lives (a directory, for a directory log). */
   readonly location: string;
   readonly #store: Store;
@@ -326,14 +339,11 @@ export class Log extends EventEmitter<LogEvents> {
   /** Appends entries atomically: all in one commit, consecutive, or none. */
   appendBatch(inputs: readonly EntryInput[], options: AppendOptions = {}): Promise<Entry[]> {
     if (this.#closed) return Promise.reject(new LogClosedError());
-    const prepared: PreparedEntry[] = [];
-    for (const [index, input] of inputs.entries()) {
-      try {
-        prepared.push(prepareEntry(input, this.#maxEntryBytes, false, options.via));
-      } catch (error) {
-        const named = error instanceof InvalidEntryError && inputs.length > 1;
-        return Promise.reject(named ? new InvalidEntryError(error.field, error.problem, index) : error);
-      }
+    let prepared: PreparedEntry[];
+    try {
+      prepared = prepareBatch(inputs, this.#maxEntryBytes, options.via);
+    } catch (error) {
+      return Promise.reject(error);
     }
     return this.#append(prepared);
   }

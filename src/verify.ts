@@ -4,7 +4,10 @@
  * and witness cosigning. Pure TypeScript over node:crypto: it never loads
  * the file store's addon.
  */
+
+export { entriesPath, splitBundle } from './api/layout.js';
 export { ChainVerifier, type FailureReason, parseEntry, type VerifyFailure } from './chain.js';
+export { type FetchPath, type TilesVerifyOptions, type TilesVerifyResult, verifyTiles } from './client/verify-tiles.js';
 export { canonicalize } from './encoding/canonical.js';
 export { type Entry, GENESIS_PREV, type Head, hashedText, leafHashOfText } from './entry.js';
 export * from './errors.js';

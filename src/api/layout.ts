@@ -15,7 +15,7 @@
 
 import type { Entry } from '../entry.js';
 import { hashedText } from '../entry.js';
-import { TILE_WIDTH } from '../merkle/tiles.js';
+import { TILE_WIDTH, tilePath } from '../merkle/tiles.js';
 
 export { tilePath } from '../merkle/tiles.js';
 
@@ -45,6 +45,11 @@ export function parseTilePath(path: string): TileAddress | null {
   const width = widthText === undefined ? TILE_WIDTH : Number(widthText);
   if (widthText !== undefined && width >= TILE_WIDTH) return null; // a partial tile is narrower than a full one
   return { level, index, width };
+}
+
+/** The path of entry bundle N (`tile/entries/<N>[.p/<W>]`). */
+export function entriesPath(index: number, width = TILE_WIDTH): string {
+  return tilePath(0, index, width).replace(/^tile\/0\//, 'tile/entries/');
 }
 
 /** An entry bundle: each entry's hashed bytes, after its length as a big-endian uint16. */

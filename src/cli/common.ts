@@ -1,8 +1,10 @@
 /** What every evident command shares: usage errors, flag parsing, output, and opening a log. */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { RemoteLog } from '../client/remote-log.js';
+import { logTime } from '../encoding/time.js';
 import { EvidentError, InvalidEntryError } from '../errors.js';
-import { Log, type LogOptions } from '../log.js';
+import { type AuditLog, Log, type LogOptions } from '../log.js';
 
 export type Command = (args: string[]) => Promise<number>;
 
@@ -75,7 +77,7 @@ function openLog(options: LogOptions): Log {
 }
 
 /** Closes a log after `error`: a second failure is told too, never in place of the first. */
-async function closeAfter(log: Log, error: unknown): Promise<never> {
+async function closeAfter(log: AuditLog, error: unknown): Promise<never> {
   await log.close().catch((closing: unknown) => {
     process.stderr.write(`evident: closing the log failed too: ${(closing as Error).message ?? String(closing)}\n`);
   });
@@ -83,8 +85,12 @@ async function closeAfter(log: Log, error: unknown): Promise<never> {
 }
 
 /** Runs `use` with a log and closes it afterwards, whatever happens. */
-export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
-  const log = openLog(options);
+export function withLog<T>(options: LogOptions, use: (log: Log) => Promise<T>): Promise<T> {
+  return using(openLog(options), use);
+}
+
+/** Runs `use` with `log` and closes it afterwards, whatever happens. */
+export async function using<L extends AuditLog, T>(log: L, use: (log: L) => Promise<T>): Promise<T> {
   let result: T;
   try {
     result = await use(log);
@@ -93,6 +99,25 @@ export async function withLog<T>(options: LogOptions, use: (log: Log) => Promise
   }
   await log.close();
   return result;
+}
+
+/** The flags that name a log behind `evident serve` instead. */
+export const remoteFlags = { url: { type: 'string' }, token: { type: 'string' } } as const;
+
+export const REMOTE_HELP = `  --url URL      the log served by \`evident serve\` at URL instead (with --token T, or $EVIDENT_TOKEN)`;
+
+/** The log the flags name: the service at --url (its token from --token or $EVIDENT_TOKEN), else the store. */
+export function logOf(
+  v: { dir?: string | undefined; store?: string | undefined; url?: string | undefined; token?: string | undefined },
+  readOnly: boolean,
+): AuditLog {
+  if (v.url === undefined) {
+    if (v.token !== undefined) throw new UsageError('--token goes with --url');
+    return openLog({ store: storeOption(v), readOnly });
+  }
+  if (v.dir !== undefined || v.store !== undefined) throw new UsageError('give --url, or --dir or --store, not both');
+  const token = v.token ?? (process.env.EVIDENT_TOKEN === '' ? undefined : process.env.EVIDENT_TOKEN);
+  return new RemoteLog({ url: v.url, token });
 }
 
 /**
@@ -115,12 +140,11 @@ export class AfterAppendError extends Error {
  * is already in the log (`appended(result)`).
  */
 export async function appendWith<T>(
-  options: LogOptions,
-  append: (log: Log) => Promise<T>,
+  log: AuditLog,
+  append: (log: AuditLog) => Promise<T>,
   print: (result: T) => void,
   appended: (result: T) => string | null,
 ): Promise<void> {
-  const log = openLog(options);
   let result: T;
   try {
     result = await append(log);
@@ -153,12 +177,11 @@ export function argument(text: string, flag: string): string {
 
 /** RFC 3339 (or a plain date) to the log's UTC millisecond form, so comparisons are exact. */
 export function parseTime(text: string, flag: string): string {
-  const rfc3339 = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/;
-  const ms = Date.parse(text);
-  if (!rfc3339.test(text) || Number.isNaN(ms)) {
+  const time = logTime(text);
+  if (time === null) {
     throw new UsageError(`${flag}: ${JSON.stringify(text)} is not an RFC 3339 time such as 2026-11-22T09:30:00Z`);
   }
-  return new Date(ms).toISOString();
+  return time;
 }
 
 export function parseCount(text: string, flag: string, min = 0): number {

@@ -1,26 +1,34 @@
 /** The log's own commands: init, append, verify, log, tail, copy. */
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RemoteLog } from '../client/remote-log.js';
+import type { TilesVerifyResult } from '../client/verify-tiles.js';
 import { copyLog } from '../copy.js';
 import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
 import type { Entry, EntryInput } from '../entry.js';
-import { InvalidEntryError } from '../errors.js';
-import { Log } from '../log.js';
+import { InvalidEntryError, NoteError, TrustError } from '../errors.js';
+import { type AuditLog, Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
-import type { ReadQuery } from '../store/store.js';
+import { nodeFiles } from '../store/file/files.js';
+import type { ReadQuery, VerifyResult } from '../store/store.js';
 import {
   appendWith,
   argument,
   type Command,
   DIR_HELP,
+  logOf,
   parse,
   parseCount,
   parseTime,
+  REMOTE_HELP,
   readFileArg,
+  remoteFlags,
   storeFlags,
   storeOption,
   UsageError,
+  using,
   withLog,
   write,
 } from './common.js';
@@ -51,8 +59,8 @@ cosigned the old checkpoint refuse the new one if it does not extend it. Stop th
   --reason TEXT  why (required)
   --key FILE     the log's signing key (default: $EVIDENT_KEY, then config.json)
 ${DIR_HELP}`,
-  append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D]
-       evident append --batch [--skip N] [--dir D] < events.ndjson
+  append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D | --url URL]
+       evident append --batch [--skip N] [--dir D | --url URL] < events.ndjson
 
 Appends one entry and prints it, as stored, as one JSON line. The command returns once the entry is durable.
   --actor A      who acted (required)
@@ -66,9 +74,11 @@ Appends one entry and prints it, as stored, as one JSON line. The command return
                  input is committed ${BATCH} lines at a time, in order: a bad line stops it, the batches before
                  its own are in the log, and the error says how many lines to --skip on a rerun.
   --skip N       with --batch: pass over the first N lines of stdin (those a failed run committed)
-${DIR_HELP}`,
+${DIR_HELP}
+${REMOTE_HELP}`,
   verify: `Usage: evident verify [--dir D] [--json] [--threads N]
        evident verify --checkpoint FILE --key VKEY [--witness VKEY]... [--quorum K] [--since-checkpoint]
+       evident verify --url URL --key VKEY [--witness VKEY]... [--quorum K] [--checkpoint FILE | --remember FILE]
 
 Checks every entry: canonical encoding, hash, log identity, sequence, chain link, time order, complete last line.
 With a checkpoint you trust (signed by the log's key, cosigned by the quorum), it also recomputes the Merkle tree
@@ -81,9 +91,17 @@ reason, or when the checkpoint is not signed by the key; exit 2 when the log can
   --checkpoint FILE  a checkpoint verified before (a signed note)
   --since-checkpoint only check the entries after the checkpoint, trusting the log's tree up to it once it is
                  shown to hash to the checkpoint's root (cheap nightly checks of large logs)
+  --url URL      verify the log \`evident serve\` serves at URL through its C2SP tlog-tiles API, trusting nothing
+                 but --key: its checkpoint must be signed by the key, every entry is rebuilt from the entry
+                 bundles and checked, the tree recomputed must have the checkpoint's root, and the tiles served
+                 must be that tree's. A checkpoint of that log verified before (--checkpoint) must be a prefix of
+                 the new one, else \`split-view\` (the key signed two histories) or \`truncated\`
+  --remember FILE with --url: check against the checkpoint in FILE, if there is one, and keep the newly verified
+                 checkpoint there (a monitor run again and again)
 ${TRUST_HELP}
 ${DIR_HELP}`,
-  log: `Usage: evident log [--actor A] [--action V] [--target T] [--since ISO] [--until ISO] [--limit N] [--json] [--dir D]
+  log: `Usage: evident log [--actor A] [--action V] [--target T] [--since ISO] [--until ISO] [--limit N] [--json]
+                   [--dir D | --url URL]
 
 Lists entries in order, as a table (or NDJSON with --json).
   --actor A      only entries by this actor
@@ -93,7 +111,8 @@ Lists entries in order, as a table (or NDJSON with --json).
   --until ISO    only entries at or before this time
   --limit N      at most N entries
   --json         one JSON entry per line
-${DIR_HELP}`,
+${DIR_HELP}
+${REMOTE_HELP}`,
   copy: `Usage: evident copy --from STORE --to STORE [--json]
 
 Copies a log entry for entry into a store that holds no entries yet: the same lines (hashes, ids and timestamps
@@ -104,13 +123,14 @@ the source meanwhile are not copied. Exit 1 if the source or the copy fails veri
   --from STORE   the log to copy: a directory, file:DIR, or postgres://…[?schema=NAME]
   --to STORE     where to (created if missing)
   --json         print {"entries","head","checkpoint","cosignatures","verified"} as one JSON object`,
-  tail: `Usage: evident tail [-n N] [-f] [--json] [--dir D]
+  tail: `Usage: evident tail [-n N] [-f] [--json] [--dir D | --url URL]
 
 Shows the last N entries (default 10); with -f, keeps printing new entries as they are appended (Ctrl-C stops).
   -n N           how many entries
   -f, --follow   follow the log
   --json         one JSON entry per line
-${DIR_HELP}`,
+${DIR_HELP}
+${REMOTE_HELP}`,
 };
 
 export const LOG_COMMANDS: Record<string, Command> = {
@@ -149,6 +169,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       strict: true,
       options: {
         ...storeFlags,
+        ...remoteFlags,
         actor: { type: 'string' },
         action: { type: 'string' },
         target: { type: 'string', multiple: true },
@@ -164,7 +185,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       }
       const skip = v.skip === undefined ? 0 : parseCount(v.skip, '--skip');
       await appendWith(
-        { store: storeOption(v) },
+        logOf(v, false),
         (log) => appendStream(log, process.stdin, skip),
         (report) => write(`${JSON.stringify(report)}\n`),
         ({ appended, first, last }) =>
@@ -180,7 +201,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     if (v.outcome !== undefined) input.outcome = argument(v.outcome, '--outcome');
     if (v.data !== undefined) input.data = parseIJson(argument(v.data, '--data'), '--data') as Record<string, unknown>;
     await appendWith(
-      { store: storeOption(v) },
+      logOf(v, false),
       (log) => log.append(input),
       (entry) => write(`${canonicalize(entry)}\n`),
       (entry) => `the entry (seq ${entry.seq}) is`,
@@ -194,23 +215,22 @@ export const LOG_COMMANDS: Record<string, Command> = {
       strict: true,
       options: {
         ...storeFlags,
+        ...remoteFlags,
         json: { type: 'boolean' },
         threads: { type: 'string' },
         checkpoint: { type: 'string' },
+        remember: { type: 'string' },
         'since-checkpoint': { type: 'boolean' },
         ...trustFlags,
       },
     });
+    if (v.url !== undefined) return verifyRemote(v);
+    if (v.remember !== undefined) throw new UsageError('verify: --remember goes with --url');
     let checkpoint: TrustedCheckpoint | undefined;
     if (v.checkpoint !== undefined) {
-      const note = readFileArg(v.checkpoint, 'checkpoint');
-      try {
-        checkpoint = trustCheckpoint(note, trustArgs(v));
-      } catch (error) {
-        if (error instanceof UsageError) throw error;
-        write(`FAILED: the checkpoint is not trusted: ${(error as Error).message}\n`);
-        return 1;
-      }
+      const trusted = trustedFile(v.checkpoint, v);
+      if (typeof trusted === 'number') return trusted;
+      checkpoint = trusted;
     } else if (v.key !== undefined || v.witness !== undefined || v.quorum !== undefined || v['since-checkpoint']) {
       throw new UsageError('verify: --key, --witness, --quorum and --since-checkpoint go with --checkpoint');
     }
@@ -226,24 +246,17 @@ export const LOG_COMMANDS: Record<string, Command> = {
         sinceCheckpoint: v['since-checkpoint'],
       });
     }).finally(() => bar?.done());
-    const seconds = (performance.now() - started) / 1000;
     if (v.json) {
       write(`${JSON.stringify(result)}\n`);
     } else if (result.ok) {
-      const rate = Math.round(result.size / Math.max(seconds, 1e-3)).toLocaleString('en-US');
-      write(
-        `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
-      );
+      writeVerified(result, started);
       if (checkpoint !== undefined) {
         write(`consistent with the checkpoint at size ${checkpoint.size}; tree root now ${result.root}\n`);
       } else if (result.root !== undefined) {
         write(`consistent with its own signed checkpoint; tree root now ${result.root}\n`);
       }
-    } else if (result.failure) {
-      const f = result.failure;
-      const where = f.offset < 0 ? `line ${f.line}` : `line ${f.line}, byte ${f.offset}`;
-      write(`FAILED: ${f.reason} at seq ${f.seq} (${where}): ${f.message}\n`);
-      write(`${result.size} entries before it are intact.\n`);
+    } else {
+      writeFailure(result);
     }
     if (!v.json && result.recovered !== undefined) {
       write(
@@ -260,6 +273,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       strict: true,
       options: {
         ...storeFlags,
+        ...remoteFlags,
         actor: { type: 'string' },
         action: { type: 'string' },
         target: { type: 'string' },
@@ -277,7 +291,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       until: v.until === undefined ? undefined : parseTime(v.until, '--until'),
       limit: v.limit === undefined ? undefined : parseCount(v.limit, '--limit'),
     };
-    await withLog({ store: storeOption(v), readOnly: true }, async (log) => {
+    await using(logOf(v, true), async (log) => {
       if (v.json !== true) write(`${TABLE_HEADER}\n`);
       for await (const entry of log.read(query)) printEntry(entry, v.json === true);
     });
@@ -315,6 +329,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       strict: true,
       options: {
         ...storeFlags,
+        ...remoteFlags,
         n: { type: 'string', short: 'n' },
         follow: { type: 'boolean', short: 'f' },
         json: { type: 'boolean' },
@@ -322,7 +337,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     });
     const count = v.n === undefined ? 10 : parseCount(v.n, '-n');
     const json = v.json === true;
-    await withLog({ store: storeOption(v), readOnly: true }, async (log) => {
+    await using(logOf(v, true), async (log) => {
       let next = Math.max(0, (await log.head()).size - count);
       if (!json) write(`${TABLE_HEADER}\n`);
       next = await printFrom(log, next, json);
@@ -335,7 +350,102 @@ export const LOG_COMMANDS: Record<string, Command> = {
   },
 };
 
-async function printFrom(log: Log, fromSeq: number, json: boolean): Promise<number> {
+/** A checkpoint file, trusted under the flags' policy; exit status 1 (after saying why) when it is not. */
+function trustedFile(
+  path: string,
+  v: { key?: string | undefined; witness?: string[] | undefined; quorum?: string | undefined },
+): TrustedCheckpoint | number {
+  const note = readFileArg(path, 'checkpoint');
+  try {
+    return trustCheckpoint(note, trustArgs(v));
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    write(`FAILED: the checkpoint in ${path} is not trusted: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+function writeVerified(result: VerifyResult, started: number): void {
+  const seconds = (performance.now() - started) / 1000;
+  const rate = Math.round(result.size / Math.max(seconds, 1e-3)).toLocaleString('en-US');
+  write(
+    `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
+  );
+}
+
+function writeFailure(result: VerifyResult): void {
+  const f = result.failure;
+  if (f === undefined) return;
+  const where = f.offset < 0 ? `line ${f.line}` : `line ${f.line}, byte ${f.offset}`;
+  write(`FAILED: ${f.reason} at seq ${f.seq} (${where}): ${f.message}\n`);
+  write(`${result.size} entries before it are intact.\n`);
+}
+
+/**
+ * `verify --url`: the log behind `evident serve`, through its tlog-tiles API,
+ * trusting only the key; with --remember, against the checkpoint verified last
+ * time, which it then replaces.
+ */
+async function verifyRemote(v: {
+  url?: string | undefined;
+  token?: string | undefined;
+  dir?: string | undefined;
+  store?: string | undefined;
+  json?: boolean | undefined;
+  threads?: string | undefined;
+  checkpoint?: string | undefined;
+  remember?: string | undefined;
+  'since-checkpoint'?: boolean | undefined;
+  key?: string | undefined;
+  witness?: string[] | undefined;
+  quorum?: string | undefined;
+}): Promise<number> {
+  if (v.threads !== undefined || v['since-checkpoint']) {
+    throw new UsageError('verify: --threads and --since-checkpoint are for a local log, not --url');
+  }
+  if (v.checkpoint !== undefined && v.remember !== undefined) {
+    throw new UsageError('verify: give --checkpoint or --remember, not both');
+  }
+  const policy = trustArgs(v);
+  const known = v.checkpoint ?? (v.remember !== undefined && existsSync(v.remember) ? v.remember : undefined);
+  let previous: TrustedCheckpoint | undefined;
+  if (known !== undefined) {
+    const trusted = trustedFile(known, v);
+    if (typeof trusted === 'number') return trusted;
+    previous = trusted;
+  }
+  const log = logOf(v, true) as RemoteLog;
+  const bar = !v.json && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
+  const started = performance.now();
+  let result: TilesVerifyResult;
+  try {
+    result = await log.verify({
+      policy,
+      checkpoint: previous,
+      onProgress: bar ? (p) => bar.update(p) : undefined,
+    });
+  } catch (error) {
+    if (!(error instanceof NoteError || error instanceof TrustError)) throw error;
+    write(`FAILED: the log's checkpoint is not trusted: ${error.message}\n`);
+    return 1;
+  } finally {
+    bar?.done();
+  }
+  if (result.ok && v.remember !== undefined) await nodeFiles.replaceFile(v.remember, Buffer.from(result.note), true);
+  const { checkpoint, note: _note, ...plain } = result;
+  if (v.json) {
+    write(`${JSON.stringify({ ...plain, checkpointSize: checkpoint.size })}\n`);
+  } else if (result.ok) {
+    writeVerified(result, started);
+    const since = previous === undefined ? '' : `, consistent with the checkpoint at size ${previous.size}`;
+    write(`the entries hash to the log's signed checkpoint at size ${checkpoint.size}${since}\n`);
+  } else {
+    writeFailure(result);
+  }
+  return result.ok ? 0 : 1;
+}
+
+async function printFrom(log: AuditLog, fromSeq: number, json: boolean): Promise<number> {
   let next = fromSeq;
   for await (const entry of log.read({ fromSeq })) {
     printEntry(entry, json);
@@ -355,7 +465,7 @@ function printEntry(entry: Entry, json: boolean): void {
  * and the error says how many lines to --skip to go on after them.
  */
 async function appendStream(
-  log: Log,
+  log: AuditLog,
   input: AsyncIterable<Buffer | string>,
   skip: number,
 ): Promise<{ appended: number; first: number | null; last: number | null }> {

@@ -1,7 +1,7 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { EvidentError } from '../errors.js';
+import { EvidentError, NoteError, TrustError } from '../errors.js';
 import { loadSignerKey } from '../lifecycle/signing.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import {
@@ -12,20 +12,24 @@ import {
   parseVerifierKey,
 } from '../note/keys.js';
 import { openNote } from '../note/note.js';
-import type { TrustPolicy } from '../note/trust.js';
+import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from '../note/trust.js';
 import { parseReceipt, verifyReceipt } from '../receipt.js';
 import { Witness } from '../witness.js';
 import {
   type Command,
   DIR_HELP,
+  logOf,
   parse,
   parseCount,
   parseWithPositionals,
+  REMOTE_HELP,
   readFileArg,
   readStdin,
+  remoteFlags,
   storeFlags,
   storeOption,
   UsageError,
+  using,
   withLog,
   write,
 } from './common.js';
@@ -57,23 +61,29 @@ Verifies a C2SP signed note (an evident checkpoint, or any other log's, such as 
 FILE or stdin, and prints its text. Signatures by keys not given are ignored; exit 1 when no given key verifies
 the note or a given key's signature is bad.`,
   checkpoint: `Usage: evident checkpoint [--json] [--dir D]
+       evident checkpoint --url URL --key VKEY [--witness VKEY]... [--quorum K] [--json]
 
-Prints the log's latest signed checkpoint (a C2SP signed note). With --json: {"origin","size","root","note"},
-and for a log that does not sign, its current tree head with origin and note null.
-${DIR_HELP}`,
+Prints the log's latest signed checkpoint (a C2SP signed note), verified with the key the log declares. With
+--json: {"origin","size","root","note"}, and for a log that does not sign, its current tree head with origin and
+note null. With --url, the service's checkpoint is printed only if the given key signed it (and the quorum
+cosigned it); exit 1 if not.
+${DIR_HELP}
+${REMOTE_HELP}
+${TRUST_HELP}`,
   proof: `Usage: evident proof inclusion --seq N [--size S] [--json] [--dir D]
        evident proof consistency --from M [--to N] [--json] [--dir D]
 
 Prints an RFC 9162 proof: the tree size, its root and the proof hashes, one base64 hash per line (or JSON).
 --size and --to default to the whole log.
 ${DIR_HELP}`,
-  receipt: `Usage: evident receipt --seq N [--out FILE] [--wait SECONDS] [--dir D]
+  receipt: `Usage: evident receipt --seq N [--out FILE] [--wait SECONDS] [--dir D | --url URL]
 
 Writes a receipt for entry N: a C2SP tlog-proof (c2sp.org/tlog-proof@v1) holding the entry's index, its inclusion
 proof, and the newest signed checkpoint covering it, with any cosignatures. It can be checked offline with
 verify-receipt. When no checkpoint covers the entry yet, exit 1 (EVIDENT_NOT_YET) — or, with --wait, wait up to
-that many seconds for the log's writers to sign one.
-${DIR_HELP}`,
+that many seconds for the log's writers to sign one (at most 60 with --url).
+${DIR_HELP}
+${REMOTE_HELP}`,
   'verify-receipt': `Usage: evident verify-receipt FILE --entry ENTRY.json --key VKEY [--witness VKEY]... [--quorum K]
 
 Checks a receipt offline, with no access to the log: the entry is intact and is the receipt's index, the
@@ -202,7 +212,15 @@ export const TLOG_COMMANDS: Record<string, Command> = {
   },
 
   async checkpoint(args) {
-    const v = parse('checkpoint', { args, strict: true, options: { ...storeFlags, json: { type: 'boolean' } } });
+    const v = parse('checkpoint', {
+      args,
+      strict: true,
+      options: { ...storeFlags, ...remoteFlags, json: { type: 'boolean' }, ...trustFlags },
+    });
+    if (v.url !== undefined) return remoteCheckpoint(v);
+    if (v.key !== undefined || v.witness !== undefined || v.quorum !== undefined) {
+      throw new UsageError('checkpoint: --key, --witness and --quorum go with --url (a local log knows its key)');
+    }
     return withLog({ store: storeOption(v), readOnly: true }, async (log) => {
       const note = await log.checkpoint();
       if (v.json) {
@@ -273,12 +291,18 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     const v = parse('receipt', {
       args,
       strict: true,
-      options: { ...storeFlags, seq: { type: 'string' }, out: { type: 'string' }, wait: { type: 'string' } },
+      options: {
+        ...storeFlags,
+        ...remoteFlags,
+        seq: { type: 'string' },
+        out: { type: 'string' },
+        wait: { type: 'string' },
+      },
     });
     if (v.seq === undefined) throw new UsageError('receipt: --seq is required');
     const seq = parseCount(v.seq, '--seq');
     const waitMs = v.wait === undefined ? 0 : parseCount(v.wait, '--wait') * 1000;
-    const text = await withLog({ store: storeOption(v), readOnly: true }, (log) => log.receipt(seq, { waitMs }));
+    const text = await using(logOf(v, true), (log) => log.receipt(seq, { waitMs }));
     if (v.out === undefined) write(text);
     else writeFileSync(v.out, text);
     return 0;
@@ -336,4 +360,35 @@ function printProof(p: { kind: string; proof: Buffer[]; root: Buffer } & Record<
   }
   for (const [k, value] of fields) write(`${k} ${Buffer.isBuffer(value) ? b64(value) : String(value)}\n`);
   for (const h of p.proof) write(`${b64(h)}\n`);
+}
+
+/**
+ * `checkpoint --url`: the service's latest checkpoint, trusted under --key
+ * (and the witnesses' quorum) before it is printed. Exit 1 if it is not.
+ */
+async function remoteCheckpoint(v: {
+  url?: string | undefined;
+  token?: string | undefined;
+  dir?: string | undefined;
+  store?: string | undefined;
+  json?: boolean | undefined;
+  key?: string | undefined;
+  witness?: string[] | undefined;
+  quorum?: string | undefined;
+}): Promise<number> {
+  if (v.key === undefined) throw new UsageError('checkpoint --url: --key (the log verifier key) is required');
+  const policy = trustArgs(v);
+  const note = await using(logOf(v, true), (log) => log.checkpoint());
+  if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `${v.url} serves no checkpoint: the log does not sign`);
+  let checkpoint: TrustedCheckpoint;
+  try {
+    checkpoint = trustCheckpoint(note, policy);
+  } catch (error) {
+    if (!(error instanceof NoteError || error instanceof TrustError)) throw error;
+    write(`FAILED: the log's checkpoint is not trusted: ${error.message}\n`);
+    return 1;
+  }
+  const { origin, size, root } = checkpoint;
+  write(v.json ? `${JSON.stringify({ origin, size, root: root.toString('base64'), note })}\n` : note);
+  return 0;
 }

@@ -21,6 +21,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { entryBundle, parseTilePath } from '../api/layout.js';
 import { parseIJson } from '../encoding/ijson.js';
+import { logTime } from '../encoding/time.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { type ErrorCode, EvidentError, InvalidEntryError } from '../errors.js';
 import type { Log } from '../log.js';
@@ -236,19 +237,30 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       (request as { appendedEntries?: number }).appendedEntries = entries.length;
       return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
     };
+    // A batch answers with a summary, or with the entries as stored when the client accepts NDJSON.
+    const entriesWanted = batch && (request.headers.accept ?? '').includes('application/x-ndjson');
+    const answer = (status: number, first: number, last: number, entries: Entry[]) => {
+      if (!batch) return reply.code(status).send(entries[0]);
+      if (entriesWanted) return reply.code(status).type('application/x-ndjson').send(ndjson(entries));
+      return reply.code(status).send({ appended: last - first + 1, first, last });
+    };
     if (header === undefined) {
       const { first, last, entries } = await append();
-      return reply.code(201).send(batch ? { appended: entries.length, first, last } : entries[0]);
+      return answer(201, first, last, entries);
     }
-    const result = await replays.once(token.name, header, () => append(header));
-    const status = result.replayed ? 200 : 201;
-    if (batch)
-      return reply
-        .code(status)
-        .send({ appended: result.last - result.first + 1, first: result.first, last: result.last });
-    for await (const entry of log.read({ fromSeq: result.first, toSeq: result.first }))
-      return reply.code(status).send(entry);
-    throw new EvidentError('EVIDENT_LOG_CORRUPT', `entry ${result.first} is gone`);
+    let appended: Entry[] = [];
+    const result = await replays.once(token.name, header, async () => {
+      const done = await append(header);
+      appended = done.entries;
+      return done;
+    });
+    if (!result.replayed) return answer(201, result.first, result.last, appended);
+    if (batch && !entriesWanted) return answer(200, result.first, result.last, []);
+    const entries = await collect(log.read({ fromSeq: result.first, toSeq: result.last }));
+    if (entries.length !== result.last - result.first + 1) {
+      throw new EvidentError('EVIDENT_LOG_CORRUPT', `entries ${result.first} to ${result.last} are not all there`);
+    }
+    return answer(200, result.first, result.last, entries);
   });
 
   app.get('/v1/entries', async (request, reply) => {
@@ -278,7 +290,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     for await (const entry of log.read(query)) entries.push(entry);
     const next = entries.length === limit ? (entries.at(-1) as Entry).seq : null;
     if ((request.headers.accept ?? '').includes('application/x-ndjson')) {
-      return reply.type('application/x-ndjson').send(entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      return reply.type('application/x-ndjson').send(ndjson(entries));
     }
     return { entries, next };
   });
@@ -305,7 +317,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     return reply.type('text/plain; charset=utf-8').send(receipt);
   });
 
-  app.get('/v1/health', async () => ({ ok: true, size: (await log.head()).size }));
+  app.get('/v1/health', async () => ({ ok: true, ...(await log.head()) }));
 
   app.get('/metrics', async (request, reply) => {
     await authorize(request, 'read');
@@ -402,6 +414,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   return app;
 }
 
+function ndjson(entries: readonly Entry[]): string {
+  return entries.map((entry) => `${JSON.stringify(entry)}\n`).join('');
+}
+
 async function collect(entries: AsyncIterable<Entry>): Promise<Entry[]> {
   const out: Entry[] = [];
   for await (const entry of entries) out.push(entry);
@@ -420,11 +436,11 @@ function count(text: string | undefined, name: string): number | undefined {
 /** An RFC 3339 time parameter, normalised as entries store times; undefined when absent. */
 function time(text: string | undefined, name: string): string | undefined {
   if (text === undefined) return undefined;
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/.test(text) || Number.isNaN(ms)) {
+  const parsed = logTime(text);
+  if (parsed === null) {
     throw new EvidentError('EVIDENT_BAD_REQUEST', `${name}: ${JSON.stringify(text)} is not an RFC 3339 time`);
   }
-  return new Date(ms).toISOString();
+  return parsed;
 }
 
 /** The tokens, read again when the file changes (a revoked token stops working within a second). */

@@ -511,19 +511,23 @@ describe('evident serve, the process', () => {
     const dir = join(root, 'log');
     await evident(['init', '--dir', dir]);
     const server = serve(dir, join(root, 'tokens.json'), ['--tls-cert', cert, '--tls-key', key]);
-    const url = await server.url;
-    assert.match(url, /^https:/);
-    const health = await new Promise<string>((resolve, reject) => {
-      httpsGet(`${url}/v1/health`, { ca: readFileSync(cert) }, (response) => {
-        let body = '';
-        response.setEncoding('utf8').on('data', (d: string) => {
-          body += d;
-        });
-        response.on('end', () => resolve(body));
-      }).on('error', reject);
-    });
-    assert.deepEqual(JSON.parse(health), { ok: true, size: 0 });
-    server.child.kill('SIGTERM');
+    let health: string;
+    try {
+      const url = await server.url;
+      assert.match(url, /^https:/);
+      health = await new Promise<string>((resolve, reject) => {
+        httpsGet(`${url}/v1/health`, { ca: readFileSync(cert) }, (response) => {
+          let body = '';
+          response.setEncoding('utf8').on('data', (d: string) => {
+            body += d;
+          });
+          response.on('end', () => resolve(body));
+        }).on('error', reject);
+      });
+    } finally {
+      server.child.kill('SIGTERM');
+    }
     assert.equal(await server.exited, 0);
+    assert.deepEqual(JSON.parse(health), { ok: true, log: null, size: 0, hash: '0'.repeat(64), ts: null });
   });
 });

@@ -1,0 +1,249 @@
+/**
+ * A log served by `evident serve`, used as a Log is: append, read, receipts,
+ * checkpoints, and verify — which trusts nothing the server says but what
+ * the log's key signs (verify-tiles.ts).
+ *
+ * Every append carries an Idempotency-Key (the caller's, or a random one),
+ * so it is retried safely: a request that timed out, or whose answer was
+ * lost, is sent again with the same key and the server answers with the
+ * entries the first one appended instead of appending them twice. Retried:
+ * network failures, 429, 502, 503 and 504, with exponential backoff (or the
+ * server's Retry-After). Entries are validated here first by the same rules
+ * the log applies, so a bad one fails before any request, with the same error.
+ */
+import { randomUUID } from 'node:crypto';
+import { type Entry, type EntryInput, type Head, inputText, prepareBatch } from '../entry.js';
+import { ERROR_CODES, type ErrorCode, EvidentError, InvalidOptionError } from '../errors.js';
+import type { AuditLog } from '../log.js';
+import type { TrustedCheckpoint, TrustPolicy } from '../note/trust.js';
+import type { ReadQuery, VerifyProgress } from '../store/store.js';
+import { type TilesVerifyResult, verifyTiles } from './verify-tiles.js';
+
+export interface RemoteLogOptions {
+  /** Where `evident serve` listens, e.g. `https://audit.example.com` (a path prefix is kept). */
+  url: string;
+  /** A bearer token from `evident token add`; reads need none when the server makes them public. */
+  token?: string | undefined;
+  /** Attempts after the first for a request that failed in a way worth retrying (default 5). */
+  retries?: number | undefined;
+  /** How long one attempt may take, milliseconds (default 30,000; a receipt's wait is added). */
+  timeoutMs?: number | undefined;
+}
+
+export interface RemoteAppendOptions {
+  /** The key that makes the append happen once, however often it is sent (default: a random one per call). */
+  idempotencyKey?: string | undefined;
+}
+
+export interface RemoteVerifyOptions {
+  /** The log's verifier key, and the witnesses and quorum its checkpoint needs. */
+  policy: TrustPolicy;
+  /** A checkpoint verified before: the log must extend it. */
+  checkpoint?: TrustedCheckpoint | undefined;
+  onProgress?: ((progress: VerifyProgress) => void) | undefined;
+}
+
+/** Statuses that say "try again": too many requests, and a proxy or the server not ready. */
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+const PAGE = 1000;
+
+export class RemoteLog implements AuditLog {
+  /** The server's base URL, as given. */
+  readonly location: string;
+  readonly #base: URL;
+  readonly #token: string | undefined;
+  readonly #retries: number;
+  readonly #timeoutMs: number;
+
+  constructor(options: RemoteLogOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.url);
+    } catch {
+      throw new InvalidOptionError(`not a URL: ${JSON.stringify(options.url)}`);
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new InvalidOptionError(`${options.url}: an evident service is reached over http: or https:`);
+    }
+    if (base.search !== '' || base.hash !== '' || base.username !== '' || base.password !== '') {
+      throw new InvalidOptionError(`${options.url}: give the service's base URL, without query, fragment or user`);
+    }
+    if (!base.pathname.endsWith('/')) base.pathname += '/';
+    this.#base = base;
+    this.location = options.url;
+    this.#token = options.token;
+    this.#retries = options.retries ?? 5;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    if (!Number.isSafeInteger(this.#retries) || this.#retries < 0) {
+      throw new InvalidOptionError(`retries: a whole number, not ${options.retries}`);
+    }
+  }
+
+  /** Appends one entry; resolves with it as stored, once the server has it durable. */
+  async append(input: EntryInput, options: RemoteAppendOptions = {}): Promise<Entry> {
+    const [prepared] = prepareBatch([input]);
+    const response = await this.#request('v1/entries', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': options.idempotencyKey ?? randomUUID() },
+      body: inputText(prepared as NonNullable<typeof prepared>),
+    });
+    return (await response.json()) as Entry;
+  }
+
+  /** Appends entries atomically, all or none; resolves with them as stored. */
+  async appendBatch(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Entry[]> {
+    const prepared = prepareBatch(inputs);
+    if (prepared.length === 0) return [];
+    const response = await this.#request('v1/entries', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-ndjson',
+        accept: 'application/x-ndjson',
+        'idempotency-key': options.idempotencyKey ?? randomUUID(),
+      },
+      body: prepared.map((p) => `${inputText(p)}\n`).join(''),
+    });
+    return ndjson(await response.text());
+  }
+
+  /** Entries matching `query`, in order, a page at a time. */
+  async *read(query: ReadQuery = {}): AsyncGenerator<Entry> {
+    let after = query.fromSeq === undefined || query.fromSeq === 0 ? undefined : query.fromSeq - 1;
+    let left = query.limit ?? Number.POSITIVE_INFINITY;
+    while (left > 0) {
+      const wanted = Math.min(PAGE, left, query.toSeq === undefined ? PAGE : query.toSeq - (after ?? -1));
+      if (wanted <= 0) return;
+      const params = new URLSearchParams({ limit: String(wanted) });
+      if (after !== undefined) params.set('after', String(after));
+      for (const name of ['actor', 'action', 'target', 'since', 'until'] as const) {
+        const value = query[name];
+        if (value !== undefined) params.set(name, value);
+      }
+      const response = await this.#request(`v1/entries?${params}`, {
+        headers: { accept: 'application/x-ndjson' },
+      });
+      const entries = ndjson(await response.text());
+      for (const entry of entries) {
+        if (query.toSeq !== undefined && entry.seq > query.toSeq) return;
+        yield entry;
+        left--;
+        after = entry.seq;
+      }
+      if (entries.length < wanted) return;
+    }
+  }
+
+  /** The log's head: its size, and its last entry's hash and time. */
+  async head(): Promise<Head> {
+    const health = (await (await this.#request('v1/health')).json()) as Head & { ok: boolean };
+    return { log: health.log, size: health.size, hash: health.hash, ts: health.ts };
+  }
+
+  /** The latest checkpoint the server serves (with witnesses' cosignatures), unverified; null if the log does not sign. */
+  async checkpoint(): Promise<string | null> {
+    const note = await this.#get('checkpoint');
+    return note === null ? null : note.toString('utf8');
+  }
+
+  /** A c2sp.org/tlog-proof receipt for entry `seq`; waits up to `waitMs` (at most 60 s) for a checkpoint covering it. */
+  async receipt(seq: number, options: { waitMs?: number } = {}): Promise<string> {
+    const wait = Math.ceil((options.waitMs ?? 0) / 1000);
+    const response = await this.#request(`v1/entries/${seq}/receipt${wait > 0 ? `?wait=${wait}` : ''}`, {}, wait);
+    return response.text();
+  }
+
+  /**
+   * Verifies the whole log through the tlog-tiles API against the log's key
+   * (see verify-tiles.ts); the result's `checkpoint` is the one to pass as
+   * `checkpoint` next time.
+   */
+  verify(options: RemoteVerifyOptions): Promise<TilesVerifyResult> {
+    return verifyTiles((path) => this.#get(path), {
+      policy: options.policy,
+      previous: options.checkpoint,
+      onProgress: options.onProgress,
+    });
+  }
+
+  /** Nothing to release: connections are the fetch pool's. Here so that code can close a Log or a RemoteLog. */
+  async close(): Promise<void> {}
+
+  /** A GET of an API path: its body, or null for 404. */
+  async #get(path: string): Promise<Buffer | null> {
+    try {
+      return Buffer.from(await (await this.#request(path)).arrayBuffer());
+    } catch (error) {
+      if (error instanceof EvidentError && error.code === 'EVIDENT_NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Sends a request, retrying what may be retried; resolves with a 2xx
+   * response, or throws the server's error with its own code.
+   */
+  async #request(path: string, init: RequestInit = {}, extraSeconds = 0): Promise<Response> {
+    const url = new URL(path, this.#base);
+    const headers = new Headers(init.headers);
+    if (this.#token !== undefined) headers.set('authorization', `Bearer ${this.#token}`);
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          ...init,
+          headers,
+          signal: AbortSignal.timeout(this.#timeoutMs + extraSeconds * 1000),
+        });
+      } catch (error) {
+        if (attempt < this.#retries) {
+          await pause(attempt, null);
+          continue;
+        }
+        throw new EvidentError('EVIDENT_UNAVAILABLE', `${url.origin} did not answer: ${causeOf(error)}`, {
+          cause: error,
+        });
+      }
+      if (response.ok) return response;
+      if (RETRY_STATUSES.has(response.status) && attempt < this.#retries) {
+        await response.body?.cancel();
+        await pause(attempt, response.headers.get('retry-after'));
+        continue;
+      }
+      throw await errorOf(response, url);
+    }
+  }
+}
+
+/** Waits before attempt `attempt + 1`: the server's Retry-After (seconds, up to 30), else 100 ms doubled, up to 5 s. */
+function pause(attempt: number, retryAfter: string | null): Promise<void> {
+  const asked = retryAfter !== null && /^\d{1,2}$/.test(retryAfter) ? Number(retryAfter) * 1000 : null;
+  const ms = asked ?? Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 30_000)));
+}
+
+/** The error a failed response carries (`{"error":{"code","message"}}`), with the server's code when it is one of ours. */
+async function errorOf(response: Response, url: URL): Promise<EvidentError> {
+  const text = await response.text().catch(() => '');
+  let code: ErrorCode = response.status === 404 ? 'EVIDENT_NOT_FOUND' : 'EVIDENT_UNAVAILABLE';
+  let message = `${url.origin} answered ${response.status} ${response.statusText}`.trim();
+  try {
+    const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    if (typeof error?.code === 'string' && error.code in ERROR_CODES) code = error.code as ErrorCode;
+    if (typeof error?.message === 'string') message = error.message;
+  } catch {
+    // not one of evident's answers (a proxy's page): the status says it
+  }
+  return new EvidentError(code, message);
+}
+
+function ndjson(text: string): Entry[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Entry);
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message ?? String(error);
+}
