@@ -14,9 +14,10 @@
  *
  * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
  * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_IMPORT entries piped to
- * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs,postgres
+ * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs,postgres,http
  * (default all), BENCH_POSTGRES: the database of the postgres group (postgres://postgres@127.0.0.1:5432/test),
- * BENCH_PG_BIG entries copied into PostgreSQL and verified there (1000000).
+ * BENCH_PG_BIG entries copied into PostgreSQL and verified there (1000000), BENCH_HTTP_SECONDS each HTTP load
+ * lasts (5).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,7 @@ import { generateNoteKey } from '../src/note/keys.js';
 import { quoted } from '../src/store/postgres/connection.js';
 import { PerEventAppender } from './baselines.js';
 import { event } from './events.js';
+import { httpFigures } from './http.js';
 import { type Appender, type Build, referenceBuild } from './reference.js';
 import { type ProofFigures, proofFigures } from './tree.js';
 
@@ -38,7 +40,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
-const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs', 'postgres'];
+const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs', 'postgres', 'http'];
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
 for (const group of ONLY) {
   if (!GROUPS.includes(group)) throw new Error(`BENCH_ONLY: no group ${group}; there are ${GROUPS.join(', ')}`);
@@ -231,6 +234,7 @@ for (let run = 1; run <= RUNS; run++) {
   if (reference !== null) await referenceRun(run, reference);
   if (runs('overhead')) await overheadRun(run);
   if (runs('postgres')) await postgresRun();
+  if (runs('http')) await httpRun();
 }
 if (runs('postgres')) await postgresBulk();
 
@@ -245,6 +249,18 @@ function importRate(): number {
     stdio: [openSync(importFile, 'r'), 'ignore', 'inherit'],
   });
   return IMPORT / ((performance.now() - started) / 1000);
+}
+
+async function httpRun(): Promise<void> {
+  const f = await httpFigures(here, join(scratch, `log-${dirs++}`), signingKey, HTTP_SECONDS);
+  add('http_baseline', f.baselinePerS);
+  add('http_appends', f.appendsPerS);
+  add('http_ratio', f.appendsPerS / f.baselinePerS);
+  add('http_append_p99', f.appendP99Ms);
+  add('http_batch_entries', f.batchEntriesPerS);
+  add('http_checkpoint', f.checkpointPerS);
+  add('http_tile', f.tilePerS);
+  add('http_bundle', f.bundlePerS);
 }
 
 async function appendRun(): Promise<void> {
@@ -529,6 +545,24 @@ if (runs('postgres')) {
     ['PostgreSQL: copy out to a directory, entries/s', int(get('pg_copy_out_per_s')), ''],
     ['PostgreSQL: verify streaming, entries/s', int(get('pg_verify_per_s')), ''],
     ['PostgreSQL: verify peak RSS', `${get('pg_verify_rss_mb').toFixed(0)} MB`, ''],
+  );
+}
+if (runs('http')) {
+  rows.push(
+    [
+      'HTTP (a): fastify route, parses the JSON body, answers 201, 64 connections',
+      int(get('http_baseline')),
+      'baseline',
+    ],
+    [
+      'HTTP: durable single-entry appends/s, 64 connections',
+      int(get('http_appends')),
+      `${get('http_ratio').toFixed(2)}× (a), p99 ${get('http_append_p99').toFixed(0)} ms`,
+    ],
+    ['HTTP: NDJSON batches of 1,000, entries/s (4 connections)', int(get('http_batch_entries')), ''],
+    ['HTTP: GET /checkpoint, req/s', int(get('http_checkpoint')), ''],
+    ['HTTP: GET a full tile (cached), req/s', int(get('http_tile')), ''],
+    ['HTTP: GET a full entry bundle (cached), req/s', int(get('http_bundle')), ''],
   );
 }
 for (const p of proofs) {

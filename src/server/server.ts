@@ -391,9 +391,19 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       .send(checkpoint.note);
   });
 
+  // Full tiles and bundles never change once published: served from memory after the first read.
+  const fullTiles = new TileCache(32 << 20);
   app.get('/tile/*', async (request, reply) => {
     await authorize(request, 'read');
-    const address = parseTilePath((request.params as { '*': string })['*']);
+    const path = (request.params as { '*': string })['*'];
+    const cached = fullTiles.get(path);
+    if (cached !== undefined) {
+      return reply
+        .headers({ ...TILE_CORS, 'cache-control': 'public, max-age=31536000, immutable' })
+        .type('application/octet-stream')
+        .send(cached);
+    }
+    const address = parseTilePath(path);
     if (address === null) throw new EvidentError('EVIDENT_NOT_FOUND', `${request.url} is not a tile path`);
     // Tiles of the tree the readers can check: the published checkpoint's (the whole tree, if it does not sign).
     const size = (await published())?.size ?? (await log.treeHead()).size;
@@ -404,6 +414,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       level === 'entries'
         ? entryBundle(await collect(log.read({ fromSeq: index * 256, toSeq: index * 256 + width - 1 })))
         : await log.tile(level, index, width);
+    if (width === 256) fullTiles.set(path, body);
     const cache = width === 256 ? 'public, max-age=31536000, immutable' : 'public, max-age=60';
     return reply
       .headers({ ...TILE_CORS, 'cache-control': cache })
@@ -412,6 +423,34 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/** Tiles by path, the least recently used dropped past `budget` bytes. */
+class TileCache {
+  readonly #tiles = new Map<string, Buffer>();
+  #bytes = 0;
+
+  constructor(readonly budget: number) {}
+
+  get(path: string): Buffer | undefined {
+    const tile = this.#tiles.get(path);
+    if (tile !== undefined) {
+      this.#tiles.delete(path); // most recently used last
+      this.#tiles.set(path, tile);
+    }
+    return tile;
+  }
+
+  set(path: string, tile: Buffer): void {
+    if (this.#tiles.has(path) || tile.length > this.budget) return;
+    this.#tiles.set(path, tile);
+    this.#bytes += tile.length;
+    for (const [oldest, dropped] of this.#tiles) {
+      if (this.#bytes <= this.budget) break;
+      this.#tiles.delete(oldest);
+      this.#bytes -= dropped.length;
+    }
+  }
 }
 
 function ndjson(entries: readonly Entry[]): string {
