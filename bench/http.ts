@@ -4,11 +4,13 @@
  * keep-alive:
  *   - durable single-entry appends, 64 connections, against a bare fastify
  *     route that parses the same body and answers 201 without storing it;
+ *     and the same with an Idempotency-Key on each;
  *   - NDJSON batches of 1,000 entries;
  *   - GETs of the checkpoint, of a full tile (from the server's cache) and of
  *     a full entry bundle.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Log } from '../src/log.js';
@@ -19,6 +21,7 @@ export interface HttpFigures {
   baselinePerS: number;
   appendsPerS: number;
   appendP99Ms: number;
+  keyedAppendsPerS: number;
   batchEntriesPerS: number;
   checkpointPerS: number;
   tilePerS: number;
@@ -83,6 +86,23 @@ export async function httpFigures(
       { url: `${served.url}/v1/entries`, ...post, headers: { ...post.headers, ...auth } },
       seconds,
     );
+    // The same with a fresh Idempotency-Key on every request: what recording and indexing keys costs.
+    const keyed = await load(
+      {
+        url: `${served.url}/v1/entries`,
+        ...post,
+        headers: { ...post.headers, ...auth },
+        requests: [
+          {
+            setupRequest: (request) => ({
+              ...request,
+              headers: { ...request.headers, 'idempotency-key': randomUUID() },
+            }),
+          },
+        ],
+      },
+      seconds,
+    );
     const ndjson = Array.from({ length: 1000 }, (_, i) => `${JSON.stringify(event(i))}\n`).join('');
     const batches = await load(
       {
@@ -103,6 +123,7 @@ export async function httpFigures(
       baselinePerS,
       appendsPerS: single.perS,
       appendP99Ms: single.p99,
+      keyedAppendsPerS: keyed.perS,
       batchEntriesPerS: batches.perS * 1000,
       checkpointPerS: checkpoint.perS,
       tilePerS: tile.perS,

@@ -257,6 +257,8 @@ async function httpRun(): Promise<void> {
   add('http_appends', f.appendsPerS);
   add('http_ratio', f.appendsPerS / f.baselinePerS);
   add('http_append_p99', f.appendP99Ms);
+  add('http_keyed', f.keyedAppendsPerS);
+  add('http_keyed_ratio', f.keyedAppendsPerS / f.appendsPerS);
   add('http_batch_entries', f.batchEntriesPerS);
   add('http_checkpoint', f.checkpointPerS);
   add('http_tile', f.tilePerS);
@@ -558,6 +560,11 @@ if (runs('http')) {
       'HTTP: durable single-entry appends/s, 64 connections',
       int(get('http_appends')),
       `${get('http_ratio').toFixed(2)}× (a), p99 ${get('http_append_p99').toFixed(0)} ms`,
+    ],
+    [
+      'HTTP: the same, each with an Idempotency-Key',
+      int(get('http_keyed')),
+      `${get('http_keyed_ratio').toFixed(2)}× without`,
     ],
     ['HTTP: NDJSON batches of 1,000, entries/s (4 connections)', int(get('http_batch_entries')), ''],
     ['HTTP: GET /checkpoint, req/s', int(get('http_checkpoint')), ''],

@@ -42,6 +42,10 @@ export const ERROR_CODES = {
   EVIDENT_WITNESS_ROLLBACK: { exit: 1, means: 'a witness refuses a checkpoint smaller than one it cosigned' },
   EVIDENT_WITNESS_FORK: { exit: 1, means: 'a witness refuses a checkpoint that does not extend what it cosigned' },
   EVIDENT_WITNESS_STATE: { exit: 1, means: "a witness's state directory cannot be read or written" },
+  EVIDENT_WITNESS_CONFLICT: {
+    exit: 1,
+    means: 'a witness has cosigned another size for the log than the one a request starts from: retry from it',
+  },
   EVIDENT_BAD_REQUEST: { exit: 2, means: 'an HTTP request the service cannot take (a bad parameter or body)' },
   EVIDENT_UNAUTHORIZED: { exit: 2, means: 'an HTTP request without a token, or with one the service does not know' },
   EVIDENT_FORBIDDEN: { exit: 2, means: "the token's scopes or actors do not allow the request" },
@@ -203,7 +207,15 @@ export class ReceiptError extends EvidentError {
 
 /** A witness will not cosign: the checkpoint goes back in time, or does not extend what it cosigned before. */
 export class WitnessError extends EvidentError {
-  constructor(code: 'EVIDENT_WITNESS_ROLLBACK' | 'EVIDENT_WITNESS_FORK', message: string) {
+  /** The size the witness last cosigned for the log (what a tlog-witness 409 answers with), when it has one. */
+  readonly size: number | undefined;
+
+  constructor(
+    code: 'EVIDENT_WITNESS_ROLLBACK' | 'EVIDENT_WITNESS_FORK' | 'EVIDENT_WITNESS_CONFLICT',
+    message: string,
+    size?: number,
+  ) {
     super(code, message);
+    this.size = size;
   }
 }

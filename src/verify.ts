@@ -27,6 +27,7 @@ export {
   verifierKeyOf,
 } from './note/keys.js';
 export { cosigner, ed25519Signer, type NoteSigner, openNote, signNote } from './note/note.js';
+export { type Policy, type PolicyLog, type PolicyWitness, parsePolicy, quorumMet } from './note/policy.js';
 export { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from './note/trust.js';
 export { formatReceipt, parseReceipt, type Receipt, verifyReceipt } from './receipt.js';
 export { type Seen, Witness, type WitnessOptions } from './witness.js';

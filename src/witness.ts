@@ -125,6 +125,57 @@ export class Witness {
     return signNote(opened.text, [cosigner(this.#key, this.#now)], [...opened.sigs, ...opened.unverified]);
   }
 
+  /**
+   * C2SP tlog-witness add-checkpoint: `old` must be the size this witness
+   * last cosigned for the checkpoint's origin (0 if none), else
+   * EVIDENT_WITNESS_CONFLICT carrying that size (409); `proof` is the
+   * consistency proof from it (empty from 0; a bad one is EVIDENT_BAD_PROOF,
+   * 422); at equal size the roots must match (EVIDENT_WITNESS_FORK, 409). The
+   * checkpoint must be signed by `logKey` (the caller found it by origin).
+   * Returns this witness's cosignature line, once the new state is durable;
+   * the check and the record are one step (a generation created once).
+   */
+  async addCheckpoint(old: number, proof: readonly Hash[], note: string, logKey: PublicNoteKey): Promise<string> {
+    const checkpoint = trustCheckpoint(note, { log: logKey });
+    const origin = checkpoint.origin;
+    if (old > checkpoint.size) {
+      throw new EvidentError(
+        'EVIDENT_BAD_REQUEST',
+        `old size ${old} is larger than the checkpoint's ${checkpoint.size}`,
+      );
+    }
+    if (old === 0 && proof.length > 0) throw new EvidentError('EVIDENT_BAD_REQUEST', 'a proof from size 0 is empty');
+    for (;;) {
+      const { seen: last, generation } = this.#latest(origin);
+      const lastSize = last?.size ?? 0;
+      if (old !== lastSize) {
+        throw new WitnessError(
+          'EVIDENT_WITNESS_CONFLICT',
+          `this witness last cosigned ${origin} at size ${lastSize}, not ${old}`,
+          lastSize,
+        );
+      }
+      if (last !== null) {
+        const lastRoot = Buffer.from(last.root, 'base64');
+        if (checkpoint.size === last.size && !checkpoint.root.equals(lastRoot)) {
+          throw new WitnessError(
+            'EVIDENT_WITNESS_FORK',
+            `${origin} has two different trees of ${last.size} entries`,
+            lastSize,
+          );
+        }
+        if (checkpoint.size > last.size && last.size > 0) {
+          verifyConsistency(last.size, checkpoint.size, proof, lastRoot, checkpoint.root);
+        }
+      }
+      const seen = { origin, size: checkpoint.size, root: checkpoint.root.toString('base64') };
+      if (this.#record(origin, generation + 1, seen)) break;
+      // Another request recorded that generation first: `old` is judged against its record.
+    }
+    const cosigned = signNote(openNote(note, [logKey]).text, [cosigner(this.#key, this.#now)]);
+    return cosigned.slice(cosigned.lastIndexOf('\n\n') + 2);
+  }
+
   #originDir(origin: string): string {
     return join(this.#dir, hash('sha256', origin, 'hex'));
   }

@@ -1,6 +1,15 @@
 /** Shared test plumbing: temporary directories, the built CLI, and a file layer that counts and fails on demand. */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +102,36 @@ export function evident(
   options: { stdin?: string | Buffer; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
 ): Promise<Ran> {
   return runNode(CLI, args, options);
+}
+
+/**
+ * Starts a long-running `evident` command (serve, witness serve) that says
+ * on stderr where it listens: its process, that URL, its exit, its stdout.
+ */
+export function daemon(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args]);
+  let err = '';
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const url = new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      const found = / on (https?:\/\/127\.0\.0\.1:\d+)/.exec(err);
+      if (found) resolve(found[1] as string);
+    });
+    child.on('exit', (code) => reject(new Error(`evident ${args[0]} exited ${code}: ${err}`)));
+  });
+  url.catch(() => {});
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, url, exited, stdout: () => out, stderr: () => err };
+}
+
+/** Resolves when `child` has exited, even if it did before this was called (its 'exit' event is gone then). */
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 /** The log file's lines (without the final empty string). */
@@ -251,4 +290,28 @@ export async function dropTestSchemas(): Promise<void> {
   } finally {
     await releasePool(POSTGRES);
   }
+}
+
+/**
+ * Builds a Go reference peer from test/interop/<source> against Debian's
+ * golang.org/x/mod (GOPATH mode, nothing downloaded); null without Go.
+ */
+export function buildGo(source: string): string | null {
+  const gopath = '/usr/share/gocode';
+  if (!existsSync(join(gopath, 'src/golang.org/x/mod/sumdb/note/note.go'))) return null;
+  try {
+    execFileSync('go', ['version'], { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
+  const dir = tempDir('evident-go-');
+  mkdirSync(join(dir, 'src'));
+  copyFileSync(join(ROOT, 'test', 'interop', source), join(dir, 'src', 'main.go'));
+  const binary = join(dir, source.replace(/\.go$/, ''));
+  execFileSync('go', ['build', '-o', binary, 'main.go'], {
+    cwd: join(dir, 'src'),
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: gopath, GOCACHE: join(dir, 'cache'), GOFLAGS: '' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return binary;
 }

@@ -244,3 +244,30 @@ function utf8(bytes: Buffer, named: string): string {
     throw new UsageError(`${named} is not UTF-8 text`);
   }
 }
+
+/** `--listen HOST:PORT` (an IPv6 host in brackets) as fastify's listen options. */
+export function listenAddress(text: string | undefined): { host: string; port: number } {
+  const listen = text ?? '127.0.0.1:8080';
+  const match = /^(.*):([0-9]{1,5})$/.exec(listen);
+  const port = Number(match?.[2]);
+  if (match === null || port > 65535) throw new UsageError(`--listen: ${JSON.stringify(listen)} is not HOST:PORT`);
+  return { host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** `--log-level`: request logs as pino JSON lines on stdout, or none. */
+export function loggerOption(text: string | undefined): false | { level: string } {
+  const level = text ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(level)) {
+    throw new UsageError(`--log-level: ${JSON.stringify(level)}; one of fatal, error, warn, info, debug, silent`);
+  }
+  return level === 'silent' ? false : { level };
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilStopped(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

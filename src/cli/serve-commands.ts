@@ -1,17 +1,22 @@
 /** The HTTP service's commands: serve, token. */
 import { Log } from '../log.js';
+import { parsePolicy } from '../note/policy.js';
 import { Replays } from '../server/replays.js';
 import { buildServer } from '../server/server.js';
 import { addToken, readTokens, revokeToken } from '../server/tokens.js';
+import { WitnessPusher } from '../server/witnesses.js';
 import {
   type Command,
   DIR_HELP,
+  listenAddress,
+  loggerOption,
   parse,
   parseWithPositionals,
   readFileArg,
   storeFlags,
   storeOption,
   UsageError,
+  untilStopped,
   write,
 } from './common.js';
 
@@ -31,6 +36,8 @@ Requests carry Authorization: Bearer SECRET, from evident token add.
   --key FILE          a signing log's key (default: $EVIDENT_KEY, then the store's key file)
   --tls-cert FILE, --tls-key FILE   serve HTTPS with this certificate and key (PEM); or put a proxy in front
   --log-level L       request logs as JSON lines on stdout: info (default), warn, error, debug, silent
+  --policy FILE       a C2SP tlog-policy: each checkpoint is sent to its witnesses that have a URL (C2SP
+                      tlog-witness), and their cosignatures are served in /checkpoint and receipts
 ${DIR_HELP}`,
   token: `Usage: evident token add NAME --scopes append,read[,admin] [--actors PATTERN]... --tokens FILE
        evident token list --tokens FILE
@@ -55,6 +62,7 @@ export const SERVE_COMMANDS: Record<string, Command> = {
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'log-level': { type: 'string' },
+        policy: { type: 'string' },
       },
     });
     if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
@@ -64,23 +72,25 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       v['tls-cert'] === undefined
         ? undefined
         : { cert: readFileArg(v['tls-cert'], 'TLS certificate'), key: readFileArg(v['tls-key'] as string, 'TLS key') };
-    const level = v['log-level'] ?? 'info';
-    if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(level)) {
-      throw new UsageError(`--log-level: ${JSON.stringify(level)}; one of fatal, error, warn, info, debug, silent`);
-    }
-    const listen = v.listen ?? '127.0.0.1:8080';
-    const match = /^(.*):([0-9]{1,5})$/.exec(listen);
-    const port = Number(match?.[2]);
-    if (match === null || port > 65535) throw new UsageError(`--listen: ${JSON.stringify(listen)} is not HOST:PORT`);
-    const host = (match[1] as string).replace(/^\[(.*)\]$/, '$1');
+    const logger = loggerOption(v['log-level']);
+    const { host, port } = listenAddress(v.listen);
     const tokens = v.tokens ?? process.env.EVIDENT_TOKENS ?? null;
     if (tokens !== null) readTokens(tokens); // a bad file is refused now, not at the first request
+    const policy = v.policy === undefined ? null : parsePolicy(readFileArg(v.policy, 'policy'));
     const log = new Log({ store: storeOption(v), key: v.key });
     await log.ready();
     const replays = new Replays();
     await replays.load(log); // the keys of the last 24 hours, so that a retry after a restart appends nothing
+    // Witnesses: each checkpoint this process signs goes to each, with a consistency proof; never in the way of appends.
+    const witnesses = policy === null ? undefined : new WitnessPusher(log, policy.witnesses);
+    if (witnesses !== undefined) {
+      log.on('checkpoint', ({ note }) => witnesses.push(note));
+      const note = await log.checkpoint();
+      if (note === null)
+        throw new UsageError('serve: --policy: this log does not sign, so it has no checkpoints to witness');
+      witnesses.push(note);
+    }
     // Request logs (pino, JSON lines on stdout): method, URL, status, time; never headers, tokens or bodies.
-    const logger = level === 'silent' ? false : { level };
     const app = buildServer({
       log,
       tokens,
@@ -88,17 +98,15 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       replays,
       logger,
       https: https === undefined ? undefined : { cert: Buffer.from(https.cert), key: Buffer.from(https.key) },
+      witnesses,
     });
     const address = await app.listen({ host, port });
     process.stderr.write(`evident: serving ${log.location} on ${address}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    await untilStopped();
     process.stderr.write('evident: stopping: finishing accepted requests, signing a last checkpoint\n');
     await app.close();
     await log.close();
+    await witnesses?.settled(); // the last checkpoint, to the witnesses
     return 0;
   },
 

@@ -12,12 +12,16 @@ import {
   parseVerifierKey,
 } from '../note/keys.js';
 import { openNote } from '../note/note.js';
+import { parsePolicy } from '../note/policy.js';
 import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from '../note/trust.js';
 import { parseReceipt, verifyReceipt } from '../receipt.js';
+import { buildWitnessServer } from '../server/witness-server.js';
 import { Witness } from '../witness.js';
 import {
   type Command,
   DIR_HELP,
+  listenAddress,
+  loggerOption,
   logOf,
   parse,
   parseCount,
@@ -29,6 +33,7 @@ import {
   storeFlags,
   storeOption,
   UsageError,
+  untilStopped,
   using,
   withLog,
   write,
@@ -41,6 +46,7 @@ export const TRUST_HELP = `  --key VKEY     the log's verifier key (name+hash+ke
 export const TLOG_HELP: Record<string, string> = {
   witness: `Usage: evident witness cosign --state DIR --key WKEY --log-key VKEY --log LOGDIR
        evident witness cosign --state DIR --key WKEY --log-key VKEY --checkpoint FILE [--proof FILE]
+       evident witness serve --state DIR --key WKEY --logs POLICY [--listen HOST:PORT] [--log-level L]
 
 Acts as a witness: checks a log's checkpoint against the last one this witness cosigned for that origin (kept in
 DIR), refusing rollbacks and forks, and prints the checkpoint with the witness's cosignature (C2SP
@@ -49,7 +55,14 @@ directory, and stores the cosigned checkpoint there so receipts carry it.
   --state DIR    the witness's state directory
   --key WKEY     the witness's signer key file (evident keygen --witness)
   --log-key VKEY the log's verifier key, or a file holding it
-  --proof FILE   the consistency proof from the last cosigned size: evident proof consistency output (text or JSON)`,
+  --proof FILE   the consistency proof from the last cosigned size: evident proof consistency output (text or JSON)
+
+witness serve answers C2SP tlog-witness requests (POST /add-checkpoint) over HTTP until SIGINT or SIGTERM, for
+the logs whose verifier keys POLICY lists (a C2SP tlog-policy file: log <vkey> lines). Logs that run
+evident serve --policy send it their checkpoints.
+  --logs POLICY  the logs it witnesses
+  --listen HOST:PORT  where to listen (default 127.0.0.1:8080)
+  --log-level L  request logs as JSON lines on stdout: info (default), warn, error, debug, silent`,
   keygen: `Usage: evident keygen --name NAME --out FILE [--witness]
 
 Writes a new Ed25519 signer key to FILE (mode 0600; an existing file is never overwritten) in Go's sumdb/note
@@ -129,7 +142,8 @@ export const trustFlags = {
 export const TLOG_COMMANDS: Record<string, Command> = {
   async witness(args) {
     const [sub, ...rest] = args;
-    if (sub !== 'cosign') throw new UsageError('witness: the subcommand is cosign');
+    if (sub === 'serve') return witnessServe(rest);
+    if (sub !== 'cosign') throw new UsageError('witness: the subcommand is cosign or serve');
     const v = parse('witness cosign', {
       args: rest,
       strict: true,
@@ -390,5 +404,33 @@ async function remoteCheckpoint(v: {
   }
   const { origin, size, root } = checkpoint;
   write(v.json ? `${JSON.stringify({ origin, size, root: root.toString('base64'), note })}\n` : note);
+  return 0;
+}
+
+/** `witness serve`: the C2SP tlog-witness add-checkpoint endpoint, for the logs a policy file lists. */
+async function witnessServe(args: string[]): Promise<number> {
+  const v = parse('witness serve', {
+    args,
+    strict: true,
+    options: {
+      state: { type: 'string' },
+      key: { type: 'string' },
+      logs: { type: 'string' },
+      listen: { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  if (v.state === undefined || v.key === undefined || v.logs === undefined) {
+    throw new UsageError('witness serve: --state, --key and --logs are required');
+  }
+  const logs = parsePolicy(readFileArg(v.logs, 'policy')).logs.map((log) => log.key);
+  if (logs.length === 0) throw new UsageError(`witness serve: ${v.logs} lists no log (log <vkey> lines)`);
+  const witness = new Witness({ key: loadSignerKey(v.key), dir: v.state });
+  const { host, port } = listenAddress(v.listen);
+  const app = buildWitnessServer({ witness, logs, logger: loggerOption(v['log-level']) });
+  const address = await app.listen({ host, port });
+  process.stderr.write(`evident: witnessing ${logs.map((key) => key.name).join(', ')} on ${address}\n`);
+  await untilStopped();
+  await app.close();
   return 0;
 }

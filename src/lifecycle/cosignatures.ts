@@ -22,27 +22,36 @@ export async function addCosignatures(
   if (checkpoint.origin !== identity.origin) {
     throw new EvidentError('EVIDENT_UNTRUSTED', `a checkpoint for ${checkpoint.origin}, not ${identity.origin}`);
   }
-  const key = cosignatureKey(opened.text);
-  const existing = await store.get(key);
-  const signatures = existing === null ? [] : signatureLines(existing);
-  for (const line of signatureLines(note)) if (!signatures.includes(line)) signatures.push(line);
-  await store.put(key, `${opened.text}\n${signatures.join('')}`);
+  // Kept as given, never merged into another copy: two witnesses' cosignatures added at once by different
+  // callers or processes cannot overwrite each other. Reading gathers the copies of one checkpoint.
+  const kept = `${opened.text}\n${signatureLines(note).join('')}`;
+  await store.put(keptKey(kept), kept);
   return checkpoint;
 }
 
-/** What a cosigned note is kept under: the SHA-256 of the checkpoint's text. */
-export function cosignatureKey(text: string): string {
-  return hash('sha256', text, 'hex');
+/** What a cosigned note is kept under: the SHA-256 of the whole note, so that each copy is kept apart. */
+export function keptKey(note: string): string {
+  return hash('sha256', note, 'hex');
 }
 
-/** The kept note with the largest checkpoint covering more than `minSize` entries, or null. */
+/**
+ * The largest checkpoint covering more than `minSize` entries with every
+ * signature kept for it (each copy's lines, once, the log's first), or null.
+ */
 export async function bestCosigned(store: CosignatureStore, minSize: number): Promise<string | null> {
-  let best: { size: number; note: string } | null = null;
+  let best: { size: number; text: string } | null = null;
+  const lines = new Map<string, Set<string>>();
   for (const note of await store.list()) {
+    const { text } = splitNote(note);
     const size = checkpointOfNote(note).size;
-    if (size > minSize && (best === null || size > best.size)) best = { size, note };
+    if (size <= minSize || (best !== null && size < best.size)) continue;
+    if (best === null || size > best.size) best = { size, text };
+    if (text !== best.text) continue; // another tree of that size: not this log's (verify with its key)
+    const kept = lines.get(text) ?? new Set<string>();
+    for (const line of signatureLines(note)) kept.add(line);
+    lines.set(text, kept);
   }
-  return best?.note ?? null;
+  return best === null ? null : `${best.text}\n${[...(lines.get(best.text) ?? [])].join('')}`;
 }
 
 /** The signature lines of a signed note, each with its newline. */

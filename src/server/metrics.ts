@@ -3,6 +3,8 @@
  * counters and a latency histogram kept in memory, gauges read at scrape.
  */
 
+import type { WitnessStatus } from './witnesses.js';
+
 /** Upper bounds of the append latency histogram, seconds. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -33,6 +35,7 @@ export class Metrics {
     size: number;
     checkpointAge: number | null;
     checkpointSize: number | null;
+    witnesses?: readonly WitnessStatus[];
   }): string {
     const lines: string[] = [];
     const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
@@ -74,6 +77,22 @@ export class Metrics {
     if (gauges.checkpointAge !== null) {
       metric('evident_checkpoint_age_seconds', 'gauge', 'Seconds since this server saw the checkpoint change.', [
         ['', gauges.checkpointAge],
+      ]);
+    }
+    const witnesses = gauges.witnesses ?? [];
+    if (witnesses.length > 0) {
+      const label = (w: WitnessStatus) => `{witness=${JSON.stringify(w.name)}}`;
+      metric('evident_witness_up', 'gauge', 'Whether the last push of a checkpoint to the witness succeeded.', [
+        ...witnesses.map((w): [string, number] => [label(w), w.error === null && w.cosignedAt !== null ? 1 : 0]),
+      ]);
+      metric('evident_witness_cosigned_entries', 'gauge', 'The size the witness last cosigned (-1: not known).', [
+        ...witnesses.map((w): [string, number] => [label(w), w.size ?? -1]),
+      ]);
+      metric('evident_witness_cosigned_age_seconds', 'gauge', 'Seconds since the witness last cosigned (-1: never).', [
+        ...witnesses.map((w): [string, number] => [
+          label(w),
+          w.cosignedAt === null ? -1 : (Date.now() - w.cosignedAt) / 1000,
+        ]),
       ]);
     }
     return `${lines.join('\n')}\n`;

@@ -30,6 +30,7 @@ import type { ReadQuery } from '../store/store.js';
 import { Metrics } from './metrics.js';
 import { Replays } from './replays.js';
 import { findToken, mayActAs, readTokens, type Scope, type Token } from './tokens.js';
+import type { WitnessPusher } from './witnesses.js';
 
 export interface ServerOptions {
   /** The log it serves, opened for writing. */
@@ -50,6 +51,8 @@ export interface ServerOptions {
   requestTimeoutMs?: number;
   /** Serve HTTPS with this key and certificate (PEM). */
   https?: { key: Buffer; cert: Buffer } | undefined;
+  /** Pushes the log's checkpoints to its witnesses; their state goes into /metrics. */
+  witnesses?: WitnessPusher | undefined;
 }
 
 /** The HTTP status for each code that a request can cause; 500 for the rest (the server's own failures). */
@@ -330,6 +333,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       size: (await log.head()).size,
       checkpointSize: checkpoint?.size ?? null,
       checkpointAge: seenCheckpoint === null ? null : (Date.now() - seenCheckpoint.at) / 1000,
+      witnesses: options.witnesses?.status() ?? [],
     });
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });

@@ -23,6 +23,7 @@ import { native } from '../../src/store/file/native.js';
 import type { WriterResult } from '../fixtures/writer.js';
 import {
   countingFiles,
+  exited,
   FIXTURES,
   fileStore,
   flockers,
@@ -169,7 +170,7 @@ describe('checkpoints with many writers', () => {
     assert.deepEqual(flockers(join(log.dir, 'lease')), [holder.pid], 'the holder integrates');
 
     holder.kill('SIGKILL');
-    await new Promise((resolve) => holder.once('exit', resolve));
+    await exited(holder);
     const taken = signed(writer, 7); // within an interval the lease is found free, and taken
     await writer.append({ actor: 'a', action: 'x.y' });
     assert.equal((await taken).size, 7);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { NoteError } from '../../src/errors.js';
@@ -21,7 +21,7 @@ import {
   verifierKeyOf,
 } from '../../src/note/keys.js';
 import { cosignatureTime, cosigner, ed25519Signer, openNote, signNote } from '../../src/note/note.js';
-import { ROOT, tempDir, VECTORS } from '../helpers.js';
+import { buildGo, tempDir, VECTORS } from '../helpers.js';
 
 const noteCode = (code: string) => (e: unknown) => e instanceof NoteError && e.code === code;
 
@@ -170,29 +170,8 @@ describe('checkpoints', () => {
   });
 });
 
-/** Builds the Go reference peer (test/interop/note-go.go) against Debian's golang.org/x/mod; null without Go. */
-function buildGoPeer(): string | null {
-  const gopath = '/usr/share/gocode';
-  if (!existsSync(join(gopath, 'src/golang.org/x/mod/sumdb/note/note.go'))) return null;
-  try {
-    execFileSync('go', ['version'], { stdio: 'ignore' });
-  } catch {
-    return null;
-  }
-  const dir = tempDir('evident-go-');
-  mkdirSync(join(dir, 'src'));
-  copyFileSync(join(ROOT, 'test', 'interop', 'note-go.go'), join(dir, 'src', 'main.go'));
-  const binary = join(dir, 'note-go');
-  execFileSync('go', ['build', '-o', binary, 'main.go'], {
-    cwd: join(dir, 'src'),
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: gopath, GOCACHE: join(dir, 'cache'), GOFLAGS: '' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  return binary;
-}
-
 describe('interoperability with Go sumdb/note', () => {
-  const peer = buildGoPeer();
+  const peer = buildGo('note-go.go');
   const skip = peer === null ? 'Go and golang-golang-x-mod-dev are not installed (.ci/run installs them)' : false;
 
   it('Go opens notes evident signed, also with a cosignature Go does not know', { skip }, () => {

@@ -21,7 +21,7 @@ import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { buildServer } from '../../src/server/server.js';
 import { addToken, revokeToken } from '../../src/server/tokens.js';
-import { CLI, evident, signingLog, tempDir, until } from '../helpers.js';
+import { buildGo, daemon, evident, readStore, signingLog, tempDir, until } from '../helpers.js';
 
 let base = '';
 let close: () => Promise<void>;
@@ -164,6 +164,35 @@ describe('evident serve', () => {
     const claimed = await post(secret.ci as string, '{"actor":"ci-deploy","action":"x.y","via":{"token":"writer"}}');
     assert.equal(claimed.status, 400);
     assert.match(json(claimed).error.message, /\$\.via: is assigned by the log/);
+  });
+
+  it('pushes back with 503 and Retry-After when more entries wait than it takes, and writes none of them', async () => {
+    const small = signingLog('busy.example/log');
+    await small.init();
+    const busyLog = new Log({ store: small.dir });
+    const busy = buildServer({ log: busyLog, tokens: tokensFile, maxPending: 5 });
+    const url = await busy.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const batch = Array.from({ length: 6 }, (_, i) => JSON.stringify({ actor: 'a', action: 'x.y', data: { i } }));
+      const response = await fetch(`${url}/v1/entries`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret.writer}`, 'content-type': 'application/x-ndjson' },
+        body: `${batch.join('\n')}\n`,
+      });
+      assert.equal(response.status, 503);
+      assert.equal(response.headers.get('retry-after'), '1');
+      assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'EVIDENT_QUEUE_FULL');
+      assert.equal((await busyLog.head()).size, 1, 'only the entry that declares the key');
+      const fits = await fetch(`${url}/v1/entries`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret.writer}`, 'content-type': 'application/x-ndjson' },
+        body: `${batch.slice(0, 5).join('\n')}\n`,
+      });
+      assert.equal(fits.status, 201);
+    } finally {
+      await busy.close();
+      await busyLog.close();
+    }
   });
 
   it('appends once per Idempotency-Key: a retry, or a concurrent twin, gets the same entries with 200', async () => {
@@ -385,35 +414,8 @@ describe('evident token', () => {
 
 describe('evident serve, the process', () => {
   /** Starts `evident serve` on a free port; resolves with its base URL once it listens. */
-  function serve(dir: string, tokens: string, extra: string[] = []) {
-    const child = spawn(process.execPath, [
-      CLI,
-      'serve',
-      '--dir',
-      dir,
-      '--listen',
-      '127.0.0.1:0',
-      '--tokens',
-      tokens,
-      ...extra,
-    ]);
-    let err = '';
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    const url = new Promise<string>((resolve, reject) => {
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        err += d;
-        const found = /on (https?:\/\/127\.0\.0\.1:\d+)/.exec(err);
-        if (found) resolve(found[1] as string);
-      });
-      child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-    });
-    url.catch(() => {});
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    return { child, url, exited, stdout: () => out };
-  }
+  const serve = (dir: string, tokens: string, extra: string[] = []) =>
+    daemon(['serve', '--dir', dir, '--listen', '127.0.0.1:0', '--tokens', tokens, ...extra]);
 
   it('a retry after a restart appends nothing; SIGKILL under load loses no acknowledged entry', async () => {
     const root = tempDir();
@@ -529,5 +531,46 @@ describe('evident serve, the process', () => {
     }
     assert.equal(await server.exited, 0);
     assert.deepEqual(JSON.parse(health), { ok: true, log: null, size: 0, hash: '0'.repeat(64), ts: null });
+  });
+});
+
+describe("the tlog-tiles read API, read by Go's sumdb/tlog", () => {
+  const client = buildGo('tiles-go.go');
+  const skip = client === null ? 'Go and golang-golang-x-mod-dev are not installed (.ci/run installs them)' : false;
+
+  it('a generic client with only the URL and the verifier key proves every entry', { skip }, async () => {
+    const signed = signingLog('go-client.example/log');
+    await signed.init();
+    const log = new Log({ store: signed.dir, checkpointInterval: 10 });
+    await log.appendBatch(Array.from({ length: 600 }, (_, i) => ({ actor: 'go', action: 'tile.read', data: { i } })));
+    await log.checkpoint();
+    const app = buildServer({ log, tokens: null, publicReads: true });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const ran = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(client as string, [url, signed.verifier]);
+        let out = '';
+        let err = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+        });
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          err += d;
+        });
+        child.on('close', (code) => resolve({ code, out, err }));
+      });
+      assert.equal(ran.code, 0, ran.err);
+      const lines = ran.out.trim().split('\n');
+      assert.equal(lines.at(-1), 'ok go-client.example/log 601');
+      const entries = await readStore(signed.dir);
+      assert.deepEqual(
+        lines.slice(0, -1),
+        entries.map((e) => e.hash),
+        "Go's RFC 9162 leaf hash of each bundle entry is the entry's hash",
+      );
+    } finally {
+      await app.close();
+      await log.close();
+    }
   });
 });

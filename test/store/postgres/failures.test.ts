@@ -15,7 +15,16 @@ import { Log } from '../../../src/log.js';
 import { verifyConsistency } from '../../../src/merkle/verify.js';
 import { trustCheckpoint } from '../../../src/note/trust.js';
 import { parsePostgresUrl, quoted } from '../../../src/store/postgres/connection.js';
-import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, signingLog, until, verifyStore } from '../../helpers.js';
+import {
+  dropTestSchemas,
+  exited,
+  FIXTURES,
+  POSTGRES,
+  postgresLog,
+  signingLog,
+  until,
+  verifyStore,
+} from '../../helpers.js';
 
 const admin = new pg.Pool({ connectionString: POSTGRES, max: 1, application_name: 'evident-test' });
 admin.on('error', () => {}); // the restart test cuts its connection too
@@ -39,10 +48,21 @@ describe('a PostgreSQL log when things break', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     })();
-    const writer = (name: string) =>
-      spawn(process.execPath, [join(FIXTURES, 'writer.js'), url, name, '100000', '16', 'locked', '10'], {
-        stdio: 'ignore',
+    // A writer that ends before it is killed is a failure to report, with what it said.
+    const early: string[] = [];
+    const writer = (name: string) => {
+      const child = spawn(process.execPath, [join(FIXTURES, 'writer.js'), url, name, '100000', '16', 'locked', '10'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
       });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      child.on('exit', (code, signal) => {
+        if (signal !== 'SIGKILL') early.push(`${name} exited ${code ?? signal}: ${stderr}`);
+      });
+      return child;
+    };
     // A rolling kill: each round starts a writer, then SIGKILLs the oldest one, which holds the lease (it took
     // it first), so the integrator dies while signing every 10 ms and the other takes over.
     let oldest = writer('writer-0');
@@ -50,13 +70,14 @@ describe('a PostgreSQL log when things break', () => {
       const next = writer(`writer-${round}`);
       await new Promise((resolve) => setTimeout(resolve, 300 + 50 * round));
       oldest.kill('SIGKILL');
-      await new Promise((resolve) => oldest.once('exit', resolve));
+      await exited(oldest);
       oldest = next;
     }
     oldest.kill('SIGKILL');
-    await new Promise((resolve) => oldest.once('exit', resolve));
+    await exited(oldest);
     watching = false;
     await watcher;
+    assert.deepEqual(early, [], 'no writer ended before it was killed');
 
     // Every checkpoint signed was consistent with every one before it: the tree over the entries proves it.
     const checkpoints = [...seen]
