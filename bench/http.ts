@@ -69,12 +69,24 @@ export async function httpFigures(
   const tokens = join(dir, '..', `${dir.split('/').at(-1)}-tokens.json`);
   const secret = addToken(tokens, 'bench', ['append', 'read']);
   const body = JSON.stringify(event(0));
-  const post = { method: 'POST' as const, body, headers: { 'content-type': 'application/json' } };
+  /**
+   * POSTs of the event with a fresh `header` on each request, so that the load generator does the same work for
+   * every subject: an X-Request-Id the servers ignore, or an Idempotency-Key (what recording keys costs).
+   */
+  const fresh = (url: string, header: string, auth: Record<string, string>): autocannon.Options => ({
+    url,
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...auth },
+    requests: [
+      { setupRequest: (request) => ({ ...request, headers: { ...request.headers, [header]: randomUUID() } }) },
+    ],
+  });
 
   const baseline = await startServer(here, ['baseline']);
   let baselinePerS: number;
   try {
-    baselinePerS = (await load({ url: `${baseline.url}/v1/entries`, ...post }, seconds)).perS;
+    baselinePerS = (await load(fresh(`${baseline.url}/v1/entries`, 'x-request-id', {}), seconds)).perS;
   } finally {
     await stopServer(baseline.child);
   }
@@ -82,27 +94,8 @@ export async function httpFigures(
   const served = await startServer(here, ['evident', dir, tokens]);
   try {
     const auth = { authorization: `Bearer ${secret}` };
-    const single = await load(
-      { url: `${served.url}/v1/entries`, ...post, headers: { ...post.headers, ...auth } },
-      seconds,
-    );
-    // The same with a fresh Idempotency-Key on every request: what recording and indexing keys costs.
-    const keyed = await load(
-      {
-        url: `${served.url}/v1/entries`,
-        ...post,
-        headers: { ...post.headers, ...auth },
-        requests: [
-          {
-            setupRequest: (request) => ({
-              ...request,
-              headers: { ...request.headers, 'idempotency-key': randomUUID() },
-            }),
-          },
-        ],
-      },
-      seconds,
-    );
+    const single = await load(fresh(`${served.url}/v1/entries`, 'x-request-id', auth), seconds);
+    const keyed = await load(fresh(`${served.url}/v1/entries`, 'idempotency-key', auth), seconds);
     const ndjson = Array.from({ length: 1000 }, (_, i) => `${JSON.stringify(event(i))}\n`).join('');
     const batches = await load(
       {
