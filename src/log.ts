@@ -28,7 +28,7 @@ import {
   QueueFullError,
   type RecordFailedError,
 } from './errors.js';
-import { addCosignatures, bestCosigned } from './lifecycle/cosignatures.js';
+import { addCosignatures, bestCosigned, withKeptCosignatures } from './lifecycle/cosignatures.js';
 import { Integrator } from './lifecycle/integrator.js';
 import { Sequencer } from './lifecycle/sequencer.js';
 import {
@@ -468,6 +468,21 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     await this.ready();
     if (this.#identity === null) return null;
     return (await bestCosigned(this.#store.cosignatures, minSize)) ?? (await this.#store.checkpoints.read());
+  }
+
+  /**
+   * The latest checkpoint signed, with the witnesses' cosignatures kept for
+   * it (none yet, if they have not answered); null for a log that does not
+   * sign. What `GET /checkpoint` serves: never an older one because it was
+   * cosigned.
+   */
+  async latestCheckpoint(): Promise<string | null> {
+    await this.ready();
+    if (this.#identity === null) return null;
+    const note = await this.#store.checkpoints.read();
+    if (note === null) return null;
+    trustCheckpoint(note, { log: this.#identity.verifierKey }); // only ever this log's own
+    return withKeptCosignatures(this.#store.cosignatures, note);
   }
 
   /** Keeps a witness's cosigned copy of one of this log's checkpoints, for receipts to carry. */

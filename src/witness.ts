@@ -18,13 +18,16 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import {
+  accessSync,
   closeSync,
+  constants,
   fsyncSync,
   linkSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -69,6 +72,17 @@ export class Witness {
     this.#key = options.key;
     this.#dir = options.dir;
     this.#now = options.now;
+  }
+
+  /** Makes the state directory (0700) if missing, and checks that it is a directory this process can write. */
+  checkState(): void {
+    try {
+      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      if (!statSync(this.#dir).isDirectory()) throw new Error('it is not a directory');
+      accessSync(this.#dir, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      throw stateError(this.#dir, error);
+    }
   }
 
   /** The last checkpoint this witness cosigned for `origin`, if any. */
@@ -144,7 +158,9 @@ export class Witness {
         `old size ${old} is larger than the checkpoint's ${checkpoint.size}`,
       );
     }
-    if (old === 0 && proof.length > 0) throw new EvidentError('EVIDENT_BAD_REQUEST', 'a proof from size 0 is empty');
+    if ((old === 0 || old === checkpoint.size) && proof.length > 0) {
+      throw new EvidentError('EVIDENT_BAD_REQUEST', `a proof from size ${old} to ${checkpoint.size} is empty`);
+    }
     for (;;) {
       const { seen: last, generation } = this.#latest(origin);
       const lastSize = last?.size ?? 0;

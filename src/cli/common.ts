@@ -1,9 +1,9 @@
 /** What every evident command shares: usage errors, flag parsing, output, and opening a log. */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { RemoteLog } from '../client/remote-log.js';
 import { logTime } from '../encoding/time.js';
-import { EvidentError, InvalidEntryError } from '../errors.js';
+import { EvidentError, InvalidEntryError, InvalidOptionError } from '../errors.js';
 import { type AuditLog, Log, type LogOptions } from '../log.js';
 
 export type Command = (args: string[]) => Promise<number>;
@@ -251,7 +251,10 @@ export function listenAddress(text: string | undefined): { host: string; port: n
   const match = /^(.*):([0-9]{1,5})$/.exec(listen);
   const port = Number(match?.[2]);
   if (match === null || port > 65535) throw new UsageError(`--listen: ${JSON.stringify(listen)} is not HOST:PORT`);
-  return { host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
+  const host = (match[1] as string).replace(/^\[(.*)\]$/, '$1');
+  if (host === '')
+    throw new UsageError('--listen: give the host too (127.0.0.1:PORT, or 0.0.0.0:PORT for every interface)');
+  return { host, port };
 }
 
 /** `--log-level`: request logs as pino JSON lines on stdout, or none. */
@@ -270,4 +273,36 @@ export function untilStopped(): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** Starts `app` listening; an address in use or not this machine's is a clear error, not an errno. */
+export async function listenOn(
+  app: { listen(options: { host: string; port: number }): Promise<string> },
+  where: { host: string; port: number },
+): Promise<string> {
+  try {
+    return await app.listen(where);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'something else listens there'
+        : code === 'EADDRNOTAVAIL'
+          ? 'that address is not one of this machine'
+          : code === 'EACCES'
+            ? 'not allowed (a port below 1024 needs privileges)'
+            : (error as Error).message;
+    throw new InvalidOptionError(`--listen ${where.host}:${where.port}: ${why}`);
+  }
+}
+
+/** Writes an output file the user named; a failure says which file and why. */
+export function writeOutput(path: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (error) {
+    throw new EvidentError('EVIDENT_WRITE_FAILED', `cannot write ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
 }

@@ -1,5 +1,6 @@
 /** The log's own commands: init, append, verify, log, tail, copy. */
 import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RemoteLog } from '../client/remote-log.js';
 import type { TilesVerifyResult } from '../client/verify-tiles.js';
@@ -7,7 +8,7 @@ import { copyLog } from '../copy.js';
 import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
 import type { Entry, EntryInput } from '../entry.js';
-import { InvalidEntryError, NoteError, TrustError } from '../errors.js';
+import { EvidentError, InvalidEntryError, NoteError, TrustError } from '../errors.js';
 import { type AuditLog, Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
@@ -407,6 +408,9 @@ async function verifyRemote(v: {
     throw new UsageError('verify: give --checkpoint or --remember, not both');
   }
   const policy = trustArgs(v);
+  if (v.remember !== undefined && !existsSync(dirname(resolve(v.remember)))) {
+    throw new UsageError(`--remember: there is no directory ${dirname(resolve(v.remember))} to keep the checkpoint in`);
+  }
   const known = v.checkpoint ?? (v.remember !== undefined && existsSync(v.remember) ? v.remember : undefined);
   let previous: TrustedCheckpoint | undefined;
   if (known !== undefined) {
@@ -431,7 +435,13 @@ async function verifyRemote(v: {
   } finally {
     bar?.done();
   }
-  if (result.ok && v.remember !== undefined) await nodeFiles.replaceFile(v.remember, Buffer.from(result.note), true);
+  if (result.ok && v.remember !== undefined) {
+    await nodeFiles.replaceFile(v.remember, Buffer.from(result.note), true).catch((error: Error) => {
+      throw new EvidentError('EVIDENT_WRITE_FAILED', `cannot keep the checkpoint in ${v.remember}: ${error.message}`, {
+        cause: error,
+      });
+    });
+  }
   const { checkpoint, note: _note, ...plain } = result;
   if (v.json) {
     write(`${JSON.stringify({ ...plain, checkpointSize: checkpoint.size })}\n`);

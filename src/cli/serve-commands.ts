@@ -1,4 +1,6 @@
 /** The HTTP service's commands: serve, token. */
+import { existsSync } from 'node:fs';
+import { InvalidOptionError } from '../errors.js';
 import { Log } from '../log.js';
 import { parsePolicy } from '../note/policy.js';
 import { Replays } from '../server/replays.js';
@@ -9,6 +11,7 @@ import {
   type Command,
   DIR_HELP,
   listenAddress,
+  listenOn,
   loggerOption,
   parse,
   parseWithPositionals,
@@ -75,14 +78,33 @@ export const SERVE_COMMANDS: Record<string, Command> = {
     const logger = loggerOption(v['log-level']);
     const { host, port } = listenAddress(v.listen);
     const tokens = v.tokens ?? process.env.EVIDENT_TOKENS ?? null;
-    if (tokens !== null) readTokens(tokens); // a bad file is refused now, not at the first request
+    if (tokens !== null) {
+      // A missing or bad file is refused now, not found out at the first request.
+      if (!existsSync(tokens)) throw new UsageError(`--tokens: there is no ${tokens} (evident token add creates it)`);
+      readTokens(tokens);
+    }
     const policy = v.policy === undefined ? null : parsePolicy(readFileArg(v.policy, 'policy'));
     const log = new Log({ store: storeOption(v), key: v.key });
     await log.ready();
     const replays = new Replays();
     await replays.load(log); // the keys of the last 24 hours, so that a retry after a restart appends nothing
     // Witnesses: each checkpoint this process signs goes to each, with a consistency proof; never in the way of appends.
-    const witnesses = policy === null ? undefined : new WitnessPusher(log, policy.witnesses);
+    const witnesses =
+      policy === null
+        ? undefined
+        : new WitnessPusher(log, policy.witnesses, {
+            onChange: (w) =>
+              process.stderr.write(
+                w.error === null
+                  ? `evident: witness ${w.name} cosigned size ${w.size}\n`
+                  : `evident: witness ${w.name} did not cosign: ${w.error}\n`,
+              ),
+          });
+    for (const w of policy?.witnesses ?? []) {
+      if (w.url === undefined) process.stderr.write(`evident: witness ${w.name} has no URL in the policy: not asked\n`);
+      else if (!/^https?:\/\/[^/]/.test(w.url))
+        throw new UsageError(`--policy: witness ${w.name}: ${w.url} is not an http(s) URL`);
+    }
     if (witnesses !== undefined) {
       log.on('checkpoint', ({ note }) => witnesses.push(note));
       const note = await log.checkpoint();
@@ -91,16 +113,24 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       witnesses.push(note);
     }
     // Request logs (pino, JSON lines on stdout): method, URL, status, time; never headers, tokens or bodies.
-    const app = buildServer({
-      log,
-      tokens,
-      publicReads: v['public-reads'] === true,
-      replays,
-      logger,
-      https: https === undefined ? undefined : { cert: Buffer.from(https.cert), key: Buffer.from(https.key) },
-      witnesses,
-    });
-    const address = await app.listen({ host, port });
+    let app: ReturnType<typeof buildServer>;
+    try {
+      app = buildServer({
+        log,
+        tokens,
+        publicReads: v['public-reads'] === true,
+        replays,
+        logger,
+        https: https === undefined ? undefined : { cert: Buffer.from(https.cert), key: Buffer.from(https.key) },
+        witnesses,
+      });
+    } catch (error) {
+      if (https === undefined) throw error;
+      throw new InvalidOptionError(
+        `--tls-cert, --tls-key: not a PEM certificate and its key: ${(error as Error).message}`,
+      );
+    }
+    const address = await listenOn(app, { host, port });
     process.stderr.write(`evident: serving ${log.location} on ${address}\n`);
     await untilStopped();
     process.stderr.write('evident: stopping: finishing accepted requests, signing a last checkpoint\n');

@@ -21,6 +21,7 @@ import {
   type Command,
   DIR_HELP,
   listenAddress,
+  listenOn,
   loggerOption,
   logOf,
   parse,
@@ -37,6 +38,7 @@ import {
   using,
   withLog,
   write,
+  writeOutput,
 } from './common.js';
 
 export const TRUST_HELP = `  --key VKEY     the log's verifier key (name+hash+key), or a file holding it (required)
@@ -318,7 +320,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     const waitMs = v.wait === undefined ? 0 : parseCount(v.wait, '--wait') * 1000;
     const text = await using(logOf(v, true), (log) => log.receipt(seq, { waitMs }));
     if (v.out === undefined) write(text);
-    else writeFileSync(v.out, text);
+    else writeOutput(v.out, text);
     return 0;
   },
 
@@ -426,9 +428,10 @@ async function witnessServe(args: string[]): Promise<number> {
   const logs = parsePolicy(readFileArg(v.logs, 'policy')).logs.map((log) => log.key);
   if (logs.length === 0) throw new UsageError(`witness serve: ${v.logs} lists no log (log <vkey> lines)`);
   const witness = new Witness({ key: loadSignerKey(v.key), dir: v.state });
+  witness.checkState(); // a state that cannot be written is refused now, not at the first submission
   const { host, port } = listenAddress(v.listen);
   const app = buildWitnessServer({ witness, logs, logger: loggerOption(v['log-level']) });
-  const address = await app.listen({ host, port });
+  const address = await listenOn(app, { host, port });
   process.stderr.write(`evident: witnessing ${logs.map((key) => key.name).join(', ')} on ${address}\n`);
   await untilStopped();
   await app.close();

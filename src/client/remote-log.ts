@@ -158,6 +158,11 @@ export class RemoteLog implements AuditLog {
    * `checkpoint` next time.
    */
   verify(options: RemoteVerifyOptions): Promise<TilesVerifyResult> {
+    if (options?.policy?.log === undefined) {
+      return Promise.reject(
+        new InvalidOptionError("verify({ policy: { log } }): a remote log is verified against the log's key"),
+      );
+    }
     return verifyTiles((path) => this.#get(path), {
       policy: options.policy,
       previous: options.checkpoint,
@@ -224,16 +229,19 @@ function pause(attempt: number, retryAfter: string | null): Promise<void> {
 /** The error a failed response carries (`{"error":{"code","message"}}`), with the server's code when it is one of ours. */
 async function errorOf(response: Response, url: URL): Promise<EvidentError> {
   const text = await response.text().catch(() => '');
-  let code: ErrorCode = response.status === 404 ? 'EVIDENT_NOT_FOUND' : 'EVIDENT_UNAVAILABLE';
-  let message = `${url.origin} answered ${response.status} ${response.statusText}`.trim();
   try {
     const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
-    if (typeof error?.code === 'string' && error.code in ERROR_CODES) code = error.code as ErrorCode;
-    if (typeof error?.message === 'string') message = error.message;
+    if (typeof error?.code === 'string' && error.code in ERROR_CODES && typeof error.message === 'string') {
+      return new EvidentError(error.code as ErrorCode, error.message);
+    }
   } catch {
-    // not one of evident's answers (a proxy's page): the status says it
+    // not one of evident's answers
   }
-  return new EvidentError(code, message);
+  // A proxy's page, or not an evident service at all: the status is all there is.
+  return new EvidentError(
+    'EVIDENT_UNAVAILABLE',
+    `${url.origin} answered ${response.status} ${response.statusText} to ${url.pathname}, not as an evident service`,
+  );
 }
 
 function ndjson(text: string): Entry[] {

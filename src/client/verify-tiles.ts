@@ -162,11 +162,14 @@ export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions)
     return fail(found.seq, 'tile-mismatch', `${found.path} is not the tree's hashes over the entries`, mismatchHead);
   }
   if (previous !== undefined && previous.size > size) {
+    // A smaller tree cannot show whether its entries are the first of the larger one: none is counted intact.
     return fail(
-      size,
+      0,
       'truncated',
       `the log's checkpoint covers ${size} entries, fewer than the ${previous.size} of the checkpoint verified ` +
-        'before: its key signed a smaller tree (a rollback, or a split view)',
+        'before: its key signed a smaller tree (a rollback, or a split view); whether the entries it holds are the ' +
+        'ones verified before cannot be told',
+      GENESIS_PREV,
     );
   }
   if (previous !== undefined && !(rootAtPrevious as Hash).equals(previous.root)) {

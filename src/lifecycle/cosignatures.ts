@@ -54,6 +54,17 @@ export async function bestCosigned(store: CosignatureStore, minSize: number): Pr
   return best === null ? null : `${best.text}\n${[...(lines.get(best.text) ?? [])].join('')}`;
 }
 
+/** `note` (a signed checkpoint) with every signature kept for the same checkpoint added, the note's own first. */
+export async function withKeptCosignatures(store: CosignatureStore, note: string): Promise<string> {
+  const { text } = splitNote(note);
+  const lines = new Set(signatureLines(note));
+  for (const kept of await store.list()) {
+    if (splitNote(kept).text !== text) continue;
+    for (const line of signatureLines(kept)) lines.add(line);
+  }
+  return `${text}\n${[...lines].join('')}`;
+}
+
 /** The signature lines of a signed note, each with its newline. */
 function signatureLines(note: string): string[] {
   return splitNote(note)

@@ -315,7 +315,8 @@ export class Integrator {
    * size, with the entry at its end the tree's leaf there. Tiles that do not
    * bear this out are rebuilt from the entries before the log is judged.
    */
-  async #judge(note: string | null, size: number): Promise<void> {
+  async #judge(note: string | null, logSize: number): Promise<void> {
+    let size = logSize;
     const identity = this.#options.identity as SigningIdentity;
     const where = this.#store.location;
     if (note === null) {
@@ -335,9 +336,14 @@ export class Integrator {
       throw new HistoryMismatchError(`the checkpoint in ${where} is for ${checkpoint.origin}, not ${identity.origin}`);
     }
     if (size < checkpoint.size) {
-      throw new HistoryMismatchError(
-        `the log in ${where} has ${entries(size)} but its signed checkpoint covers ${checkpoint.size}: entries were removed`,
-      );
+      // `size` was read before the checkpoint: another writer may have committed and signed since. The log as it
+      // is now, read after the checkpoint, decides (a log only grows, so a true cut still shows).
+      size = (await this.#store.entries.head()).size;
+      if (size < checkpoint.size) {
+        throw new HistoryMismatchError(
+          `the log in ${where} has ${entries(size)} but its signed checkpoint covers ${checkpoint.size}: entries were removed`,
+        );
+      }
     }
     if (checkpoint.size > 0) {
       for (let attempt = 0; ; attempt++) {

@@ -144,6 +144,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (error instanceof EvidentError) {
       code = error.code;
       status = STATUS[code] ?? 500;
+      if (status >= 500) request.log.error(error); // the server's own failure (a bad token file, a store error)
     } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       code = 'EVIDENT_TOO_LARGE';
       status = 413;
@@ -236,7 +237,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (Array.isArray(header)) throw new EvidentError('EVIDENT_BAD_REQUEST', 'one Idempotency-Key, not several');
     // Every entry records the token it came with (and the key): a token holder cannot pass as another.
     const append = async (key?: string) => {
-      const entries = await admitted(inputs.length, () => log.appendBatch(inputs, { via: { token: token.name, key } }));
+      const entries = await admitted(inputs.length, () =>
+        log.appendBatch(inputs, { via: { token: token.name, key } }).catch((error: unknown) => {
+          // A bad entry of a batch is named by its line, as parsing names it (the log counts from 0).
+          if (error instanceof InvalidEntryError && error.index !== undefined) {
+            throw new InvalidEntryError(`line ${error.index + 1}: ${error.field}`, error.problem);
+          }
+          throw error;
+        }),
+      );
       (request as { appendedEntries?: number }).appendedEntries = entries.length;
       return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
     };
@@ -379,9 +388,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     }
   });
 
-  /** The latest checkpoint readers may see: cosigned if witnesses did, else the latest signed; null if none. */
+  /** The latest checkpoint signed, with the cosignatures kept for it; null if the log does not sign. */
   const published = async () => {
-    const note = await log.cosignedCheckpoint();
+    const note = await log.latestCheckpoint();
     return note === null ? null : { note, size: checkpointOfNote(note).size };
   };
 

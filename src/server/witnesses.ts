@@ -42,9 +42,17 @@ export class WitnessPusher {
   readonly #witnesses: Pushed[];
   readonly #timeoutMs: number;
 
-  constructor(log: CosignedLog, witnesses: readonly PolicyWitness[], timeoutMs = 10_000) {
+  readonly #onChange: ((status: WitnessStatus) => void) | undefined;
+
+  /** `onChange`: told when a witness starts or stops failing (not at every push). */
+  constructor(
+    log: CosignedLog,
+    witnesses: readonly PolicyWitness[],
+    options: { timeoutMs?: number; onChange?: (status: WitnessStatus) => void } = {},
+  ) {
     this.#log = log;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#onChange = options.onChange;
     this.#witnesses = witnesses
       .filter((w) => w.url !== undefined)
       .map((witness) => ({
@@ -79,12 +87,15 @@ export class WitnessPusher {
     while (w.next !== null) {
       const note = w.next;
       w.next = null;
+      const before = w.status.error;
+      const first = w.status.cosignedAt === null;
       try {
         await this.#send(w.witness, w.status, note);
         w.status.error = null;
       } catch (error) {
-        w.status.error = (error as Error).message;
+        w.status.error = causeOf(error);
       }
+      if (w.status.error !== before || (first && w.status.error === null)) this.#onChange?.({ ...w.status });
     }
     w.running = null;
   }
@@ -127,4 +138,11 @@ export class WitnessPusher {
     }
     throw new Error(`${witness.name} kept answering 409`);
   }
+}
+
+/** An error's message, with the cause fetch hides behind "fetch failed". */
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const detail = cause?.code ?? cause?.message;
+  return detail === undefined ? (error as Error).message : `${(error as Error).message} (${detail})`;
 }

@@ -143,6 +143,55 @@ describe('evident … --url', () => {
     const unknown = await evident(['append', '--actor', 'a', '--action', 'x.y', '--url', base, '--token', 'evt_nope']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /\[EVIDENT_UNAUTHORIZED\]$/m);
+    // Files and addresses that cannot be used are refused before anything is done, naming them.
+    const missingDir = join(tempDir(), 'no', 'such');
+    const remember = await remote(['verify', '--key', keys.verifier, '--remember', join(missingDir, 'x.cp')]);
+    assert.equal(remember.code, 2);
+    assert.match(remember.stderr, /--remember: there is no directory .*no\/such to keep the checkpoint in/);
+    const out = await remote(['receipt', '--seq', '1', '--out', join(missingDir, 'r.txt')]);
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /cannot write .*r\.txt: ENOENT.* \[EVIDENT_WRITE_FAILED\]/);
+    const tokensGone = await evident(['serve', '--dir', keys.dir, '--tokens', join(missingDir, 't.json')]);
+    assert.equal(tokensGone.code, 2);
+    assert.match(tokensGone.stderr, /--tokens: there is no .*t\.json/);
+    const noHost = await evident(['serve', '--dir', keys.dir, '--listen', ':8080']);
+    assert.equal(noHost.code, 2);
+    assert.match(noHost.stderr, /--listen: give the host too/);
+    const logsFile = join(tempDir(), 'logs.policy');
+    writeFileSync(logsFile, `log ${keys.verifier}\nquorum none\n`);
+    const witnessKey = join(tempDir(), 'w.key');
+    assert.equal((await evident(['keygen', '--name', 'w.example/w', '--witness', '--out', witnessKey])).code, 0);
+    const inUse = await evident([
+      'witness',
+      'serve',
+      '--state',
+      tempDir(),
+      '--key',
+      witnessKey,
+      '--logs',
+      logsFile,
+      '--listen',
+      new URL(base).host,
+    ]);
+    assert.equal(inUse.code, 2, inUse.stderr);
+    assert.match(inUse.stderr, /--listen 127\.0\.0\.1:\d+: something else listens there \[EVIDENT_INVALID_OPTION\]/);
+    const stateFile = join(tempDir(), 'state-is-a-file');
+    writeFileSync(stateFile, 'x');
+    const badState = await evident([
+      'witness',
+      'serve',
+      '--state',
+      stateFile,
+      '--key',
+      witnessKey,
+      '--logs',
+      logsFile,
+      '--listen',
+      '127.0.0.1:0',
+    ]);
+    assert.equal(badState.code, 1);
+    assert.match(badState.stderr, /the witness state .*state-is-a-file cannot be used.*\[EVIDENT_WITNESS_STATE\]/);
+
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;

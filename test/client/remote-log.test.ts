@@ -230,6 +230,22 @@ describe('RemoteLog', () => {
     });
   });
 
+  it('calls a server that is not an evident service unavailable, and wants a key to verify', async () => {
+    const plain = await proxy(server.base, (_request, _upstream, response) => {
+      response.writeHead(404, { 'content-type': 'text/html' });
+      response.end('<h1>Not Found</h1>');
+      return 'done';
+    });
+    try {
+      const remote = new RemoteLog({ url: plain.base });
+      await assert.rejects(remote.checkpoint(), { code: 'EVIDENT_UNAVAILABLE', message: /not as an evident service/ });
+      await assert.rejects(remote.verify({ policy: { log: keys.key } }), { code: 'EVIDENT_UNAVAILABLE' });
+      await assert.rejects((remote.verify as (o?: unknown) => Promise<unknown>)(), { code: 'EVIDENT_INVALID_OPTION' });
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('refuses a URL that is not a service base URL', () => {
     for (const url of ['not a url', 'ftp://x.example/', 'http://x.example/?a=1', 'http://u:p@x.example/']) {
       assert.throws(() => new RemoteLog({ url }), { code: 'EVIDENT_INVALID_OPTION' });
@@ -342,6 +358,7 @@ describe('RemoteLog.verify, trusting only the key', () => {
     const rolledBack = await verifyServed(small, { log: signed.key }, first);
     assert.equal(rolledBack.failure?.reason, 'truncated');
     assert.match(rolledBack.failure?.message ?? '', /fewer than the \d+ of the checkpoint verified before/);
+    assert.equal(rolledBack.size, 0, 'a smaller tree cannot show its entries are the ones verified before');
   });
 
   it('names a tile served that is not the tree over the entries', async () => {

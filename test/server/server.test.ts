@@ -120,7 +120,17 @@ describe('evident serve', () => {
     assert.equal(bad.status, 400);
     assert.equal(json(bad).error.code, 'EVIDENT_INVALID_ENTRY');
     assert.match(json(bad).error.message, /line 2/);
-    assert.equal(json(await call('GET', '/v1/health')).size, before + 2, 'nothing of the bad batch written');
+    // A line that parses but is not an entry is named the same way, counting from 1.
+    const invalid = await post(
+      secret.writer as string,
+      `${lines[0]}
+{"actor":"x"}
+`,
+      'application/x-ndjson',
+    );
+    assert.equal(invalid.status, 400);
+    assert.match(json(invalid).error.message, /^line 2: \$\.action: must be a non-empty string$/);
+    assert.equal(json(await call('GET', '/v1/health')).size, before + 2, 'nothing of the bad batches written');
   });
 
   it('refuses with the documented status and code, writing nothing', async () => {
@@ -512,6 +522,7 @@ describe('evident serve, the process', () => {
     );
     const dir = join(root, 'log');
     await evident(['init', '--dir', dir]);
+    addToken(join(root, 'tokens.json'), 'tls', ['read']);
     const server = serve(dir, join(root, 'tokens.json'), ['--tls-cert', cert, '--tls-key', key]);
     let health: string;
     try {

@@ -168,6 +168,7 @@ describe('witnesses over HTTP', () => {
     const current = await submit(url1, known, proof, note);
     assert.equal(current.status, 200, current.text);
     assert.match(current.text, /^— w1\.example\/witness [A-Za-z0-9+/=]+\n$/);
+    assert.equal((await submit(url1, size, [Buffer.alloc(32)], note)).status, 400, 'a proof between equal sizes');
     await log.append({ actor: 'a', action: 'x.y' });
     const next = (await log.checkpoint()) as string;
     const nextSize = checkpointOfNote(next).size;
