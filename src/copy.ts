@@ -10,7 +10,6 @@ import { ChainVerifier } from './chain.js';
 import { canonicalize } from './encoding/canonical.js';
 import type { Head } from './entry.js';
 import { EvidentError, InvalidOptionError, LogCorruptError } from './errors.js';
-import { keptKey } from './lifecycle/cosignatures.js';
 import { HASH_SIZE } from './merkle/hash.js';
 import { storeOf } from './store/open.js';
 import type { SealedBatch, Store, UnsealedBatch } from './store/store.js';
@@ -106,7 +105,7 @@ async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) =>
   if (checkpoint !== null && !(await to.checkpoints.replace(null, checkpoint))) {
     throw new EvidentError('EVIDENT_WRITE_FAILED', `${to.location}: a checkpoint appeared there during the copy`);
   }
-  for (const note of cosignatures) await to.cosignatures.put(keptKey(note), note);
+  for (const { key, note } of cosignatures) await to.cosignatures.put(key, note);
   const keyFile = await from.keyFile();
   if (keyFile !== null) await to.setKeyFile(keyFile);
   return { entries: after.size, head: after, checkpoint: checkpoint !== null, cosignatures: cosignatures.length };

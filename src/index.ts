@@ -37,6 +37,7 @@ export type {
   CommittedBatch,
   CosignatureStore,
   EntryStore,
+  KeptNote,
   Lease,
   Leaves,
   OpenOptions,

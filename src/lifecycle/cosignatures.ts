@@ -26,6 +26,11 @@ export async function addCosignatures(
   // callers or processes cannot overwrite each other. Reading gathers the copies of one checkpoint.
   const kept = `${opened.text}\n${signatureLines(note).join('')}`;
   await store.put(keptKey(kept), kept);
+  // Receipts use the largest cosigned checkpoint that covers their entry, and the largest covers every entry a
+  // smaller one does: copies of smaller ones serve nothing, and would pile up with every checkpoint.
+  const all = (await store.list()).map((k) => ({ ...k, size: checkpointOfNote(k.note).size }));
+  const largest = Math.max(...all.map((k) => k.size));
+  for (const k of all) if (k.size < largest) await store.remove(k.key);
   return checkpoint;
 }
 
@@ -41,7 +46,7 @@ export function keptKey(note: string): string {
 export async function bestCosigned(store: CosignatureStore, minSize: number): Promise<string | null> {
   let best: { size: number; text: string } | null = null;
   const lines = new Map<string, Set<string>>();
-  for (const note of await store.list()) {
+  for (const { note } of await store.list()) {
     const { text } = splitNote(note);
     const size = checkpointOfNote(note).size;
     if (size <= minSize || (best !== null && size < best.size)) continue;
@@ -58,7 +63,7 @@ export async function bestCosigned(store: CosignatureStore, minSize: number): Pr
 export async function withKeptCosignatures(store: CosignatureStore, note: string): Promise<string> {
   const { text } = splitNote(note);
   const lines = new Set(signatureLines(note));
-  for (const kept of await store.list()) {
+  for (const { note: kept } of await store.list()) {
     if (splitNote(kept).text !== text) continue;
     for (const line of signatureLines(kept)) lines.add(line);
   }

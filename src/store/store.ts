@@ -167,12 +167,20 @@ export interface Lease {
 
 /** Checkpoints as witnesses cosigned them, kept for receipts. */
 export interface CosignatureStore {
-  /** Every cosigned note kept. */
-  list(): Promise<string[]>;
+  /** Every cosigned note kept, with its key. */
+  list(): Promise<KeptNote[]>;
   /** Keeps `note` (a checkpoint with cosignatures) under `key`, replacing what was kept under it. */
   put(key: string, note: string): Promise<void>;
   /** The note kept under `key`, or null. */
   get(key: string): Promise<string | null>;
+  /** Drops what is kept under `key`, if anything. */
+  remove(key: string): Promise<void>;
+}
+
+/** A cosigned note and the key it is kept under. */
+export interface KeptNote {
+  key: string;
+  note: string;
 }
 
 /** How a log is opened on a store. */

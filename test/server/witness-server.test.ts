@@ -6,14 +6,14 @@
  * down never holding up appends.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Log } from '../../src/log.js';
 import { checkpointOfNote, formatCheckpoint } from '../../src/note/checkpoint.js';
 import { ALG_COSIGNATURE_V1, generateNoteKey, parseSignerKey, parseVerifierKey } from '../../src/note/keys.js';
-import { ed25519Signer, signNote } from '../../src/note/note.js';
+import { ed25519Signer, signNote, splitNote } from '../../src/note/note.js';
 import { parsePolicy, quorumMet } from '../../src/note/policy.js';
 import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
@@ -142,6 +142,12 @@ describe('witnesses over HTTP', () => {
       const entry = await (await fetch(`${base}/v1/entries/${last}`, { headers: auth })).json();
       const receipt = await (await fetch(`${base}/v1/entries/${last}/receipt?wait=5`, { headers: auth })).text();
       assert.equal(verifyReceipt(parseReceipt(receipt), entry, trust).cosigners.length, 2);
+      // Five checkpoints were cosigned by two witnesses; only the largest one's copies are kept.
+      const kept = readdirSync(join(keys.dir, 'cosignatures')).map(
+        (name) => splitNote(readFileSync(join(keys.dir, 'cosignatures', name), 'utf8')).text,
+      );
+      assert.ok(kept.length >= 1 && kept.length <= 2, `copies kept: ${kept.length}`);
+      assert.equal(new Set(kept).size, 1, 'all of one checkpoint');
       const metrics = await (await fetch(`${base}/metrics`, { headers: auth })).text();
       assert.match(metrics, /^evident_witness_up\{witness="W1"\} 1$/m);
       assert.match(metrics, /^evident_witness_up\{witness="W2"\} 1$/m);

@@ -127,14 +127,23 @@ for (const backend of BACKENDS) {
       await store.close();
     });
 
-    it('keeps cosigned checkpoints by key', async () => {
+    it('keeps cosigned checkpoints by key, and drops them by key', async () => {
       const store = await open(backend.log()());
       assert.deepEqual(await store.cosignatures.list(), []);
       const key = 'a'.repeat(64);
       await store.cosignatures.put(key, 'note one\n');
       await store.cosignatures.put(key, 'note two\n');
       assert.equal(await store.cosignatures.get(key), 'note two\n');
-      assert.deepEqual(await store.cosignatures.list(), ['note two\n']);
+      const other = 'b'.repeat(64);
+      await store.cosignatures.put(other, 'note three\n');
+      assert.deepEqual(await store.cosignatures.list(), [
+        { key, note: 'note two\n' },
+        { key: other, note: 'note three\n' },
+      ]);
+      await store.cosignatures.remove(key);
+      await store.cosignatures.remove(key); // nothing there: not an error
+      assert.equal(await store.cosignatures.get(key), null);
+      assert.deepEqual(await store.cosignatures.list(), [{ key: other, note: 'note three\n' }]);
       await store.close();
     });
 

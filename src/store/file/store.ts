@@ -15,7 +15,7 @@
 import { constants } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { EvidentError, InvalidOptionError, LogNotFoundError } from '../../errors.js';
-import type { CosignatureStore, Lease, OpenOptions, Store } from '../store.js';
+import type { CosignatureStore, KeptNote, Lease, OpenOptions, Store } from '../store.js';
 import { FileCheckpoints } from './checkpoint.js';
 import { type Durability, FileEntries, LOG_FILE } from './entries.js';
 import { type Files, guarded, nodeFiles, ownDirectory, storeError } from './files.js';
@@ -125,18 +125,22 @@ class FileCosignatures implements CosignatureStore {
     this.#files = files;
   }
 
-  list(): Promise<string[]> {
+  list(): Promise<KeptNote[]> {
     return guarded('read', () => this.#list());
   }
 
-  async #list(): Promise<string[]> {
-    const notes: string[] = [];
-    for (const name of await this.#files.list(this.#dir)) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue; // a replacement being written
-      const note = await this.get(name);
-      if (note !== null) notes.push(note);
+  async #list(): Promise<KeptNote[]> {
+    const notes: KeptNote[] = [];
+    for (const key of (await this.#files.list(this.#dir)).sort()) {
+      if (!/^[0-9a-f]{64}$/.test(key)) continue; // a replacement being written
+      const note = await this.get(key);
+      if (note !== null) notes.push({ key, note });
     }
     return notes;
+  }
+
+  remove(key: string): Promise<void> {
+    return guarded('write', () => this.#files.remove(join(this.#dir, key)));
   }
 
   put(key: string, note: string): Promise<void> {

@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { LogNotFoundError } from '../../errors.js';
 import { HASH_SIZE } from '../../merkle/hash.js';
 import type { TileWrite } from '../../merkle/tiles.js';
-import type { CheckpointStore, CosignatureStore, Lease, OpenOptions, Store, TileStore } from '../store.js';
+import type { CheckpointStore, CosignatureStore, KeptNote, Lease, OpenOptions, Store, TileStore } from '../store.js';
 import {
   acquirePool,
   type Client,
@@ -252,10 +252,17 @@ class PostgresCosignatures implements CosignatureStore {
     this.#run = run;
   }
 
-  list(): Promise<string[]> {
-    return this.#run('read', async (pool, s) =>
-      (await pool.query<{ note: string }>(`select note from ${s}.cosignatures order by key`)).rows.map((r) => r.note),
+  list(): Promise<KeptNote[]> {
+    return this.#run(
+      'read',
+      async (pool, s) => (await pool.query<KeptNote>(`select key, note from ${s}.cosignatures order by key`)).rows,
     );
+  }
+
+  remove(key: string): Promise<void> {
+    return this.#run('write', async (pool, s) => {
+      await pool.query(`delete from ${s}.cosignatures where key = $1`, [key]);
+    });
   }
 
   put(key: string, note: string): Promise<void> {
