@@ -31,7 +31,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { EvidentError, WitnessError } from './errors.js';
 import type { Hash } from './merkle/hash.js';
 import { verifyConsistency } from './merkle/verify.js';
@@ -77,7 +77,7 @@ export class Witness {
   /** Makes the state directory (0700) if missing, and checks that it is a directory this process can write. */
   checkState(): void {
     try {
-      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      makeDirectory(this.#dir);
       if (!statSync(this.#dir).isDirectory()) throw new Error('it is not a directory');
       accessSync(this.#dir, constants.W_OK | constants.X_OK);
     } catch (error) {
@@ -233,7 +233,7 @@ export class Witness {
 
   #create(origin: string, generation: number, seen: Seen & { origin: string }): boolean {
     const dir = this.#originDir(origin);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
     const temporary = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
     const fd = openSync(temporary, 'wx', 0o600);
     try {
@@ -260,6 +260,22 @@ export class Witness {
       if (GENERATION.test(name) && Number(name) < generation - 2) unlinkSync(join(dir, name));
     }
     return true;
+  }
+}
+
+/**
+ * mkdir -p, mode 0700, one component at a time: Node's recursive mkdirSync
+ * spins forever on a path it cannot create under /proc.
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+    makeDirectory(dirname(dir));
+    mkdirSync(dir, { mode: 0o700 });
   }
 }
 

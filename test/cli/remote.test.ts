@@ -191,6 +191,21 @@ describe('evident … --url', () => {
     ]);
     assert.equal(badState.code, 1);
     assert.match(badState.stderr, /the witness state .*state-is-a-file cannot be used.*\[EVIDENT_WITNESS_STATE\]/);
+    // Where no directory can be made (Node's own recursive mkdir spins forever under /proc): refused, at once.
+    const procState = await evident([
+      'witness',
+      'serve',
+      '--state',
+      '/proc/evident-nope/state',
+      '--key',
+      witnessKey,
+      '--logs',
+      logsFile,
+      '--listen',
+      '127.0.0.1:0',
+    ]);
+    assert.equal(procState.code, 1);
+    assert.match(procState.stderr, /\[EVIDENT_WITNESS_STATE\]/);
 
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
