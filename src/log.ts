@@ -42,6 +42,7 @@ import {
 import type { Tree } from './lifecycle/tree.js';
 import { locateRewrite, verifyAgainst, verifySince } from './lifecycle/verify.js';
 import { emptyRoot } from './merkle/hash.js';
+import { verifyInclusion } from './merkle/verify.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
 import { verifierKeyOf } from './note/keys.js';
 import { ed25519Signer, openNote, signNote } from './note/note.js';
@@ -458,8 +459,22 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     const waitMs = options.waitMs ?? (this.#options.readOnly ? 0 : undefined);
     const known = await integrator.checkpointFor(seq, waitMs);
     const note = (await bestCosigned(this.#store.cosignatures, seq)) ?? known.note;
-    const size = parseCheckpoint(openNote(note, [this.#identity.verifierKey]).text).size;
-    const proof = await integrator.withTree((tree) => tree.inclusionProof(seq, size), size);
+    const { size, root } = parseCheckpoint(openNote(note, [this.#identity.verifierKey]).text);
+    const { leaves: leaf } = await this.#store.entries.leaves(seq, seq + 1);
+    // Never a receipt that does not hold: the proof is checked against the signed root before it is given. A
+    // stored tile that is wrong fails it with LogCorruptError, on which withTree rebuilds the tree from the
+    // entries and asks again; if the entries themselves do not hold, the error stands.
+    const proof = await integrator.withTree(async (tree) => {
+      const path = await tree.inclusionProof(seq, size);
+      try {
+        verifyInclusion(seq, size, leaf, path, root);
+      } catch {
+        throw new LogCorruptError(
+          `the tree in ${this.location} does not prove entry ${seq} in its checkpoint at ${size}`,
+        );
+      }
+      return path;
+    }, size);
     return formatReceipt({ index: seq, proof, checkpoint: note });
   }
 

@@ -6,8 +6,10 @@ import { describe, it } from 'node:test';
 import type { Entry } from '../src/entry.js';
 import { LogClosedError, LogNotFoundError, QueueFullError, RecordFailedError } from '../src/errors.js';
 import { Log } from '../src/log.js';
+import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
+import { parseReceipt, verifyReceipt } from '../src/receipt.js';
 import { type Files, nodeFiles } from '../src/store/file/files.js';
-import { countingFiles, fileStore, osError, tempDir } from './helpers.js';
+import { countingFiles, fileStore, osError, readStore, signingLog, tempDir } from './helpers.js';
 
 /** A file layer whose writes (or syncs) fail while `failing` is set; a failing write first writes half its bytes. */
 function failingFiles(what: 'write' | 'fdatasync', code = 'EIO') {
@@ -346,5 +348,31 @@ describe('files changed under an open log', () => {
     writeFileSync(join(dir, 'log.jsonl'), text.slice(0, text.indexOf('\n') + 1));
     await assert.rejects(log.append({ actor: 'a', action: 'x.y' }), /shrank/);
     await log.close();
+  });
+});
+
+describe('receipts', () => {
+  it('are checked against the signed root before they are given: damaged tiles are rebuilt from the entries', async () => {
+    const keys = signingLog('receipts.example/log');
+    await keys.init();
+    const writer = new Log({ store: keys.dir });
+    await writer.appendBatch(Array.from({ length: 600 }, (_, i) => ({ actor: 'r', action: 'x.y', data: { i } })));
+    await writer.close(); // signs a checkpoint of all of it and stores the tiles
+    // Flip a byte of entry 5's leaf hash where the tiles keep it (level 0: 32 bytes a leaf), and write the root
+    // of that damaged tile where level 1 keeps it: the tiles agree with each other, not with the signed root.
+    const level0 = join(keys.dir, 'tree', '0');
+    const leaves = readFileSync(level0);
+    leaves[5 * 32] = (leaves[5 * 32] as number) ^ 0xff;
+    writeFileSync(level0, leaves);
+    const level1 = readFileSync(join(keys.dir, 'tree', '1'));
+    const hashes = Array.from({ length: 256 }, (_, i) => leaves.subarray(i * 32, (i + 1) * 32));
+    treeRoot(subtreesOf(hashes), 256).copy(level1, 0);
+    writeFileSync(join(keys.dir, 'tree', '1'), level1);
+    const reader = new Log({ store: keys.dir, readOnly: true });
+    const entry = (await readStore(keys.dir))[6] as Entry;
+    const receipt = await reader.receipt(6); // its proof passes through the damaged leaf's subtree
+    await reader.close();
+    const checkpoint = verifyReceipt(parseReceipt(receipt), entry, { log: keys.key });
+    assert.equal(checkpoint.size, 601);
   });
 });
