@@ -76,8 +76,17 @@ export function runNode(
   args: string[],
   options: { stdin?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[] } = {},
 ): Promise<Ran> {
+  return run(process.execPath, [...(options.nodeArgs ?? []), script, ...args], options);
+}
+
+/** Runs a program to completion and collects its output. */
+export function run(
+  program: string,
+  args: string[],
+  options: { stdin?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<Ran> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], {
+    const child = spawn(program, args, {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -161,49 +161,18 @@ describe('evident … --url', () => {
     writeFileSync(logsFile, `log ${keys.verifier}\nquorum none\n`);
     const witnessKey = join(tempDir(), 'w.key');
     assert.equal((await evident(['keygen', '--name', 'w.example/w', '--witness', '--out', witnessKey])).code, 0);
-    const inUse = await evident([
-      'witness',
-      'serve',
-      '--state',
-      tempDir(),
-      '--key',
-      witnessKey,
-      '--logs',
-      logsFile,
-      '--listen',
-      new URL(base).host,
-    ]);
+    const witnessServe = (state: string, listen: string) =>
+      evident(['witness', 'serve', '--state', state, '--key', witnessKey, '--logs', logsFile, '--listen', listen]);
+    const inUse = await witnessServe(tempDir(), new URL(base).host);
     assert.equal(inUse.code, 2, inUse.stderr);
     assert.match(inUse.stderr, /--listen 127\.0\.0\.1:\d+: something else listens there \[EVIDENT_INVALID_OPTION\]/);
     const stateFile = join(tempDir(), 'state-is-a-file');
     writeFileSync(stateFile, 'x');
-    const badState = await evident([
-      'witness',
-      'serve',
-      '--state',
-      stateFile,
-      '--key',
-      witnessKey,
-      '--logs',
-      logsFile,
-      '--listen',
-      '127.0.0.1:0',
-    ]);
+    const badState = await witnessServe(stateFile, '127.0.0.1:0');
     assert.equal(badState.code, 1);
     assert.match(badState.stderr, /the witness state .*state-is-a-file cannot be used.*\[EVIDENT_WITNESS_STATE\]/);
     // Where no directory can be made (Node's own recursive mkdir spins forever under /proc): refused, at once.
-    const procState = await evident([
-      'witness',
-      'serve',
-      '--state',
-      '/proc/evident-nope/state',
-      '--key',
-      witnessKey,
-      '--logs',
-      logsFile,
-      '--listen',
-      '127.0.0.1:0',
-    ]);
+    const procState = await witnessServe('/proc/evident-nope/state', '127.0.0.1:0');
     assert.equal(procState.code, 1);
     assert.match(procState.stderr, /\[EVIDENT_WITNESS_STATE\]/);
 

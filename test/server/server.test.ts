@@ -6,7 +6,7 @@
  * that knows only the log's origin and verifier key would check it.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { get as httpsGet } from 'node:https';
@@ -21,7 +21,7 @@ import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { buildServer } from '../../src/server/server.js';
 import { addToken, revokeToken } from '../../src/server/tokens.js';
-import { buildGo, daemon, evident, readStore, signingLog, tempDir, until } from '../helpers.js';
+import { buildGo, daemon, evident, readStore, run, signingLog, tempDir, until } from '../helpers.js';
 
 let base = '';
 let close: () => Promise<void>;
@@ -558,20 +558,9 @@ describe("the tlog-tiles read API, read by Go's sumdb/tlog", () => {
     const app = buildServer({ log, tokens: null, publicReads: true });
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const ran = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(client as string, [url, signed.verifier]);
-        let out = '';
-        let err = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => {
-          out += d;
-        });
-        child.stderr.setEncoding('utf8').on('data', (d: string) => {
-          err += d;
-        });
-        child.on('close', (code) => resolve({ code, out, err }));
-      });
-      assert.equal(ran.code, 0, ran.err);
-      const lines = ran.out.trim().split('\n');
+      const ran = await run(client as string, [url, signed.verifier]);
+      assert.equal(ran.code, 0, ran.stderr);
+      const lines = ran.stdout.trim().split('\n');
       assert.equal(lines.at(-1), 'ok go-client.example/log 601');
       const entries = await readStore(signed.dir);
       assert.deepEqual(
