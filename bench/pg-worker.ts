@@ -4,7 +4,7 @@
  * async callers append durably until `ms` have passed; prints
  * {"count","latencies"} (each append's milliseconds, for percentiles).
  *
- *   node pg-worker.js <evident|naive|insert> <store URL> <callers> <ms> <startAt>
+ *   node pg-worker.js <evident|naive|insert|headrow-pg|headrow-postgresjs> <store URL> <callers> <ms> <startAt>
  *
  * evident  appends through Log on the PostgreSQL store
  * naive    the way this is usually done: one entry per transaction under an
@@ -12,9 +12,16 @@
  *          hash computed, one INSERT (table naive_entries)
  * insert   no chain, no lock: each process's queued payloads go in as one
  *          multi-row INSERT at a time (table bare_entries)
+ * headrow-pg, headrow-postgresjs
+ *          the shape of evident's commit, with no chain: the queued payloads
+ *          go in as one transaction that locks the head row, inserts them
+ *          after it and moves it (BEGIN and the locking read, then the
+ *          INSERT, the UPDATE and COMMIT pipelined), through node-postgres or
+ *          postgres.js: the two clients on this workload
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import postgres from 'postgres';
 import { canonicalize } from '../src/encoding/canonical.js';
 import { Log } from '../src/log.js';
 import { parsePostgresUrl, quoted } from '../src/store/postgres/connection.js';
@@ -26,7 +33,60 @@ const s = quoted(target.schema);
 
 let append: (i: number) => Promise<unknown>;
 let close: () => Promise<void>;
-if (mode === 'evident') {
+
+/** Group commit: whatever the callers queued while the last commit ran goes in the next, through `commit`. */
+function groupCommit(commit: (lines: string[]) => Promise<void>): (i: number) => Promise<void> {
+  let queue: { line: string; done: () => void; failed: (error: unknown) => void }[] = [];
+  let running = false;
+  const drain = async () => {
+    running = true;
+    while (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      try {
+        await commit(batch.map((b) => b.line));
+        for (const b of batch) b.done();
+      } catch (error) {
+        for (const b of batch) b.failed(error);
+      }
+    }
+    running = false;
+  };
+  return (i) =>
+    new Promise<void>((done, failed) => {
+      queue.push({ line: canonicalize(event(i)), done, failed });
+      if (!running) void drain();
+    });
+}
+
+const HEAD = `select size from ${s}.headrow_head where id = 1 for update`;
+const ROWS = `insert into ${s}.headrow_entries (seq, line) select $1::bigint + n - 1, line from unnest($2::text[]) with ordinality as t(line, n)`;
+const MOVE = `update ${s}.headrow_head set size = $1 where id = 1`;
+
+if (mode === 'headrow-postgresjs') {
+  const sql = postgres(target.url, { max: 1, onnotice: () => {} });
+  close = () => sql.end();
+  append = groupCommit(async (lines) => {
+    await sql.begin(async (tx) => {
+      const [head] = await tx.unsafe(HEAD);
+      const size = Number(head?.size);
+      await Promise.all([tx.unsafe(ROWS, [size, lines]), tx.unsafe(MOVE, [size + lines.length])]);
+    });
+  });
+} else if (mode === 'headrow-pg') {
+  const client = new pg.Client({ connectionString: target.url, pipeline: true });
+  await client.connect();
+  close = () => client.end();
+  append = groupCommit(async (lines) => {
+    const [, head] = await Promise.all([client.query('begin'), client.query<{ size: string }>(HEAD)]);
+    const size = Number(head.rows[0]?.size);
+    await Promise.all([
+      client.query(ROWS, [size, lines]),
+      client.query(MOVE, [size + lines.length]),
+      client.query('commit'),
+    ]);
+  });
+} else if (mode === 'evident') {
   const log = await Log.open({ store });
   append = (i) => log.append(event(i));
   close = () => log.close();
@@ -62,30 +122,10 @@ if (mode === 'evident') {
       }
     };
   } else {
-    // Group commit without a chain: whatever the callers queued while the last INSERT ran goes in the next.
-    let queue: { line: string; done: () => void; failed: (error: unknown) => void }[] = [];
-    let running = false;
-    const drain = async () => {
-      running = true;
-      while (queue.length > 0) {
-        const batch = queue;
-        queue = [];
-        try {
-          await pool.query(`insert into ${s}.bare_entries (line) select unnest($1::text[])`, [
-            batch.map((b) => b.line),
-          ]);
-          for (const b of batch) b.done();
-        } catch (error) {
-          for (const b of batch) b.failed(error);
-        }
-      }
-      running = false;
-    };
-    append = (i) =>
-      new Promise<void>((done, failed) => {
-        queue.push({ line: canonicalize(event(i)), done, failed });
-        if (!running) void drain();
-      });
+    // Group commit without a chain or a lock.
+    append = groupCommit(async (lines) => {
+      await pool.query(`insert into ${s}.bare_entries (line) select unnest($1::text[])`, [lines]);
+    });
   }
 }
 

@@ -14,7 +14,8 @@
  *
  * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
  * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_IMPORT entries piped to
- * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs,postgres,http
+ * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs,postgres,
+ * pgclients,http
  * (default all), BENCH_POSTGRES: the database of the postgres group (postgres://postgres@127.0.0.1:5432/test),
  * BENCH_PG_BIG entries copied into PostgreSQL and verified there (1000000), BENCH_HTTP_SECONDS each HTTP load
  * lasts (5).
@@ -40,7 +41,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
-const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs', 'postgres', 'http'];
+const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs', 'postgres', 'pgclients', 'http'];
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
 for (const group of ONLY) {
@@ -214,7 +215,7 @@ if (runs('appends') || runs('verify') || runs('postgres')) {
 const bigFile = join(big, 'log.jsonl');
 
 const POSTGRES = process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
-const pgAdmin = runs('postgres') ? new pg.Pool({ connectionString: POSTGRES, max: 1 }) : null;
+const pgAdmin = runs('postgres') || runs('pgclients') ? new pg.Pool({ connectionString: POSTGRES, max: 1 }) : null;
 const pgSchemas: string[] = [];
 
 const IMPORT = Number(process.env.BENCH_IMPORT ?? 200_000);
@@ -234,6 +235,7 @@ for (let run = 1; run <= RUNS; run++) {
   if (reference !== null) await referenceRun(run, reference);
   if (runs('overhead')) await overheadRun(run);
   if (runs('postgres')) await postgresRun();
+  if (runs('pgclients')) await pgClientsRun(run);
   if (runs('http')) await httpRun();
 }
 if (runs('postgres')) await postgresBulk();
@@ -375,6 +377,9 @@ async function pgLog(init: boolean, tables = !init): Promise<string> {
   if (tables) {
     await admin.query(`create table ${quoted(schema)}.naive_entries (seq bigint primary key, line text, hash text)`);
     await admin.query(`create table ${quoted(schema)}.bare_entries (id bigserial primary key, line text)`);
+    await admin.query(`create table ${quoted(schema)}.headrow_entries (seq bigint primary key, line text)`);
+    await admin.query(`create table ${quoted(schema)}.headrow_head (id int primary key, size bigint)`);
+    await admin.query(`insert into ${quoted(schema)}.headrow_head values (1, 0)`);
   }
   return url;
 }
@@ -410,6 +415,17 @@ async function postgresRun(): Promise<void> {
   add('pg_ratio_naive_8', (m8() as number) / naive.rate);
   add('pg_ratio_insert_8', (m8() as number) / bare.rate);
 }
+/** The two PostgreSQL clients on the shape of evident's commit, 1 process × 64 callers, in alternating order. */
+async function pgClientsRun(run: number): Promise<void> {
+  const modes = run % 2 === 0 ? ['headrow-pg', 'headrow-postgresjs'] : ['headrow-postgresjs', 'headrow-pg'];
+  for (const mode of modes) {
+    const figures = await pgRate(mode, 1);
+    add(`${mode}`, figures.rate);
+    add(`${mode}_p99`, figures.p99);
+  }
+  add('pgclients_ratio', (results['headrow-pg']?.at(-1) as number) / (results['headrow-postgresjs']?.at(-1) as number));
+}
+
 function m8(): number | undefined {
   return results.pg_evident_8?.at(-1);
 }
@@ -547,6 +563,20 @@ if (runs('postgres')) {
     ['PostgreSQL: copy out to a directory, entries/s', int(get('pg_copy_out_per_s')), ''],
     ['PostgreSQL: verify streaming, entries/s', int(get('pg_verify_per_s')), ''],
     ['PostgreSQL: verify peak RSS', `${get('pg_verify_rss_mb').toFixed(0)} MB`, ''],
+  );
+}
+if (runs('pgclients')) {
+  rows.push(
+    [
+      'PostgreSQL clients, commit shape, 1 × 64: postgres.js 3.4.9',
+      int(get('headrow-postgresjs')),
+      `baseline, p99 ${get('headrow-postgresjs_p99').toFixed(1)} ms`,
+    ],
+    [
+      'PostgreSQL clients, commit shape, 1 × 64: node-postgres (pg) 8.23',
+      int(get('headrow-pg')),
+      `${get('pgclients_ratio').toFixed(2)}× postgres.js, p99 ${get('headrow-pg_p99').toFixed(1)} ms`,
+    ],
   );
 }
 if (runs('http')) {
