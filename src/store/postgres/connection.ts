@@ -107,6 +107,18 @@ export function databaseError(error: unknown, side: 'read' | 'write', location: 
   return new EvidentError(failed, `${location}: ${what}${hint}`, { cause: error });
 }
 
+/**
+ * Whether `error` says the connection itself was lost (the server ended the
+ * session or went away: SQLSTATE class 08, 57P01–57P03, a reset socket),
+ * rather than that a statement failed.
+ */
+export function connectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('08') || /^57P0[123]$/.test(code))) return true;
+  if (code === 'ECONNRESET' || code === 'EPIPE') return true;
+  return error instanceof Error && /Connection terminated/.test(error.message);
+}
+
 /** The identifier `name`, quoted for SQL. */
 export function quoted(name: string): string {
   return pg.escapeIdentifier(name);

@@ -21,7 +21,7 @@ import type {
   UnsealedBatch,
   VerifyResult,
 } from '../store.js';
-import { databaseError, type Pool, quoted, withClient } from './connection.js';
+import { connectionLost, databaseError, type Pool, quoted, withClient } from './connection.js';
 
 /** Rows read per query when streaming. */
 const PAGE = 5000;
@@ -48,50 +48,67 @@ export class PostgresEntries implements EntryStore {
   }
 
   async commit(batch: UnsealedBatch): Promise<CommittedBatch> {
-    const s = this.#s;
-    try {
-      return await withClient(this.#pool(), async (client) => {
-        const [, locked] = await Promise.all([
-          client.query('begin'),
-          client.query<HeadRow>(`select log, size, hash, ts from ${s}.head for update`),
-        ]);
-        const row = locked.rows[0];
-        if (row === undefined) throw new LogCorruptError(`${this.#location}: the head row is gone`);
-        const after = headOfRow(row);
-        const sealed = batch.seal(after);
-        const rows = rowsOf(sealed.lines, sealed.leaves, after);
-        const { head } = sealed;
-        // One round trip: the rows, the head moved, COMMIT. The caller is answered only once COMMIT is.
-        await Promise.all([
-          client.query(
-            `insert into ${s}.entries (seq, line, hash, prev, ts, actor, action, targets)
-            select seq, line, decode(hash, 'hex'), decode(prev, 'hex'), ts, actor, action, targets::text[]
-            from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-              $8::text[]) as r(seq, line, hash, prev, ts, actor, action, targets)`,
-            [rows.seq, rows.line, rows.hash, rows.prev, rows.ts, rows.actor, rows.action, rows.targets],
-          ),
-          client.query(`update ${s}.head set log = $1, size = $2, hash = $3, ts = $4`, [
-            head.log,
-            head.size,
-            head.hash,
-            head.ts,
-          ]),
-          client.query('commit'),
-        ]);
-        return { after, head, leaves: sealed.leaves };
-      });
-    } catch (error) {
-      throw databaseError(error, 'write', this.#location);
+    for (let attempt = 0; ; attempt++) {
+      let sent = false; // whether anything but BEGIN and the locking read went to the server
+      try {
+        return await this.#commitOnce(batch, () => {
+          sent = true;
+        });
+      } catch (error) {
+        // A pooled connection that died while idle (a killed backend, a restart) fails the first round trip,
+        // before anything is written: the server rolls that back, and a fresh connection is safe to try once.
+        if (!sent && attempt === 0 && connectionLost(error)) continue;
+        throw databaseError(error, 'write', this.#location);
+      }
     }
   }
 
-  async head(): Promise<Head> {
-    try {
-      const row = (await this.#pool().query<HeadRow>(`select log, size, hash, ts from ${this.#s}.head`)).rows[0];
+  /** One commit on one connection; `sending` is called before the rows are sent. */
+  #commitOnce(batch: UnsealedBatch, sending: () => void): Promise<CommittedBatch> {
+    const s = this.#s;
+    return withClient(this.#pool(), async (client) => {
+      const [, locked] = await Promise.all([
+        client.query('begin'),
+        client.query<HeadRow>(`select log, size, hash, ts from ${s}.head for update`),
+      ]);
+      sending();
+      const row = locked.rows[0];
       if (row === undefined) throw new LogCorruptError(`${this.#location}: the head row is gone`);
-      return headOfRow(row);
-    } catch (error) {
-      throw databaseError(error, 'read', this.#location);
+      const after = headOfRow(row);
+      const sealed = batch.seal(after);
+      const rows = rowsOf(sealed.lines, sealed.leaves, after);
+      const { head } = sealed;
+      // One round trip: the rows, the head moved, COMMIT. The caller is answered only once COMMIT is.
+      await Promise.all([
+        client.query(
+          `insert into ${s}.entries (seq, line, hash, prev, ts, actor, action, targets)
+            select seq, line, decode(hash, 'hex'), decode(prev, 'hex'), ts, actor, action, targets::text[]
+            from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+              $8::text[]) as r(seq, line, hash, prev, ts, actor, action, targets)`,
+          [rows.seq, rows.line, rows.hash, rows.prev, rows.ts, rows.actor, rows.action, rows.targets],
+        ),
+        client.query(`update ${s}.head set log = $1, size = $2, hash = $3, ts = $4`, [
+          head.log,
+          head.size,
+          head.hash,
+          head.ts,
+        ]),
+        client.query('commit'),
+      ]);
+      return { after, head, leaves: sealed.leaves };
+    });
+  }
+
+  async head(): Promise<Head> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const row = (await this.#pool().query<HeadRow>(`select log, size, hash, ts from ${this.#s}.head`)).rows[0];
+        if (row === undefined) throw new LogCorruptError(`${this.#location}: the head row is gone`);
+        return headOfRow(row);
+      } catch (error) {
+        if (attempt === 0 && connectionLost(error)) continue; // a pooled connection ended while idle
+        throw databaseError(error, 'read', this.#location);
+      }
     }
   }
 
@@ -102,7 +119,10 @@ export class PostgresEntries implements EntryStore {
     while (count < limit) {
       let rows: { seq: string; line: string }[];
       try {
-        rows = await this.#page(query, next, Math.min(PAGE, limit - count));
+        rows = await this.#page(query, next, Math.min(PAGE, limit - count)).catch((error: unknown) => {
+          if (!connectionLost(error)) throw error;
+          return this.#page(query, next, Math.min(PAGE, limit - count)); // once more, on a fresh connection
+        });
       } catch (error) {
         throw databaseError(error, 'read', this.#location);
       }

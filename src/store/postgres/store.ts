@@ -19,6 +19,7 @@ import type { CheckpointStore, CosignatureStore, KeptNote, Lease, OpenOptions, S
 import {
   acquirePool,
   type Client,
+  connectionLost,
   databaseError,
   type Pool,
   type PostgresTarget,
@@ -49,10 +50,14 @@ export class PostgresStore implements Store {
     this.location = target.location;
     this.entries = new PostgresEntries(() => this.#open(), target.schema, target.location);
     const run: Run = async (side, work) => {
-      try {
-        return await work(this.#open(), quoted(target.schema));
-      } catch (error) {
-        throw databaseError(error, side, this.location);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await work(this.#open(), quoted(target.schema));
+        } catch (error) {
+          // A read on a pooled connection the server ended while idle is asked again, once, on a fresh one.
+          if (side === 'read' && attempt === 0 && connectionLost(error)) continue;
+          throw databaseError(error, side, this.location);
+        }
       }
     };
     this.tiles = new PostgresTiles(run);

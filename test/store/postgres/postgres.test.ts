@@ -153,6 +153,23 @@ describe('a PostgreSQL log', () => {
     assert.equal(Number(head?.size), entries.length, 'the head moved only with whole batches');
   });
 
+  it('an append or a read on a pooled connection the server ended while idle goes through on a fresh one', async () => {
+    const url = postgresLog();
+    const log = new Log({ store: url, create: true });
+    await log.append({ actor: 'a', action: 'x.y' });
+    for (let round = 0; round < 20; round++) {
+      // Every idle connection of the pool is ended by the server; the next append must not be refused for it.
+      await sql(`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = 'evident' and datname = current_database()`);
+      if (round % 2 === 1) assert.ok((await log.head()).size > 0, 'reads too: the head first on odd rounds');
+      await Promise.all(
+        Array.from({ length: 4 }, (_, i) => log.append({ actor: `after-${round}`, action: 'x.y', data: { i } })),
+      );
+    }
+    await log.close();
+    assert.equal((await verifyStore(url)).size, 81);
+  });
+
   it('tail -f follows entries another process appends', async () => {
     const url = postgresLog();
     await appendN(url, 2);
