@@ -155,6 +155,8 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
   #opening: Promise<void> | null = null;
   #integrator: Integrator | null = null;
   #identity: SigningIdentity | null = null;
+  /** The stored checkpoint latestCheckpoint() last found signed by this log's key. */
+  #latestTrusted: string | null = null;
   /** Open even if the history no longer matches its checkpoint (a re-anchor). */
   #lenient = false;
   #closed = false;
@@ -496,7 +498,11 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     if (this.#identity === null) return null;
     const note = await this.#store.checkpoints.read();
     if (note === null) return null;
-    trustCheckpoint(note, { log: this.#identity.verifierKey }); // only ever this log's own
+    // Only ever this log's own; a note checked once is not checked again (the server asks for each request).
+    if (note !== this.#latestTrusted) {
+      trustCheckpoint(note, { log: this.#identity.verifierKey });
+      this.#latestTrusted = note;
+    }
     return withKeptCosignatures(this.#store.cosignatures, note);
   }
 

@@ -35,6 +35,7 @@ import { dirname, join } from 'node:path';
 import { EvidentError, WitnessError } from './errors.js';
 import type { Hash } from './merkle/hash.js';
 import { verifyConsistency } from './merkle/verify.js';
+import type { Checkpoint } from './note/checkpoint.js';
 import { ALG_COSIGNATURE_V1, type PrivateNoteKey, type PublicNoteKey } from './note/keys.js';
 import { cosigner, openNote, signNote } from './note/note.js';
 import { trustCheckpoint } from './note/trust.js';
@@ -100,41 +101,33 @@ export class Witness {
   async cosign(note: string, logKey: PublicNoteKey, proof: readonly Hash[]): Promise<string> {
     const checkpoint = trustCheckpoint(note, { log: logKey });
     const origin = checkpoint.origin;
-    for (;;) {
-      const { seen: last, generation } = this.#latest(origin);
-      if (last !== null) {
-        const lastRoot = Buffer.from(last.root, 'base64');
-        if (checkpoint.size < last.size) {
-          throw new WitnessError(
-            'EVIDENT_WITNESS_ROLLBACK',
-            `${origin} went back from ${last.size} to ${checkpoint.size} entries`,
+    this.#advance(checkpoint, (last) => {
+      if (last === null) return;
+      if (checkpoint.size < last.size) {
+        throw new WitnessError(
+          'EVIDENT_WITNESS_ROLLBACK',
+          `${origin} went back from ${last.size} to ${checkpoint.size} entries`,
+        );
+      }
+      sameTreeAtSize(origin, last, checkpoint);
+      if (checkpoint.size > last.size && last.size > 0) {
+        if (proof.length === 0) {
+          throw new EvidentError(
+            'EVIDENT_BAD_PROOF',
+            `no consistency proof was given from size ${last.size}, the last cosigned for ${origin}, ` +
+              `to ${checkpoint.size} (evident proof consistency --from ${last.size} --to ${checkpoint.size})`,
           );
         }
-        if (checkpoint.size === last.size && !checkpoint.root.equals(lastRoot)) {
-          throw new WitnessError('EVIDENT_WITNESS_FORK', `${origin} has two different trees of ${last.size} entries`);
-        }
-        if (checkpoint.size > last.size && last.size > 0) {
-          if (proof.length === 0) {
-            throw new EvidentError(
-              'EVIDENT_BAD_PROOF',
-              `no consistency proof was given from size ${last.size}, the last cosigned for ${origin}, ` +
-                `to ${checkpoint.size} (evident proof consistency --from ${last.size} --to ${checkpoint.size})`,
-            );
-          }
-          try {
-            verifyConsistency(last.size, checkpoint.size, proof, lastRoot, checkpoint.root);
-          } catch (error) {
-            throw new WitnessError(
-              'EVIDENT_WITNESS_FORK',
-              `${origin} at ${checkpoint.size} does not extend what was cosigned at ${last.size}: ${(error as Error).message}`,
-            );
-          }
+        try {
+          verifyConsistency(last.size, checkpoint.size, proof, Buffer.from(last.root, 'base64'), checkpoint.root);
+        } catch (error) {
+          throw new WitnessError(
+            'EVIDENT_WITNESS_FORK',
+            `${origin} at ${checkpoint.size} does not extend what was cosigned at ${last.size}: ${(error as Error).message}`,
+          );
         }
       }
-      const seen = { origin, size: checkpoint.size, root: checkpoint.root.toString('base64') };
-      if (this.#record(origin, generation + 1, seen)) break;
-      // Another witness process recorded that generation first: judge the checkpoint against its record.
-    }
+    });
     const opened = openNote(note, [logKey]);
     return signNote(opened.text, [cosigner(this.#key, this.#now)], [...opened.sigs, ...opened.unverified]);
   }
@@ -161,8 +154,7 @@ export class Witness {
     if ((old === 0 || old === checkpoint.size) && proof.length > 0) {
       throw new EvidentError('EVIDENT_BAD_REQUEST', `a proof from size ${old} to ${checkpoint.size} is empty`);
     }
-    for (;;) {
-      const { seen: last, generation } = this.#latest(origin);
+    this.#advance(checkpoint, (last) => {
       const lastSize = last?.size ?? 0;
       if (old !== lastSize) {
         throw new WitnessError(
@@ -171,25 +163,35 @@ export class Witness {
           lastSize,
         );
       }
-      if (last !== null) {
-        const lastRoot = Buffer.from(last.root, 'base64');
-        if (checkpoint.size === last.size && !checkpoint.root.equals(lastRoot)) {
-          throw new WitnessError(
-            'EVIDENT_WITNESS_FORK',
-            `${origin} has two different trees of ${last.size} entries`,
-            lastSize,
-          );
-        }
-        if (checkpoint.size > last.size && last.size > 0) {
-          verifyConsistency(last.size, checkpoint.size, proof, lastRoot, checkpoint.root);
-        }
+      if (last === null) return;
+      sameTreeAtSize(origin, last, checkpoint);
+      if (checkpoint.size > last.size && last.size > 0) {
+        verifyConsistency(last.size, checkpoint.size, proof, Buffer.from(last.root, 'base64'), checkpoint.root);
       }
-      const seen = { origin, size: checkpoint.size, root: checkpoint.root.toString('base64') };
-      if (this.#record(origin, generation + 1, seen)) break;
-      // Another request recorded that generation first: `old` is judged against its record.
-    }
+    });
     const cosigned = signNote(openNote(note, [logKey]).text, [cosigner(this.#key, this.#now)]);
     return cosigned.slice(cosigned.lastIndexOf('\n\n') + 2);
+  }
+
+  /**
+   * Records `checkpoint` as the next generation for its origin once `judge`
+   * (which throws to refuse) accepts it against the last record; if another
+   * process recorded that generation first, it is judged again against that.
+   */
+  #advance(checkpoint: Checkpoint, judge: (last: Seen | null) => void): void {
+    const { origin } = checkpoint;
+    for (;;) {
+      const { seen, generation } = this.#latest(origin);
+      judge(seen);
+      if (
+        this.#record(origin, generation + 1, {
+          origin,
+          size: checkpoint.size,
+          root: checkpoint.root.toString('base64'),
+        })
+      )
+        return;
+    }
   }
 
   #originDir(origin: string): string {
@@ -276,6 +278,17 @@ function makeDirectory(dir: string): void {
     if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
     makeDirectory(dirname(dir));
     mkdirSync(dir, { mode: 0o700 });
+  }
+}
+
+/** Refuses a checkpoint of the size last cosigned with another root: a fork (409 over HTTP, with that size). */
+function sameTreeAtSize(origin: string, last: Seen, checkpoint: Checkpoint): void {
+  if (checkpoint.size === last.size && !checkpoint.root.equals(Buffer.from(last.root, 'base64'))) {
+    throw new WitnessError(
+      'EVIDENT_WITNESS_FORK',
+      `${origin} has two different trees of ${last.size} entries`,
+      last.size,
+    );
   }
 }
 

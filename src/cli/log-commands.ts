@@ -11,7 +11,7 @@ import type { Entry, EntryInput } from '../entry.js';
 import { EvidentError, InvalidEntryError, NoteError, TrustError } from '../errors.js';
 import { type AuditLog, Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
-import { type TrustedCheckpoint, trustCheckpoint } from '../note/trust.js';
+import type { TrustedCheckpoint } from '../note/trust.js';
 import { nodeFiles } from '../store/file/files.js';
 import type { ReadQuery, VerifyResult } from '../store/store.js';
 import {
@@ -35,7 +35,7 @@ import {
 } from './common.js';
 import { events } from './ndjson.js';
 import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
-import { TRUST_HELP, trustArgs, trustFlags } from './tlog-commands.js';
+import { TRUST_HELP, trustArgs, trustedOrFailed, trustFlags } from './tlog-commands.js';
 
 /** Lines of stdin committed in batches of this many: all or nothing up to it. */
 export const BATCH_LINES = 4096;
@@ -356,14 +356,7 @@ function trustedFile(
   path: string,
   v: { key?: string | undefined; witness?: string[] | undefined; quorum?: string | undefined },
 ): TrustedCheckpoint | number {
-  const note = readFileArg(path, 'checkpoint');
-  try {
-    return trustCheckpoint(note, trustArgs(v));
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    write(`FAILED: the checkpoint in ${path} is not trusted: ${(error as Error).message}\n`);
-    return 1;
-  }
+  return trustedOrFailed(readFileArg(path, 'checkpoint'), trustArgs(v), `the checkpoint in ${path}`);
 }
 
 function writeVerified(result: VerifyResult, started: number): void {

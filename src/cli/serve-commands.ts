@@ -84,6 +84,11 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       readTokens(tokens);
     }
     const policy = v.policy === undefined ? null : parsePolicy(readFileArg(v.policy, 'policy'));
+    for (const w of policy?.witnesses ?? []) {
+      if (w.url === undefined) process.stderr.write(`evident: witness ${w.name} has no URL in the policy: not asked\n`);
+      else if (!/^https?:\/\/[^/]/.test(w.url))
+        throw new UsageError(`--policy: witness ${w.name}: ${w.url} is not an http(s) URL`);
+    }
     const log = new Log({ store: storeOption(v), key: v.key });
     await log.ready();
     const replays = new Replays();
@@ -100,11 +105,6 @@ export const SERVE_COMMANDS: Record<string, Command> = {
                   : `evident: witness ${w.name} did not cosign: ${w.error}\n`,
               ),
           });
-    for (const w of policy?.witnesses ?? []) {
-      if (w.url === undefined) process.stderr.write(`evident: witness ${w.name} has no URL in the policy: not asked\n`);
-      else if (!/^https?:\/\/[^/]/.test(w.url))
-        throw new UsageError(`--policy: witness ${w.name}: ${w.url} is not an http(s) URL`);
-    }
     if (witnesses !== undefined) {
       log.on('checkpoint', ({ note }) => witnesses.push(note));
       const note = await log.checkpoint();

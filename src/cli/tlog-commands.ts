@@ -135,6 +135,17 @@ export function trustArgs(v: {
   };
 }
 
+/** `note` trusted under `policy`; else, after saying why (`FAILED: <what> is not trusted: …`), exit status 1. */
+export function trustedOrFailed(note: string, policy: TrustPolicy, what: string): TrustedCheckpoint | 1 {
+  try {
+    return trustCheckpoint(note, policy);
+  } catch (error) {
+    if (!(error instanceof NoteError || error instanceof TrustError)) throw error;
+    write(`FAILED: ${what} is not trusted: ${error.message}\n`);
+    return 1;
+  }
+}
+
 export const trustFlags = {
   key: { type: 'string' },
   witness: { type: 'string', multiple: true },
@@ -392,18 +403,11 @@ async function remoteCheckpoint(v: {
   witness?: string[] | undefined;
   quorum?: string | undefined;
 }): Promise<number> {
-  if (v.key === undefined) throw new UsageError('checkpoint --url: --key (the log verifier key) is required');
   const policy = trustArgs(v);
   const note = await using(logOf(v, true), (log) => log.checkpoint());
   if (note === null) throw new EvidentError('EVIDENT_NO_KEY', `${v.url} serves no checkpoint: the log does not sign`);
-  let checkpoint: TrustedCheckpoint;
-  try {
-    checkpoint = trustCheckpoint(note, policy);
-  } catch (error) {
-    if (!(error instanceof NoteError || error instanceof TrustError)) throw error;
-    write(`FAILED: the log's checkpoint is not trusted: ${error.message}\n`);
-    return 1;
-  }
+  const checkpoint = trustedOrFailed(note, policy, "the log's checkpoint");
+  if (typeof checkpoint === 'number') return checkpoint;
   const { origin, size, root } = checkpoint;
   write(v.json ? `${JSON.stringify({ origin, size, root: root.toString('base64'), note })}\n` : note);
   return 0;

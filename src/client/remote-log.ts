@@ -251,7 +251,8 @@ function ndjson(text: string): Entry[] {
     .map((line) => JSON.parse(line) as Entry);
 }
 
-function causeOf(error: unknown): string {
+/** Why a fetch() failed: its cause's code (ECONNREFUSED, …) or message, which fetch hides behind "fetch failed". */
+export function causeOf(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (error as Error).message ?? String(error);
 }

@@ -7,7 +7,7 @@ import { hash } from 'node:crypto';
 import { EvidentError } from '../errors.js';
 import { type Checkpoint, checkpointOfNote, parseCheckpoint } from '../note/checkpoint.js';
 import { openNote, splitNote } from '../note/note.js';
-import type { CosignatureStore } from '../store/store.js';
+import type { CosignatureStore, KeptNote } from '../store/store.js';
 import type { SigningIdentity } from './signing.js';
 
 /** Keeps the cosignatures on `note`, a checkpoint of this log (its signature is checked), with those kept before. */
@@ -44,28 +44,25 @@ export function keptKey(note: string): string {
  * signature kept for it (each copy's lines, once, the log's first), or null.
  */
 export async function bestCosigned(store: CosignatureStore, minSize: number): Promise<string | null> {
+  const kept = await store.list();
   let best: { size: number; text: string } | null = null;
-  const lines = new Map<string, Set<string>>();
-  for (const { note } of await store.list()) {
-    const { text } = splitNote(note);
+  for (const { note } of kept) {
     const size = checkpointOfNote(note).size;
-    if (size <= minSize || (best !== null && size < best.size)) continue;
-    if (best === null || size > best.size) best = { size, text };
-    if (text !== best.text) continue; // another tree of that size: not this log's (verify with its key)
-    const kept = lines.get(text) ?? new Set<string>();
-    for (const line of signatureLines(note)) kept.add(line);
-    lines.set(text, kept);
+    if (size > minSize && (best === null || size > best.size)) best = { size, text: splitNote(note).text };
   }
-  return best === null ? null : `${best.text}\n${[...(lines.get(best.text) ?? [])].join('')}`;
+  return best === null ? null : gathered(kept, best.text, []);
 }
 
 /** `note` (a signed checkpoint) with every signature kept for the same checkpoint added, the note's own first. */
 export async function withKeptCosignatures(store: CosignatureStore, note: string): Promise<string> {
-  const { text } = splitNote(note);
-  const lines = new Set(signatureLines(note));
-  for (const { note: kept } of await store.list()) {
-    if (splitNote(kept).text !== text) continue;
-    for (const line of signatureLines(kept)) lines.add(line);
+  return gathered(await store.list(), splitNote(note).text, signatureLines(note));
+}
+
+/** Checkpoint `text` with the signature lines `first`, then those of every kept copy of it, each once. */
+function gathered(kept: readonly KeptNote[], text: string, first: readonly string[]): string {
+  const lines = new Set(first);
+  for (const { note } of kept) {
+    if (splitNote(note).text === text) for (const line of signatureLines(note)) lines.add(line);
   }
   return `${text}\n${[...lines].join('')}`;
 }

@@ -8,6 +8,7 @@
  * is down is tried again with the next checkpoint, and its state is in
  * /metrics.
  */
+import { causeOf } from '../client/remote-log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import { openNote } from '../note/note.js';
 import type { PolicyWitness } from '../note/policy.js';
@@ -138,11 +139,4 @@ export class WitnessPusher {
     }
     throw new Error(`${witness.name} kept answering 409`);
   }
-}
-
-/** An error's message, with the cause fetch hides behind "fetch failed". */
-function causeOf(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const detail = cause?.code ?? cause?.message;
-  return detail === undefined ? (error as Error).message : `${(error as Error).message} (${detail})`;
 }

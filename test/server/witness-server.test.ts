@@ -209,17 +209,8 @@ describe('witnesses over HTTP', () => {
     await forked.close();
 
     // Not a log it witnesses, or not signed by that log's key.
-    const stranger = signingLog('stranger.example/log');
-    await stranger.init();
-    const strangerLog = new Log({ store: stranger.dir });
-    const strangerNote = (await strangerLog.checkpoint()) as string;
-    await strangerLog.close();
-    assert.equal((await submit(url1, 0, [], strangerNote)).status, 404);
-    const impostor = signingLog('witnessed.example/log');
-    await impostor.init();
-    const impostorLog = new Log({ store: impostor.dir });
-    const impostorNote = (await impostorLog.checkpoint()) as string;
-    await impostorLog.close();
+    assert.equal((await submit(url1, 0, [], await firstCheckpoint('stranger.example/log'))).status, 404);
+    const impostorNote = await firstCheckpoint('witnessed.example/log'); // that origin, another key
     assert.equal((await submit(url1, 0, [], impostorNote)).status, 403);
 
     // Two checkpoints submitted at once from the same old size: one wins, the other is told the new size.
@@ -274,6 +265,18 @@ async function oldCheckpoint(log: Log, keyFile: string, size: number): Promise<s
   const key = parseSignerKey(readFileSync(keyFile, 'utf8'));
   const text = formatCheckpoint({ origin: key.name, size, root: await log.rootAt(size), extensions: [] });
   return signNote(text, [ed25519Signer(key)]);
+}
+
+/** The first checkpoint of a new signing log named `origin`, with a key of its own. */
+async function firstCheckpoint(origin: string): Promise<string> {
+  const keys = signingLog(origin);
+  await keys.init();
+  const log = new Log({ store: keys.dir });
+  try {
+    return (await log.checkpoint()) as string;
+  } finally {
+    await log.close();
+  }
 }
 
 /** A consistency proof of the log in `dir`. */
