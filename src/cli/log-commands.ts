@@ -80,6 +80,7 @@ ${REMOTE_HELP}`,
   verify: `Usage: evident verify [--dir D] [--json] [--threads N]
        evident verify --checkpoint FILE --key VKEY [--witness VKEY]... [--quorum K] [--since-checkpoint]
        evident verify --url URL --key VKEY [--witness VKEY]... [--quorum K] [--checkpoint FILE | --remember FILE]
+                      [--since-checkpoint]
 
 Checks every entry: canonical encoding, hash, log identity, sequence, chain link, time order, complete last line.
 With a checkpoint you trust (signed by the log's key, cosigned by the quorum), it also recomputes the Merkle tree
@@ -91,7 +92,8 @@ reason, or when the checkpoint is not signed by the key; exit 2 when the log can
                  else one per core up to 4)
   --checkpoint FILE  a checkpoint verified before (a signed note)
   --since-checkpoint only check the entries after the checkpoint, trusting the log's tree up to it once it is
-                 shown to hash to the checkpoint's root (cheap nightly checks of large logs)
+                 shown to hash to the checkpoint's root (cheap nightly checks of large logs); with --url, only the
+                 tiles and entry bundles from the one holding the checkpoint's last entry are read
   --url URL      verify the log \`evident serve\` serves at URL through its C2SP tlog-tiles API, trusting nothing
                  but --key: its checkpoint must be signed by the key, every entry is rebuilt from the entry
                  bundles and checked, the tree recomputed must have the checkpoint's root, and the tiles served
@@ -359,11 +361,13 @@ function trustedFile(
   return trustedOrFailed(readFileArg(path, 'checkpoint'), trustArgs(v), `the checkpoint in ${path}`);
 }
 
-function writeVerified(result: VerifyResult, started: number): void {
+/** The verdict line of an intact log; `from`: the first entry read, when those before it were verified before. */
+function writeVerified(result: VerifyResult, started: number, from = 0): void {
   const seconds = (performance.now() - started) / 1000;
-  const rate = Math.round(result.size / Math.max(seconds, 1e-3)).toLocaleString('en-US');
+  const rate = Math.round((result.size - from) / Math.max(seconds, 1e-3)).toLocaleString('en-US');
+  const read = from === 0 ? '' : ` (the ${result.size - from} from seq ${from} read)`;
   write(
-    `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
+    `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified${read} in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
   );
 }
 
@@ -394,8 +398,9 @@ async function verifyRemote(v: {
   witness?: string[] | undefined;
   quorum?: string | undefined;
 }): Promise<number> {
-  if (v.threads !== undefined || v['since-checkpoint']) {
-    throw new UsageError('verify: --threads and --since-checkpoint are for a local log, not --url');
+  if (v.threads !== undefined) throw new UsageError('verify: --threads is for a local log, not --url');
+  if (v['since-checkpoint'] && v.checkpoint === undefined && v.remember === undefined) {
+    throw new UsageError('verify: --since-checkpoint needs --checkpoint or --remember');
   }
   if (v.checkpoint !== undefined && v.remember !== undefined) {
     throw new UsageError('verify: give --checkpoint or --remember, not both');
@@ -419,6 +424,7 @@ async function verifyRemote(v: {
     result = await log.verify({
       policy,
       checkpoint: previous,
+      sinceCheckpoint: v['since-checkpoint'],
       onProgress: bar ? (p) => bar.update(p) : undefined,
     });
   } catch (error) {
@@ -439,7 +445,7 @@ async function verifyRemote(v: {
   if (v.json) {
     write(`${JSON.stringify({ ...plain, checkpointSize: checkpoint.size })}\n`);
   } else if (result.ok) {
-    writeVerified(result, started);
+    writeVerified(result, started, result.from);
     const since = previous === undefined ? '' : `, consistent with the checkpoint at size ${previous.size}`;
     write(`the entries hash to the log's signed checkpoint at size ${checkpoint.size}${since}\n`);
   } else {

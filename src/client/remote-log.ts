@@ -40,6 +40,8 @@ export interface RemoteVerifyOptions {
   policy: TrustPolicy;
   /** A checkpoint verified before: the log must extend it. */
   checkpoint?: TrustedCheckpoint | undefined;
+  /** With `checkpoint`: read only the entries added since it, trusting the tree up to it once it hashes to its root. */
+  sinceCheckpoint?: boolean | undefined;
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }
 
@@ -166,6 +168,7 @@ export class RemoteLog implements AuditLog {
     return verifyTiles((path) => this.#get(path), {
       policy: options.policy,
       previous: options.checkpoint,
+      sincePrevious: options.sinceCheckpoint,
       onProgress: options.onProgress,
     });
   }

@@ -12,6 +12,14 @@
  * tlog-tiles client proving inclusion from them gets the same answers).
  * A checkpoint verified before must be a prefix of the new one: the new
  * tree's root at its size must be its root.
+ *
+ * With `sincePrevious`, only what was added since that checkpoint is read:
+ * the tree's edge before the tile that holds its last entry comes from the
+ * served tiles, and that tile's entries onwards are read and checked as
+ * above. Both roots — the previous checkpoint's at its size, the new one's at
+ * its — bind the edge: tiles that are not the tree, or old entries changed,
+ * cannot hash to them. Anything that does not fit is judged again from the
+ * first entry, so a failure is always named as a whole check names it.
  */
 import { entriesPath, splitBundle } from '../api/layout.js';
 import { ChainVerifier, type VerifyFailure } from '../chain.js';
@@ -19,7 +27,7 @@ import { canonicalize } from '../encoding/canonical.js';
 import { GENESIS_PREV } from '../entry.js';
 import { EvidentError } from '../errors.js';
 import { emptyRoot, HASH_SIZE, type Hash, leafHash } from '../merkle/hash.js';
-import { TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../merkle/tiles.js';
+import { hashesAtTileLevel, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../merkle/tiles.js';
 import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from '../note/trust.js';
 import type { VerifyProgress, VerifyResult } from '../store/store.js';
 
@@ -32,6 +40,8 @@ export interface TilesVerifyOptions {
   /** A checkpoint verified before: the log must still hold it, as a prefix. */
   previous?: TrustedCheckpoint | undefined;
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
+  /** With `previous`: read only the entries added since it (see the module comment). */
+  sincePrevious?: boolean | undefined;
   /** Fetches under way at once (default 8). */
   parallel?: number | undefined;
 }
@@ -41,6 +51,8 @@ export interface TilesVerifyResult extends VerifyResult {
   checkpoint: TrustedCheckpoint;
   /** Its signed note, as served. */
   note: string;
+  /** The first entry read: 0, or with `sincePrevious` where the tile holding the previous checkpoint's last entry begins. */
+  from: number;
 }
 
 /** The entries' hashed bytes and, alongside, the level-0 tile the server serves for them. */
@@ -55,12 +67,55 @@ export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions)
   const note = await fetch('checkpoint');
   if (note === null)
     throw new EvidentError('EVIDENT_NOT_FOUND', 'the server has no checkpoint (the log does not sign)');
-  const noteText = note.toString('utf8');
-  const checkpoint = trustCheckpoint(noteText, options.policy);
+  const text = note.toString('utf8');
+  const served = { checkpoint: trustCheckpoint(text, options.policy), note: text };
+  const previous = options.previous;
+  if (options.sincePrevious === true && previous !== undefined && previous.size <= served.checkpoint.size) {
+    // The tile holding the previous checkpoint's last entry: its first entry is one verified before, taken as given.
+    const from = Math.floor(Math.max(0, previous.size - 1) / TILE_WIDTH) * TILE_WIDTH;
+    const edge = from === 0 ? null : await edgeFromTiles(fetch, from, served.checkpoint.size);
+    if (edge !== null) {
+      const result = await verifyFrom(fetch, options, served, edge);
+      if (result.ok) return result;
+    }
+  }
+  return verifyFrom(fetch, options, served, new TreeEdge());
+}
+
+/**
+ * The right edge of the tree at `from` (a multiple of 256), from the tiles
+ * served for the tree of `size` leaves: each level's last tile, as far as it
+ * reaches at `from` (complete hashes never change). Null if one is missing.
+ */
+async function edgeFromTiles(fetch: FetchPath, from: number, size: number): Promise<TreeEdge | null> {
+  const tiles: Buffer[] = [];
+  for (const { level, index, width } of TreeEdge.partialTiles(from)) {
+    if (width === 0) {
+      tiles.push(Buffer.alloc(0));
+      continue;
+    }
+    const servedWidth = Math.min(TILE_WIDTH, hashesAtTileLevel(size, level) - index * TILE_WIDTH);
+    const tile = await fetch(tilePath(level, index, servedWidth));
+    if (tile === null || tile.length !== servedWidth * HASH_SIZE) return null;
+    tiles.push(tile.subarray(0, width * HASH_SIZE));
+  }
+  return new TreeEdge(from, tiles);
+}
+
+/** Verifies the entries from the edge's size on (0: all of them), extending the edge to the checkpoint's tree. */
+async function verifyFrom(
+  fetch: FetchPath,
+  options: TilesVerifyOptions,
+  served: { checkpoint: TrustedCheckpoint; note: string },
+  edge: TreeEdge,
+): Promise<TilesVerifyResult> {
+  const { checkpoint, note: noteText } = served;
   const previous = options.previous;
   const size = checkpoint.size;
-  const chain = new ChainVerifier();
-  const edge = new TreeEdge();
+  const from = edge.size;
+  const firstChunk = from / TILE_WIDTH;
+  // From the middle of the log, the first entry read is one verified before: its own link is taken as given.
+  const chain = new ChainVerifier(from === 0 ? undefined : null);
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const decode = (bytes: Buffer) => decoder.decode(bytes);
   let bytes = 0;
@@ -79,6 +134,7 @@ export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions)
     ...(failure === undefined ? { root: edge.root().toString('base64') } : { failure }),
     checkpoint,
     note: noteText,
+    from,
   });
   const fail = (seq: number, reason: VerifyFailure['reason'], message: string, head = chain.lastHash) =>
     result({ seq, line: seq + 1, offset: -1, reason, message }, head);
@@ -94,13 +150,13 @@ export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions)
       const span = TILE_WIDTH ** tile.level;
       const seq = (tile.index * TILE_WIDTH + firstDifference(served, tile.hashes)) * span;
       mismatch = { seq, path };
-      mismatchHead = seq === 0 ? GENESIS_PREV : (heads[seq / TILE_WIDTH] as string);
+      mismatchHead = heads[Math.floor(seq / TILE_WIDTH) - firstChunk] ?? GENESIS_PREV;
     }
   };
 
   // Each chunk: its leaves, compared with the level-0 tile; the tiles they complete; its entries by the chain's
   // rules. A chain failure is the first bad entry; the tree's verdict waits for the root.
-  for await (const chunk of chunks(fetch, size, options.parallel ?? 8)) {
+  for await (const chunk of chunks(fetch, firstChunk, size, options.parallel ?? 8)) {
     const first = chunk.index * TILE_WIDTH;
     const width = Math.min(TILE_WIDTH, size - first);
     heads.push(chain.lastHash);
@@ -143,6 +199,9 @@ export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions)
         return fail(mismatch.seq, 'hash-mismatch', `${changed} (${mismatch.path}): it was changed`, mismatchHead);
       }
       if (broken !== null) return result(broken);
+      if (first + i === from && chain.first?.seq !== from) {
+        return fail(from, 'malformed', `the entry the tree holds at seq ${from} says it is seq ${chain.first?.seq}`);
+      }
     }
     options.onProgress?.({ entries: edge.size, bytes, totalBytes: 0 });
   }
@@ -225,11 +284,13 @@ function entryLine(
   return canonicalize({ ...value, hash: leaf.toString('hex') });
 }
 
-/** Each chunk of 256 entries (the last one partial) with its level-0 tile, fetched `parallel` at a time, in order. */
-async function* chunks(fetch: FetchPath, size: number, parallel: number): AsyncGenerator<Chunk> {
+/**
+ * Each chunk of 256 entries (the last one partial) from chunk `next` on, with
+ * its level-0 tile, fetched `parallel` at a time, in order.
+ */
+async function* chunks(fetch: FetchPath, next: number, size: number, parallel: number): AsyncGenerator<Chunk> {
   const count = Math.ceil(size / TILE_WIDTH);
   const pending: Promise<Chunk>[] = [];
-  let next = 0;
   const start = () => {
     const index = next++;
     const width = Math.min(TILE_WIDTH, size - index * TILE_WIDTH);

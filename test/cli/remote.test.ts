@@ -116,6 +116,11 @@ describe('evident … --url', () => {
     const result = JSON.parse(second.stdout);
     assert.equal(result.ok, true);
     assert.ok(result.checkpointSize >= Number(remembered.split('\n')[1]));
+    // With --since-checkpoint, a monitor reads only the tiles from the one holding the remembered last entry.
+    await log.append({ actor: 'later', action: 'x.y' });
+    const third = await remote(['verify', '--key', keys.verifier, '--remember', state, '--since-checkpoint']);
+    assert.equal(third.code, 0, third.stdout + third.stderr);
+    assert.match(third.stdout, /^ok: \d+ entries verified \(the \d+ from seq [1-9]\d* read\)/);
 
     // Checked against the checkpoint of another history signed with the same key: a split view.
     const fork = signingLog('cli-remote.example/log');
@@ -140,6 +145,9 @@ describe('evident … --url', () => {
     assert.match(stray.stderr, /--token goes with --url/);
     const threads = await remote(['verify', '--key', keys.verifier, '--threads', '2']);
     assert.equal(threads.code, 2);
+    const since = await remote(['verify', '--key', keys.verifier, '--since-checkpoint']);
+    assert.equal(since.code, 2);
+    assert.match(since.stderr, /--since-checkpoint needs --checkpoint or --remember/);
     const unknown = await evident(['append', '--actor', 'a', '--action', 'x.y', '--url', base, '--token', 'evt_nope']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /\[EVIDENT_UNAUTHORIZED\]$/m);

@@ -300,6 +300,37 @@ describe('RemoteLog.verify, trusting only the key', () => {
     assert.equal(again.checkpoint.size, later.size);
   });
 
+  it('reads only what was added since a checkpoint verified before, when asked', async () => {
+    const whole = await remote.verify({ policy: { log: signed.key } });
+    const asked: string[] = [];
+    const recorder = await proxy(service.base, (request) => {
+      asked.push(request.url ?? '');
+      return 'pass';
+    });
+    try {
+      const since = await new RemoteLog({ url: recorder.base }).verify({
+        policy: { log: signed.key },
+        checkpoint: first,
+        sinceCheckpoint: true,
+      });
+      assert.equal(since.ok, true, JSON.stringify(since.failure));
+      // The previous checkpoint's last entry is seq first.size - 1: reading starts at its tile.
+      assert.equal(since.from, Math.floor((first.size - 1) / 256) * 256);
+      assert.ok(since.from > 0);
+      assert.deepEqual(
+        { size: since.size, root: since.root, head: since.head },
+        { size: whole.size, root: whole.root, head: whole.head },
+      );
+      const bundles = asked.filter((path) => path.startsWith('/tile/entries/'));
+      assert.deepEqual(
+        bundles.map((path) => Number(path.slice('/tile/entries/'.length, '/tile/entries/'.length + 3))),
+        Array.from({ length: Math.ceil(whole.size / 256) - since.from / 256 }, (_, i) => since.from / 256 + i),
+      );
+    } finally {
+      await recorder.close();
+    }
+  });
+
   it('refuses a checkpoint the key did not sign', async () => {
     const other = signingLog('verify.example/log');
     await assert.rejects(remote.verify({ policy: { log: other.key } }), { code: 'EVIDENT_NOTE_UNVERIFIED' });
@@ -349,6 +380,9 @@ describe('RemoteLog.verify, trusting only the key', () => {
     await forked.close();
     const split = await verifyServed(fork, { log: signed.key }, first);
     assert.equal(split.failure?.reason, 'split-view');
+    // Reading only what was added: the fork's tree does not hash to the checkpoint verified before either.
+    const splitSince = await verifyServed(fork, { log: signed.key }, first, true);
+    assert.deepEqual(splitSince.failure, split.failure);
 
     const small = join(tempDir(), 'small');
     await Log.init({ store: small, signingKey: signed.keyFile });
@@ -374,6 +408,35 @@ describe('RemoteLog.verify, trusting only the key', () => {
       assert.equal(result.failure?.reason, 'tile-mismatch');
       assert.equal(result.failure?.seq, 256, 'the first leaf under the bad hash');
       assert.ok(checkpoint.size > 512);
+      // The bad hash is in the edge an incremental check starts from: it cannot hash to the roots, and the whole
+      // check names it.
+      const since = await new RemoteLog({ url: liar.base }).verify({
+        policy: { log: signed.key },
+        checkpoint: first,
+        sinceCheckpoint: true,
+      });
+      assert.deepEqual(since.failure, result.failure);
+      assert.equal(since.from, 0);
+    } finally {
+      await liar.close();
+    }
+  });
+
+  it('names an entry added since the checkpoint verified before and edited in a bundle', async () => {
+    // Seqs 768…1023 are the fourth batch's j = 17…272 (it began at seq 751).
+    const liar = await proxy(service.base, (request, upstream) => {
+      if (request.url !== '/tile/entries/003') return 'pass';
+      return Buffer.from(upstream.body.toString('latin1').replace('"j":100}', '"j":101}'), 'latin1');
+    });
+    try {
+      const result = await new RemoteLog({ url: liar.base }).verify({
+        policy: { log: signed.key },
+        checkpoint: first,
+        sinceCheckpoint: true,
+      });
+      assert.equal(result.failure?.reason, 'hash-mismatch', JSON.stringify(result.failure));
+      assert.equal(result.failure?.seq, 851);
+      assert.equal(result.size, 851);
     } finally {
       await liar.close();
     }
@@ -397,11 +460,11 @@ describe('RemoteLog.verify, trusting only the key', () => {
 });
 
 /** Serves the log in `dir` (read-only) for one verify. */
-async function verifyServed(dir: string, policy: TrustPolicy, previous?: TrustedCheckpoint) {
+async function verifyServed(dir: string, policy: TrustPolicy, previous?: TrustedCheckpoint, sinceCheckpoint = false) {
   const served = new Log({ store: dir, readOnly: true });
   const service = await serve(served, null, true);
   try {
-    return await new RemoteLog({ url: service.base }).verify({ policy, checkpoint: previous });
+    return await new RemoteLog({ url: service.base }).verify({ policy, checkpoint: previous, sinceCheckpoint });
   } finally {
     await service.close();
     await served.close();
