@@ -483,10 +483,11 @@ async function appendStream(
   let appended = 0;
   let committed = skip; // lines of the input that are in the log
   let inFlight: Promise<void> | null = null;
+  let failed = false;
   let batch: EntryInput[] = [];
   let lines: number[] = [];
-  const commit = (inputs: EntryInput[], numbers: number[]) =>
-    log.appendBatch(inputs).then(
+  const commit = (inputs: EntryInput[], numbers: number[]) => {
+    const done = log.appendBatch(inputs).then(
       (entries) => {
         first ??= entries[0]?.seq ?? null;
         last = entries.at(-1)?.seq ?? last;
@@ -494,14 +495,22 @@ async function appendStream(
         committed = numbers.at(-1) ?? committed;
       },
       (error: unknown) => {
-        if (error instanceof InvalidEntryError && error.index !== undefined) {
-          throw new InvalidEntryError(`stdin line ${numbers[error.index]}: ${error.field}`, error.problem);
+        failed = true;
+        // A batch of one names no index: its line is the only one.
+        const at =
+          error instanceof InvalidEntryError ? (error.index ?? (numbers.length === 1 ? 0 : undefined)) : undefined;
+        if (error instanceof InvalidEntryError && at !== undefined) {
+          throw new InvalidEntryError(`stdin line ${numbers[at]}: ${error.field}`, error.problem);
         }
         throw error;
       },
     );
+    done.catch(() => undefined); // awaited before the next commit or at the end, not an unhandled rejection meanwhile
+    return done;
+  };
   try {
     for await (const { line, value } of events(input, skip)) {
+      if (failed) break; // the commit in flight failed: read no further
       batch.push(value as unknown as EntryInput);
       lines.push(line);
       if (batch.length < BATCH_LINES) continue;

@@ -89,6 +89,18 @@ describe('input through the CLI', () => {
     assert.equal(readLines(join(dir, 'log.jsonl')).length, 0);
   });
 
+  it('a bad line is named with its line number, wherever it is and however much input follows it', async () => {
+    const dir = await newLog();
+    await refused(dir, ['--batch'], '{"actor":"a","action":"x.y","target":"t"}\n', /stdin line 1: \$\.target/);
+    // The first batch fails while the next is read: a clean refusal, not a crash, and nothing written.
+    const lines = Array.from({ length: 10_000 }, (_, i) => event(i));
+    lines[99] = '{"actor":"a","action":"not a verb"}\n';
+    const failed = await evident(['append', '--dir', dir, '--batch'], { stdin: lines.join('') });
+    assert.equal(failed.code, 2, failed.stderr);
+    assert.match(failed.stderr, /^evident: stdin line 100: \$\.action: .*\[EVIDENT_INVALID_ENTRY\]\n$/);
+    assert.equal(readLines(join(dir, 'log.jsonl')).length, 0);
+  });
+
   it('a longer input is committed 4,096 lines at a time; after a bad line, --skip resumes where it stopped', async () => {
     const dir = await newLog();
     const lines = Array.from({ length: 10_000 }, (_, i) => event(i));
