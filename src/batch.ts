@@ -65,18 +65,20 @@ export class Batch implements UnsealedBatch {
     return { lines: lines.subarray(0, at), lastLine, head: { log, size, hash, ts }, leaves };
   }
 
-  /** The entries as `committed` appended them, in order. */
-  entries(committed: CommittedBatch): Entry[] {
+  /** Entries `from` to `from + count - 1` of the batch as `committed` appended them, in order. */
+  entries(committed: CommittedBatch, from = 0, count = this.count - from): Entry[] {
     const { head, leaves } = committed;
     const log = head.log as string;
     const ts = head.ts as string;
     const first = head.size - this.count;
-    let prev = committed.after.hash;
-    return this.#entries.map((entry, i) => {
+    let prev = from === 0 ? committed.after.hash : leaves.toString('hex', (from - 1) * HASH_SIZE, from * HASH_SIZE);
+    const built: Entry[] = [];
+    for (let i = from; i < from + count; i++) {
       const hash = leaves.toString('hex', i * HASH_SIZE, (i + 1) * HASH_SIZE);
-      const sealed = sealedEntry(entry, { log, seq: first + i, ts, id: this.#ids[i] as string, prev }, hash);
+      const entry = this.#entries[i] as PreparedEntry;
+      built.push(sealedEntry(entry, { log, seq: first + i, ts, id: this.#ids[i] as string, prev }, hash));
       prev = hash;
-      return sealed;
-    });
+    }
+    return built;
   }
 }

@@ -19,6 +19,7 @@ export type { TilesVerifyResult } from './client/verify-tiles.js';
 export { type CopyOptions, type CopyResult, copyLog } from './copy.js';
 export type { Entry, EntryInput, Head, Via } from './entry.js';
 export * from './errors.js';
+export type { Appended } from './lifecycle/sequencer.js';
 export {
   type AppendOptions,
   type AuditLog,

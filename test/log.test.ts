@@ -143,6 +143,49 @@ describe('group commit', () => {
     await log.close();
   });
 
+  it('appendBulk appends as appendBatch does and says where the entries went, without them', async () => {
+    const dir = tempDir();
+    const log = new Log({ store: dir, create: true });
+    // Made in one tick, the three requests share one commit; each learns where its own entries are.
+    const [one, bulk, batch] = await Promise.all([
+      log.append({ actor: 'a', action: 'x.y' }),
+      log.appendBulk([1, 2, 3].map((i) => ({ actor: 'bulk', action: 'x.y', data: { i } }))),
+      log.appendBatch([
+        { actor: 'b', action: 'x.y' },
+        { actor: 'b', action: 'x.z' },
+      ]),
+    ]);
+    assert.equal(one.seq, 0);
+    assert.deepEqual(bulk, { appended: 3, first: 1, last: 3 });
+    assert.deepEqual(
+      batch.map((e) => [e.seq, e.action]),
+      [
+        [4, 'x.y'],
+        [5, 'x.z'],
+      ],
+    );
+    const stored = [];
+    for await (const entry of log.read()) stored.push(entry);
+    assert.deepEqual(
+      stored.slice(1, 4).map((e) => [e.seq, e.actor, e.data]),
+      [1, 2, 3].map((i) => [i, 'bulk', { i }]),
+    );
+    assert.equal(stored[4]?.prev, stored[3]?.hash, 'the batch after the bulk links to its last entry');
+    assert.deepEqual(batch[0], stored[4]);
+    assert.deepEqual(await log.appendBulk([]), { appended: 0, first: null, last: null });
+    const size = statSync(join(dir, 'log.jsonl')).size;
+    await assert.rejects(
+      log.appendBulk([
+        { actor: 'a', action: 'x.y' },
+        { actor: 'b', action: 'not a verb' },
+      ]),
+      /entry 1: \$\.action/,
+    );
+    assert.equal(statSync(join(dir, 'log.jsonl')).size, size, 'nothing written');
+    assert.equal((await log.verify()).ok, true);
+    await log.close();
+  });
+
   it('rejects invalid options with a clear error', () => {
     assert.throws(() => new Log({ durability: 'sometimes' as 'fsync' }), /durability must be 'fsync' or 'write'/);
     assert.throws(() => new Log({ maxBatch: 0 }), /maxBatch must be a positive integer/);

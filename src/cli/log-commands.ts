@@ -9,6 +9,7 @@ import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
 import type { Entry, EntryInput } from '../entry.js';
 import { EvidentError, InvalidEntryError, NoteError, TrustError } from '../errors.js';
+import type { Appended } from '../lifecycle/sequencer.js';
 import { type AuditLog, Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import type { TrustedCheckpoint } from '../note/trust.js';
@@ -473,11 +474,7 @@ function printEntry(entry: Entry, json: boolean): void {
  * stops it: the batches before are committed, nothing from that batch on is,
  * and the error says how many lines to --skip to go on after them.
  */
-async function appendStream(
-  log: AuditLog,
-  input: AsyncIterable<Buffer | string>,
-  skip: number,
-): Promise<{ appended: number; first: number | null; last: number | null }> {
+async function appendStream(log: AuditLog, input: AsyncIterable<Buffer | string>, skip: number): Promise<Appended> {
   let first: number | null = null;
   let last: number | null = null;
   let appended = 0;
@@ -487,11 +484,11 @@ async function appendStream(
   let batch: EntryInput[] = [];
   let lines: number[] = [];
   const commit = (inputs: EntryInput[], numbers: number[]) => {
-    const done = log.appendBatch(inputs).then(
-      (entries) => {
-        first ??= entries[0]?.seq ?? null;
-        last = entries.at(-1)?.seq ?? last;
-        appended += entries.length;
+    const done = log.appendBulk(inputs).then(
+      (bulk) => {
+        first ??= bulk.first;
+        last = bulk.last ?? last;
+        appended += bulk.appended;
         committed = numbers.at(-1) ?? committed;
       },
       (error: unknown) => {

@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Entry, type EntryInput, type Head, inputText, prepareBatch } from '../entry.js';
 import { ERROR_CODES, type ErrorCode, EvidentError, InvalidOptionError } from '../errors.js';
+import type { Appended } from '../lifecycle/sequencer.js';
 import type { AuditLog } from '../log.js';
 import type { TrustedCheckpoint, TrustPolicy } from '../note/trust.js';
 import type { ReadQuery, VerifyProgress } from '../store/store.js';
@@ -94,18 +95,30 @@ export class RemoteLog implements AuditLog {
 
   /** Appends entries atomically, all or none; resolves with them as stored. */
   async appendBatch(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Entry[]> {
+    const response = await this.#postBatch(inputs, true, options);
+    return response === null ? [] : ndjson(await response.text());
+  }
+
+  /** appendBatch(), resolving with how many were appended and their first and last seq: the server sends no entries back. */
+  async appendBulk(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Appended> {
+    const response = await this.#postBatch(inputs, false, options);
+    if (response === null) return { appended: 0, first: null, last: null };
+    return (await response.json()) as Appended;
+  }
+
+  /** POSTs a batch as NDJSON, checked by the log's own rules first; null when there is nothing to send. */
+  async #postBatch(inputs: readonly EntryInput[], entries: boolean, options: RemoteAppendOptions) {
     const prepared = prepareBatch(inputs);
-    if (prepared.length === 0) return [];
-    const response = await this.#request('v1/entries', {
+    if (prepared.length === 0) return null;
+    return this.#request('v1/entries', {
       method: 'POST',
       headers: {
         'content-type': 'application/x-ndjson',
-        accept: 'application/x-ndjson',
+        ...(entries ? { accept: 'application/x-ndjson' } : {}),
         'idempotency-key': options.idempotencyKey ?? randomUUID(),
       },
       body: prepared.map((p) => `${inputText(p)}\n`).join(''),
     });
-    return ndjson(await response.text());
   }
 
   /** Entries matching `query`, in order, a page at a time. */

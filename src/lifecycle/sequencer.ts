@@ -12,12 +12,20 @@
 import { Batch } from '../batch.js';
 import type { Entry, PreparedEntry } from '../entry.js';
 import { RecordFailedError } from '../errors.js';
+import type { CommittedBatch } from '../store/store.js';
 
 interface Pending {
   prepared: PreparedEntry[];
-  /** Absent for background `record()` events. */
-  resolve?: (entries: Entry[]) => void;
+  /** Given the commit and where this request's entries begin in it. Absent for background `record()` events. */
+  resolve?: (committed: CommittedBatch, batch: Batch, at: number) => void;
   reject?: (error: unknown) => void;
+}
+
+/** What a bulk append appended: how many entries, and the first and last seq (null when none). */
+export interface Appended {
+  appended: number;
+  first: number | null;
+  last: number | null;
 }
 
 export interface SequencerOptions {
@@ -25,8 +33,8 @@ export interface SequencerOptions {
   maxBatch: number;
   /** Runs before the first commit (opening the store); a failure fails everything queued. */
   ready: () => Promise<void>;
-  /** Commits one batch: resolves with its entries once they are durable. */
-  commit: (batch: Batch) => Promise<Entry[]>;
+  /** Commits one batch: resolves once its entries are durable. */
+  commit: (batch: Batch) => Promise<CommittedBatch>;
   /** Background events could not be committed. */
   onRecordFailed: (failure: RecordFailedError) => void;
 }
@@ -51,7 +59,27 @@ export class Sequencer {
 
   /** Queues entries for one commit; resolves with them once durable. */
   append(prepared: PreparedEntry[]): Promise<Entry[]> {
-    return new Promise<Entry[]>((resolve, reject) => this.#enqueue({ prepared, resolve, reject }));
+    return new Promise<Entry[]>((resolve, reject) =>
+      this.#enqueue({
+        prepared,
+        resolve: (committed, batch, at) => resolve(batch.entries(committed, at, prepared.length)),
+        reject,
+      }),
+    );
+  }
+
+  /** append(), resolving with where the entries went instead of the entries: nothing is built back. */
+  appendBulk(prepared: PreparedEntry[]): Promise<Appended> {
+    return new Promise<Appended>((resolve, reject) =>
+      this.#enqueue({
+        prepared,
+        resolve: (committed, batch, at) => {
+          const first = committed.head.size - batch.count + at;
+          resolve({ appended: prepared.length, first, last: first + prepared.length - 1 });
+        },
+        reject,
+      }),
+    );
   }
 
   /** Queues one background event. */
@@ -87,13 +115,13 @@ export class Sequencer {
     while (this.#queue.length > 0) {
       const batch = this.#takeBatch();
       try {
-        const entries = await this.#options.commit(new Batch(batch.flatMap((pending) => pending.prepared)));
+        const unsealed = new Batch(batch.flatMap((pending) => pending.prepared));
+        const committed = await this.#options.commit(unsealed);
         let at = 0;
         for (const pending of batch) {
-          const mine = entries.slice(at, at + pending.prepared.length);
-          at += pending.prepared.length;
-          if (pending.resolve) pending.resolve(mine);
+          if (pending.resolve) pending.resolve(committed, unsealed, at);
           else this.#recorded--;
+          at += pending.prepared.length;
         }
       } catch (error) {
         this.#fail(batch, error);

@@ -235,22 +235,27 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     allowed(token, inputs);
     const header = request.headers['idempotency-key'];
     if (Array.isArray(header)) throw new EvidentError('EVIDENT_BAD_REQUEST', 'one Idempotency-Key, not several');
+    // A batch answers with a summary, or with the entries as stored when the client accepts NDJSON.
+    const entriesWanted = batch && (request.headers.accept ?? '').includes('application/x-ndjson');
     // Every entry records the token it came with (and the key): a token holder cannot pass as another.
     const append = async (key?: string) => {
-      const entries = await admitted(inputs.length, () =>
-        log.appendBatch(inputs, { via: { token: token.name, key } }).catch((error: unknown) => {
+      const via = { token: token.name, key };
+      const done = await admitted(inputs.length, async () => {
+        try {
+          if (batch && !entriesWanted) return { ...(await log.appendBulk(inputs, { via })), entries: [] };
+          const entries = await log.appendBatch(inputs, { via });
+          return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
+        } catch (error) {
           // A bad entry of a batch is named by its line, as parsing names it (the log counts from 0).
           if (error instanceof InvalidEntryError && error.index !== undefined) {
             throw new InvalidEntryError(`line ${error.index + 1}: ${error.field}`, error.problem);
           }
           throw error;
-        }),
-      );
-      (request as { appendedEntries?: number }).appendedEntries = entries.length;
-      return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
+        }
+      });
+      (request as { appendedEntries?: number }).appendedEntries = inputs.length;
+      return { first: done.first as number, last: done.last as number, entries: done.entries as Entry[] };
     };
-    // A batch answers with a summary, or with the entries as stored when the client accepts NDJSON.
-    const entriesWanted = batch && (request.headers.accept ?? '').includes('application/x-ndjson');
     const answer = (status: number, first: number, last: number, entries: Entry[]) => {
       if (!batch) return reply.code(status).send(entries[0]);
       if (entriesWanted) return reply.code(status).type('application/x-ndjson').send(ndjson(entries));

@@ -108,6 +108,15 @@ describe('RemoteLog', () => {
     for await (const e of remote.read({ actor: 'carol' })) read.push(e);
     assert.deepEqual(read, [batch[1]]);
 
+    const bulk = await remote.appendBulk([1, 2, 3].map((i) => ({ actor: 'dave', action: 'load.row', data: { i } })));
+    const last = (batch[1] as Entry).seq;
+    assert.deepEqual(bulk, { appended: 3, first: last + 1, last: last + 3 });
+    assert.deepEqual(
+      (await readStore(keys.dir)).slice(last + 1).map((e) => [e.actor, e.data, e.via?.token]),
+      [1, 2, 3].map((i) => ['dave', { i }, 'writer']),
+    );
+    assert.deepEqual(await remote.appendBulk([]), { appended: 0, first: null, last: null });
+
     const receipt = await remote.receipt(one.seq, { waitMs: 5000 });
     const checkpoint = verifyReceipt(parseReceipt(receipt), one, { log: keys.key });
     assert.ok(checkpoint.size > one.seq);
