@@ -295,14 +295,14 @@ describe('the roles docs/postgres.md sets up', () => {
 });
 
 describe('an owner who bypasses the triggers is caught by verify', () => {
-  /** A log of 10 entries changed by `change` with the triggers off, as an owner can. */
-  async function tampered(change: (s: string) => string[], signing = false) {
+  /** A log of 10 entries (or `size`) changed by `change` with the triggers off, as an owner can. */
+  async function tampered(change: (s: string) => string[], signing = false, size = 10) {
     const url = postgresLog();
     const keys = signing ? signingLog('pg.example/log') : null;
     if (keys !== null) await Log.init({ store: url, signingKey: keys.keyFile });
     const log = new Log({ store: url, create: true });
     await log.appendBatch(
-      Array.from({ length: signing ? 9 : 10 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })),
+      Array.from({ length: signing ? size - 1 : size }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })),
     );
     await log.close();
     const s = schemaOf(url);
@@ -321,6 +321,27 @@ describe('an owner who bypasses the triggers is caught by verify', () => {
       [result.ok, result.size, result.failure?.seq, result.failure?.reason],
       [false, 4, 4, 'hash-mismatch'],
     );
+  });
+
+  it("a hash or prev column that is not its line's: hash-mismatch at that row, however far in", async () => {
+    const hash = await tampered((s) => [`update ${s}.entries set hash = sha256(hash) where seq = 6`]);
+    assert.deepEqual(
+      [hash.result.size, hash.result.failure?.seq, hash.result.failure?.reason],
+      [6, 6, 'hash-mismatch'],
+    );
+    assert.match(hash.result.failure?.message ?? '', /the row's seq or hash column .* is not its entry's/);
+    const prev = await tampered((s) => [`update ${s}.entries set prev = sha256(prev) where seq = 2`]);
+    assert.deepEqual([prev.result.failure?.seq, prev.result.failure?.reason], [2, 'hash-mismatch']);
+    assert.match(prev.result.failure?.message ?? '', /prev column is not its entry's/);
+    // A bad column before a bad line in the same page is the first failure.
+    const both = await tampered((s) => [
+      `update ${s}.entries set hash = sha256(hash) where seq = 3`,
+      `update ${s}.entries set line = replace(line, '"i":7', '"i":70') where seq = 7`,
+    ]);
+    assert.deepEqual([both.result.failure?.seq, both.result.failure?.reason], [3, 'hash-mismatch']);
+    // Past the first page of rows read at once.
+    const far = await tampered((s) => [`update ${s}.entries set hash = sha256(hash) where seq = 5500`], false, 6000);
+    assert.deepEqual([far.result.size, far.result.failure?.seq], [5500, 5500]);
   });
 
   it('a deleted row: seq-gap where it was', async () => {
