@@ -28,6 +28,8 @@ export class Batch implements UnsealedBatch {
   readonly #atSize: number | undefined;
   /** At most how many bytes the sealed lines take. */
   readonly #maxBytes: number;
+  /** The committed entries' hashes in hex, once entries() has been asked for. */
+  #hashes: string[] | null = null;
 
   /** `atSize`: the batch may only be sealed after a head of that size (a log's first entry: 0). */
   constructor(entries: readonly PreparedEntry[], atSize?: number) {
@@ -71,13 +73,20 @@ export class Batch implements UnsealedBatch {
     const log = head.log as string;
     const ts = head.ts as string;
     const first = head.size - this.count;
-    let prev = from === 0 ? committed.after.hash : leaves.toString('hex', (from - 1) * HASH_SIZE, from * HASH_SIZE);
+    // Each request of the commit asks for its own entries: the hashes are turned to hex once for all of them.
+    if (this.#hashes === null) {
+      this.#hashes = Array.from({ length: this.count }, (_, i) =>
+        leaves.toString('hex', i * HASH_SIZE, (i + 1) * HASH_SIZE),
+      );
+    }
+    const hashes = this.#hashes;
     const built: Entry[] = [];
     for (let i = from; i < from + count; i++) {
-      const hash = leaves.toString('hex', i * HASH_SIZE, (i + 1) * HASH_SIZE);
+      const prev = i === 0 ? committed.after.hash : (hashes[i - 1] as string);
       const entry = this.#entries[i] as PreparedEntry;
-      built.push(sealedEntry(entry, { log, seq: first + i, ts, id: this.#ids[i] as string, prev }, hash));
-      prev = hash;
+      built.push(
+        sealedEntry(entry, { log, seq: first + i, ts, id: this.#ids[i] as string, prev }, hashes[i] as string),
+      );
     }
     return built;
   }
