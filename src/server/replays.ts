@@ -5,7 +5,13 @@
  * from the log's last 24 hours when the server starts: a retry after a
  * restart finds its entries too. Requests with one key in flight at once
  * wait for the first.
+ *
+ * The index is kept small, as a busy service holds a day of keys: each key is
+ * a 16-byte digest of token and key, mapped to one number (first seq and
+ * count), in one map per hour of first use; an hour's map is dropped whole
+ * once all of it is older than the window.
  */
+import { createHash } from 'node:crypto';
 import { EvidentError } from '../errors.js';
 import type { Log } from '../log.js';
 
@@ -17,23 +23,42 @@ export interface Appended {
 
 /** How long a key is honoured, at least. */
 export const REPLAY_WINDOW_MS = 24 * 60 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
 const KEY = /^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/;
 
+/** first · 2^20 + (last − first) is exact below 2^53: for first < 2^33 and batches under 2^20 entries. */
+const SPAN = 2 ** 20;
+const FIRST_LIMIT = 2 ** 33;
+
 export class Replays {
-  readonly #done = new Map<string, Appended & { at: number }>();
+  /** The keys first used in each hour (by hour number since the epoch), oldest first. */
+  readonly #hours: { hour: number; keys: Map<string, number | Appended> }[] = [];
   readonly #running = new Map<string, Promise<Appended>>();
+  readonly #now: () => number;
+
+  /** `now`: the clock, in ms since the epoch (tests give their own). */
+  constructor(options: { now?: () => number } = {}) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Keys held: one per request remembered. */
+  get size(): number {
+    let size = 0;
+    for (const { keys } of this.#hours) size += keys.size;
+    return size;
+  }
 
   /** Indexes the keys of the entries appended within the window. */
-  async load(log: Log, now = Date.now()): Promise<void> {
-    const since = new Date(now - REPLAY_WINDOW_MS).toISOString();
+  async load(log: Log): Promise<void> {
+    const since = new Date(this.#now() - REPLAY_WINDOW_MS).toISOString();
     for await (const entry of log.read({ since })) {
       const key = entry.via?.key;
       if (key === undefined) continue;
       const id = idOf(entry.via?.token as string, key);
-      const known = this.#done.get(id);
-      const at = Date.parse(entry.ts);
-      if (known === undefined) this.#done.set(id, { first: entry.seq, last: entry.seq, at });
-      else known.last = entry.seq;
+      const known = this.#find(id);
+      // A batch's entries are consecutive: each one after the first moves its last seq.
+      if (known === undefined) this.#add(id, { first: entry.seq, last: entry.seq }, Date.parse(entry.ts));
+      else known.keys.set(id, pack({ first: known.appended.first, last: entry.seq }));
     }
   }
 
@@ -46,29 +71,60 @@ export class Replays {
       throw new EvidentError('EVIDENT_BAD_REQUEST', 'Idempotency-Key: 1 to 255 printable ASCII characters, no quotes');
     }
     const id = idOf(token, key);
-    const known = this.#done.get(id);
-    if (known !== undefined) return { first: known.first, last: known.last, replayed: true };
+    const known = this.#find(id);
+    if (known !== undefined) return { ...known.appended, replayed: true };
     const running = this.#running.get(id);
     if (running !== undefined) return { ...(await running), replayed: true };
     const work = append();
     this.#running.set(id, work);
     try {
       const appended = await work;
-      this.#forgetOld();
-      this.#done.set(id, { ...appended, at: Date.now() });
+      this.#add(id, appended, this.#now());
       return { ...appended, replayed: false };
     } finally {
       this.#running.delete(id);
     }
   }
 
-  #forgetOld(): void {
-    if (this.#done.size % 1024 !== 0) return;
-    const horizon = Date.now() - REPLAY_WINDOW_MS;
-    for (const [id, appended] of this.#done) if (appended.at < horizon) this.#done.delete(id);
+  /** Where `id` is remembered, and what its request appended. */
+  #find(id: string): { keys: Map<string, number | Appended>; appended: Appended } | undefined {
+    for (const { keys } of this.#hours) {
+      const packed = keys.get(id);
+      if (packed !== undefined) return { keys, appended: unpack(packed) };
+    }
+    return undefined;
+  }
+
+  /** Remembers a new `id` as first used at `at`; drops the hours past the window. */
+  #add(id: string, appended: Appended, at: number): void {
+    const hour = Math.floor(at / HOUR_MS);
+    let last = this.#hours.at(-1);
+    if (last === undefined || last.hour < hour) {
+      last = { hour, keys: new Map() };
+      this.#hours.push(last);
+    }
+    last.keys.set(id, pack(appended));
+    // An hour is dropped once its end is a whole window ago: every key in it was honoured for 24 hours at least.
+    const horizon = this.#now() - REPLAY_WINDOW_MS;
+    while (this.#hours.length > 0 && ((this.#hours[0] as { hour: number }).hour + 1) * HOUR_MS <= horizon) {
+      this.#hours.shift();
+    }
   }
 }
 
+/** first · 2^20 + (last − first) where that is exact; a copy of the seqs otherwise. */
+function pack(appended: Appended): number | Appended {
+  const span = appended.last - appended.first;
+  return appended.first < FIRST_LIMIT && span < SPAN ? appended.first * SPAN + span : { ...appended };
+}
+
+function unpack(packed: number | Appended): Appended {
+  if (typeof packed !== 'number') return packed;
+  const first = Math.floor(packed / SPAN);
+  return { first, last: first + (packed % SPAN) };
+}
+
+/** A key's identity: its token and itself, as 16 bytes of SHA-256 (as a string, a map's cheapest key). */
 function idOf(token: string, key: string): string {
-  return `${token}\n${key}`;
+  return createHash('sha256').update(`${token}\n${key}`).digest().toString('latin1', 0, 16);
 }
