@@ -239,7 +239,11 @@ export class PostgresEntries implements EntryStore {
       // The digest of the columns of rows first to last, as the database holds them.
       const digestOf = async (first: number, last: number) => {
         const { rows } = await pool.query<{ digest: string | null }>(
-          `select encode(sha256(string_agg(int8send(seq) || hash || prev, ''::bytea order by seq)), 'hex') as digest
+          // A row whose hash or prev is not 32 bytes adds a byte that no row's values can: bytes moved from one
+          // column to the next would otherwise leave the joined bytes, and the digest, as they were.
+          `select encode(sha256(string_agg(
+            case when octet_length(hash) = 32 and octet_length(prev) = 32 then int8send(seq) || hash || prev
+            else '\\x00'::bytea end, ''::bytea order by seq)), 'hex') as digest
           from ${this.#s}.entries where seq between $1 and $2`,
           [first, last],
         );

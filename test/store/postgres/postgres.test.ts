@@ -333,6 +333,14 @@ describe('an owner who bypasses the triggers is caught by verify', () => {
     const prev = await tampered((s) => [`update ${s}.entries set prev = sha256(prev) where seq = 2`]);
     assert.deepEqual([prev.result.failure?.seq, prev.result.failure?.reason], [2, 'hash-mismatch']);
     assert.match(prev.result.failure?.message ?? '', /prev column is not its entry's/);
+    // Bytes moved from one column into the next leave the columns' bytes, joined, as they were.
+    for (const move of [
+      "hash = hash || prev, prev = ''::bytea",
+      'hash = substring(hash for 31), prev = substring(hash from 32) || prev',
+    ]) {
+      const moved = await tampered((s) => [`update ${s}.entries set ${move} where seq = 5`]);
+      assert.deepEqual([moved.result.failure?.seq, moved.result.failure?.reason], [5, 'hash-mismatch'], move);
+    }
     // A bad column before a bad line in the same page is the first failure.
     const both = await tampered((s) => [
       `update ${s}.entries set hash = sha256(hash) where seq = 3`,
