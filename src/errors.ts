@@ -56,13 +56,21 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+export interface EvidentErrorOptions extends ErrorOptions {
+  /** For an error about one entry of a batch: its position in the batch, from 0. */
+  index?: number | undefined;
+}
+
 export class EvidentError extends Error {
   readonly code: ErrorCode;
+  /** For an error about one entry of a batch: its position in the batch, from 0. */
+  readonly index: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, options?: EvidentErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
+    this.index = options?.index;
   }
 }
 
@@ -70,14 +78,12 @@ export class EvidentError extends Error {
 export class InvalidEntryError extends EvidentError {
   readonly field: string;
   readonly problem: string;
-  /** Position in a batch, when the entry was one of several. */
-  readonly index: number | undefined;
 
+  /** `index`: the entry's position in a batch, when it was one of several. */
   constructor(field: string, problem: string, index?: number) {
-    super('EVIDENT_INVALID_ENTRY', `${index === undefined ? '' : `entry ${index}: `}${field}: ${problem}`);
+    super('EVIDENT_INVALID_ENTRY', `${index === undefined ? '' : `entry ${index}: `}${field}: ${problem}`, { index });
     this.field = field;
     this.problem = problem;
-    this.index = index;
   }
 }
 

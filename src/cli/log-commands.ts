@@ -493,13 +493,15 @@ async function appendStream(log: AuditLog, input: AsyncIterable<Buffer | string>
       },
       (error: unknown) => {
         failed = true;
-        // A batch of one names no index: its line is the only one.
-        const at =
-          error instanceof InvalidEntryError ? (error.index ?? (numbers.length === 1 ? 0 : undefined)) : undefined;
-        if (error instanceof InvalidEntryError && at !== undefined) {
+        if (!(error instanceof EvidentError)) throw error;
+        // An error about one entry is named by its line of the input. A batch of one names no index: its line is
+        // the only one.
+        const at = error.index ?? (error instanceof InvalidEntryError && numbers.length === 1 ? 0 : undefined);
+        if (at === undefined) throw error;
+        if (error instanceof InvalidEntryError) {
           throw new InvalidEntryError(`stdin line ${numbers[at]}: ${error.field}`, error.problem);
         }
-        throw error;
+        throw new EvidentError(error.code, `stdin line ${numbers[at]}: ${error.message}`);
       },
     );
     done.catch(() => undefined); // awaited before the next commit or at the end, not an unhandled rejection meanwhile
@@ -518,8 +520,12 @@ async function appendStream(log: AuditLog, input: AsyncIterable<Buffer | string>
     }
     await inFlight;
     if (batch.length > 0) await commit(batch, lines);
-  } catch (error) {
-    await inFlight?.catch(() => undefined); // what was in flight counts as committed if it was
+  } catch (thrown) {
+    // The batch in flight holds earlier lines than any that failed since: its refusal is the one to report.
+    let error = thrown;
+    await inFlight?.catch((earlier: unknown) => {
+      error = earlier;
+    });
     if (committed > skip) {
       process.stderr.write(
         `evident: lines 1 to ${committed} of the input are in the log (seq ${first} to ${last}); ` +

@@ -246,8 +246,13 @@ function pause(attempt: number, retryAfter: string | null): Promise<void> {
 async function errorOf(response: Response, url: URL): Promise<EvidentError> {
   const text = await response.text().catch(() => '');
   try {
-    const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown; line?: unknown } }).error;
     if (typeof error?.code === 'string' && error.code in ERROR_CODES && typeof error.message === 'string') {
+      // About one line of the batch sent: its index, and the message without the server's "line N: ".
+      if (typeof error.line === 'number' && Number.isSafeInteger(error.line) && error.line >= 1) {
+        const message = error.message.replace(`line ${error.line}: `, '');
+        return new EvidentError(error.code as ErrorCode, message, { index: error.line - 1 });
+      }
       return new EvidentError(error.code as ErrorCode, error.message);
     }
   } catch {

@@ -159,7 +159,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     }
     if (status === 503) reply.header('retry-after', '1');
     if (status === 401) reply.header('www-authenticate', 'Bearer');
-    return reply.code(status).send({ error: { code, message } });
+    // An error about one line of a batch says which, for clients to name it in their own terms.
+    const line = error instanceof EvidentError && error.index !== undefined ? { line: error.index + 1 } : {};
+    return reply.code(status).send({ error: { code, message, ...line } });
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: 'EVIDENT_NOT_FOUND', message: `no such resource: ${request.url}` } }),
@@ -188,12 +190,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     return value as EntryInput;
   };
 
-  const allowed = (token: Token | null, inputs: EntryInput[]) => {
+  const allowed = (token: Token | null, inputs: EntryInput[], batch: boolean) => {
     for (const [i, input] of inputs.entries()) {
       if (token !== null && typeof input.actor === 'string' && !mayActAs(token, input.actor)) {
         throw new EvidentError(
           'EVIDENT_FORBIDDEN',
           `${inputs.length > 1 ? `line ${i + 1}: ` : ''}token ${token.name} may not append as ${JSON.stringify(input.actor)}`,
+          { index: batch ? i : undefined },
         );
       }
     }
@@ -228,11 +231,18 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       const lines = body.split('\n');
       if (lines.at(-1) === '') lines.pop();
       if (lines.length === 0) throw new EvidentError('EVIDENT_BAD_REQUEST', 'the batch holds no entries');
-      inputs = lines.map((line, i) => inputOf(parseIJson(line, `line ${i + 1}`), `line ${i + 1}`));
+      inputs = lines.map((line, i) => {
+        try {
+          return inputOf(parseIJson(line, `line ${i + 1}`), `line ${i + 1}`);
+        } catch (error) {
+          if (error instanceof EvidentError) throw new EvidentError(error.code, error.message, { index: i });
+          throw error;
+        }
+      });
     } else {
       inputs = [inputOf(parseIJson(body, 'the body'), 'the body')];
     }
-    allowed(token, inputs);
+    allowed(token, inputs, batch);
     const header = request.headers['idempotency-key'];
     if (Array.isArray(header)) throw new EvidentError('EVIDENT_BAD_REQUEST', 'one Idempotency-Key, not several');
     // A batch answers with a summary, or with the entries as stored when the client accepts NDJSON.
@@ -247,8 +257,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
           return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
         } catch (error) {
           // A bad entry of a batch is named by its line, as parsing names it (the log counts from 0).
-          if (error instanceof InvalidEntryError && error.index !== undefined) {
-            throw new InvalidEntryError(`line ${error.index + 1}: ${error.field}`, error.problem);
+          if (error instanceof InvalidEntryError && (error.index !== undefined || batch)) {
+            const index = error.index ?? 0;
+            const message = `line ${index + 1}: ${error.field}: ${error.problem}`;
+            throw new EvidentError('EVIDENT_INVALID_ENTRY', message, { index });
           }
           throw error;
         }

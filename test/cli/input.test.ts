@@ -99,6 +99,12 @@ describe('input through the CLI', () => {
     assert.equal(failed.code, 2, failed.stderr);
     assert.match(failed.stderr, /^evident: stdin line 100: \$\.action: .*\[EVIDENT_INVALID_ENTRY\]\n$/);
     assert.equal(readLines(join(dir, 'log.jsonl')).length, 0);
+    // A line that is not JSON, read while the batch before it is refused, does not hide the earlier line.
+    lines[4096] = '{not json\n';
+    const both = await evident(['append', '--dir', dir, '--batch'], { stdin: lines.join('') });
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /^evident: stdin line 100: \$\.action: .*\[EVIDENT_INVALID_ENTRY\]\n$/);
+    assert.equal(readLines(join(dir, 'log.jsonl')).length, 0);
   });
 
   it('a longer input is committed 4,096 lines at a time; after a bad line, --skip resumes where it stopped', async () => {

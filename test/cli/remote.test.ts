@@ -19,12 +19,14 @@ let log: Log;
 let base = '';
 let close: () => Promise<unknown>;
 let token = '';
+let ciToken = '';
 
 describe('evident … --url', () => {
   before(async () => {
     await keys.init();
     const tokens = join(tempDir(), 'tokens.json');
     token = addToken(tokens, 'cli', ['append', 'read']);
+    ciToken = addToken(tokens, 'ci', ['append', 'read'], ['ci-*']);
     log = new Log({ store: keys.dir, checkpointInterval: 20 });
     const app = buildServer({ log, tokens });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -191,5 +193,19 @@ describe('evident … --url', () => {
     const nobody = await evident(['tail', '--url', `http://127.0.0.1:${port}`], { env: { EVIDENT_TOKEN: token } });
     assert.equal(nobody.code, 1);
     assert.match(nobody.stderr, /did not answer: ECONNREFUSED \[EVIDENT_UNAVAILABLE\]/);
+  });
+
+  it("names what the service refuses of a later batch by the input's line, not the batch's", async () => {
+    const size = (await log.head()).size;
+    const lines = Array.from({ length: 6000 }, (_, i) => `{"actor":"ci-${i}","action":"x.y"}\n`);
+    lines[4999] = '{"actor":"alice","action":"x.y"}\n';
+    const refused = await evident(['append', '--batch', '--url', base], {
+      env: { EVIDENT_TOKEN: ciToken },
+      stdin: lines.join(''),
+    });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /lines 1 to 4096 of the input are in the log.*--skip 4096/);
+    assert.match(refused.stderr, /stdin line 5000: token ci may not append as "alice" \[EVIDENT_FORBIDDEN\]\n$/);
+    assert.equal((await log.head()).size, size + 4096);
   });
 });

@@ -120,6 +120,7 @@ describe('evident serve', () => {
     assert.equal(bad.status, 400);
     assert.equal(json(bad).error.code, 'EVIDENT_INVALID_ENTRY');
     assert.match(json(bad).error.message, /line 2/);
+    assert.equal(json(bad).error.line, 2, 'and says which line, for clients');
     // A line that parses but is not an entry is named the same way, counting from 1.
     const invalid = await post(
       secret.writer as string,
@@ -130,6 +131,7 @@ describe('evident serve', () => {
     );
     assert.equal(invalid.status, 400);
     assert.match(json(invalid).error.message, /^line 2: \$\.action: must be a non-empty string$/);
+    assert.equal(json(invalid).error.line, 2);
     assert.equal(json(await call('GET', '/v1/health')).size, before + 2, 'nothing of the bad batches written');
   });
 
