@@ -16,7 +16,7 @@ import { EvidentError } from '../errors.js';
 import type { Log } from '../log.js';
 
 /** The entries one idempotent request appended: seqs first … last. */
-export interface Appended {
+export interface SeqRange {
   first: number;
   last: number;
 }
@@ -32,8 +32,8 @@ const FIRST_LIMIT = 2 ** 33;
 
 export class Replays {
   /** The keys first used in each hour (by hour number since the epoch), oldest first. */
-  readonly #hours: { hour: number; keys: Map<string, number | Appended> }[] = [];
-  readonly #running = new Map<string, Promise<Appended>>();
+  readonly #hours: { hour: number; keys: Map<string, number | SeqRange> }[] = [];
+  readonly #running = new Map<string, Promise<SeqRange>>();
   readonly #now: () => number;
 
   /** `now`: the clock, in ms since the epoch (tests give their own). */
@@ -66,7 +66,7 @@ export class Replays {
    * What the request with `key` from `token` appended before, or now, by
    * `append`; `replayed` says which. Keys outside the window are forgotten.
    */
-  async once(token: string, key: string, append: () => Promise<Appended>): Promise<Appended & { replayed: boolean }> {
+  async once(token: string, key: string, append: () => Promise<SeqRange>): Promise<SeqRange & { replayed: boolean }> {
     if (!KEY.test(key)) {
       throw new EvidentError('EVIDENT_BAD_REQUEST', 'Idempotency-Key: 1 to 255 printable ASCII characters, no quotes');
     }
@@ -87,7 +87,7 @@ export class Replays {
   }
 
   /** Where `id` is remembered, and what its request appended. */
-  #find(id: string): { keys: Map<string, number | Appended>; appended: Appended } | undefined {
+  #find(id: string): { keys: Map<string, number | SeqRange>; appended: SeqRange } | undefined {
     for (const { keys } of this.#hours) {
       const packed = keys.get(id);
       if (packed !== undefined) return { keys, appended: unpack(packed) };
@@ -96,7 +96,7 @@ export class Replays {
   }
 
   /** Remembers a new `id` as first used at `at`; drops the hours past the window. */
-  #add(id: string, appended: Appended, at: number): void {
+  #add(id: string, appended: SeqRange, at: number): void {
     const hour = Math.floor(at / HOUR_MS);
     let last = this.#hours.at(-1);
     if (last === undefined || last.hour < hour) {
@@ -113,12 +113,12 @@ export class Replays {
 }
 
 /** first · 2^20 + (last − first) where that is exact; a copy of the seqs otherwise. */
-function pack(appended: Appended): number | Appended {
+function pack(appended: SeqRange): number | SeqRange {
   const span = appended.last - appended.first;
   return appended.first < FIRST_LIMIT && span < SPAN ? appended.first * SPAN + span : { ...appended };
 }
 
-function unpack(packed: number | Appended): Appended {
+function unpack(packed: number | SeqRange): SeqRange {
   if (typeof packed !== 'number') return packed;
   const first = Math.floor(packed / SPAN);
   return { first, last: first + (packed % SPAN) };

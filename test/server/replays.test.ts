@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Log } from '../../src/log.js';
-import { type Appended, REPLAY_WINDOW_MS, Replays } from '../../src/server/replays.js';
+import { REPLAY_WINDOW_MS, Replays, type SeqRange } from '../../src/server/replays.js';
 import { tempDir } from '../helpers.js';
 
 /** An append that counts its calls and appends `count` entries after `next`. */
@@ -17,7 +17,7 @@ function appender(count = 1) {
     get calls() {
       return calls;
     },
-    append: async (): Promise<Appended> => {
+    append: async (): Promise<SeqRange> => {
       calls++;
       const first = next;
       next += count;
@@ -41,8 +41,8 @@ describe('Replays', () => {
 
   it('a retry while the first is in flight waits for it, and appends nothing', async () => {
     const replays = new Replays();
-    let release = (_: Appended) => {};
-    const slow = () => new Promise<Appended>((resolve) => (release = resolve));
+    let release = (_: SeqRange) => {};
+    const slow = () => new Promise<SeqRange>((resolve) => (release = resolve));
     const first = replays.once('ci', 'k', slow);
     const second = replays.once('ci', 'k', () => assert.fail('appended twice'));
     release({ first: 7, last: 7 });
@@ -52,7 +52,7 @@ describe('Replays', () => {
 
   it('holds any seqs exactly, the largest a log can have too', async () => {
     const replays = new Replays();
-    const cases: Appended[] = [
+    const cases: SeqRange[] = [
       { first: 0, last: 0 },
       { first: 2 ** 33 - 1, last: 2 ** 33 - 1 + 2 ** 20 - 1 },
       { first: 2 ** 33, last: 2 ** 33 },
