@@ -261,7 +261,10 @@ export class PostgresEntries implements EntryStore {
         const { rows } = await coming;
         const last = Number(rows.at(-1)?.seq);
         // The next page, and this one's digest, are read while this one is checked.
-        if (rows.length === PAGE) coming = page(last + 1);
+        if (rows.length === PAGE) {
+          coming = page(last + 1);
+          coming.catch(() => undefined); // awaited next round, unless a failure ends the verify first
+        }
         const digest = rows.length === 0 ? null : digestOf(Number((rows[0] as { seq: string }).seq), last);
         digest?.catch(() => undefined); // awaited below, unless a line fails first
         const columns = new PageColumns(rows.length);
