@@ -9,7 +9,7 @@
  */
 import { hash as digest, randomBytes, randomUUID } from 'node:crypto';
 import { canonicalize, fieldPath, MAX_DEPTH } from './encoding/canonical.js';
-import { InvalidEntryError } from './errors.js';
+import { type EvidentError, InvalidEntryError } from './errors.js';
 
 /** What a caller records. */
 export interface EntryInput {
@@ -219,6 +219,15 @@ export function prepareBatch(
     }
   }
   return prepared;
+}
+
+/**
+ * Which entry of a batch of `count` an error is about, from 0, if it is
+ * about one: its index, or for a batch of one, that entry when it was
+ * refused (prepareBatch names no index for a lone entry).
+ */
+export function entryIndexOf(error: EvidentError, count: number): number | undefined {
+  return error.index ?? (error instanceof InvalidEntryError && count === 1 ? 0 : undefined);
 }
 
 /** The canonical JSON of what the caller gave (the prepared entry without the members the log assigns). */

@@ -350,14 +350,7 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
 
   /** Appends entries atomically: all in one commit, consecutive, or none. */
   appendBatch(inputs: readonly EntryInput[], options: AppendOptions = {}): Promise<Entry[]> {
-    if (this.#closed) return Promise.reject(new LogClosedError());
-    let prepared: PreparedEntry[];
-    try {
-      prepared = prepareBatch(inputs, this.#maxEntryBytes, options.via);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#append(prepared);
+    return this.#prepared(inputs, options, (prepared) => this.#append(prepared));
   }
 
   /**
@@ -366,6 +359,19 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
    * for bulk loads, which need not pay for building every entry back.
    */
   appendBulk(inputs: readonly EntryInput[], options: AppendOptions = {}): Promise<Appended> {
+    return this.#prepared(inputs, options, (prepared) =>
+      prepared.length === 0
+        ? Promise.resolve({ appended: 0, first: null, last: null })
+        : this.#sequencer.appendBulk(prepared),
+    );
+  }
+
+  /** Validates and encodes `inputs` in the caller, then queues them by `queue`; a bad one rejects, naming it. */
+  #prepared<T>(
+    inputs: readonly EntryInput[],
+    options: AppendOptions,
+    queue: (prepared: PreparedEntry[]) => Promise<T>,
+  ): Promise<T> {
     if (this.#closed) return Promise.reject(new LogClosedError());
     let prepared: PreparedEntry[];
     try {
@@ -373,8 +379,7 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (prepared.length === 0) return Promise.resolve({ appended: 0, first: null, last: null });
-    return this.#sequencer.appendBulk(prepared);
+    return queue(prepared);
   }
 
   #append(prepared: PreparedEntry[]): Promise<Entry[]> {

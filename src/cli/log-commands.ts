@@ -7,7 +7,7 @@ import type { TilesVerifyResult } from '../client/verify-tiles.js';
 import { copyLog } from '../copy.js';
 import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
-import type { Entry, EntryInput } from '../entry.js';
+import { type Entry, type EntryInput, entryIndexOf } from '../entry.js';
 import { EvidentError, InvalidEntryError, NoteError, TrustError } from '../errors.js';
 import type { Appended } from '../lifecycle/sequencer.js';
 import { type AuditLog, Log } from '../log.js';
@@ -494,9 +494,8 @@ async function appendStream(log: AuditLog, input: AsyncIterable<Buffer | string>
       (error: unknown) => {
         failed = true;
         if (!(error instanceof EvidentError)) throw error;
-        // An error about one entry is named by its line of the input. A batch of one names no index: its line is
-        // the only one.
-        const at = error.index ?? (error instanceof InvalidEntryError && numbers.length === 1 ? 0 : undefined);
+        // An error about one entry is named by its line of the input.
+        const at = entryIndexOf(error, numbers.length);
         if (at === undefined) throw error;
         if (error instanceof InvalidEntryError) {
           throw new InvalidEntryError(`stdin line ${numbers[at]}: ${error.field}`, error.problem);

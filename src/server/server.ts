@@ -22,7 +22,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { entryBundle, parseTilePath } from '../api/layout.js';
 import { parseIJson } from '../encoding/ijson.js';
 import { logTime } from '../encoding/time.js';
-import type { Entry, EntryInput } from '../entry.js';
+import { type Entry, type EntryInput, entryIndexOf } from '../entry.js';
 import { type ErrorCode, EvidentError, InvalidEntryError } from '../errors.js';
 import type { Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
@@ -257,8 +257,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
           return { first: (entries[0] as Entry).seq, last: (entries.at(-1) as Entry).seq, entries };
         } catch (error) {
           // A bad entry of a batch is named by its line, as parsing names it (the log counts from 0).
-          if (error instanceof InvalidEntryError && (error.index !== undefined || batch)) {
-            const index = error.index ?? 0;
+          const index = batch && error instanceof InvalidEntryError ? entryIndexOf(error, inputs.length) : undefined;
+          if (error instanceof InvalidEntryError && index !== undefined) {
             const message = `line ${index + 1}: ${error.field}: ${error.problem}`;
             throw new EvidentError('EVIDENT_INVALID_ENTRY', message, { index });
           }
