@@ -32,6 +32,7 @@ export {
   type TreeHead,
   type VerifyOptions,
 } from './log.js';
+export { SharedLog } from './shared-log.js';
 export type {
   ChainCheck,
   CheckpointStore,

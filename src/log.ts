@@ -5,6 +5,7 @@
  * entry declares. It never names a backend: a store is a path or a Store.
  */
 import { EventEmitter } from 'node:events';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Batch } from './batch.js';
 import {
   DEFAULT_MAX_ENTRY_BYTES,
@@ -48,6 +49,7 @@ import { verifierKeyOf } from './note/keys.js';
 import { ed25519Signer, openNote, signNote } from './note/note.js';
 import { type TrustedCheckpoint, trustCheckpoint } from './note/trust.js';
 import { formatReceipt } from './receipt.js';
+import { serveShared } from './shared-log.js';
 import type { Durability } from './store/file/entries.js';
 import { storeOf } from './store/open.js';
 import type {
@@ -169,6 +171,8 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
   /** Open even if the history no longer matches its checkpoint (a re-anchor). */
   #lenient = false;
   #closed = false;
+  /** The ports share() gave out that are still open. */
+  readonly #shared = new Set<MessagePort>();
 
   constructor(options: LogOptions = {}) {
     super();
@@ -380,6 +384,32 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
       return Promise.reject(error);
     }
     return queue(prepared);
+  }
+
+  /**
+   * A port through which a worker thread uses this log: `new SharedLog(port)`
+   * there appends, reads and asks for checkpoints and receipts as this Log
+   * does, while the process keeps one store, one connection pool and one
+   * queue. Transfer it to the worker (`transferList`); closing the log
+   * closes every port it gave.
+   */
+  share(): MessagePort {
+    if (this.#closed) throw new LogClosedError();
+    const { port1, port2 } = new MessageChannel();
+    this.#shared.add(port1);
+    port1.once('close', () => this.#shared.delete(port1));
+    const open = () => (this.#closed ? Promise.reject(new LogClosedError()) : Promise.resolve());
+    serveShared(port1, {
+      location: this.location,
+      maxEntryBytes: this.#maxEntryBytes,
+      append: (prepared) => open().then(() => this.#append(prepared)),
+      appendBulk: (prepared) => open().then(() => this.#sequencer.appendBulk(prepared)),
+      head: () => this.head(),
+      read: (query) => this.read(query),
+      checkpoint: () => this.checkpoint(),
+      receipt: (seq, options) => this.receipt(seq, options),
+    });
+    return port2;
   }
 
   #append(prepared: PreparedEntry[]): Promise<Entry[]> {
@@ -615,6 +645,8 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
         await this.#store.close();
       }
     }
+    // Workers' appends that were queued have been answered: the ports are closed after them.
+    for (const port of this.#shared) port.close();
     if (failure !== null) throw failure;
   }
 
