@@ -14,8 +14,8 @@
  *
  * Env: BENCH_RUNS (3), BENCH_MS per append measurement (1000), BENCH_BIG entries in the large log (1000000),
  * BENCH_TREE_SIZES (1000000,10000000), BENCH_REFERENCE (dd9301f), BENCH_IMPORT entries piped to
- * `evident append --batch` (200000), BENCH_ONLY: some of appends,verify,import,reference,overhead,proofs,postgres,
- * pgclients,http
+ * `evident append --batch` (200000), BENCH_ONLY: some of appends,threads,verify,import,reference,overhead,proofs,
+ * postgres,pgclients,http
  * (default all), BENCH_POSTGRES: the database of the postgres group (postgres://postgres@127.0.0.1:5432/test),
  * BENCH_PG_BIG entries copied into PostgreSQL and verified there (1000000), BENCH_HTTP_SECONDS each HTTP load
  * lasts (5).
@@ -25,6 +25,7 @@ import { mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } fro
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import pino from 'pino';
 import { copyLog } from '../src/copy.js';
@@ -41,7 +42,18 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MS = Number(process.env.BENCH_MS ?? 1000);
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const SMALL = 1000;
-const GROUPS = ['appends', 'verify', 'import', 'reference', 'overhead', 'proofs', 'postgres', 'pgclients', 'http'];
+const GROUPS = [
+  'appends',
+  'threads',
+  'verify',
+  'import',
+  'reference',
+  'overhead',
+  'proofs',
+  'postgres',
+  'pgclients',
+  'http',
+];
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const ONLY = (process.env.BENCH_ONLY ?? GROUPS.join(',')).split(',');
 for (const group of ONLY) {
@@ -230,6 +242,7 @@ const reference = runs('reference') ? await referenceBuild(join(here, '..', '..'
 for (let run = 1; run <= RUNS; run++) {
   console.error(`run ${run}/${RUNS}`);
   if (runs('appends')) await appendRun();
+  if (runs('threads')) await threadsRun(run);
   if (runs('verify')) await verifyRun();
   if (runs('import')) add('import_per_s', importRate());
   if (reference !== null) await referenceRun(run, reference);
@@ -277,6 +290,43 @@ async function appendRun(): Promise<void> {
   add('pino_c', pinoRate());
   add('evident_16_at_1k', await evidentRate(await seeded(SMALL), 16));
   add('evident_16_at_big', await evidentRate(big, 16));
+}
+
+/**
+ * 4 worker threads × 64 callers on one log, durable appends per second: each thread with a Log of its own on
+ * the directory (the threads' commits then take turns at the lock like processes'), or each with a SharedLog on
+ * one Log of the main thread's (one queue: their appends are committed together).
+ */
+async function threadsRate(dir: string, shared: boolean): Promise<number> {
+  const owner = shared ? await Log.open({ store: dir }) : null;
+  settleDisk();
+  const startAt = Date.now() + PROCESS_START_MS;
+  const counts = await Promise.all(
+    Array.from({ length: 4 }, () => {
+      const port = owner?.share();
+      const data = { dir, port, callers: 64, ms: MS, startAt };
+      const worker = new Worker(join(here, 'thread-worker.js'), {
+        workerData: data,
+        transferList: port === undefined ? [] : [port],
+      });
+      return new Promise<number>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    }),
+  );
+  await owner?.close();
+  return counts.reduce((sum, c) => sum + c, 0) / (MS / 1000);
+}
+
+async function threadsRun(run: number): Promise<void> {
+  const rate: Record<string, number> = {};
+  for (const name of shuffled(['own', 'shared'] as const, run)) {
+    rate[name] = await threadsRate(await seeded(SMALL), name === 'shared');
+  }
+  add('threads_own', rate.own as number);
+  add('threads_shared', rate.shared as number);
+  add('threads_ratio', (rate.shared as number) / (rate.own as number));
 }
 
 async function verifyRun(): Promise<void> {
@@ -484,6 +534,16 @@ if (runs('appends')) {
       `appends/s at ${int(BIG)} entries (16 callers)`,
       int(get('evident_16_at_big')),
       `${ratio(get('evident_16_at_big'), get('evident_16_at_1k'))} of the ${int(SMALL)} figure`,
+    ],
+  );
+}
+if (runs('threads')) {
+  rows.push(
+    ['durable appends/s, 4 threads × 64 callers, a Log per thread', int(get('threads_own')), 'baseline'],
+    [
+      'durable appends/s, 4 threads × 64 callers, one Log shared',
+      int(get('threads_shared')),
+      `${get('threads_ratio').toFixed(2)}×`,
     ],
   );
 }
