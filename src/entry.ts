@@ -235,14 +235,20 @@ export function inputText(p: PreparedEntry): string {
   return `{${p.before}${p.outcome}${p.targets}}`;
 }
 
-/** `via` as a service gives it: a token name, and an idempotency key of printable ASCII (no quote, no backslash). */
+/** `via` as a service gives it: a token name, and an idempotency key of visible ASCII (no space, quote or backslash). */
 function checkVia(via: Via): Via {
   const printable = /^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/;
   if (typeof via.token !== 'string' || !printable.test(via.token)) {
-    throw new InvalidEntryError('$.via.token', 'must be 1 to 255 printable ASCII characters without quotes');
+    throw new InvalidEntryError(
+      '$.via.token',
+      'must be 1 to 255 visible ASCII characters (no space, quote or backslash)',
+    );
   }
   if (via.key !== undefined && (typeof via.key !== 'string' || !printable.test(via.key))) {
-    throw new InvalidEntryError('$.via.key', 'must be 1 to 255 printable ASCII characters without quotes');
+    throw new InvalidEntryError(
+      '$.via.key',
+      'must be 1 to 255 visible ASCII characters (no space, quote or backslash)',
+    );
   }
   return via.key === undefined ? { token: via.token } : { key: via.key, token: via.token };
 }
@@ -319,11 +325,19 @@ export function sealInto(p: PreparedEntry, a: Assigned, out: Buffer, at: number)
 /** The entry a sealed line encodes, as an object (data parsed back from its canonical JSON: a copy of what was stored). */
 export function sealedEntry(p: PreparedEntry, a: Assigned, hash: string): Entry {
   const { actor, action, targets, outcome, via } = p.fields;
-  const entry: Entry = { v: 1, log: a.log, seq: a.seq, ts: a.ts, id: a.id, actor, action, prev: a.prev, hash };
-  if (targets !== undefined) entry.targets = [...targets];
-  if (outcome !== undefined) entry.outcome = outcome;
-  if (via !== undefined) entry.via = { ...via };
+  // Members in canonical order, as a stored line holds them: JSON.stringify of it is the entry as read back.
+  const entry = { action, actor } as Entry;
   if (p.data !== null) entry.data = JSON.parse(p.data) as Record<string, unknown>;
+  entry.hash = hash;
+  entry.id = a.id;
+  entry.log = a.log;
+  if (outcome !== undefined) entry.outcome = outcome;
+  entry.prev = a.prev;
+  entry.seq = a.seq;
+  if (targets !== undefined) entry.targets = [...targets];
+  entry.ts = a.ts;
+  entry.v = 1;
+  if (via !== undefined) entry.via = via.key === undefined ? { token: via.token } : { key: via.key, token: via.token };
   return entry;
 }
 

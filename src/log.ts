@@ -52,6 +52,7 @@ import { formatReceipt } from './receipt.js';
 import { serveShared } from './shared-log.js';
 import type { Durability } from './store/file/entries.js';
 import { storeOf } from './store/open.js';
+import { checkedQuery } from './store/query.js';
 import type {
   ChainCheck,
   CommittedBatch,
@@ -331,7 +332,7 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     if (source === null || source === undefined || source === '') {
       throw new EvidentError(
         'EVIDENT_NO_KEY',
-        `the log in ${this.location} signs checkpoints as ${identity.origin}: give its key (--key or EVIDENT_KEY)`,
+        `the log in ${this.location} signs checkpoints as ${identity.origin}: give its key (--key, the key option, or $EVIDENT_KEY)`,
       );
     }
     return source;
@@ -442,8 +443,9 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
 
   /** Entries matching `query`, in order. Throws LogCorruptError on a malformed entry rather than skipping it. */
   async *read(query: ReadQuery = {}): AsyncGenerator<Entry> {
+    const checked = checkedQuery(query);
     await this.ready();
-    yield* this.#store.entries.read(query);
+    yield* this.#store.entries.read(checked);
   }
 
   /** The Merkle tree over every entry now in the log: its size and RFC 9162 root. */

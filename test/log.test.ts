@@ -189,6 +189,10 @@ describe('group commit', () => {
   it('rejects invalid options with a clear error', () => {
     assert.throws(() => new Log({ durability: 'sometimes' as 'fsync' }), /durability must be 'fsync' or 'write'/);
     assert.throws(() => new Log({ maxBatch: 0 }), /maxBatch must be a positive integer/);
+    assert.throws(() => new Log({ store: 42 as unknown as string }), {
+      code: 'EVIDENT_INVALID_OPTION',
+      message: /a directory, a store URL or a Store object, not 42/,
+    });
   });
 });
 
@@ -350,6 +354,30 @@ describe('reading', () => {
     assert.equal((await reader.head()).size, 4000);
     assert.ok(counts.bytesRead <= 128 * 1024, `head read ${counts.bytesRead} bytes`);
     await reader.close();
+  });
+
+  it('refuses a query it cannot answer rather than matching nothing; a plain date is midnight UTC', async () => {
+    const log = await Log.open({ store: tempDir(), create: true });
+    const entry = await log.append({ actor: 'a', action: 'x.y' });
+    const day = entry.ts.slice(0, 10);
+    const read = async (query: object) => {
+      const seqs: number[] = [];
+      for await (const e of log.read(query)) seqs.push(e.seq);
+      return seqs;
+    };
+    for (const query of [
+      { since: 'garbage' },
+      { until: new Date(0) },
+      { limit: -1 },
+      { fromSeq: 1.5 },
+      { actor: 7 },
+      { action: '' },
+    ]) {
+      await assert.rejects(read(query), { code: 'EVIDENT_INVALID_OPTION', message: /^read\(\): / });
+    }
+    assert.deepEqual(await read({ since: day }), [0]);
+    assert.deepEqual(await read({ until: day }), [], 'until the day began');
+    await log.close();
   });
 });
 

@@ -106,16 +106,21 @@ export const remoteFlags = { url: { type: 'string' }, token: { type: 'string' } 
 
 export const REMOTE_HELP = `  --url URL      the log served by \`evident serve\` at URL instead (with --token T, or $EVIDENT_TOKEN)`;
 
-/** The log the flags name: the service at --url (its token from --token or $EVIDENT_TOKEN), else the store. */
+/**
+ * The log the flags name: the service at --url (its token from --token or
+ * $EVIDENT_TOKEN), else the store, opened with `signingKey` if given.
+ */
 export function logOf(
   v: { dir?: string | undefined; store?: string | undefined; url?: string | undefined; token?: string | undefined },
   readOnly: boolean,
+  signingKey?: string,
 ): AuditLog {
   if (v.url === undefined) {
     if (v.token !== undefined) throw new UsageError('--token goes with --url');
-    return openLog({ store: storeOption(v), readOnly });
+    return openLog({ store: storeOption(v), readOnly, key: signingKey });
   }
   if (v.dir !== undefined || v.store !== undefined) throw new UsageError('give --url, or --dir or --store, not both');
+  if (signingKey !== undefined) throw new UsageError('--key is for a log of your own: the service signs with its key');
   const token = v.token ?? (process.env.EVIDENT_TOKEN === '' ? undefined : process.env.EVIDENT_TOKEN);
   return new RemoteLog({ url: v.url, token });
 }

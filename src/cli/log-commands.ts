@@ -61,8 +61,9 @@ cosigned the old checkpoint refuse the new one if it does not extend it. Stop th
   --reason TEXT  why (required)
   --key FILE     the log's signing key (default: $EVIDENT_KEY, then config.json)
 ${DIR_HELP}`,
-  append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--dir D | --url URL]
-       evident append --batch [--skip N] [--dir D | --url URL] < events.ndjson
+  append: `Usage: evident append --actor A --action V [--target T]... [--outcome O] [--data JSON] [--key KEY]
+                      [--dir D | --url URL]
+       evident append --batch [--skip N] [--key KEY] [--dir D | --url URL] < events.ndjson
 
 Appends one entry and prints it, as stored, as one JSON line. The command returns once the entry is durable.
   --actor A      who acted (required)
@@ -76,6 +77,7 @@ Appends one entry and prints it, as stored, as one JSON line. The command return
                  input is committed ${BATCH} lines at a time, in order: a bad line stops it, the batches before
                  its own are in the log, and the error says how many lines to --skip on a rerun.
   --skip N       with --batch: pass over the first N lines of stdin (those a failed run committed)
+  --key KEY      a signing log's key, text or file (default: $EVIDENT_KEY, then the file the log records)
 ${DIR_HELP}
 ${REMOTE_HELP}`,
   verify: `Usage: evident verify [--dir D] [--json] [--threads N]
@@ -181,6 +183,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
         data: { type: 'string' },
         batch: { type: 'boolean' },
         skip: { type: 'string' },
+        key: { type: 'string' },
       },
     });
     if (v.batch) {
@@ -189,7 +192,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
       }
       const skip = v.skip === undefined ? 0 : parseCount(v.skip, '--skip');
       await appendWith(
-        logOf(v, false),
+        logOf(v, false, v.key),
         (log) => appendStream(log, process.stdin, skip),
         (report) => write(`${JSON.stringify(report)}\n`),
         ({ appended, first, last }) =>
@@ -205,7 +208,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     if (v.outcome !== undefined) input.outcome = argument(v.outcome, '--outcome');
     if (v.data !== undefined) input.data = parseIJson(argument(v.data, '--data'), '--data') as Record<string, unknown>;
     await appendWith(
-      logOf(v, false),
+      logOf(v, false, v.key),
       (log) => log.append(input),
       (entry) => write(`${canonicalize(entry)}\n`),
       (entry) => `the entry (seq ${entry.seq}) is`,

@@ -82,6 +82,8 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       // A missing or bad file is refused now, not found out at the first request.
       if (!existsSync(tokens)) throw new UsageError(`--tokens: there is no ${tokens} (evident token add creates it)`);
       readTokens(tokens);
+    } else {
+      process.stderr.write('evident: no --tokens: reads are public, and appends are refused (401)\n');
     }
     const policy = v.policy === undefined ? null : parsePolicy(readFileArg(v.policy, 'policy'));
     for (const w of policy?.witnesses ?? []) {
@@ -118,7 +120,7 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       app = buildServer({
         log,
         tokens,
-        publicReads: v['public-reads'] === true,
+        publicReads: v['public-reads'] === true || tokens === null, // without tokens only public reads are served
         replays,
         logger,
         https: https === undefined ? undefined : { cert: Buffer.from(https.cert), key: Buffer.from(https.key) },

@@ -1,7 +1,7 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { EvidentError, NoteError, TrustError } from '../errors.js';
+import { EvidentError, KeyError, NoteError, OutOfRangeError, TrustError } from '../errors.js';
 import { loadSignerKey } from '../lifecycle/signing.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import {
@@ -113,7 +113,7 @@ export function verifierKeyArg(text: string, flag: string): PublicNoteKey {
   try {
     return parseVerifierKey(inline);
   } catch (error) {
-    throw new UsageError(`${flag}: ${(error as Error).message}`);
+    throw new KeyError(`${flag}: ${(error as Error).message}`);
   }
 }
 
@@ -296,8 +296,8 @@ export const TLOG_COMMANDS: Record<string, Command> = {
         const seq = parseCount(v.seq, '--seq');
         const size = v.size === undefined ? head.size : parseCount(v.size, '--size');
         if (size > head.size)
-          throw new UsageError(`proof inclusion: --size ${size} is beyond the log's ${head.size} entries`);
-        if (seq >= size) throw new UsageError(`proof inclusion: --seq ${seq} is not in a tree of ${size}`);
+          throw new OutOfRangeError(`proof inclusion: --size ${size} is beyond the log's ${head.size} entries`);
+        if (seq >= size) throw new OutOfRangeError(`proof inclusion: --seq ${seq} is not in a tree of ${size}`);
         const proof = await log.inclusionProof(seq, size);
         printProof({ kind, seq, size, root: await log.rootAt(size), proof }, v.json === true);
       } else {
@@ -305,7 +305,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
         const from = parseCount(v.from, '--from', 1);
         const to = v.to === undefined ? head.size : parseCount(v.to, '--to');
         if (to > head.size || from > to)
-          throw new UsageError(`proof consistency: need 1 <= --from <= --to <= ${head.size}`);
+          throw new OutOfRangeError(`proof consistency: need 1 <= --from <= --to <= ${head.size}`);
         const proof = await log.consistencyProof(from, to);
         const fromRoot = await log.rootAt(from);
         printProof({ kind, from, to, fromRoot, root: await log.rootAt(to), proof }, v.json === true);
@@ -429,7 +429,7 @@ async function witnessServe(args: string[]): Promise<number> {
   if (v.state === undefined || v.key === undefined || v.logs === undefined) {
     throw new UsageError('witness serve: --state, --key and --logs are required');
   }
-  const logs = parsePolicy(readFileArg(v.logs, 'policy')).logs.map((log) => log.key);
+  const logs = parsePolicy(readFileArg(v.logs, 'policy'), { quorumOptional: true }).logs.map((log) => log.key);
   if (logs.length === 0) throw new UsageError(`witness serve: ${v.logs} lists no log (log <vkey> lines)`);
   const witness = new Witness({ key: loadSignerKey(v.key), dir: v.state });
   witness.checkState(); // a state that cannot be written is refused now, not at the first submission

@@ -16,7 +16,9 @@ import { type Entry, type EntryInput, type Head, inputText, prepareBatch } from 
 import { ERROR_CODES, type ErrorCode, EvidentError, InvalidOptionError } from '../errors.js';
 import type { Appended } from '../lifecycle/sequencer.js';
 import type { AuditLog } from '../log.js';
+import { parseCheckpoint } from '../note/checkpoint.js';
 import type { TrustedCheckpoint, TrustPolicy } from '../note/trust.js';
+import { parseReceipt } from '../receipt.js';
 import type { ReadQuery, VerifyProgress } from '../store/store.js';
 import { type TilesVerifyResult, verifyTiles } from './verify-tiles.js';
 
@@ -57,6 +59,8 @@ export class RemoteLog implements AuditLog {
   readonly #token: string | undefined;
   readonly #retries: number;
   readonly #timeoutMs: number;
+  /** The largest seq this client appended: checkpoint() waits for one covering it. */
+  #lastAppended = -1;
 
   constructor(options: RemoteLogOptions) {
     let base: URL;
@@ -90,20 +94,30 @@ export class RemoteLog implements AuditLog {
       headers: { 'content-type': 'application/json', 'idempotency-key': options.idempotencyKey ?? randomUUID() },
       body: inputText(prepared as NonNullable<typeof prepared>),
     });
-    return (await response.json()) as Entry;
+    return this.#appended((await response.json()) as Entry);
+  }
+
+  /** Notes `entry` as appended by this client; returns it. */
+  #appended<T extends { seq: number } | Entry>(entry: T): T {
+    this.#lastAppended = Math.max(this.#lastAppended, entry.seq);
+    return entry;
   }
 
   /** Appends entries atomically, all or none; resolves with them as stored. */
   async appendBatch(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Entry[]> {
     const response = await this.#postBatch(inputs, true, options);
-    return response === null ? [] : ndjson(await response.text());
+    const entries = response === null ? [] : ndjson(await response.text());
+    if (entries.length > 0) this.#appended(entries.at(-1) as Entry);
+    return entries;
   }
 
   /** appendBatch(), resolving with how many were appended and their first and last seq: the server sends no entries back. */
   async appendBulk(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Appended> {
     const response = await this.#postBatch(inputs, false, options);
     if (response === null) return { appended: 0, first: null, last: null };
-    return (await response.json()) as Appended;
+    const appended = (await response.json()) as Appended;
+    if (appended.last !== null) this.#appended({ seq: appended.last });
+    return appended;
   }
 
   /** POSTs a batch as NDJSON, checked by the log's own rules first; null when there is nothing to send. */
@@ -154,10 +168,18 @@ export class RemoteLog implements AuditLog {
     return { log: health.log, size: health.size, hash: health.hash, ts: health.ts };
   }
 
-  /** The latest checkpoint the server serves (with witnesses' cosignatures), unverified; null if the log does not sign. */
+  /**
+   * The latest checkpoint the server serves (with witnesses' cosignatures),
+   * unverified; null if the log does not sign. Once this client has appended,
+   * one that covers what it appended: if the latest does not yet, the one the
+   * receipt of its last entry is proven against (waited for, up to 60 s).
+   */
   async checkpoint(): Promise<string | null> {
-    const note = await this.#get('checkpoint');
-    return note === null ? null : note.toString('utf8');
+    const served = await this.#get('checkpoint');
+    if (served === null) return null;
+    const note = served.toString('utf8');
+    if (this.#lastAppended < 0 || sizeOf(note) > this.#lastAppended) return note;
+    return parseReceipt(await this.receipt(this.#lastAppended, { waitMs: 60_000 })).checkpoint;
   }
 
   /** A c2sp.org/tlog-proof receipt for entry `seq`; waits up to `waitMs` (at most 60 s) for a checkpoint covering it. */
@@ -276,4 +298,13 @@ function ndjson(text: string): Entry[] {
 export function causeOf(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (error as Error).message ?? String(error);
+}
+
+/** The size a checkpoint note states, or -1 when its text is not a checkpoint's. */
+function sizeOf(note: string): number {
+  try {
+    return parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size;
+  } catch {
+    return -1;
+  }
 }

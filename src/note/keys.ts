@@ -56,6 +56,9 @@ const hex8 = (n: number) => n.toString(16).padStart(8, '0');
 
 /** Parses `<name>+<hash>+<base64>`; checks the name, the algorithm, the key length and the hash. */
 export function parseVerifierKey(text: string): PublicNoteKey {
+  if (text.trim().startsWith('PRIVATE+KEY+')) {
+    throw new KeyError('this is a private (signer) key: give its verifier key, which `evident keygen` printed');
+  }
   const parts = splitKey(text.trim());
   if (parts === null) throw new KeyError(`verifier key ${JSON.stringify(text)} is not <name>+<hash>+<key>`);
   const [name, hash, encoded] = parts;

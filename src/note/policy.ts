@@ -39,8 +39,12 @@ export interface Policy {
   quorum: string | null;
 }
 
-/** Parses a policy file's text; throws InvalidOptionError naming the line. */
-export function parsePolicy(text: string): Policy {
+/**
+ * Parses a policy file's text; throws InvalidOptionError naming the line.
+ * The quorum line is required unless `quorumOptional` (a witness, which
+ * reads only the log lines).
+ */
+export function parsePolicy(text: string, { quorumOptional = false } = {}): Policy {
   const policy: Policy = { logs: [], witnesses: [], groups: new Map(), quorum: null };
   const names = new Set<string>();
   const keys = new Set<string>();
@@ -109,7 +113,8 @@ export function parsePolicy(text: string): Policy {
         fail(`unknown keyword ${JSON.stringify(keyword)}`);
     }
   }
-  if (!quorumSeen) throw new InvalidOptionError('the policy has no quorum line (quorum none, if no witness is needed)');
+  if (!quorumSeen && !quorumOptional)
+    throw new InvalidOptionError('the policy has no quorum line (quorum none, if no witness is needed)');
   return policy;
 }
 

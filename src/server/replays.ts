@@ -68,7 +68,10 @@ export class Replays {
    */
   async once(token: string, key: string, append: () => Promise<SeqRange>): Promise<SeqRange & { replayed: boolean }> {
     if (!KEY.test(key)) {
-      throw new EvidentError('EVIDENT_BAD_REQUEST', 'Idempotency-Key: 1 to 255 printable ASCII characters, no quotes');
+      throw new EvidentError(
+        'EVIDENT_BAD_REQUEST',
+        'Idempotency-Key: 1 to 255 visible ASCII characters (no space, quote or backslash)',
+      );
     }
     const id = idOf(token, key);
     const known = this.#find(id);

@@ -414,7 +414,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get('/checkpoint', async (request, reply) => {
     await authorize(request, 'read');
     const checkpoint = await published();
-    if (checkpoint === null) throw new EvidentError('EVIDENT_NOT_FOUND', 'this log does not sign checkpoints');
+    if (checkpoint === null) throw new EvidentError('EVIDENT_NO_KEY', 'this log does not sign checkpoints');
     return reply
       .headers({ ...TILE_CORS, 'cache-control': 'no-cache' })
       .type('text/plain; charset=utf-8')

@@ -18,7 +18,19 @@ export interface StoreOptions {
 
 /** The store named by `spec`, else by $EVIDENT_STORE, else $EVIDENT_DIR, else ./.evident. */
 export function storeOf(spec: string | Store | undefined, options: StoreOptions = {}): Store {
-  if (spec !== undefined && typeof spec !== 'string') return spec;
+  if (spec !== undefined && typeof spec !== 'string') {
+    const store = spec as Partial<Store> | null;
+    // A Store object has its seams; anything else given as one is a mistake, named now rather than at first use.
+    if (
+      typeof store !== 'object' ||
+      store === null ||
+      typeof store.open !== 'function' ||
+      store.entries === undefined
+    ) {
+      throw new InvalidOptionError(`store: a directory, a store URL or a Store object, not ${String(spec)}`);
+    }
+    return spec;
+  }
   const name = spec ?? process.env.EVIDENT_STORE ?? process.env.EVIDENT_DIR ?? '.evident';
   if (name.trim() === '') {
     throw new InvalidOptionError('the store is an empty name; give a directory (or leave it unset for ./.evident)');

@@ -1,14 +1,14 @@
 /** The `evident` command as scripts see it: output formats and exit codes. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { canonicalize } from '../../src/encoding/canonical.js';
 import type { Entry } from '../../src/entry.js';
 import { Log } from '../../src/log.js';
-import { CLI, evident, FIXTURES, readLines, tempDir, writeLines } from '../helpers.js';
+import { CLI, evident, FIXTURES, readLines, signingLog, tempDir, writeLines } from '../helpers.js';
 
 describe('evident CLI', () => {
   it('init, append, append --batch, verify, log and tail work together', async () => {
@@ -72,6 +72,31 @@ describe('evident CLI', () => {
 
     const viaEnv = await evident(['log', '--json', '--limit', '1'], { env: { EVIDENT_DIR: dir } });
     assert.equal((JSON.parse(viaEnv.stdout) as Entry).actor, 'alice');
+  });
+
+  it("append takes a signing log's key with --key when the log no longer says where it is", async () => {
+    const log = signingLog('cli.example/keyed');
+    await log.init();
+    rmSync(join(log.dir, 'config.json'));
+    const args = ['append', '--dir', log.dir, '--actor', 'a', '--action', 'x.y'];
+    const keyless = await evident(args);
+    assert.equal(keyless.code, 2);
+    assert.match(keyless.stderr, /give its key \(--key, .*\[EVIDENT_NO_KEY\]/);
+    const keyed = await evident([...args, '--key', log.keyFile]);
+    assert.equal(keyed.code, 0, keyed.stderr);
+    assert.equal((JSON.parse(keyed.stdout) as Entry).seq, 1);
+    const remote = await evident([
+      ...args.slice(0, 1),
+      '--url',
+      'http://127.0.0.1:9',
+      '--actor',
+      'a',
+      '--action',
+      'x.y',
+      '--key',
+      log.keyFile,
+    ]);
+    assert.match(remote.stderr, /--key is for a log of your own/);
   });
 
   it('tail -f prints entries as other processes append them', async () => {

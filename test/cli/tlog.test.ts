@@ -196,6 +196,13 @@ describe('keys, checkpoints and proofs (CLI)', () => {
       assert.notEqual(ran.code, 0, what);
       assert.match(ran.stderr, /^evident: .+\[EVIDENT_[A-Z_]+\]\n$/, what);
     };
+    // The private key where the verifier key belongs: said so, as a bad key.
+    const privateKey = await evident(['verify-receipt', receipt, '--entry', entryFile, '--key', logKey]);
+    assert.equal(privateKey.code, 2);
+    assert.match(
+      privateKey.stderr,
+      /--key: this is a private \(signer\) key: give its verifier key.*\[EVIDENT_BAD_KEY\]/,
+    );
     const altered = JSON.parse(entry) as Entry;
     writeFileSync(join(root, 'altered.json'), JSON.stringify({ ...altered, actor: 'mallory' }));
     await bad('an altered entry', [receipt, '--entry', join(root, 'altered.json'), '--key', logVkey]);
@@ -247,6 +254,9 @@ describe('keys, checkpoints and proofs (CLI)', () => {
     assert.equal(consistency.root, inclusion.root);
     const beyond = await evident(['proof', 'inclusion', '--dir', dir, '--seq', '34']);
     assert.equal(beyond.code, 2);
+    assert.match(beyond.stderr, /--seq 34 is not in a tree of 34 \[EVIDENT_OUT_OF_RANGE\]/);
+    const backwards = await evident(['proof', 'consistency', '--dir', dir, '--from', '30', '--to', '20']);
+    assert.match(backwards.stderr, /\[EVIDENT_OUT_OF_RANGE\]/);
   });
 });
 

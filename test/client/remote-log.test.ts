@@ -255,6 +255,31 @@ describe('RemoteLog', () => {
     }
   });
 
+  it('gives a checkpoint that covers what it appended, as a Log does', async () => {
+    // A log that signs only once a minute: the checkpoint served lags what was just appended.
+    const slow = signingLog('slow.example/log');
+    await slow.init();
+    const source = new Log({ store: slow.dir, key: slow.keyFile, checkpointInterval: 60_000 });
+    await source.append({ actor: 'a', action: 'x.y' });
+    await source.checkpoint(); // size 2: the signing declaration and that entry
+    const tokens = join(tempDir(), 'tokens.json');
+    const token = addToken(tokens, 'app', ['append', 'read']);
+    const served = await serve(source, tokens);
+    try {
+      const remote = new RemoteLog({ url: served.base, token });
+      const sizeOf = (note: string) => trustCheckpoint(note, { log: slow.key }).size;
+      assert.equal(sizeOf((await remote.checkpoint()) as string), 2, 'before it appends: the latest served');
+      const { last } = await remote.appendBulk([
+        { actor: 'a', action: 'x.y' },
+        { actor: 'a', action: 'x.z' },
+      ]);
+      assert.ok(sizeOf((await remote.checkpoint()) as string) > (last as number), 'after: one covering its entries');
+    } finally {
+      await served.close();
+      await source.close();
+    }
+  });
+
   it('refuses a URL that is not a service base URL', () => {
     for (const url of ['not a url', 'ftp://x.example/', 'http://x.example/?a=1', 'http://u:p@x.example/']) {
       assert.throws(() => new RemoteLog({ url }), { code: 'EVIDENT_INVALID_OPTION' });

@@ -21,7 +21,7 @@ import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { buildServer } from '../../src/server/server.js';
 import { addToken, revokeToken } from '../../src/server/tokens.js';
-import { buildGo, daemon, evident, readStore, run, signingLog, tempDir, until } from '../helpers.js';
+import { buildGo, daemon, evident, readLines, readStore, run, signingLog, tempDir, until } from '../helpers.js';
 
 let base = '';
 let close: () => Promise<void>;
@@ -97,13 +97,14 @@ describe('evident serve', () => {
     for (const s of Object.values(secret)) assert.match(s, /^evt_[A-Za-z0-9_-]{43}$/);
   });
 
-  it('appends one entry and answers 201 with it as stored', async () => {
+  it('appends one entry and answers 201 with it as stored, byte for byte', async () => {
     const r = await post(secret.writer as string, '{"actor":"alice","action":"deploy.start","targets":["api"]}');
     assert.equal(r.status, 201, r.text);
     const entry = json(r) as Entry;
     assert.equal(entry.actor, 'alice');
     const got = await call('GET', `/v1/entries/${entry.seq}`, { token: secret.reader });
     assert.deepEqual(json(got), entry);
+    assert.equal(r.text, readLines(join(keys.dir, 'log.jsonl'))[entry.seq], 'the stored line, members in its order');
   });
 
   it('appends an NDJSON batch atomically, or nothing, naming the bad line', async () => {
@@ -494,6 +495,33 @@ describe('evident serve, the process', () => {
     for await (const e of log.read()) seqs.add(e.seq);
     await log.close();
     for (const seq of acked) assert.ok(seqs.has(seq), `acknowledged entry ${seq} is in the log`);
+  });
+
+  it('without --tokens serves public reads and refuses appends', async () => {
+    const dir = join(tempDir(), 'log');
+    await evident(['init', '--dir', dir]);
+    await evident(['append', '--dir', dir, '--actor', 'a', '--action', 'x.y']);
+    const server = daemon(['serve', '--dir', dir, '--listen', '127.0.0.1:0']);
+    try {
+      const url = await server.url;
+      const read = await fetch(`${url}/v1/entries/0`);
+      assert.equal(read.status, 200);
+      assert.equal(((await read.json()) as Entry).actor, 'a');
+      const checkpoint = await fetch(`${url}/checkpoint`);
+      assert.equal(checkpoint.status, 404);
+      assert.equal(((await checkpoint.json()) as { error: { code: string } }).error.code, 'EVIDENT_NO_KEY');
+      const append = await fetch(`${url}/v1/entries`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"actor":"a","action":"x.y"}',
+      });
+      assert.equal(append.status, 401);
+      assert.match(server.stderr(), /no --tokens: reads are public, and appends are refused/);
+    } finally {
+      server.child.kill('SIGTERM');
+    }
+    assert.equal(await server.exited, 0);
+    assert.equal((await readStore(dir)).length, 1);
   });
 
   it('serves HTTPS with --tls-cert and --tls-key', async () => {

@@ -1,0 +1,38 @@
+/**
+ * A read query as a caller gives it, checked and put in the form every
+ * store compares with: times as the log writes them, so that comparing them
+ * with entries' `ts` as text is exact. Pure code.
+ */
+import { logTime } from '../encoding/time.js';
+import { InvalidOptionError } from '../errors.js';
+import type { ReadQuery } from './store.js';
+
+/** `query` checked; a bad value throws InvalidOptionError naming it, rather than matching nothing. */
+export function checkedQuery(query: ReadQuery): ReadQuery {
+  if (typeof query !== 'object' || query === null) throw new InvalidOptionError('read(): the query is an object');
+  const checked: ReadQuery = { ...query };
+  for (const name of ['fromSeq', 'toSeq', 'limit'] as const) {
+    const value = query[name];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw new InvalidOptionError(`read(): ${name} is a whole number ≥ 0, not ${String(value)}`);
+    }
+  }
+  for (const name of ['actor', 'action', 'target'] as const) {
+    const value = query[name];
+    if (value !== undefined && (typeof value !== 'string' || value === '')) {
+      throw new InvalidOptionError(`read(): ${name} is a non-empty string, not ${JSON.stringify(value)}`);
+    }
+  }
+  for (const name of ['since', 'until'] as const) {
+    const value = query[name];
+    if (value === undefined) continue;
+    const time = typeof value === 'string' ? logTime(value) : null;
+    if (time === null) {
+      throw new InvalidOptionError(
+        `read(): ${name} is an RFC 3339 time such as 2026-11-22T09:30:00Z, not ${JSON.stringify(value)}`,
+      );
+    }
+    checked[name] = time;
+  }
+  return checked;
+}
