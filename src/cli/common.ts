@@ -51,7 +51,15 @@ export function parseWithPositionals<const T extends ParseArgsConfig>(
   try {
     parsed = parseArgs({ ...config, allowPositionals, tokens: true });
   } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message.split('\n')[0]}`);
+    const message = (error as Error).message.split('\n')[0] as string;
+    // `--limit -3`: parseArgs takes -3 for an option; say how to give a value that starts with a dash.
+    const ambiguous = /^Option '(-\w|--[\w-]+)' argument is ambiguous/.exec(message);
+    if (ambiguous !== null) {
+      const flag = ambiguous[1] as string;
+      const hint = flag.startsWith('--') ? ` (for a value that starts with -, write ${flag}=VALUE)` : '';
+      throw new UsageError(`${command}: ${flag} is followed by an option, not a value${hint}`);
+    }
+    throw new UsageError(`${command}: ${message}`);
   }
   // parseArgs keeps the last of an option given twice; a command line that says two things is refused instead.
   const seen = new Set<string>();

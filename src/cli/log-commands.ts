@@ -299,8 +299,9 @@ export const LOG_COMMANDS: Record<string, Command> = {
       limit: v.limit === undefined ? undefined : parseCount(v.limit, '--limit'),
     };
     await using(logOf(v, true), async (log) => {
-      if (v.json !== true) write(`${TABLE_HEADER}\n`);
-      for await (const entry of log.read(query)) printEntry(entry, v.json === true);
+      const printer = new EntryPrinter(v.json === true);
+      for await (const entry of log.read(query)) printer.print(entry);
+      printer.end();
     });
     return 0;
   },
@@ -345,13 +346,15 @@ export const LOG_COMMANDS: Record<string, Command> = {
     const count = v.n === undefined ? 10 : parseCount(v.n, '-n');
     const json = v.json === true;
     await using(logOf(v, true), async (log) => {
+      const printer = new EntryPrinter(json);
       let next = Math.max(0, (await log.head()).size - count);
-      if (!json) write(`${TABLE_HEADER}\n`);
-      next = await printFrom(log, next, json);
+      next = await printFrom(log, next, printer);
+      if (v.follow) printer.end(); // following an empty log: the header now, the rows as they come
       while (v.follow) {
         await sleep(200);
-        next = await printFrom(log, next, json);
+        next = await printFrom(log, next, printer);
       }
+      printer.end();
     });
     return 0;
   },
@@ -458,17 +461,36 @@ async function verifyRemote(v: {
   return result.ok ? 0 : 1;
 }
 
-async function printFrom(log: AuditLog, fromSeq: number, json: boolean): Promise<number> {
+async function printFrom(log: AuditLog, fromSeq: number, printer: EntryPrinter): Promise<number> {
   let next = fromSeq;
   for await (const entry of log.read({ fromSeq })) {
-    printEntry(entry, json);
+    printer.print(entry);
     next = entry.seq + 1;
   }
   return next;
 }
 
-function printEntry(entry: Entry, json: boolean): void {
-  write(json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+/** Entries as NDJSON, or as a table whose header is printed with the first row: never before a failure. */
+class EntryPrinter {
+  readonly #json: boolean;
+  #headed: boolean;
+
+  constructor(json: boolean) {
+    this.#json = json;
+    this.#headed = json;
+  }
+
+  print(entry: Entry): void {
+    this.end();
+    write(this.#json ? `${canonicalize(entry)}\n` : `${tableRow(entry)}\n`);
+  }
+
+  /** The header, if no row has printed it: an empty table still has one. */
+  end(): void {
+    if (this.#headed) return;
+    this.#headed = true;
+    write(`${TABLE_HEADER}\n`);
+  }
 }
 
 /**

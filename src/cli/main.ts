@@ -51,6 +51,17 @@ Exit codes: 0 ok, 1 verification failed or the log is corrupt or unwritable, 2 u
 
 const COMMANDS: Record<string, Command> = { ...LOG_COMMANDS, ...TLOG_COMMANDS, ...SERVE_COMMANDS };
 
+// The library's warnings (a key file others can read, a checkpoint that failed) go to stderr once each, as
+// the command's own lines, not as Node's "(node:PID) Warning" with a hint about --trace-warnings.
+const warned = new Set<string>();
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  const message = warning.message.replace(/^evident: /, '');
+  if (warned.has(message)) return;
+  warned.add(message);
+  process.stderr.write(`evident: warning: ${message}\n`);
+});
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {

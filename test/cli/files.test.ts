@@ -282,12 +282,18 @@ describe('keys', () => {
     assert.equal(statSync(join(out, '..')).mode & 0o777, 0o700);
   });
 
-  it('a signing key others can read is used, with a warning', async () => {
+  it('a signing key others can read is used, with one warning', async () => {
     const log = signingLog('keys.example/open');
     await log.init();
     chmodSync(log.keyFile, 0o644);
     const ran = await evident(['append', '--dir', log.dir, '--actor', 'a', '--action', 'x.y']);
     assert.equal(ran.code, 0);
-    assert.match(ran.stderr, /can be read by others \(mode 644\); chmod 600 it/);
+    assert.match(
+      ran.stderr,
+      /^evident: warning: the signing key .* can be read by others \(mode 644\); chmod 600 it\n$/,
+    );
+    const init = await evident(['init', '--dir', join(tempDir(), 'other'), '--key', log.keyFile]);
+    assert.equal(init.code, 0, init.stderr);
+    assert.equal(init.stderr.match(/can be read by others/g)?.length, 1, `once, not at each use: ${init.stderr}`);
   });
 });
