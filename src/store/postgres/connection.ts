@@ -40,8 +40,24 @@ export function parsePostgresUrl(spec: string): PostgresTarget {
     );
   }
   url.searchParams.delete('schema');
+  // node-postgres would take a bad port as given and never connect, nor say why: refused here.
+  for (const port of url.searchParams.getAll('port')) {
+    if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+      throw new InvalidOptionError(`port ${JSON.stringify(port)}: a PostgreSQL port is a number from 1 to 65535`);
+    }
+  }
+  for (const name of ['connectionTimeoutMillis', 'query_timeout', 'idle_in_transaction_session_timeout']) {
+    for (const ms of url.searchParams.getAll(name)) {
+      if (!/^[0-9]{1,9}$/.test(ms))
+        throw new InvalidOptionError(`${name} ${JSON.stringify(ms)}: milliseconds, a whole number`);
+    }
+  }
   const location = new URL(url.href);
   if (location.password !== '') location.password = '***';
+  // The password may come as a parameter too: no message shows it either way.
+  for (const secret of ['password', 'sslpassword']) {
+    if (location.searchParams.has(secret)) location.searchParams.set(secret, '***');
+  }
   location.searchParams.set('schema', schema);
   return { url: url.href, schema, location: location.href };
 }
@@ -62,13 +78,15 @@ export function acquirePool(url: string): Pool {
   // Pipelining: the queries of a commit that do not wait for each other share one round trip. The timeouts
   // make a writer cut off from the server fail closed instead of waiting for ever, and have the server end
   // a vanished writer's transaction, and so free the head row it locked; the URL's parameters override them.
+  // The pool reads its connect timeout from its options only, not from the URL: passed on from there.
+  const connectTimeout = new URL(url).searchParams.get('connectionTimeoutMillis');
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
     application_name: 'evident',
     pipeline: true,
     keepAlive: true,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: connectTimeout === null ? 10_000 : Number(connectTimeout),
     query_timeout: 30_000,
     idle_in_transaction_session_timeout: 10_000,
   });

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
@@ -222,6 +223,32 @@ describe('a PostgreSQL log', () => {
       parsePostgresUrl(foreign).schema,
     ]);
     assert.equal(tables?.n, 1, 'nothing written there');
+  });
+
+  it("takes its URL's parameters as given or refuses them: a bad port, a timeout, a password kept out of messages", async () => {
+    const url = postgresLog();
+    for (const bad of ['&port=abc', '&port=0', '&port=70000', '&connectionTimeoutMillis=soon']) {
+      await assert.rejects(Log.init({ store: `${url}${bad}` }), { code: 'EVIDENT_INVALID_OPTION' }, bad);
+    }
+    // A server that accepts connections and never answers: given up after the URL's connect timeout.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        Log.init({ store: `postgres://u@127.0.0.1:${port}/db?password=hunter2&connectionTimeoutMillis=300` }),
+        (error: Error) => {
+          assert.match(error.message, /timeout/);
+          assert.ok(!error.message.includes('hunter2'), error.message);
+          assert.match(error.message, /password=\*\*\*/);
+          return true;
+        },
+      );
+    } finally {
+      silent.close();
+    }
+    assert.ok(Date.now() - started < 5000, 'the URL timeout, not the 10 s default');
   });
 
   it('refuses UPDATE, DELETE and TRUNCATE of entries, even from the owner', async () => {
