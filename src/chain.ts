@@ -16,7 +16,7 @@
 import { hash as digest } from 'node:crypto';
 import { isCanonicalText, MAX_DEPTH, nestsDeeperThan } from './encoding/canonical.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
-import { HASH_KEY, type ScannedEntry, scanEntry } from './entry-scan.js';
+import { HASH_KEY, scanEntry } from './entry-scan.js';
 
 export type FailureReason =
   | 'malformed'
@@ -140,6 +140,14 @@ function recomputeHashOfBytes(
 /** The members that tie an entry to its neighbours. */
 export type ChainLink = Pick<Entry, 'log' | 'seq' | 'ts' | 'prev' | 'hash'>;
 
+/** The members a store indexes entries by, as the line holds them; `targets` as canonical JSON text, or null. */
+export interface IndexedMembers {
+  ts: string;
+  actor: string;
+  action: string;
+  targets: string | null;
+}
+
 /** Checks a log's lines in order. Holds only the previous entry's hash and time: constant memory. */
 export class ChainVerifier {
   #logId: string | null;
@@ -149,6 +157,7 @@ export class ChainVerifier {
   /** Verifying a range from the middle of a log: the first line is taken as it is, to be linked up later. */
   #free: boolean;
   #first: ChainLink | null = null;
+  #indexed: IndexedMembers | null = null;
 
   /**
    * `start`: the head the next line must follow (default: an empty log, so the
@@ -172,6 +181,11 @@ export class ChainVerifier {
   /** The first entry this verifier accepted. */
   get first(): ChainLink | null {
     return this.#first;
+  }
+
+  /** The indexed members of the last entry accepted: for a store to check the columns it copied from it. */
+  get indexed(): IndexedMembers | null {
+    return this.#indexed;
   }
 
   /** Entries accepted so far, and the last one's hash. */
@@ -206,10 +220,14 @@ export class ChainVerifier {
       reason,
       message,
     });
-    let entry: ChainLink | null = scanEntry(bytes, from, to);
+    const scanned = scanEntry(bytes, from, to);
+    let entry: ChainLink;
     let hash: string;
-    if (entry !== null) {
-      hash = leafHashOfText((entry as ScannedEntry).covered);
+    let indexed: IndexedMembers;
+    if (scanned !== null) {
+      entry = scanned;
+      hash = leafHashOfText(scanned.covered);
+      indexed = scanned;
     } else {
       const text = bytes.toString('utf8', from, to);
       const parsed = parseEntry(text);
@@ -217,6 +235,8 @@ export class ChainVerifier {
       if (!isCanonicalText(text, parsed, MAX_DEPTH + 1))
         return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
       entry = parsed;
+      const targets = parsed.targets === undefined ? null : JSON.stringify(parsed.targets);
+      indexed = { ts: parsed.ts, actor: parsed.actor, action: parsed.action, targets };
       hash = recomputeHashOfBytes(
         bytes,
         from,
@@ -240,6 +260,7 @@ export class ChainVerifier {
     this.#size = entry.seq + 1;
     this.#hash = entry.hash;
     this.#ts = entry.ts;
+    this.#indexed = indexed;
     return null;
   }
 

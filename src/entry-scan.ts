@@ -26,27 +26,33 @@ export interface ScannedEntry {
   ts: string;
   prev: string;
   hash: string;
+  actor: string;
+  action: string;
+  /** The canonical JSON text of `targets`, or null when the entry has none. */
+  targets: string | null;
   /** The text the entry's hash covers: the line without its `"hash":"…",` member. */
   covered: string;
 }
 
 // A string whose characters need no escaping: then its text is its canonical form.
-const S = '"[^"\\\\\\u0000-\\u001f]*"';
+const C = '[^"\\\\\\u0000-\\u001f]*';
+const S = `"${C}"`;
 // 64 characters needing no escapes: the full check asks no more of hash and prev, whose digits are settled
 // by comparing them with computed hashes (and this class is twice as fast as [0-9a-f] in V8's regexp engine).
 const H64 = '([^"\\\\\\u0000-\\u001f]{64})';
 /**
- * The whole canonical shape of an entry line. Groups: 1 data (checked
- * separately), 2 hash, 3 log, 4 prev, 5 seq, 6 ts. `data` is the only
+ * The whole canonical shape of an entry line. Groups: 1 action, 2 actor
+ * (between their quotes), 3 data (checked separately), 4 hash, 5 log, 6 prev, 7 seq,
+ * 8 targets, 9 ts. `data` is the only
  * free-form member, matched lazily: it ends at the first `},"hash":"` after
  * which the rest of the line has the fixed shape. There is only one such
  * place: the rest of the line holds `"hash":` once, as its first key, and its
  * strings cannot contain quotes, so no earlier `"hash":` can start it.
  */
 const SHAPE = new RegExp(
-  `^\\{"action":${S},"actor":${S}(?:,"data":(\\{[^]*?\\}))?,"hash":"${H64}","id":"[^"\\\\\\u0000-\\u001f]+",` +
+  `^\\{"action":"(${C})","actor":"(${C})"(?:,"data":(\\{[^]*?\\}))?,"hash":"${H64}","id":"[^"\\\\\\u0000-\\u001f]+",` +
     `"log":"([0-9a-f]{32})"(?:,"outcome":${S})?,"prev":"${H64}","seq":(0|[1-9][0-9]{0,15})` +
-    `(?:,"targets":\\[(?:${S}(?:,${S})*)?\\])?,"ts":"(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z)","v":1` +
+    `(?:,"targets":(\\[(?:${S}(?:,${S})*)?\\]))?,"ts":"(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z)","v":1` +
     `(?:,"via":\\{(?:"key":${S},)?"token":${S}\\})?\\}$`,
 );
 // A flat object of canonical scalars: strings needing no escapes, integers of at most 15 digits (exactly
@@ -92,7 +98,7 @@ export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry
   const text = bytes.toString('utf8', from, to);
   const m = SHAPE.exec(text);
   if (m === null) return null;
-  const dataText = m[1];
+  const dataText = m[3];
   if (dataText !== undefined && !isCanonicalFlatObject(dataText)) {
     let data: unknown;
     try {
@@ -109,9 +115,20 @@ export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry
       return null;
     }
   }
-  const seq = Number(m[5]);
+  const seq = Number(m[7]);
   if (!Number.isSafeInteger(seq)) return null;
   const member = text.lastIndexOf(',"hash":"') + 1; // the top-level one: see SHAPE
   const covered = text.slice(0, member) + text.slice(member + HASH_MEMBER_LENGTH);
-  return { log: m[3] as string, seq, ts: m[6] as string, prev: m[4] as string, hash: m[2] as string, covered };
+  return {
+    log: m[5] as string,
+    seq,
+    ts: m[9] as string,
+    prev: m[6] as string,
+    hash: m[4] as string,
+    // Strings of the shape need no escapes: between the quotes is the value.
+    action: m[1] as string,
+    actor: m[2] as string,
+    targets: m[8] ?? null,
+    covered,
+  };
 }

@@ -75,6 +75,11 @@ function agrees(bytes: Buffer): boolean {
     { log: fast.log, seq: fast.seq, ts: fast.ts, prev: fast.prev, hash: fast.hash },
     { log: e.log, seq: e.seq, ts: e.ts, prev: e.prev, hash: e.hash },
   );
+  // What a store indexes the entry by.
+  assert.deepEqual(
+    { actor: fast.actor, action: fast.action, targets: fast.targets },
+    { actor: e.actor, action: e.action, targets: e.targets === undefined ? null : JSON.stringify(e.targets) },
+  );
   assert.equal(fast.covered, hashedText(e), 'the hash covers exactly the entry without its hash member');
   return true;
 }

@@ -4,6 +4,7 @@
  * with entries' `ts` as text is exact. Pure code.
  */
 import { logTime } from '../encoding/time.js';
+import type { Entry } from '../entry.js';
 import { InvalidOptionError } from '../errors.js';
 import type { ReadQuery } from './store.js';
 
@@ -35,4 +36,23 @@ export function checkedQuery(query: ReadQuery): ReadQuery {
     checked[name] = time;
   }
   return checked;
+}
+
+/** `pattern` matches an action exactly, or as a prefix when it ends in `.*` (`proposal.*`). */
+export function matchesAction(action: string, pattern: string): boolean {
+  if (pattern.endsWith('.*')) return action.startsWith(pattern.slice(0, -1)) || action === pattern.slice(0, -2);
+  return action === pattern;
+}
+
+/** Whether `entry` is one `query` asks for (its seq range, times, actor, action and target). */
+export function matchesQuery(entry: Entry, query: ReadQuery): boolean {
+  return (
+    (query.fromSeq === undefined || entry.seq >= query.fromSeq) &&
+    (query.toSeq === undefined || entry.seq <= query.toSeq) &&
+    (query.since === undefined || entry.ts >= query.since) &&
+    (query.until === undefined || entry.ts <= query.until) &&
+    (query.actor === undefined || entry.actor === query.actor) &&
+    (query.action === undefined || matchesAction(entry.action, query.action)) &&
+    (query.target === undefined || entry.targets?.includes(query.target) === true)
+  );
 }

@@ -18,6 +18,7 @@ import { parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, hashedText, headOf, leafHashOfText } from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import { HASH_SIZE } from '../../merkle/hash.js';
+import { matchesQuery } from '../query.js';
 import type {
   ChainCheck,
   CommittedBatch,
@@ -328,11 +329,7 @@ export class FileEntries implements EntryStore {
       const entry = entryOf(line.text, line.offset);
       if (query.toSeq !== undefined && entry.seq > query.toSeq) return;
       if (query.until !== undefined && entry.ts > query.until) return;
-      if (query.fromSeq !== undefined && entry.seq < query.fromSeq) continue;
-      if (query.since !== undefined && entry.ts < query.since) continue;
-      if (query.actor !== undefined && entry.actor !== query.actor) continue;
-      if (query.action !== undefined && !matchesAction(entry.action, query.action)) continue;
-      if (query.target !== undefined && !entry.targets?.includes(query.target)) continue;
+      if (!matchesQuery(entry, query)) continue;
       yield entry;
       if (++count >= limit) return;
     }
@@ -433,12 +430,6 @@ export class FileEntries implements EntryStore {
     this.#cursor = null;
     await Promise.all(fds.map((fd) => this.#files.close(fd)));
   }
-}
-
-/** `pattern` matches an action exactly, or as a prefix when it ends in `.*` (`proposal.*`). */
-export function matchesAction(action: string, pattern: string): boolean {
-  if (pattern.endsWith('.*')) return action.startsWith(pattern.slice(0, -1)) || action === pattern.slice(0, -2);
-  return action === pattern;
 }
 
 /** seq, prev and hash (hex) of a canonical line [from, to), found by position; null if it is not so plain. */

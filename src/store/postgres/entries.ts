@@ -9,10 +9,11 @@
  * at once.
  */
 import { createHash } from 'node:crypto';
-import { ChainVerifier, type FailureReason, parseEntry } from '../../chain.js';
+import { ChainVerifier, type FailureReason, type IndexedMembers, parseEntry } from '../../chain.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head } from '../../entry.js';
 import { LogCorruptError } from '../../errors.js';
 import { HASH_SIZE } from '../../merkle/hash.js';
+import { matchesQuery } from '../query.js';
 import type {
   ChainCheck,
   CommittedBatch,
@@ -128,7 +129,15 @@ export class PostgresEntries implements EntryStore {
         throw databaseError(error, 'read', this.#location);
       }
       for (const row of rows) {
-        yield this.#entryOf(row.line, Number(row.seq));
+        const entry = this.#entryOf(row.line, Number(row.seq));
+        // Rows are found by columns copied from the lines: a row an owner changed must not pass for a match.
+        if (!matchesQuery(entry, query)) {
+          throw new LogCorruptError(
+            `${this.#location}: entry ${entry.seq} was found by columns its line does not hold: the table was ` +
+              'changed (evident verify names the row)',
+          );
+        }
+        yield entry;
         count++;
       }
       if (rows.length === 0) return;
@@ -242,8 +251,11 @@ export class PostgresEntries implements EntryStore {
           // A row whose hash or prev is not 32 bytes adds a byte that no row's values can: bytes moved from one
           // column to the next would otherwise leave the joined bytes, and the digest, as they were.
           `select encode(sha256(string_agg(
-            case when octet_length(hash) = 32 and octet_length(prev) = 32 then int8send(seq) || hash || prev
-            else '\\x00'::bytea end, ''::bytea order by seq)), 'hex') as digest
+              case when octet_length(hash) = 32 and octet_length(prev) = 32 then int8send(seq) || hash || prev
+              else '\\x00'::bytea end, ''::bytea order by seq)), 'hex') || ' ' ||
+            encode(sha256(convert_to(string_agg(
+              ts || E'\\x01' || actor || E'\\x01' || action || E'\\x01' || coalesce(to_json(targets)::text, '-'),
+              E'\\x02' order by seq), 'UTF8')), 'hex') as digest
           from ${this.#s}.entries where seq between $1 and $2`,
           [first, last],
         );
@@ -279,7 +291,8 @@ export class PostgresEntries implements EntryStore {
               return failed(earlier.seq, earlier.offset, earlier.prev, 'hash-mismatch', earlier.why);
             return { ok: false, size: chain.head.size, head: chain.head.hash, bytes: offset - start, failure };
           }
-          const leaf = columns.add(chain.head.size - 1, chain.head.hash, expectedPrev, offset);
+          const indexed = chain.indexed as IndexedMembers;
+          const leaf = columns.add(chain.head.size - 1, chain.head.hash, expectedPrev, indexed, offset);
           offset += bytes.length + 1;
           check.onLeaf?.(leaf);
         }
@@ -303,40 +316,67 @@ export class PostgresEntries implements EntryStore {
     }
   }
 
-  /** The first row of the page whose seq, hash or prev column is not what its entry holds; null if none. */
+  /** The first row of the page whose columns are not what its entry holds (which, and why); null if none. */
   async #columnsDisagree(
     columns: PageColumns,
   ): Promise<{ seq: number; offset: number; prev: string; why: string } | null> {
     if (columns.count === 0) return null;
-    const { rows } = await this.#pool().query<{ seq: string; hash: string; prev: string }>(
-      `select seq, encode(hash, 'hex') as hash, encode(prev, 'hex') as prev from ${this.#s}.entries
-      where seq >= $1 order by seq limit $2`,
+    const { rows } = await this.#pool().query<{
+      seq: string;
+      hash: string;
+      prev: string;
+      ts: string;
+      actor: string;
+      action: string;
+      targets: string | null;
+    }>(
+      `select seq, encode(hash, 'hex') as hash, encode(prev, 'hex') as prev, ts, actor, action,
+        to_json(targets)::text as targets from ${this.#s}.entries where seq >= $1 order by seq limit $2`,
       [columns.first.seq, columns.count],
     );
     for (let i = 0; i < columns.count; i++) {
       const want = columns.at(i);
       const row = rows[i];
-      const why =
-        row === undefined || Number(row.seq) !== want.seq || row.hash !== want.hash
-          ? `the row's seq or hash column (${row?.seq}, ${row?.hash}) is not its entry's`
-          : row.prev !== want.prev
-            ? "the row's prev column is not its entry's"
-            : null;
+      let why: string | null = null;
+      if (row === undefined || Number(row.seq) !== want.seq || row.hash !== want.hash) {
+        why = `the row's seq or hash column (${row?.seq}, ${row?.hash}) is not its entry's`;
+      } else if (row.prev !== want.prev) {
+        why = "the row's prev column is not its entry's";
+      } else {
+        // The columns reads filter by: one changed would hide the entry from a query, or show it to another.
+        const changed = (['ts', 'actor', 'action', 'targets'] as const).filter((name) => row[name] !== want[name]);
+        if (changed.length > 0) why = `the row's ${changed.join(', ')} column is not its entry's (reads filter by it)`;
+      }
       if (why !== null) return { seq: want.seq, offset: want.offset, prev: want.prev, why };
     }
     return null;
   }
 }
 
+/** A row's columns as a page's lines hold them: what the database's columns must say. */
+interface RowColumns extends IndexedMembers {
+  seq: number;
+  hash: string;
+  prev: string;
+  /** Where the line would start in the log exported as JSONL. */
+  offset: number;
+}
+
 /**
- * The seq, hash and prev the lines of a page hold, as the database stores
- * them in its columns (an 8-byte big-endian seq, then the two 32-byte
- * hashes), so that one SHA-256 compares them with the columns' digest.
+ * The columns the lines of a page hold, encoded as the database encodes its
+ * own for the page's digests. Seq, hash and prev: per row an 8-byte
+ * big-endian seq and the two 32-byte hashes. The columns reads filter by:
+ * per row ts, actor, action and targets (JSON text, or `-` for none) joined
+ * by U+0001, rows joined by U+0002. No value an entry may hold contains
+ * either (control characters are refused, and JSON escapes them), so a page
+ * has exactly 3 of the one a row and one fewer of the other than rows: a
+ * column changed to hold one cannot leave the joined text as it was.
  */
 class PageColumns {
   static readonly ROW = 8 + 2 * HASH_SIZE;
   readonly #bytes: Buffer;
   readonly #offsets: number[] = [];
+  readonly #indexed: string[] = [];
   count = 0;
 
   constructor(rows: number) {
@@ -344,35 +384,47 @@ class PageColumns {
   }
 
   /** Records a row; returns its hash's bytes (a view: the leaf). */
-  add(seq: number, hash: string, prev: string, offset: number): Buffer {
+  add(seq: number, hash: string, prev: string, indexed: IndexedMembers, offset: number): Buffer {
     const at = this.count++ * PageColumns.ROW;
     this.#bytes.writeUInt32BE(Math.floor(seq / 2 ** 32), at);
     this.#bytes.writeUInt32BE(seq >>> 0, at + 4);
     this.#bytes.write(hash, at + 8, HASH_SIZE, 'hex');
     this.#bytes.write(prev, at + 8 + HASH_SIZE, HASH_SIZE, 'hex');
     this.#offsets.push(offset);
+    const { ts, actor, action, targets } = indexed;
+    this.#indexed.push(`${ts}\u0001${actor}\u0001${action}\u0001${targets ?? '-'}`);
     return this.#bytes.subarray(at + 8, at + 8 + HASH_SIZE);
   }
 
-  at(i: number): { seq: number; hash: string; prev: string; offset: number } {
+  at(i: number): RowColumns {
     const at = i * PageColumns.ROW;
+    const [ts, actor, action, targets] = (this.#indexed[i] as string).split('\u0001') as [
+      string,
+      string,
+      string,
+      string,
+    ];
     return {
       seq: this.#bytes.readUInt32BE(at) * 2 ** 32 + this.#bytes.readUInt32BE(at + 4),
       hash: this.#bytes.toString('hex', at + 8, at + 8 + HASH_SIZE),
       prev: this.#bytes.toString('hex', at + 8 + HASH_SIZE, at + PageColumns.ROW),
+      ts,
+      actor,
+      action,
+      targets: targets === '-' ? null : targets,
       offset: this.#offsets[i] as number,
     };
   }
 
-  get first(): { seq: number; hash: string; prev: string; offset: number } {
+  get first(): RowColumns {
     return this.at(0);
   }
 
-  /** SHA-256 of the rows' columns, hex: what the database's digest of the page must be. */
+  /** SHA-256 of the rows' seq, hash and prev columns, and of their indexed ones, hex: what the database's must be. */
   digest(): string {
-    return createHash('sha256')
-      .update(this.#bytes.subarray(0, this.count * PageColumns.ROW))
-      .digest('hex');
+    const fixed = createHash('sha256').update(this.#bytes.subarray(0, this.count * PageColumns.ROW));
+    const indexed = createHash('sha256').update(this.#indexed.join('\u0002'));
+    return `${fixed.digest('hex')} ${indexed.digest('hex')}`;
   }
 }
 

@@ -329,7 +329,12 @@ describe('an owner who bypasses the triggers is caught by verify', () => {
     if (keys !== null) await Log.init({ store: url, signingKey: keys.keyFile });
     const log = new Log({ store: url, create: true });
     await log.appendBatch(
-      Array.from({ length: signing ? size - 1 : size }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })),
+      Array.from({ length: signing ? size - 1 : size }, (_, i) => ({
+        actor: 'a',
+        action: 'x.y',
+        targets: [`t${i}`],
+        data: { i },
+      })),
     );
     await log.close();
     const s = schemaOf(url);
@@ -377,6 +382,33 @@ describe('an owner who bypasses the triggers is caught by verify', () => {
     // Past the first page of rows read at once.
     const far = await tampered((s) => [`update ${s}.entries set hash = sha256(hash) where seq = 5500`], false, 6000);
     assert.deepEqual([far.result.size, far.result.failure?.seq], [5500, 5500]);
+  });
+
+  it("an actor, action, ts or targets column that is not its line's: named by verify, refused by reads", async () => {
+    for (const [change, column] of [
+      ["actor = 'mallory'", 'actor'],
+      ["action = 'zzz.hidden'", 'action'],
+      ["ts = '1999-01-01T00:00:00.000Z'", 'ts'],
+      ["targets = '{hidden}'", 'targets'],
+      ['targets = null', 'targets'],
+      ["targets = '{t3,t3}'", 'targets'],
+    ]) {
+      const { result } = await tampered((s) => [`update ${s}.entries set ${change} where seq = 3`]);
+      assert.deepEqual([result.size, result.failure?.seq, result.failure?.reason], [3, 3, 'hash-mismatch'], change);
+      assert.match(result.failure?.message ?? '', new RegExp(`the row's ${column} column is not its entry's`), change);
+    }
+    const far = await tampered((s) => [`update ${s}.entries set actor = 'b' where seq = 5100`], false, 5200);
+    assert.deepEqual([far.result.size, far.result.failure?.seq], [5100, 5100]);
+    // Found by the changed column, the entry is not shown as a match: the read fails, naming it.
+    const { url } = await tampered((s) => [`update ${s}.entries set actor = 'mallory' where seq = 3`]);
+    const reader = new Log({ store: url, readOnly: true });
+    const read = async (query: object) => {
+      const seqs: number[] = [];
+      for await (const entry of reader.read(query)) seqs.push(entry.seq);
+      return seqs;
+    };
+    await assert.rejects(read({ actor: 'mallory' }), { code: 'EVIDENT_LOG_CORRUPT', message: /entry 3 was found by/ });
+    await reader.close();
   });
 
   it('a deleted row: seq-gap where it was', async () => {
