@@ -253,9 +253,9 @@ export class PostgresEntries implements EntryStore {
           `select encode(sha256(string_agg(
               case when octet_length(hash) = 32 and octet_length(prev) = 32 then int8send(seq) || hash || prev
               else '\\x00'::bytea end, ''::bytea order by seq)), 'hex') || ' ' ||
-            encode(sha256(convert_to(string_agg(
+            encode(sha256(textsend(string_agg(
               ts || E'\\x01' || actor || E'\\x01' || action || E'\\x01' || coalesce(to_json(targets)::text, '-'),
-              E'\\x02' order by seq), 'UTF8')), 'hex') as digest
+              E'\\x02' order by seq))), 'hex') as digest
           from ${this.#s}.entries where seq between $1 and $2`,
           [first, last],
         );
@@ -376,11 +376,25 @@ class PageColumns {
   static readonly ROW = 8 + 2 * HASH_SIZE;
   readonly #bytes: Buffer;
   readonly #offsets: number[] = [];
-  readonly #indexed: string[] = [];
+  /** The rows' indexed columns, joined as described above, in UTF-8 (each row's ends with its separator). */
+  #indexed: Buffer;
+  #indexedLength = 0;
   count = 0;
 
   constructor(rows: number) {
     this.#bytes = Buffer.allocUnsafe(rows * PageColumns.ROW);
+    this.#indexed = Buffer.allocUnsafe(rows * 64);
+  }
+
+  /** Appends `text` and then the byte `separator` to the indexed columns' bytes. */
+  #write(text: string, separator: number): void {
+    if (this.#indexedLength + 3 * text.length + 1 > this.#indexed.length) {
+      const grown = Buffer.allocUnsafe(2 * this.#indexed.length + 3 * text.length + 1);
+      this.#indexed.copy(grown, 0, 0, this.#indexedLength);
+      this.#indexed = grown;
+    }
+    this.#indexedLength += this.#indexed.write(text, this.#indexedLength);
+    this.#indexed[this.#indexedLength++] = separator;
   }
 
   /** Records a row; returns its hash's bytes (a view: the leaf). */
@@ -392,18 +406,18 @@ class PageColumns {
     this.#bytes.write(prev, at + 8 + HASH_SIZE, HASH_SIZE, 'hex');
     this.#offsets.push(offset);
     const { ts, actor, action, targets } = indexed;
-    this.#indexed.push(`${ts}\u0001${actor}\u0001${action}\u0001${targets ?? '-'}`);
+    this.#write(ts, 1);
+    this.#write(actor, 1);
+    this.#write(action, 1);
+    this.#write(targets ?? '-', 2);
     return this.#bytes.subarray(at + 8, at + 8 + HASH_SIZE);
   }
 
   at(i: number): RowColumns {
     const at = i * PageColumns.ROW;
-    const [ts, actor, action, targets] = (this.#indexed[i] as string).split('\u0001') as [
-      string,
-      string,
-      string,
-      string,
-    ];
+    // Only to name a row that disagrees: the rows are split out again.
+    const row = this.#indexed.toString('utf8', 0, this.#indexedLength).split('\u0002')[i] as string;
+    const [ts, actor, action, targets] = row.split('\u0001') as [string, string, string, string];
     return {
       seq: this.#bytes.readUInt32BE(at) * 2 ** 32 + this.#bytes.readUInt32BE(at + 4),
       hash: this.#bytes.toString('hex', at + 8, at + 8 + HASH_SIZE),
@@ -423,7 +437,7 @@ class PageColumns {
   /** SHA-256 of the rows' seq, hash and prev columns, and of their indexed ones, hex: what the database's must be. */
   digest(): string {
     const fixed = createHash('sha256').update(this.#bytes.subarray(0, this.count * PageColumns.ROW));
-    const indexed = createHash('sha256').update(this.#indexed.join('\u0002'));
+    const indexed = createHash('sha256').update(this.#indexed.subarray(0, this.#indexedLength - 1)); // no last \x02
     return `${fixed.digest('hex')} ${indexed.digest('hex')}`;
   }
 }
