@@ -215,11 +215,14 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
   static async init(options: InitOptions = {}): Promise<void> {
     const warn = (message: string) => process.emitWarning(`evident: ${message}`);
     // A key that cannot sign is refused before anything is created.
-    if (options.signingKey !== undefined) checkpointKey(loadSignerKey(options.signingKey, warn));
+    const signer = options.signingKey === undefined ? null : checkpointKey(loadSignerKey(options.signingKey, warn));
     const log = new Log({ ...options, create: true, key: options.key ?? options.signingKey });
     try {
       await log.ready();
       if (options.signingKey !== undefined) await log.#declareSigning(options.signingKey);
+    } catch (error) {
+      // Several inits at once with one key: the first declares it, and the others find their work done.
+      if (signer === null || !(await Log.#declares(options, verifierKeyOf(signer)))) throw error;
     } finally {
       await log.close();
     }
@@ -293,7 +296,9 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     this.#integrator = integrator;
     if (readOnly) return;
     if (identity !== null) await integrator.open((await this.#store.entries.head()).size, this.#lenient);
-    else if ((await this.#store.checkpoints.read()) !== null) {
+    else if (!emptyTreeCheckpoint(await this.#store.checkpoints.read())) {
+      // A checkpoint of the empty tree vouches for no entry: an `init --key` that another writer's first entry
+      // beat left it. Anything larger was signed over entries this first entry is not the start of.
       throw new HistoryMismatchError(
         `the log in ${this.location} has a signed checkpoint but its first entry declares no key: ` +
           'its entries were replaced',
@@ -652,6 +657,19 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     if (failure !== null) throw failure;
   }
 
+  /** Whether the log `options` name has a first entry declaring `verifierKey`. */
+  static async #declares(options: InitOptions, verifierKey: string): Promise<boolean> {
+    const log = new Log({ store: options.store, readOnly: true });
+    try {
+      await log.ready();
+      return log.#identity !== null && verifierKeyOf(log.#identity.verifierKey) === verifierKey;
+    } catch {
+      return false;
+    } finally {
+      await log.close();
+    }
+  }
+
   /** Log.init's part for a signing log: checkpoint 0 stored, then the first entry declaring the key. */
   async #declareSigning(source: string): Promise<void> {
     const key = checkpointKey(loadSignerKey(source, (message) => process.emitWarning(`evident: ${message}`)));
@@ -697,4 +715,14 @@ function withoutCheckpoint(result: VerifyResult, why: string): VerifyResult {
   if (!result.ok) return result;
   const failure = { seq: result.size, line: result.size + 1, offset: result.bytes, reason: 'no-checkpoint' as const };
   return { ...result, ok: false, failure: { ...failure, message: `${why} (evident reanchor)` } };
+}
+
+/** Whether `note` is absent or a checkpoint of the empty tree (its signature unchecked: it vouches for nothing). */
+function emptyTreeCheckpoint(note: string | null): boolean {
+  if (note === null) return true;
+  try {
+    return parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size === 0;
+  } catch {
+    return false;
+  }
 }

@@ -13,8 +13,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { canonicalize } from '../../src/encoding/canonical.js';
 import { type Entry, hashedText, leafHashOfText } from '../../src/entry.js';
+import { checkpointKey } from '../../src/lifecycle/signing.js';
 import { Log } from '../../src/log.js';
+import { emptyRoot } from '../../src/merkle/hash.js';
+import { formatCheckpoint } from '../../src/note/checkpoint.js';
 import { ALG_COSIGNATURE_V1, generateNoteKey, parseSignerKey } from '../../src/note/keys.js';
+import { ed25519Signer, signNote } from '../../src/note/note.js';
 import { trustCheckpoint } from '../../src/note/trust.js';
 import { Witness } from '../../src/witness.js';
 import { readLines, signingLog, storedCheckpoint, tempDir, writeLines } from '../helpers.js';
@@ -112,6 +116,43 @@ describe("a signing log's identity", () => {
     await unsigned.close();
     await assert.rejects(Log.init({ store: plain, signingKey: log.keyFile }), /signs from its first entry/);
     assert.equal(entriesOf(plain).length, 1);
+  });
+
+  it('is declared once when several inits with its key run at once: each succeeds', async () => {
+    for (let round = 0; round < 3; round++) {
+      const log = signingLog('identity.example/racing');
+      await Promise.all(Array.from({ length: 6 }, () => log.init()));
+      const entries = readLines(join(log.dir, 'log.jsonl')).map((line) => JSON.parse(line) as Entry);
+      assert.deepEqual(
+        entries.map((e) => e.action),
+        ['evident.log.init'],
+      );
+      const writer = new Log({ store: log.dir });
+      await writer.append({ actor: 'a', action: 'x.y' });
+      await writer.close();
+      assert.equal(storedCheckpoint(log.dir, log.key).size, 2);
+    }
+  });
+
+  it("is never half made: an init beaten by another writer's first entry leaves a log that takes appends", async () => {
+    const log = signingLog('identity.example/beaten');
+    await Log.init({ store: log.dir }); // an empty log that does not sign
+    // What an init with a key that loses the race leaves: the checkpoint of the empty tree it stored first,
+    // and an entry of another writer's at seq 0 where its declaration should have gone.
+    const key = parseSignerKey(readFileSync(log.keyFile, 'utf8'));
+    const empty = signNote(formatCheckpoint({ origin: key.name, size: 0, root: emptyRoot(), extensions: [] }), [
+      ed25519Signer(checkpointKey(key)),
+    ]);
+    writeFileSync(join(log.dir, 'checkpoint'), empty);
+    const writer = new Log({ store: log.dir });
+    await writer.append({ actor: 'a', action: 'x.y' });
+    await assert.rejects(Log.init({ store: log.dir, signingKey: log.keyFile }), {
+      code: 'EVIDENT_INVALID_OPTION',
+      message: /has 1 entries and does not sign/,
+    });
+    await writer.append({ actor: 'a', action: 'x.z' });
+    await writer.close();
+    assert.equal((await new Log({ store: log.dir, readOnly: true }).verify()).ok, true);
   });
 
   it("keeps the log's own actions for the log", async () => {

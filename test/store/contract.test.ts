@@ -105,6 +105,14 @@ for (const backend of BACKENDS) {
       assert.equal(await a.lease.tryAcquire(), true);
       assert.equal(await a.lease.tryAcquire(), true, 'the holder holds it still');
       assert.equal(await b.lease.tryAcquire(), false);
+      // A writer that is not the holder asks at every interval, for as long as it runs: asking leaves nothing behind.
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning.message);
+      process.on('warning', onWarning);
+      for (let i = 0; i < 25; i++) assert.equal(await b.lease.tryAcquire(), false);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      process.off('warning', onWarning);
+      assert.deepEqual(warnings, []);
       await a.lease.release();
       assert.equal(await b.lease.tryAcquire(), true);
       await b.lease.release();

@@ -43,7 +43,7 @@ export class PostgresStore implements Store {
   readonly #target: PostgresTarget;
   #pool: Pool | null = null;
   /** The connection holding the lease's advisory lock, while this store holds it. */
-  #leaseClient: { client: Client; lost: Error | null } | null = null;
+  #leaseClient: HeldLease | null = null;
 
   constructor(target: PostgresTarget) {
     this.#target = target;
@@ -104,10 +104,14 @@ export class PostgresStore implements Store {
     } catch (error) {
       throw databaseError(error, 'write', this.location);
     }
-    const lease = { client, lost: null as Error | null };
-    client.on('error', (error) => {
-      lease.lost ??= error;
-    });
+    const lease: HeldLease = {
+      client,
+      lost: null,
+      onError: (error) => {
+        lease.lost ??= error;
+      },
+    };
+    client.on('error', lease.onError);
     try {
       const { rows } = await client.query<{ taken: boolean }>(
         'select pg_try_advisory_lock($1, hashtext($2)) as taken',
@@ -117,10 +121,10 @@ export class PostgresStore implements Store {
         this.#leaseClient = lease;
         return true;
       }
-      client.release();
+      giveBack(lease);
       return false;
     } catch (error) {
-      client.release(error as Error);
+      giveBack(lease, error as Error);
       throw databaseError(error, 'write', this.location);
     }
   }
@@ -129,12 +133,12 @@ export class PostgresStore implements Store {
     const held = this.#leaseClient;
     if (held === null) return;
     this.#leaseClient = null;
-    if (held.lost !== null) return held.client.release(held.lost);
+    if (held.lost !== null) return giveBack(held, held.lost);
     try {
       await held.client.query('select pg_advisory_unlock($1, hashtext($2))', [LEASE_NAMESPACE, this.#target.schema]);
-      held.client.release();
+      giveBack(held);
     } catch (error) {
-      held.client.release(error as Error); // a session that is gone holds no lock: the lease ended with it
+      giveBack(held, error as Error); // a session that is gone holds no lock: the lease ended with it
     }
   }
 
@@ -287,4 +291,17 @@ class PostgresCosignatures implements CosignatureStore {
           ?.note ?? null,
     );
   }
+}
+
+/** The connection a lease's session lock lives on, and whether it was lost. */
+interface HeldLease {
+  client: Client;
+  lost: Error | null;
+  onError: (error: Error) => void;
+}
+
+/** Returns a lease's connection to the pool (destroyed if `broken`), without the listener the lease added. */
+function giveBack(lease: HeldLease, broken?: Error): void {
+  lease.client.off('error', lease.onError);
+  lease.client.release(broken);
 }
