@@ -4,7 +4,8 @@
  * cosignatures. It is the same log, moved: a directory log that outgrew its
  * machine into PostgreSQL, or a PostgreSQL log out to a directory that
  * `evident verify --checkpoint` checks offline. Every line is verified by
- * the chain rules on the way; the target must be empty.
+ * the chain rules on the way; the target must be empty, or hold what a copy
+ * of the same log that was cut short left there (it goes on from there).
  */
 import { ChainVerifier } from './chain.js';
 import { canonicalize } from './encoding/canonical.js';
@@ -57,7 +58,7 @@ export async function copyLog(options: CopyOptions): Promise<CopyResult> {
 
 async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) => void): Promise<CopyResult> {
   const target = await to.entries.head();
-  if (target.size > 0 || (await to.checkpoints.read()) !== null) {
+  if ((await to.checkpoints.read()) !== null || (target.size > 0 && !(await isPrefixOf(target, from)))) {
     throw new InvalidOptionError(
       `${to.location} already holds a log (${target.size} entries): copy into an empty store`,
     );
@@ -66,7 +67,8 @@ async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) =>
   const checkpoint = await from.checkpoints.read();
   const cosignatures = await from.cosignatures.list();
   const head = await from.entries.head();
-  const chain = new ChainVerifier();
+  // A copy that was cut short left the source's first entries there, and no checkpoint: it goes on after them.
+  const chain = new ChainVerifier(target);
   let lines: string[] = [];
   let hashes: string[] = [];
   let bytes = 0;
@@ -81,7 +83,7 @@ async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) =>
     onProgress?.(after.size);
   };
   let offset = 0;
-  for await (const entry of from.entries.read({ toSeq: head.size - 1 })) {
+  for await (const entry of from.entries.read({ fromSeq: target.size, toSeq: head.size - 1 })) {
     const line = canonicalize(entry);
     const failure = chain.check(line, offset);
     if (failure !== null) {
@@ -109,6 +111,14 @@ async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) =>
   const keyFile = await from.keyFile();
   if (keyFile !== null) await to.setKeyFile(keyFile);
   return { entries: after.size, head: after, checkpoint: checkpoint !== null, cosignatures: cosignatures.length };
+}
+
+/** Whether the entries of `target` (a log's head) are the first of `source`'s: the same log, the same hash there. */
+async function isPrefixOf(target: Head, source: Store): Promise<boolean> {
+  for await (const entry of source.entries.read({ fromSeq: target.size - 1, toSeq: target.size - 1 })) {
+    return entry.log === target.log && entry.hash === target.hash;
+  }
+  return false;
 }
 
 /** Lines already sealed, verified, to be appended as they are, after exactly the head they follow. */

@@ -2,14 +2,16 @@
  * `evident copy` moves a log between stores as the same log: a directory
  * log into PostgreSQL and back out comes back byte for byte, its signed
  * checkpoint still verifies it offline, and appends go on in the copy. A
- * target that holds a log is refused; a source that fails verification
+ * target that holds a log is refused, unless a copy of the same log was cut
+ * short there: it goes on; a source that fails verification
  * stops the copy at the bad entry, naming it.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { dropTestSchemas, evident, postgresLog, readLines, tempDir, writeLines } from './helpers.js';
+import { copyLog } from '../src/copy.js';
+import { dropTestSchemas, evident, postgresLog, readLines, readStore, tempDir, writeLines } from './helpers.js';
 
 after(dropTestSchemas);
 
@@ -63,6 +65,29 @@ describe('evident copy', () => {
     assert.equal(ran.code, 2);
     assert.match(ran.stderr, /already holds a log \(2 entries\): copy into an empty store \[EVIDENT_INVALID_OPTION\]/);
     assert.ok(readFileSync(join(b, 'log.jsonl')).equals(before));
+  });
+
+  it('a copy cut short goes on where it stopped when run again, into PostgreSQL and into a directory', async () => {
+    const root = tempDir();
+    const source = join(root, 'source');
+    await ok(['init', '--dir', source]);
+    await ok(['append', '--batch', '--dir', source], events(5000));
+    for (const to of [postgresLog(), join(root, 'copy')]) {
+      // Cut short after the first batch committed, as a killed process would leave it.
+      const cut = copyLog({
+        from: source,
+        to,
+        onProgress: () => {
+          throw new Error('killed');
+        },
+      });
+      await assert.rejects(cut, /killed/);
+      const partial = await readStore(to);
+      assert.ok(partial.length > 0 && partial.length < 5000, `${partial.length} entries were copied before the cut`);
+      const done = JSON.parse(await ok(['copy', '--from', source, '--to', to, '--json']));
+      assert.deepEqual([done.entries, done.verified], [5000, true]);
+      assert.deepEqual(await readStore(to), await readStore(source));
+    }
   });
 
   it('stops at an entry that fails verification, naming it', async () => {
