@@ -36,13 +36,13 @@ import { EvidentError, WitnessError } from './errors.js';
 import type { Hash } from './merkle/hash.js';
 import { verifyConsistency } from './merkle/verify.js';
 import type { Checkpoint } from './note/checkpoint.js';
-import { ALG_COSIGNATURE_V1, type PrivateNoteKey, type PublicNoteKey } from './note/keys.js';
+import { ALG_COSIGNATURE_V1, type PrivateNoteKey, type PublicNoteKey, parseSignerKey } from './note/keys.js';
 import { cosigner, openNote, signNote } from './note/note.js';
 import { trustCheckpoint } from './note/trust.js';
 
 export interface WitnessOptions {
-  /** The witness's signer key: algorithm 0x04 (evident keygen --witness). */
-  key: PrivateNoteKey;
+  /** The witness's signer key, parsed or as its text: algorithm 0x04 (evident keygen --witness). */
+  key: PrivateNoteKey | string;
   /** Where the witness keeps what it has cosigned. */
   dir: string;
   /** The current POSIX time in seconds, for cosignatures. */
@@ -64,13 +64,14 @@ export class Witness {
   readonly #now: (() => number) | undefined;
 
   constructor(options: WitnessOptions) {
-    if (options.key.alg !== ALG_COSIGNATURE_V1) {
+    const key = typeof options.key === 'string' ? parseSignerKey(options.key) : options.key;
+    if (key?.alg !== ALG_COSIGNATURE_V1) {
       throw new EvidentError(
         'EVIDENT_BAD_KEY',
-        `${options.key.name} is not a witness key (make one with evident keygen --witness)`,
+        `${key?.name} is not a witness key (make one with evident keygen --witness)`,
       );
     }
-    this.#key = options.key;
+    this.#key = key;
     this.#dir = options.dir;
     this.#now = options.now;
   }

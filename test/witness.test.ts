@@ -28,7 +28,8 @@ async function checkpointOf(log: ReturnType<typeof signingLog>, n: number): Prom
 describe('a witness', () => {
   it('keeps one record per cosigned checkpoint, per origin, and the last few only', async () => {
     const state = tempDir();
-    const witness = new Witness({ key: parseSignerKey(witnessKey()), dir: state });
+    const witness = new Witness({ key: witnessKey(), dir: state }); // the key's text will do
+    assert.throws(() => new Witness({ key: 'not a key', dir: state }), { code: 'EVIDENT_BAD_KEY' });
     const log = signingLog('witness.example/records');
     await log.init();
     let last = await checkpointOf(log, 0);

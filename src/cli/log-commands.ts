@@ -383,7 +383,9 @@ function writeFailure(result: VerifyResult): void {
   if (f === undefined) return;
   const where = f.offset < 0 ? `line ${f.line}` : `line ${f.line}, byte ${f.offset}`;
   write(`FAILED: ${f.reason} at seq ${f.seq} (${where}): ${f.message}\n`);
-  write(`${result.size} entries before it are intact.\n`);
+  write(
+    `${result.size} ${result.size === 1 ? 'entry' : 'entries'} before it ${result.size === 1 ? 'is' : 'are'} intact.\n`,
+  );
 }
 
 /**

@@ -144,6 +144,9 @@ export const SERVE_COMMANDS: Record<string, Command> = {
 
   async token(args) {
     const [sub, ...rest] = args;
+    if (sub !== 'add' && sub !== 'list' && sub !== 'revoke') {
+      throw new UsageError(`token: the subcommand is add, list or revoke${sub === undefined ? '' : `, not ${sub}`}`);
+    }
     const { values: v, positionals } = parseWithPositionals(`token ${sub ?? ''}`.trim(), {
       args: rest,
       strict: true,
@@ -169,6 +172,7 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       if (positionals.length > 0 || v.scopes !== undefined || v.actors !== undefined) {
         throw new UsageError('token list: only --tokens');
       }
+      if (!existsSync(file)) throw new UsageError(`token list: there is no ${file} (evident token add creates it)`);
       for (const t of readTokens(file)) {
         write(`${t.name}\t${t.scopes.join(',')}\t${t.actors?.join(',') ?? '*'}\t${t.created}\n`);
       }
@@ -181,6 +185,6 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       process.stderr.write(`evident: token ${name} revoked\n`);
       return 0;
     }
-    throw new UsageError('token: the subcommand is add, list or revoke');
+    throw new UsageError('token: the subcommand is add, list or revoke'); // not reached: checked above
   },
 };

@@ -252,7 +252,14 @@ export class RemoteLog implements AuditLog {
         await pause(attempt, response.headers.get('retry-after'));
         continue;
       }
-      throw await errorOf(response, url);
+      const error = await errorOf(response, url);
+      if (error.code === 'EVIDENT_UNAUTHORIZED' && this.#token === undefined) {
+        throw new EvidentError(
+          error.code,
+          `${error.message} (no token was given: the token option, or with the CLI --token or $EVIDENT_TOKEN)`,
+        );
+      }
+      throw error;
     }
   }
 }

@@ -125,6 +125,9 @@ function ed25519Public(raw: Uint8Array): KeyObject {
 /** A new Ed25519 key pair for `name`, in signer and verifier text forms. */
 export function generateNoteKey(name: string, alg: KeyAlgorithm = ALG_ED25519): { signer: string; verifier: string } {
   if (!isValidKeyName(name)) throw new KeyError(`key name ${JSON.stringify(name)} is empty or has a space or '+'`);
+  if (alg !== ALG_ED25519 && alg !== ALG_COSIGNATURE_V1) {
+    throw new KeyError(`algorithm ${String(alg)}: a key is ALG_ED25519 (a log's) or ALG_COSIGNATURE_V1 (a witness's)`);
+  }
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d as string, 'base64url');
   const pub = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');

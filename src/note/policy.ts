@@ -119,10 +119,11 @@ export function parsePolicy(text: string, { quorumOptional = false } = {}): Poli
 }
 
 /** Whether the witnesses named in `cosigned` (names from the policy) satisfy its quorum. */
-export function quorumMet(policy: Policy, cosigned: ReadonlySet<string>): boolean {
+export function quorumMet(policy: Policy, cosigned: Iterable<string>): boolean {
+  const names = new Set(cosigned);
   const witnessed = (name: string): boolean => {
     const group = policy.groups.get(name);
-    if (group === undefined) return cosigned.has(name);
+    if (group === undefined) return names.has(name);
     return group.members.filter(witnessed).length >= group.threshold;
   };
   return policy.quorum === null || witnessed(policy.quorum);

@@ -151,6 +151,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     } else if (typeof error.statusCode === 'number' && error.statusCode < 500) {
       code = 'EVIDENT_BAD_REQUEST';
       status = error.statusCode;
+      if (status === 415) message = `${message}: send application/json (one entry) or application/x-ndjson (a batch)`;
     } else {
       code = 'EVIDENT_WRITE_FAILED';
       status = 500;
@@ -233,6 +234,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       if (lines.length === 0) throw new EvidentError('EVIDENT_BAD_REQUEST', 'the batch holds no entries');
       inputs = lines.map((line, i) => {
         try {
+          if (line.trim() === '') throw new InvalidEntryError(`line ${i + 1}`, 'empty line (expected a JSON object)');
           return inputOf(parseIJson(line, `line ${i + 1}`), `line ${i + 1}`);
         } catch (error) {
           if (error instanceof EvidentError) throw new EvidentError(error.code, error.message, { index: i });

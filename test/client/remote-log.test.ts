@@ -178,7 +178,10 @@ describe('RemoteLog', () => {
     const anonymous = new RemoteLog({ url: server.base });
     await assert.rejects(
       anonymous.head().then(() => anonymous.read().next()),
-      { code: 'EVIDENT_UNAUTHORIZED' },
+      {
+        code: 'EVIDENT_UNAUTHORIZED',
+        message: /no token was given: the token option, or with the CLI --token or \$EVIDENT_TOKEN/,
+      },
     );
     await assert.rejects(new RemoteLog({ url: server.base, token: writer }).receipt(10 ** 9), {
       code: 'EVIDENT_OUT_OF_RANGE',

@@ -44,6 +44,14 @@ describe('signed notes', () => {
     );
   });
 
+  it('makes keys of the two algorithms only', () => {
+    for (const alg of [0, 2, 99]) {
+      assert.throws(() => generateNoteKey('x.example/k', alg as Parameters<typeof generateNoteKey>[1]), {
+        code: 'EVIDENT_BAD_KEY',
+      });
+    }
+  });
+
   it('signs and opens; ignores unknown signers; rejects a bad signature by a known key', () => {
     const a = generateNoteKey('log.example/a');
     const b = generateNoteKey('witness.example/b');

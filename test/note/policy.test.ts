@@ -60,6 +60,7 @@ describe('tlog-policy', () => {
     assert.equal(met('X1', 'Y1', 'Y2', 'Y3'), false, 'one X is not two');
     assert.equal(met('X1', 'X2'), false, 'no Y');
     assert.equal(met(), false);
+    assert.equal(quorumMet(policy, ['X1', 'X3', 'Y2']), true, 'any iterable of names will do');
     assert.equal(quorumMet(parsePolicy(`log ${logKey}\nquorum none\n`), new Set()), true);
     assert.equal(quorumMet(parsePolicy(`witness A ${x1}\nquorum A\n`), new Set(['A'])), true);
   });

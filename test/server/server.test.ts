@@ -166,6 +166,17 @@ describe('evident serve', () => {
       assert.equal(json(r).error.code, code, r.text);
     }
     assert.equal(cases[0]?.[0].headers.get('www-authenticate'), 'Bearer');
+    assert.match(
+      json(cases.at(-1)?.[0] as (typeof cases)[0][0]).error.message,
+      /send application\/json .* or application\/x-ndjson/,
+    );
+    const blank = await post(secret.writer as string, '{"actor":"a","action":"b.c"}\n\n', 'application/x-ndjson');
+    assert.equal(blank.status, 400);
+    assert.deepEqual(json(blank).error, {
+      code: 'EVIDENT_INVALID_ENTRY',
+      message: 'line 2: empty line (expected a JSON object)',
+      line: 2,
+    });
     assert.equal(json(await call('GET', '/v1/health')).size, before, 'nothing written');
     // The ci token may append as any ci-* actor.
     assert.equal((await post(secret.ci as string, '{"actor":"ci-nightly","action":"b.c"}')).status, 201);
@@ -422,6 +433,12 @@ describe('evident token', () => {
     assert.equal(badScope.code, 2);
     assert.equal((await evident(['token', 'revoke', 'ci', '--tokens', file])).code, 0);
     assert.equal((await evident(['token', 'list', '--tokens', file])).stdout, '');
+    const unknown = await evident(['token', 'frob']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /the subcommand is add, list or revoke, not frob/);
+    const missing = await evident(['token', 'list', '--tokens', join(tempDir(), 'none.json')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /there is no .*none\.json/);
   });
 });
 
