@@ -89,7 +89,8 @@ Checks every entry: canonical encoding, hash, log identity, sequence, chain link
 With a checkpoint you trust (signed by the log's key, cosigned by the quorum), it also recomputes the Merkle tree
 from the entries: fewer entries than the checkpoint covers is \`truncated\`, entries that do not hash to its root
 is \`rewritten\`. Exit 0 when intact; exit 1 when tampered or corrupt, naming the first bad entry's seq, line and
-reason, or when the checkpoint is not signed by the key; exit 2 when the log cannot be read. Never writes to the log.
+reason, when the checkpoint is not signed by the key, or when the log cannot be read (EVIDENT_READ_FAILED, say a
+database that is down: a monitor tells these apart by the code); exit 2 when there is no log. Never writes to it.
   --json         print the result as one JSON object
   --threads N    verify ranges of the file on N worker threads, at most one per core (default: 1 below 16 MiB,
                  else one per core up to 4)

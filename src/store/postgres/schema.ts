@@ -70,7 +70,9 @@ export async function migrate(pool: Pool, schema: string, location: string): Pro
     await client.query('select pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
     let version = await versionOf(client, schema, location);
     if (version === null) {
-      await client.query(`create schema if not exists ${quoted(schema)}`);
+      // A schema an administrator made for the log is used as it is: creating one needs CREATE on the database.
+      const made = await client.query('select 1 from pg_namespace where nspname = $1', [schema]);
+      if (made.rowCount === 0) await client.query(`create schema ${quoted(schema)}`);
       version = 0;
     }
     if (version > SCHEMA_VERSION) {
