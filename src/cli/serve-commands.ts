@@ -93,6 +93,11 @@ export const SERVE_COMMANDS: Record<string, Command> = {
     }
     const log = new Log({ store: storeOption(v), key: v.key });
     await log.ready();
+    const signs = (await log.latestCheckpoint()) !== null;
+    if (v.key !== undefined && !signs) {
+      await log.close();
+      throw new UsageError(`serve: --key: the log in ${log.location} does not sign checkpoints`);
+    }
     const replays = new Replays();
     await replays.load(log); // the keys of the last 24 hours, so that a retry after a restart appends nothing
     // Witnesses: each checkpoint this process signs goes to each, with a consistency proof; never in the way of appends.
@@ -135,7 +140,9 @@ export const SERVE_COMMANDS: Record<string, Command> = {
     const address = await listenOn(app, { host, port });
     process.stderr.write(`evident: serving ${log.location} on ${address}\n`);
     await untilStopped();
-    process.stderr.write('evident: stopping: finishing accepted requests, signing a last checkpoint\n');
+    process.stderr.write(
+      `evident: stopping: finishing accepted requests${signs ? ', signing a last checkpoint' : ''}\n`,
+    );
     await app.close();
     await log.close();
     await witnesses?.settled(); // the last checkpoint, to the witnesses

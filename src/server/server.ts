@@ -321,6 +321,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     for await (const entry of log.read(query)) entries.push(entry);
     const next = entries.length === limit ? (entries.at(-1) as Entry).seq : null;
     if ((request.headers.accept ?? '').includes('application/x-ndjson')) {
+      // NDJSON has no room for a cursor: the next page's URL goes in a Link header (RFC 8288).
+      if (next !== null) {
+        const params = new URLSearchParams(request.url.split('?')[1] ?? '');
+        params.set('after', String(next));
+        reply.header('link', `</v1/entries?${params}>; rel="next"`);
+      }
       return reply.type('application/x-ndjson').send(ndjson(entries));
     }
     return { entries, next };

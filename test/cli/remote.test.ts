@@ -164,6 +164,11 @@ describe('evident … --url', () => {
     const tokensGone = await evident(['serve', '--dir', keys.dir, '--tokens', join(missingDir, 't.json')]);
     assert.equal(tokensGone.code, 2);
     assert.match(tokensGone.stderr, /--tokens: there is no .*t\.json/);
+    const unsigned = join(tempDir(), 'unsigned');
+    await evident(['init', '--dir', unsigned]);
+    const keyForNothing = await evident(['serve', '--dir', unsigned, '--key', keys.keyFile, '--listen', '127.0.0.1:0']);
+    assert.equal(keyForNothing.code, 2);
+    assert.match(keyForNothing.stderr, /--key: the log in .*unsigned does not sign checkpoints/);
     const noHost = await evident(['serve', '--dir', keys.dir, '--listen', ':8080']);
     assert.equal(noHost.code, 2);
     assert.match(noHost.stderr, /--listen: give the host too/);

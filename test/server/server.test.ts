@@ -269,6 +269,18 @@ describe('evident serve', () => {
     const ndjson = await call('GET', '/v1/entries?actor=alice', { token, accept: 'application/x-ndjson' });
     assert.match(ndjson.headers.get('content-type') ?? '', /^application\/x-ndjson/);
     for (const line of ndjson.text.trim().split('\n')) assert.equal(JSON.parse(line).actor, 'alice');
+    // In NDJSON the next page is in a Link header; following it gives the page JSON's `next` gives.
+    const paged = await call('GET', '/v1/entries?limit=2', { token, accept: 'application/x-ndjson' });
+    const link = /^<(\/v1\/entries\?[^>]+)>; rel="next"$/.exec(paged.headers.get('link') ?? '');
+    assert.ok(link, `a Link header: ${paged.headers.get('link')}`);
+    const followed = await call('GET', link[1] as string, { token, accept: 'application/x-ndjson' });
+    assert.deepEqual(
+      followed.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+      all.slice(2, 4),
+    );
     for (const bad of ['limit=0', 'limit=5000', 'after=-1', 'since=yesterday', 'limit=1&limit=2']) {
       const r = await call('GET', `/v1/entries?${bad}`, { token });
       assert.equal(r.status, 400, bad);
