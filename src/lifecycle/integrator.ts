@@ -477,7 +477,10 @@ export class Integrator {
       if (Date.now() >= deadline) {
         throw new EvidentError(
           'EVIDENT_NOT_YET',
-          `no checkpoint in ${this.#store.location} covers ${size} entries yet; the integrator (another writer) signs them`,
+          `no checkpoint in ${this.#store.location} covers ${entries(size)} yet: ` +
+            (this.#options.readOnly
+              ? 'a writer of the log signs one when it runs (this reader signs nothing; --wait waits for one)'
+              : 'the writer that holds the integrator lease signs one within its interval'),
         );
       }
       await sleep(Math.min(100, this.#options.intervalMs)); // a caller awaits this: the timer keeps the process up
