@@ -223,6 +223,21 @@ describe('a PostgreSQL log', () => {
       parsePostgresUrl(foreign).schema,
     ]);
     assert.equal(tables?.n, 1, 'nothing written there');
+    // Not only tables: any object of another's in the schema, even one named as evident names its own.
+    for (const object of [
+      'sequence counter',
+      "type mood as enum ('ok')",
+      "function refuse_change() returns int as 'select 1' language sql",
+    ]) {
+      const other = postgresLog();
+      await sql(`create schema ${schemaOf(other)}`);
+      await sql(`create ${object.replace(/^(\w+) /, `$1 ${schemaOf(other)}.`)}`);
+      await assert.rejects(
+        Log.init({ store: other }),
+        { code: 'EVIDENT_INVALID_OPTION', message: /holds .*\?schema=NAME/ },
+        object,
+      );
+    }
   });
 
   it("takes its URL's parameters as given or refuses them: a bad port, a timeout, a password kept out of messages", async () => {
