@@ -254,7 +254,8 @@ export class PostgresEntries implements EntryStore {
               case when octet_length(hash) = 32 and octet_length(prev) = 32 then int8send(seq) || hash || prev
               else '\\x00'::bytea end, ''::bytea order by seq)), 'hex') || ' ' ||
             encode(sha256(textsend(string_agg(
-              ts || E'\\x01' || actor || E'\\x01' || action || E'\\x01' || coalesce(to_json(targets)::text, '-'),
+              coalesce(ts, E'\\x03') || E'\\x01' || coalesce(actor, E'\\x03') || E'\\x01' || coalesce(action, E'\\x03')
+                || E'\\x01' || coalesce(to_json(targets)::text, '-'),
               E'\\x02' order by seq))), 'hex') as digest
           from ${this.#s}.entries where seq between $1 and $2`,
           [first, last],
@@ -370,7 +371,9 @@ interface RowColumns extends IndexedMembers {
  * by U+0001, rows joined by U+0002. No value an entry may hold contains
  * either (control characters are refused, and JSON escapes them), so a page
  * has exactly 3 of the one a row and one fewer of the other than rows: a
- * column changed to hold one cannot leave the joined text as it was.
+ * column changed to hold one cannot leave the joined text as it was. The
+ * database writes U+0003 for a column an owner made NULL, which would
+ * otherwise drop the row from the join and free its separators.
  */
 class PageColumns {
   static readonly ROW = 8 + 2 * HASH_SIZE;

@@ -412,6 +412,15 @@ describe('an owner who bypasses the triggers is caught by verify', () => {
       assert.deepEqual([result.size, result.failure?.seq, result.failure?.reason], [3, 3, 'hash-mismatch'], change);
       assert.match(result.failure?.message ?? '', new RegExp(`the row's ${column} column is not its entry's`), change);
     }
+    // A column made NULL would drop its row from a join and free its separators for the row before to carry.
+    const nulled = await tampered((s) => [
+      `alter table ${s}.entries alter column actor drop not null`,
+      `update ${s}.entries e set action = e.action || E'\\x01' || coalesce(to_json(e.targets)::text, '-') || E'\\x02' ||
+        n.ts || E'\\x01' || n.actor || E'\\x01' || n.action, targets = n.targets
+        from ${s}.entries n where e.seq = 2 and n.seq = 3`,
+      `update ${s}.entries set actor = null where seq = 3`,
+    ]);
+    assert.deepEqual([nulled.result.failure?.seq, nulled.result.failure?.reason], [2, 'hash-mismatch']);
     const far = await tampered((s) => [`update ${s}.entries set actor = 'b' where seq = 5100`], false, 5200);
     assert.deepEqual([far.result.size, far.result.failure?.seq], [5100, 5100]);
     // Found by the changed column, the entry is not shown as a match: the read fails, naming it.
