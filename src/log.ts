@@ -404,12 +404,11 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     const { port1, port2 } = new MessageChannel();
     this.#shared.add(port1);
     port1.once('close', () => this.#shared.delete(port1));
-    const open = () => (this.#closed ? Promise.reject(new LogClosedError()) : Promise.resolve());
     serveShared(port1, {
       location: this.location,
       maxEntryBytes: this.#maxEntryBytes,
-      append: (prepared) => open().then(() => this.#append(prepared)),
-      appendBulk: (prepared) => open().then(() => this.#sequencer.appendBulk(prepared)),
+      append: (inputs) => this.appendBatch(inputs as EntryInput[]),
+      appendBulk: (inputs) => this.appendBulk(inputs as EntryInput[]),
       head: () => this.head(),
       read: (query) => this.read(query),
       checkpoint: () => this.checkpoint(),

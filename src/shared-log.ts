@@ -7,14 +7,15 @@
  * store, one pool and one queue, so the workers' appends are group-committed
  * with everyone else's.
  *
- * Entries are validated and encoded in the worker, exactly as Log does, and
- * cross the port already encoded: what the worker gave is refused or
- * recorded there, before the structured clone could turn a class instance
- * into a plain object. Errors come back with their code, message and, for
- * an entry, its field and problem.
+ * Entries are validated in the worker, exactly as Log does, and cross the
+ * port as their canonical JSON: what the worker gave is refused there,
+ * before the structured clone could turn a class instance into a plain
+ * object, and the owner parses and validates the text again, so nothing a
+ * worker sends is written on trust. Errors come back with their code,
+ * message and, for an entry, its field and problem.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { type Entry, type EntryInput, type Head, type PreparedEntry, prepareBatch } from './entry.js';
+import { type Entry, type EntryInput, type Head, inputText, prepareBatch } from './entry.js';
 import { type ErrorCode, EvidentError, InvalidEntryError, LogClosedError } from './errors.js';
 import type { Appended } from './lifecycle/sequencer.js';
 import type { AuditLog } from './log.js';
@@ -23,12 +24,17 @@ import type { ReadQuery } from './store/store.js';
 /** Entries a read sends in one message: the worker asks for the next ones as it consumes them. */
 const READ_CHUNK = 256;
 
-/** What the owning thread does for a SharedLog: the log's own operations, with entries already prepared. */
+/**
+ * What the owning thread does for a SharedLog: the log's own operations.
+ * Appends take each entry as the canonical JSON text the worker validated,
+ * parsed and validated again by the log itself: what crosses the port is
+ * never written on trust.
+ */
 export interface SharedOperations {
   location: string;
   maxEntryBytes: number;
-  append(prepared: PreparedEntry[]): Promise<Entry[]>;
-  appendBulk(prepared: PreparedEntry[]): Promise<Appended>;
+  append(inputs: unknown[]): Promise<Entry[]>;
+  appendBulk(inputs: unknown[]): Promise<Appended>;
   head(): Promise<Head>;
   read(query: ReadQuery): AsyncIterator<Entry>;
   checkpoint(): Promise<string | null>;
@@ -36,7 +42,7 @@ export interface SharedOperations {
 }
 
 type Request =
-  | { id: number; op: 'append' | 'appendBulk'; prepared: PreparedEntry[] }
+  | { id: number; op: 'append' | 'appendBulk'; texts: string[] }
   | { id: number; op: 'head' | 'checkpoint' }
   | { id: number; op: 'receipt'; seq: number; waitMs: number | undefined }
   | { id: number; op: 'read'; query: ReadQuery }
@@ -78,9 +84,9 @@ export function serveShared(port: MessagePort, log: SharedOperations): void {
   const run = async (request: Request): Promise<unknown> => {
     switch (request.op) {
       case 'append':
-        return log.append(request.prepared);
+        return log.append(request.texts.map((text) => JSON.parse(text)));
       case 'appendBulk':
-        return log.appendBulk(request.prepared);
+        return log.appendBulk(request.texts.map((text) => JSON.parse(text)));
       case 'head':
         return log.head();
       case 'checkpoint':
@@ -223,16 +229,16 @@ export class SharedLog implements AuditLog {
 
   /** Appends entries atomically: all in one commit, consecutive, or none. */
   async appendBatch(inputs: readonly EntryInput[]): Promise<Entry[]> {
-    const prepared = await this.#prepare(inputs);
-    if (prepared.length === 0) return [];
-    return (await this.#call({ op: 'append', prepared })) as Entry[];
+    const texts = await this.#encode(inputs);
+    if (texts.length === 0) return [];
+    return (await this.#call({ op: 'append', texts })) as Entry[];
   }
 
   /** appendBatch(), answering how many were appended and their first and last seq. */
   async appendBulk(inputs: readonly EntryInput[]): Promise<Appended> {
-    const prepared = await this.#prepare(inputs);
-    if (prepared.length === 0) return { appended: 0, first: null, last: null };
-    return (await this.#call({ op: 'appendBulk', prepared })) as Appended;
+    const texts = await this.#encode(inputs);
+    if (texts.length === 0) return { appended: 0, first: null, last: null };
+    return (await this.#call({ op: 'appendBulk', texts })) as Appended;
   }
 
   async head(): Promise<Head> {
@@ -269,12 +275,15 @@ export class SharedLog implements AuditLog {
     this.#port.close();
   }
 
-  /** The entries validated and encoded here, with the owner's size limit; a bad one throws as Log's would. */
-  async #prepare(inputs: readonly EntryInput[]): Promise<PreparedEntry[]> {
+  /**
+   * The entries validated here, with the owner's size limit (a bad one throws
+   * as Log's would), as canonical JSON: exactly the values that were judged,
+   * whatever the structured clone would have made of the caller's objects.
+   */
+  async #encode(inputs: readonly EntryInput[]): Promise<string[]> {
     await this.#ready;
     if (this.#closed) throw new LogClosedError();
-    // The caller's objects stay here: what crosses the port is what was validated.
-    return prepareBatch(inputs, this.#maxEntryBytes).map((entry) => ({ ...entry, input: entry.fields }));
+    return prepareBatch(inputs, this.#maxEntryBytes).map(inputText);
   }
 
   async #call(request: Call): Promise<unknown> {

@@ -14,7 +14,7 @@ import { Log } from '../src/log.js';
 import { parseReceipt, verifyReceipt } from '../src/receipt.js';
 import { SharedLog } from '../src/shared-log.js';
 import { acquirePool, releasePool } from '../src/store/postgres/connection.js';
-import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, readStore, signingLog, tempDir } from './helpers.js';
+import { dropTestSchemas, FIXTURES, POSTGRES, postgresLog, readStore, signingLog, tempDir, until } from './helpers.js';
 
 const WORKER = join(FIXTURES, 'shared-worker.js');
 
@@ -226,6 +226,36 @@ describe('a log shared with worker threads', () => {
     const entries = await readStore(dir);
     assertAll(entries, acked);
     assert.equal(entries.filter((e) => e.actor === 'after').length, 100);
+  });
+
+  it('writes nothing on trust: what comes through the port is validated again by the log', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    const port = log.share();
+    const replies: { id: number; error?: { code?: string; message: string } }[] = [];
+    port.on('message', (message: { id?: number }) => {
+      if (message.id !== undefined) replies.push(message as (typeof replies)[number]);
+    });
+    // What a buggy or hostile sender could put on the port instead of what SharedLog encodes.
+    port.postMessage({ id: 1, op: 'append', texts: ['{"actor":"a\\u0001b","action":"x.y"}'] });
+    port.postMessage({ id: 2, op: 'append', texts: ['{"actor":"a","action":"evident.log.init"}'] });
+    port.postMessage({
+      id: 3,
+      op: 'appendBulk',
+      texts: [JSON.stringify({ actor: 'a', action: 'x.y', data: { s: 'x'.repeat(70_000) } })],
+    });
+    port.postMessage({ id: 4, op: 'append', texts: ['{"actor":'] });
+    await until(() => replies.length === 4, 'four answers');
+    replies.sort((a, b) => a.id - b.id);
+    assert.deepEqual(
+      replies.slice(0, 3).map((r) => r.error?.code),
+      ['EVIDENT_INVALID_ENTRY', 'EVIDENT_INVALID_ENTRY', 'EVIDENT_INVALID_ENTRY'],
+      "a control character, an action of the log's own, an entry over the limit",
+    );
+    assert.match(replies[3]?.error?.message ?? '', /JSON/, 'a text that is not JSON is refused too');
+    port.close();
+    await log.close();
+    assert.equal((await readStore(dir)).length, 0, 'nothing written');
   });
 
   it('a SharedLog in the owning thread itself works the same', async () => {
