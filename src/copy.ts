@@ -58,7 +58,7 @@ export async function copyLog(options: CopyOptions): Promise<CopyResult> {
 
 async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) => void): Promise<CopyResult> {
   const target = await to.entries.head();
-  if ((await to.checkpoints.read()) !== null || (target.size > 0 && !(await isPrefixOf(target, from)))) {
+  if ((await to.checkpoints.read()) !== null || (target.size > 0 && !(await isPrefixOf(target, to, from)))) {
     throw new InvalidOptionError(
       `${to.location} already holds a log (${target.size} entries): copy into an empty store`,
     );
@@ -113,12 +113,26 @@ async function copyOpen(from: Store, to: Store, onProgress?: (copied: number) =>
   return { entries: after.size, head: after, checkpoint: checkpoint !== null, cosignatures: cosignatures.length };
 }
 
-/** Whether the entries of `target` (a log's head) are the first of `source`'s: the same log, the same hash there. */
-async function isPrefixOf(target: Head, source: Store): Promise<boolean> {
-  for await (const entry of source.entries.read({ fromSeq: target.size - 1, toSeq: target.size - 1 })) {
-    return entry.log === target.log && entry.hash === target.hash;
-  }
-  return false;
+/**
+ * Whether the entries of `to` (whose head is `head`) are the first of
+ * `source`'s: its last entry, as its line holds it, is the source's entry
+ * there, and the head says the same. (The chain before it is the CLI's
+ * verify of the copy to check.)
+ */
+async function isPrefixOf(head: Head, to: Store, source: Store): Promise<boolean> {
+  const at = { fromSeq: head.size - 1, toSeq: head.size - 1 };
+  const last = async (store: Store) => {
+    for await (const entry of store.entries.read(at)) return entry;
+    return null;
+  };
+  const [mine, theirs] = [await last(to), await last(source)];
+  return (
+    mine !== null &&
+    theirs !== null &&
+    canonicalize(mine) === canonicalize(theirs) &&
+    mine.hash === head.hash &&
+    mine.log === head.log
+  );
 }
 
 /** Lines already sealed, verified, to be appended as they are, after exactly the head they follow. */
