@@ -44,7 +44,7 @@ import type { Tree } from './lifecycle/tree.js';
 import { locateRewrite, verifyAgainst, verifySince } from './lifecycle/verify.js';
 import { emptyRoot } from './merkle/hash.js';
 import { verifyInclusion } from './merkle/verify.js';
-import { type Checkpoint, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
+import { type Checkpoint, checkpointOfNote, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
 import { verifierKeyOf } from './note/keys.js';
 import { ed25519Signer, openNote, signNote } from './note/note.js';
 import { type TrustedCheckpoint, trustCheckpoint } from './note/trust.js';
@@ -720,7 +720,7 @@ function withoutCheckpoint(result: VerifyResult, why: string): VerifyResult {
 function emptyTreeCheckpoint(note: string | null): boolean {
   if (note === null) return true;
   try {
-    return parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size === 0;
+    return checkpointOfNote(note).size === 0;
   } catch {
     return false;
   }

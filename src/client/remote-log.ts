@@ -16,7 +16,7 @@ import { type Entry, type EntryInput, type Head, inputText, prepareBatch } from 
 import { ERROR_CODES, type ErrorCode, EvidentError, InvalidOptionError } from '../errors.js';
 import type { Appended } from '../lifecycle/sequencer.js';
 import type { AuditLog } from '../log.js';
-import { parseCheckpoint } from '../note/checkpoint.js';
+import { checkpointOfNote } from '../note/checkpoint.js';
 import type { TrustedCheckpoint, TrustPolicy } from '../note/trust.js';
 import { parseReceipt } from '../receipt.js';
 import type { ReadQuery, VerifyProgress } from '../store/store.js';
@@ -310,7 +310,7 @@ export function causeOf(error: unknown): string {
 /** The size a checkpoint note states, or -1 when its text is not a checkpoint's. */
 function sizeOf(note: string): number {
   try {
-    return parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1)).size;
+    return checkpointOfNote(note).size;
   } catch {
     return -1;
   }

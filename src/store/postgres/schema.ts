@@ -91,43 +91,33 @@ export async function migrate(pool: Pool, schema: string, location: string): Pro
 
 /**
  * The version of the log in `schema`: null if the schema is missing or
- * empty; refused if it holds tables that are not an evident log's.
+ * empty; refused if it holds objects that are not an evident log's.
  */
 export async function versionOf(db: Pool | Client, schema: string, location: string): Promise<number | null> {
   // Every object in the schema, not only its tables: a function, sequence or type of another's is in the way too.
-  const tables = (
+  // (A log's own objects include its meta table; the row types of tables are not counted.)
+  const objects = (
     await db.query<{ name: string }>(
       `select relname::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
       union all select proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where n.nspname = $1 and p.proname <> 'refuse_change'
+        where n.nspname = $1
       union all select typname::text from pg_type t join pg_namespace n on n.oid = t.typnamespace
-        where n.nspname = $1 and t.typtype in ('d', 'e', 'r', 'm') or (n.nspname = $1 and t.typtype = 'c'
-          and not exists (select 1 from pg_class c where c.oid = t.typrelid and c.relkind <> 'c'))
+        where n.nspname = $1 and (t.typtype in ('d', 'e', 'r', 'm') or (t.typtype = 'c'
+          and not exists (select 1 from pg_class c where c.oid = t.typrelid and c.relkind <> 'c')))
       order by 1`,
       [schema],
     )
   ).rows;
-  if (tables.length === 0) {
-    // An empty schema, or one holding only a function of ours: that is not a log, and not in the way of one.
-    const ours = await db.query(
-      `select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where n.nspname = $1 and p.proname = 'refuse_change'`,
-      [schema],
-    );
-    if (ours.rowCount === 0) return null;
-    throw new InvalidOptionError(
-      `schema ${schema} of ${location} holds a function refuse_change but no evident log: give another schema with ?schema=NAME`,
-    );
-  }
+  if (objects.length === 0) return null;
   const foreign = () =>
     new InvalidOptionError(
-      `schema ${schema} of ${location} holds something other than an evident log (${tables
+      `schema ${schema} of ${location} holds something other than an evident log (${objects
         .map((t) => t.name)
         .slice(0, 5)
         .join(', ')}): give another schema with ?schema=NAME`,
     );
-  if (!tables.some((t) => t.name === 'meta')) throw foreign();
+  if (!objects.some((t) => t.name === 'meta')) throw foreign();
   const rows = (
     await db.query<{ key: string; value: string }>(
       `select key, value from ${quoted(schema)}.meta where key in ('kind', 'version')`,
