@@ -23,6 +23,36 @@ export interface PostgresTarget {
 
 export const DEFAULT_SCHEMA = 'evident';
 
+/**
+ * The URL parameters node-postgres acts on (besides evident's `schema`). `binary` and `replication`
+ * are left out: evident reads rows as text and writes through ordinary sessions.
+ */
+const PARAMETERS = new Set([
+  'host',
+  'port',
+  'user',
+  'password',
+  'db',
+  'encoding',
+  'client_encoding',
+  'application_name',
+  'fallback_application_name',
+  'options',
+  'ssl',
+  'sslmode',
+  'sslcert',
+  'sslkey',
+  'sslrootcert',
+  'sslnegotiation',
+  'uselibpqcompat',
+  'statement_timeout',
+  'lock_timeout',
+  'query_timeout',
+  'idle_in_transaction_session_timeout',
+  'connectionTimeoutMillis',
+  'keepAliveInitialDelayMillis',
+]);
+
 /** Parses `postgres://…[?schema=NAME]`; the schema must be a plain lower-case identifier. */
 export function parsePostgresUrl(spec: string): PostgresTarget {
   let url: URL;
@@ -40,6 +70,15 @@ export function parsePostgresUrl(spec: string): PostgresTarget {
     );
   }
   url.searchParams.delete('schema');
+  // A misspelt parameter (`?shema=audit`) would otherwise be dropped without a word, and the log opened be
+  // another than the one meant.
+  for (const name of new Set(url.searchParams.keys())) {
+    if (!PARAMETERS.has(name)) {
+      throw new InvalidOptionError(
+        `${JSON.stringify(name)} is not a parameter of a PostgreSQL store URL (it takes schema, ${[...PARAMETERS].join(', ')})`,
+      );
+    }
+  }
   // node-postgres would take a bad port as given and never connect, nor say why: refused here.
   for (const port of url.searchParams.getAll('port')) {
     if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
