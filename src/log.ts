@@ -129,7 +129,7 @@ export interface VerifyOptions {
   checkpoint?: TrustedCheckpoint | undefined;
   /** With `checkpoint`: check only the entries after it, trusting the stored tree up to it once it hashes to its root. */
   sinceCheckpoint?: boolean | undefined;
-  /** Worker threads to verify a large log with (ranges checked at once, then linked). Default 1. */
+  /** Worker threads to verify a large directory log with (ranges checked at once, then linked). Default 1. */
   threads?: number | undefined;
   /** Called now and then while verifying. */
   onProgress?: ((progress: VerifyProgress) => void) | undefined;

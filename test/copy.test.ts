@@ -45,6 +45,10 @@ describe('evident copy', () => {
       await ok(['verify', '--dir', back, '--checkpoint', checkpoint, '--key', vkey]),
       /consistent with the checkpoint at size 701/,
     );
+    // Threads split a file; a database is read as one stream, and the CLI says so rather than ignore them.
+    const threaded = await evident(['verify', '--store', url, '--threads', '2']);
+    assert.equal(threaded.code, 0, threaded.stderr);
+    assert.match(threaded.stderr, /^evident: warning: .* is verified as one stream; threads are for directory logs\n$/);
     // The copy is the log: appends go on, signed with the same key.
     await ok(['append', '--store', url, '--actor', 'b', '--action', 'x.z']);
     assert.match(await ok(['checkpoint', '--store', url]), /^copy\.example\/log\n702\n/);

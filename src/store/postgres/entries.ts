@@ -222,6 +222,9 @@ export class PostgresEntries implements EntryStore {
    * the row. (Hex columns for every row cost a third of the time.)
    */
   async verify(check: ChainCheck): Promise<VerifyResult> {
+    if ((check.threads ?? 1) > 1) {
+      process.emitWarning(`evident: ${this.#location} is verified as one stream; threads are for directory logs`);
+    }
     const pool = this.#pool();
     const bytesBefore = async (seq: number | null) => {
       const { rows } = await pool.query<{ bytes: string }>(
