@@ -13,6 +13,7 @@
  * and the file ends with a newline      (else `torn-tail`).
  */
 
+import { isUtf8 } from 'node:buffer';
 import { hash as digest } from 'node:crypto';
 import { isCanonicalText, MAX_DEPTH, nestsDeeperThan } from './encoding/canonical.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
@@ -229,6 +230,8 @@ export class ChainVerifier {
       hash = leafHashOfText(scanned.covered);
       indexed = scanned;
     } else {
+      // Decoding would put U+FFFD for invalid bytes, and the entry read back would not be the bytes hashed.
+      if (!isUtf8(bytes.subarray(from, to))) return fail('malformed', 'line is not valid UTF-8');
       const text = bytes.toString('utf8', from, to);
       const parsed = parseEntry(text);
       if (typeof parsed === 'string') return fail('malformed', parsed);

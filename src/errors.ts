@@ -56,6 +56,11 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** Whether `code` is one of the table's own codes (not a name every object inherits, such as `toString`). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
 export interface EvidentErrorOptions extends ErrorOptions {
   /** For an error about one entry of a batch: its position in the batch, from 0. */
   index?: number | undefined;

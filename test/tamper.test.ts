@@ -3,6 +3,7 @@
  * verify names the first bad entry with the right seq, line and reason.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -137,6 +138,31 @@ describe('tamper detection', () => {
     const blank = [...original];
     blank[5] = '';
     expectFailure(await verifyLines(blank, 'blank'), 5, 'malformed');
+  });
+
+  it('a byte that is not UTF-8, resealed over the raw bytes: malformed, not read as U+FFFD', async () => {
+    const entry = JSON.parse(original[5] as string) as Entry;
+    const { hash: _old, ...rest } = { ...entry, actor: 'a_b' };
+    const covered = Buffer.from(canonicalize(rest));
+    covered[covered.indexOf('a_b') + 1] = 0xff;
+    const leaf = createHash('sha256')
+      .update(Buffer.from([0]))
+      .update(covered)
+      .digest('hex');
+    const at = covered.indexOf(',"id":');
+    const line = Buffer.concat([covered.subarray(0, at), Buffer.from(`,"hash":"${leaf}"`), covered.subarray(at)]);
+    const result = await verifyLines(null, 'not-utf8', (path) =>
+      writeFileSync(
+        path,
+        Buffer.concat([
+          Buffer.from(`${original.slice(0, 5).join('\n')}\n`),
+          line,
+          Buffer.from(`\n${original.slice(6).join('\n')}\n`),
+        ]),
+      ),
+    );
+    expectFailure(result, 5, 'malformed');
+    assert.match(result.failure?.message ?? '', /not valid UTF-8/);
   });
 
   it('data nested deeper than an entry may hold, resealed: malformed, naming it, at any depth', async () => {

@@ -8,7 +8,7 @@
  *   3  entries were appended (and printed), but a step after failed: do not append them again
  * Errors are one line on stderr: `evident: <message> [<CODE>]`.
  */
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, isErrorCode } from '../errors.js';
 import { AfterAppendError, type Command, UsageError, write } from './common.js';
 import { LOG_COMMANDS, LOG_HELP } from './log-commands.js';
 import { SERVE_COMMANDS, SERVE_HELP } from './serve-commands.js';
@@ -65,11 +65,11 @@ process.on('warning', (warning) => {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    const topic = command === 'help' && rest[0] !== undefined && rest[0] in HELP ? rest[0] : 'evident';
+    const topic = command === 'help' && rest[0] !== undefined && Object.hasOwn(HELP, rest[0]) ? rest[0] : 'evident';
     write(`${HELP[topic]}\n`);
     return command === undefined ? 2 : 0;
   }
-  const run = COMMANDS[command];
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)} (see evident --help)`);
   if (rest.includes('--help') || rest.includes('-h')) {
     write(`${HELP[command]}\n`);
@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
 function exitCodeFor(error: unknown): number {
   if (error instanceof AfterAppendError) return 3;
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && code in ERROR_CODES ? ERROR_CODES[code as ErrorCode].exit : 2;
+  return isErrorCode(code) ? ERROR_CODES[code].exit : 2;
 }
 
 // A reader that closed the pipe (`evident log | head -1`) ends the command quietly; any other

@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type Entry, type EntryInput, type Head, inputText, prepareBatch } from '../entry.js';
-import { ERROR_CODES, type ErrorCode, EvidentError, InvalidOptionError } from '../errors.js';
+import { EvidentError, InvalidOptionError, isErrorCode } from '../errors.js';
 import type { Appended } from '../lifecycle/sequencer.js';
 import type { AuditLog } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
@@ -94,7 +94,7 @@ export class RemoteLog implements AuditLog {
       headers: { 'content-type': 'application/json', 'idempotency-key': options.idempotencyKey ?? randomUUID() },
       body: inputText(prepared as NonNullable<typeof prepared>),
     });
-    return this.#appended((await response.json()) as Entry);
+    return this.#appended(await jsonOf<Entry>(response));
   }
 
   /** Notes `entry` as appended by this client; returns it. */
@@ -106,7 +106,7 @@ export class RemoteLog implements AuditLog {
   /** Appends entries atomically, all or none; resolves with them as stored. */
   async appendBatch(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Entry[]> {
     const response = await this.#postBatch(inputs, true, options);
-    const entries = response === null ? [] : ndjson(await response.text());
+    const entries = response === null ? [] : await ndjsonOf(response);
     if (entries.length > 0) this.#appended(entries.at(-1) as Entry);
     return entries;
   }
@@ -115,7 +115,7 @@ export class RemoteLog implements AuditLog {
   async appendBulk(inputs: readonly EntryInput[], options: RemoteAppendOptions = {}): Promise<Appended> {
     const response = await this.#postBatch(inputs, false, options);
     if (response === null) return { appended: 0, first: null, last: null };
-    const appended = (await response.json()) as Appended;
+    const appended = await jsonOf<Appended>(response);
     if (appended.last !== null) this.#appended({ seq: appended.last });
     return appended;
   }
@@ -151,7 +151,7 @@ export class RemoteLog implements AuditLog {
       const response = await this.#request(`v1/entries?${params}`, {
         headers: { accept: 'application/x-ndjson' },
       });
-      const entries = ndjson(await response.text());
+      const entries = await ndjsonOf(response);
       for (const entry of entries) {
         if (query.toSeq !== undefined && entry.seq > query.toSeq) return;
         yield entry;
@@ -164,7 +164,7 @@ export class RemoteLog implements AuditLog {
 
   /** The log's head: its size, and its last entry's hash and time. */
   async head(): Promise<Head> {
-    const health = (await (await this.#request('v1/health')).json()) as Head & { ok: boolean };
+    const health = await jsonOf<Head & { ok: boolean }>(await this.#request('v1/health'));
     return { log: health.log, size: health.size, hash: health.hash, ts: health.ts };
   }
 
@@ -276,13 +276,13 @@ async function errorOf(response: Response, url: URL): Promise<EvidentError> {
   const text = await response.text().catch(() => '');
   try {
     const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown; line?: unknown } }).error;
-    if (typeof error?.code === 'string' && error.code in ERROR_CODES && typeof error.message === 'string') {
+    if (isErrorCode(error?.code) && typeof error.message === 'string') {
       // About one line of the batch sent: its index, and the message without the server's "line N: ".
       if (typeof error.line === 'number' && Number.isSafeInteger(error.line) && error.line >= 1) {
         const message = error.message.replace(`line ${error.line}: `, '');
-        return new EvidentError(error.code as ErrorCode, message, { index: error.line - 1 });
+        return new EvidentError(error.code, message, { index: error.line - 1 });
       }
-      return new EvidentError(error.code as ErrorCode, error.message);
+      return new EvidentError(error.code, error.message);
     }
   } catch {
     // not one of evident's answers
@@ -294,11 +294,29 @@ async function errorOf(response: Response, url: URL): Promise<EvidentError> {
   );
 }
 
-function ndjson(text: string): Entry[] {
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Entry);
+/** A successful answer's JSON body; a body that is not JSON is no evident service's (EVIDENT_UNAVAILABLE). */
+async function jsonOf<T>(response: Response): Promise<T> {
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw notJson(response);
+  }
+}
+
+/** A successful answer's NDJSON body, one entry a line; refused as jsonOf() refuses. */
+async function ndjsonOf(response: Response): Promise<Entry[]> {
+  const lines = (await response.text()).split('\n').filter((line) => line !== '');
+  try {
+    return lines.map((line) => JSON.parse(line) as Entry);
+  } catch {
+    throw notJson(response);
+  }
+}
+
+function notJson(response: Response): EvidentError {
+  const url = new URL(response.url);
+  return new EvidentError('EVIDENT_UNAVAILABLE', `${url.origin} answered ${url.pathname} with a body that is not JSON`);
 }
 
 /** Why a fetch() failed: its cause's code (ECONNREFUSED, …) or message, which fetch hides behind "fetch failed". */

@@ -180,6 +180,7 @@ describe('evident CLI', () => {
     await evident(['init', '--dir', dir]);
     for (const args of [
       ['frobnicate'],
+      ['toString'], // a name every object has is no command
       ['append', '--dir', dir, '--actor', 'a'],
       ['append', '--dir', dir, '--actor', 'a', '--action', 'b.c', '--data', '[1]'],
       ['append', '--dir', dir, '--actor', 'a', '--action', 'b.c', '--data', '{bad'],
@@ -204,6 +205,9 @@ describe('evident CLI', () => {
       assert.equal(ran.code, 0);
       assert.match(ran.stdout, /Usage: evident/);
     }
+    const inherited = await evident(['help', 'constructor']);
+    assert.equal(inherited.code, 0);
+    assert.match(inherited.stdout, /^evident: a tamper-evident audit log/, 'the general help, not an object\'s function');
     writeFileSync(join(dir, 'unused'), '');
   });
 

@@ -256,6 +256,29 @@ describe('RemoteLog', () => {
     } finally {
       await plain.close();
     }
+    // A server that names a code every object inherits, or answers 200 with what is not JSON, is not believed.
+    const hostile = await proxy(server.base, (request, _upstream, response) => {
+      if (request.url?.startsWith('/v1/health')) {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end('ok');
+      } else if (request.url?.startsWith('/v1/entries')) {
+        response.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        response.end('{"seq":0}\nnot json\n');
+      } else {
+        response.writeHead(400, { 'content-type': 'application/json' });
+        response.end('{"error":{"code":"constructor","message":"all good"}}');
+      }
+      return 'done';
+    });
+    try {
+      const remote = new RemoteLog({ url: hostile.base, retries: 0 });
+      await assert.rejects(remote.checkpoint(), { code: 'EVIDENT_UNAVAILABLE', message: /not as an evident service/ });
+      await assert.rejects(remote.verify({ policy: { log: keys.key } }), { code: 'EVIDENT_UNAVAILABLE' });
+      await assert.rejects(remote.head(), { code: 'EVIDENT_UNAVAILABLE', message: /with a body that is not JSON/ });
+      await assert.rejects(remote.read().next(), { code: 'EVIDENT_UNAVAILABLE', message: /v1\/entries with a body/ });
+    } finally {
+      await hostile.close();
+    }
   });
 
   it('gives a checkpoint that covers what it appended, as a Log does', async () => {
