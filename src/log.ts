@@ -179,6 +179,13 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     super();
     this.#options = options;
     this.#maxEntryBytes = positive(options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES, 'maxEntryBytes');
+    // C2SP tlog-tiles entry bundles give each entry's hashed text (the line without its 74-byte hash member)
+    // a 16-bit length: a larger entry could be appended but never served or checked through tiles.
+    if (this.#maxEntryBytes > DEFAULT_MAX_ENTRY_BYTES) {
+      throw new InvalidOptionError(
+        `maxEntryBytes ${this.#maxEntryBytes}: at most ${DEFAULT_MAX_ENTRY_BYTES}, the most an entry bundle carries`,
+      );
+    }
     this.#maxQueue = positive(options.maxQueue ?? 10_000, 'maxQueue');
     this.#intervalMs = positive(options.checkpointInterval ?? DEFAULT_INTERVAL_MS, 'checkpointInterval');
     const durability = options.durability ?? 'fsync';

@@ -32,7 +32,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { EvidentError, WitnessError } from './errors.js';
+import { EvidentError, ProofError, WitnessError } from './errors.js';
 import type { Hash } from './merkle/hash.js';
 import { verifyConsistency } from './merkle/verify.js';
 import type { Checkpoint } from './note/checkpoint.js';
@@ -122,6 +122,8 @@ export class Witness {
         try {
           verifyConsistency(last.size, checkpoint.size, proof, Buffer.from(last.root, 'base64'), checkpoint.root);
         } catch (error) {
+          // A proof of the wrong shape says nothing about the log; one that leads elsewhere shows another tree.
+          if (!(error instanceof ProofError) || !error.rootMismatch) throw error;
           throw new WitnessError(
             'EVIDENT_WITNESS_FORK',
             `${origin} at ${checkpoint.size} does not extend what was cosigned at ${last.size}: ${(error as Error).message}`,

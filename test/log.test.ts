@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { Entry } from '../src/entry.js';
+import { entryBundle, splitBundle } from '../src/api/layout.js';
+import { canonicalize } from '../src/encoding/canonical.js';
+import { type Entry, hashedText } from '../src/entry.js';
 import { LogClosedError, LogNotFoundError, QueueFullError, RecordFailedError } from '../src/errors.js';
 import { Log } from '../src/log.js';
 import { subtreesOf, treeRoot } from '../src/merkle/tree.js';
@@ -193,6 +195,31 @@ describe('group commit', () => {
       code: 'EVIDENT_INVALID_OPTION',
       message: /a directory, a store URL or a Store object, not 42/,
     });
+    // An entry larger than a C2SP entry bundle carries could be appended, and never served through tiles.
+    assert.throws(() => new Log({ maxEntryBytes: 200_000 }), {
+      code: 'EVIDENT_INVALID_OPTION',
+      message: /maxEntryBytes 200000: at most 65536/,
+    });
+  });
+
+  it('refuses an entry over maxEntryBytes, and takes the largest default entry into a bundle', async () => {
+    const dir = join(tempDir(), 'log');
+    const log = await Log.open({ store: dir, create: true, maxEntryBytes: 1000 });
+    await assert.rejects(log.append({ actor: 'a', action: 'x.y', data: { blob: 'z'.repeat(1000) } }), {
+      code: 'EVIDENT_INVALID_ENTRY',
+      message: /over the 1000-byte limit/,
+    });
+    await log.close();
+    const big = await Log.open({ store: dir });
+    let blob = 'z'.repeat(65_536);
+    let entry: Entry | undefined;
+    while (entry === undefined) {
+      entry = await big.append({ actor: 'a', action: 'x.y', data: { blob } }).catch(() => undefined);
+      blob = blob.slice(10);
+    }
+    assert.ok(Buffer.byteLength(canonicalize(entry)) > 65_400, 'near the limit');
+    assert.equal(splitBundle(entryBundle([entry]))?.[0]?.toString(), hashedText(entry));
+    await big.close();
   });
 });
 

@@ -98,8 +98,16 @@ describe('a witness', () => {
       code: 'EVIDENT_BAD_PROOF',
       message: /no consistency proof was given from size 1, .*--from 1 --to 5/,
     });
+    // A proof of the wrong shape is a bad proof, not evidence of a fork; the witness still takes the right one.
+    const reader = new Log({ store: log.dir, readOnly: true });
+    const proof = await reader.consistencyProof(1, 5);
+    await reader.close();
+    for (const bad of [[Buffer.alloc(0), ...proof.slice(1)], [...proof, ...proof], proof.slice(1)]) {
+      await assert.rejects(witness.cosign(later, log.key, bad), { code: 'EVIDENT_BAD_PROOF' });
+    }
+    await witness.cosign(later, log.key, proof);
     const [origin] = readdirSync(state);
-    const record = join(state, origin as string, '0000000000000001');
+    const record = join(state, origin as string, '0000000000000002');
     writeFileSync(record, '{"origin":');
     await assert.rejects(witness.cosign(later, log.key, []), {
       code: 'EVIDENT_WITNESS_STATE',

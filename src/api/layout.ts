@@ -15,6 +15,7 @@
 
 import type { Entry } from '../entry.js';
 import { hashedText } from '../entry.js';
+import { LogCorruptError } from '../errors.js';
 import { TILE_WIDTH, tilePath } from '../merkle/tiles.js';
 
 export { tilePath } from '../merkle/tiles.js';
@@ -57,6 +58,9 @@ export function entryBundle(entries: readonly Entry[]): Buffer {
   const parts: Buffer[] = [];
   for (const entry of entries) {
     const bytes = Buffer.from(hashedText(entry), 'utf8');
+    if (bytes.length > 0xffff) {
+      throw new LogCorruptError(`entry ${entry.seq} is ${bytes.length} bytes, more than an entry bundle carries`);
+    }
     const length = Buffer.alloc(2);
     length.writeUInt16BE(bytes.length);
     parts.push(length, bytes);

@@ -257,7 +257,8 @@ export const LOG_COMMANDS: Record<string, Command> = {
     if (v.json) {
       write(`${JSON.stringify(result)}\n`);
     } else if (result.ok) {
-      writeVerified(result, started);
+      // Since a checkpoint, the entries before it were not read: the line says which were.
+      writeVerified(result, started, v['since-checkpoint'] === true ? (checkpoint?.size ?? 0) : 0);
       if (checkpoint !== undefined) {
         write(`consistent with the checkpoint at size ${checkpoint.size}; tree root now ${result.root}\n`);
       } else if (result.root !== undefined) {

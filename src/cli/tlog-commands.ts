@@ -1,6 +1,7 @@
 /** The transparency commands: keys, signed notes, checkpoints, proofs and receipts. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { parseIJson } from '../encoding/ijson.js';
 import { EvidentError, KeyError, NoteError, OutOfRangeError, TrustError } from '../errors.js';
 import { loadSignerKey } from '../lifecycle/signing.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
@@ -346,13 +347,8 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     if (v.entry === undefined) throw new UsageError('verify-receipt: --entry is required');
     const policy = trustArgs(v);
     const receipt = parseReceipt(readFileArg(file, 'receipt'));
-    let entry: unknown;
-    try {
-      entry = JSON.parse(readFileArg(v.entry, 'entry'));
-    } catch (error) {
-      if (error instanceof UsageError) throw error;
-      throw new UsageError(`--entry: not JSON (${(error as Error).message})`);
-    }
+    // I-JSON, as every input: a duplicated member would show one entry here and hash as another.
+    const entry = parseIJson(readFileArg(v.entry, 'entry'), '--entry');
     const checkpoint = verifyReceipt(receipt, entry, policy);
     const cosigned = checkpoint.cosigners.map((c) => c.name).join(', ');
     write(
@@ -365,9 +361,19 @@ export const TLOG_COMMANDS: Record<string, Command> = {
 /** Proof hashes from `evident proof` output: JSON (its "proof" array) or text (the lines that are only a hash). */
 function parseProofFile(text: string): Buffer[] {
   if (text.trimStart().startsWith('{')) {
-    const proof = (JSON.parse(text) as { proof?: unknown }).proof;
+    let proof: unknown;
+    try {
+      proof = (JSON.parse(text) as { proof?: unknown }).proof;
+    } catch (error) {
+      throw new UsageError(`--proof: not JSON (${(error as Error).message})`);
+    }
     if (!Array.isArray(proof)) throw new UsageError('--proof: the JSON has no "proof" array');
-    return proof.map((h) => Buffer.from(String(h), 'base64'));
+    return proof.map((h) => {
+      if (typeof h !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(h)) {
+        throw new UsageError(`--proof: ${JSON.stringify(h)} is not a base64 SHA-256 hash`);
+      }
+      return Buffer.from(h, 'base64');
+    });
   }
   return text
     .split('\n')

@@ -21,11 +21,12 @@
  * cannot hash to them. Anything that does not fit is judged again from the
  * first entry, so a failure is always named as a whole check names it.
  */
+import { isUtf8 } from 'node:buffer';
 import { entriesPath, splitBundle } from '../api/layout.js';
 import { ChainVerifier, type VerifyFailure } from '../chain.js';
 import { canonicalize } from '../encoding/canonical.js';
 import { GENESIS_PREV } from '../entry.js';
-import { EvidentError } from '../errors.js';
+import { EvidentError, NoteError } from '../errors.js';
 import { emptyRoot, HASH_SIZE, type Hash, leafHash } from '../merkle/hash.js';
 import { hashesAtTileLevel, TILE_WIDTH, type TileWrite, TreeEdge, tilePath } from '../merkle/tiles.js';
 import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from '../note/trust.js';
@@ -67,6 +68,7 @@ export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions)
   const note = await fetch('checkpoint');
   if (note === null)
     throw new EvidentError('EVIDENT_NOT_FOUND', 'the server has no checkpoint (the log does not sign)');
+  if (!isUtf8(note)) throw new NoteError('EVIDENT_NOTE_MALFORMED', 'the served checkpoint is not UTF-8 text');
   const text = note.toString('utf8');
   const served = { checkpoint: trustCheckpoint(text, options.policy), note: text };
   const previous = options.previous;

@@ -9,7 +9,8 @@
  *   - an integer literal beyond ±(2^53−1), which a double does not hold
  *     exactly (§2.2); a number that overflows, or a non-zero literal that
  *     underflows to zero;
- *   - nesting deeper than MAX_DEPTH.
+ *   - nesting deeper than an entry may (its object, and MAX_DEPTH levels of
+ *     data within it).
  *
  * Lone surrogates are refused when the value is canonicalised; invalid UTF-8
  * is refused where the bytes are read (the text here is already decoded).
@@ -69,7 +70,8 @@ class Checker {
     this.#space();
     const c = this.#text.charCodeAt(this.#at);
     if (c === 0x7b || c === 0x5b) {
-      if (depth >= MAX_DEPTH) this.#fail(`nests deeper than ${MAX_DEPTH} levels, the most an entry may`);
+      // An entry's own object, and its data nested up to MAX_DEPTH levels within it, as the library takes it.
+      if (depth > MAX_DEPTH) this.#fail(`nests deeper than ${MAX_DEPTH} levels, the most an entry may`);
       if (c === 0x7b) this.#object(depth + 1);
       else this.#array(depth + 1);
     } else if (c === 0x22) this.#string();

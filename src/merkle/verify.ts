@@ -6,6 +6,7 @@
  */
 import { ProofError } from '../errors.js';
 import { HASH_SIZE, type Hash, nodeHash } from './hash.js';
+import { isPowerOfTwo } from './tree.js';
 
 const isOdd = (n: number) => n % 2 === 1;
 const half = (n: number) => Math.floor(n / 2);
@@ -100,12 +101,6 @@ export function verifyConsistency(
     sn = half(sn);
   }
   if (sn !== 0) throw new ProofError(`consistency proof is too short (${proof.length} hashes)`);
-  if (!fr.equals(root1)) throw new ProofError('consistency proof does not lead to the first root');
-  if (!sr.equals(root2)) throw new ProofError('consistency proof does not lead to the second root');
-}
-
-function isPowerOfTwo(n: number): boolean {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p === n;
+  if (!fr.equals(root1)) throw new ProofError('consistency proof does not lead to the first root', true);
+  if (!sr.equals(root2)) throw new ProofError('consistency proof does not lead to the second root', true);
 }

@@ -3,9 +3,9 @@
  * a checkpoint signed by the log's key, cosigned by at least `quorum` of the
  * given witnesses. Pure code.
  */
-import { TrustError } from '../errors.js';
+import { KeyError, TrustError } from '../errors.js';
 import { type Checkpoint, parseCheckpoint } from './checkpoint.js';
-import type { PublicNoteKey } from './keys.js';
+import { ALG_COSIGNATURE_V1, ALG_ED25519, type PublicNoteKey } from './keys.js';
 import { cosignatureTime, type NoteSignature, openNote } from './note.js';
 
 export interface TrustPolicy {
@@ -22,12 +22,17 @@ export interface TrustedCheckpoint extends Checkpoint {
   cosigners: { name: string; time: number }[];
 }
 
-/** Opens `note` under `policy`: the log's signature, the origin, and the witness quorum. Throws NoteError or TrustError. */
+/** Opens `note` under `policy`: the log's signature, the origin, and the witness quorum. Throws NoteError, TrustError, or KeyError for a key of the wrong kind. */
 export function trustCheckpoint(note: string, policy: TrustPolicy): TrustedCheckpoint {
   const witnesses = policy.witnesses ?? [];
   const quorum = policy.quorum ?? 0;
   if (!Number.isSafeInteger(quorum) || quorum < 0 || quorum > witnesses.length) {
     throw new TrustError(`a quorum of ${quorum} needs at least that many witness keys (${witnesses.length} given)`);
+  }
+  // A key of the other kind would verify a signature of the wrong kind: a log's signature counted as a witness's.
+  if (policy.log.alg !== ALG_ED25519) throw new KeyError(`log key ${policy.log.name} is a witness key, not a log's`);
+  for (const w of witnesses) {
+    if (w.alg !== ALG_COSIGNATURE_V1) throw new KeyError(`witness key ${w.name} is not a witness key`);
   }
   const opened = openNote(note, [policy.log, ...witnesses]);
   const by = (key: PublicNoteKey) => (s: NoteSignature) => s.name === key.name && s.keyHash === key.keyHash;

@@ -207,7 +207,11 @@ describe('evident CLI', () => {
     }
     const inherited = await evident(['help', 'constructor']);
     assert.equal(inherited.code, 0);
-    assert.match(inherited.stdout, /^evident: a tamper-evident audit log/, 'the general help, not an object\'s function');
+    assert.match(
+      inherited.stdout,
+      /^evident: a tamper-evident audit log/,
+      "the general help, not an object's function",
+    );
     writeFileSync(join(dir, 'unused'), '');
   });
 

@@ -67,6 +67,12 @@ describe('input through the CLI', () => {
     await refused(dir, data('{"n":1e-400}'), undefined, /\$\.n: the number 1e-400 is too small/);
     await refused(dir, data('{"k":1,"k":2}'), undefined, /\$\.k: appears twice in one object/);
     await refused(dir, data(`{"d":${'['.repeat(10_000)}${']'.repeat(10_000)}}`), undefined, /nests deeper than 64/);
+    // Data as deep as the library takes it (64 levels) passes through --batch too; one level more does not.
+    const deep = (levels: number) =>
+      `{"actor":"a","action":"x.y","data":${'{"a":'.repeat(levels - 1)}{}${'}'.repeat(levels - 1)}}\n`;
+    await refused(dir, ['--batch'], deep(65), /stdin line 1: \$\.data(\.a){64}: nests deeper than 64 levels/);
+    const took = await evident(['append', '--dir', dir, '--batch'], { stdin: deep(64) });
+    assert.equal(took.code, 0, took.stderr);
     await refused(
       dir,
       ['--batch'],

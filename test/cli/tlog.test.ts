@@ -156,6 +156,11 @@ describe('keys, checkpoints and proofs (CLI)', () => {
     assert.equal(good.ok, true);
     assert.equal(good.size, 351);
     assert.equal(good.root, full.root, 'both ways reach the same root');
+    assert.match(
+      await ok(['verify', '--dir', dir, '--checkpoint', checkpoint, '--key', logVkey, '--since-checkpoint']),
+      /^ok: 351 entries verified \(the 50 from seq 301 read\)/,
+      'it says which entries it read',
+    );
     const path = join(dir, 'log.jsonl');
     const lines = readLines(path);
     lines[320] = (lines[320] as string).replace('"agent"', '"agent2"');
@@ -206,6 +211,11 @@ describe('keys, checkpoints and proofs (CLI)', () => {
     const altered = JSON.parse(entry) as Entry;
     writeFileSync(join(root, 'altered.json'), JSON.stringify({ ...altered, actor: 'mallory' }));
     await bad('an altered entry', [receipt, '--entry', join(root, 'altered.json'), '--key', logVkey]);
+    // The entry as given, or refused: a second actor member would show one actor and hash as another.
+    writeFileSync(join(root, 'twice.json'), entry.replace('{', '{"actor":"mallory",'));
+    const twice = await evident(['verify-receipt', receipt, '--entry', join(root, 'twice.json'), '--key', logVkey]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /--entry: \$\.actor: appears twice in one object \[EVIDENT_INVALID_ENTRY\]/);
     const other = readLines(join(dir, 'log.jsonl'))[18] as string;
     writeFileSync(join(root, 'other.json'), other);
     await bad('another entry', [receipt, '--entry', join(root, 'other.json'), '--key', logVkey]);
@@ -224,11 +234,8 @@ describe('keys, checkpoints and proofs (CLI)', () => {
     const deep = join(root, 'deep.json');
     writeFileSync(deep, `${'['.repeat(300_000)}${']'.repeat(300_000)}`);
     const nested = await evident(['verify-receipt', receipt, '--entry', deep, '--key', logVkey]);
-    assert.equal(nested.code, 1);
-    assert.match(
-      nested.stderr,
-      /the entry is not an evident entry: .*nests deeper than 65 levels.*\[EVIDENT_BAD_RECEIPT\]/,
-    );
+    assert.equal(nested.code, 2);
+    assert.match(nested.stderr, /--entry: \$(\[0\]){65}: nests deeper than 64 levels.*\[EVIDENT_INVALID_ENTRY\]/);
     for (const [args, problem] of [
       [[receipt, '--entry', '/dev/zero'], /entry "\/dev\/zero" is larger than 1048576 bytes/],
       [['/dev/zero', '--entry', entryFile], /receipt "\/dev\/zero" is larger than 1048576 bytes/],
@@ -327,6 +334,45 @@ describe('witnesses (CLI)', () => {
       '2',
     ]);
     assert.match(verified, /cosigned by w1\.example, w2\.example/);
+    // A log's key given as a witness's would count a plain signature as a cosignature: refused as a bad key.
+    const plain = (await ok(['keygen', '--name', 'w9.example', '--out', join(root, 'w9.key')])).trim();
+    const wrongKind = await evident([
+      'verify-receipt',
+      join(root, 'r-both'),
+      '--entry',
+      join(root, 'e3.json'),
+      '--key',
+      logVkey,
+      '--witness',
+      plain,
+    ]);
+    assert.equal(wrongKind.code, 2);
+    assert.match(wrongKind.stderr, /witness key w9\.example is not a witness key \[EVIDENT_BAD_KEY\]/);
+    // A proof file that is not what `evident proof` writes: said so, and nothing cosigned.
+    writeFileSync(join(root, 'cp'), await ok(['checkpoint', '--dir', dir]));
+    for (const [text, problem] of [
+      ['{bad', /--proof: not JSON/],
+      ['{"proof":["zz"]}', /--proof: "zz" is not a base64 SHA-256 hash/],
+    ] as const) {
+      writeFileSync(join(root, 'bad.proof'), text);
+      const ran = await evident([
+        'witness',
+        'cosign',
+        '--state',
+        s1,
+        '--key',
+        w1.key,
+        '--log-key',
+        logVkey,
+        '--checkpoint',
+        join(root, 'cp'),
+        '--proof',
+        join(root, 'bad.proof'),
+      ]);
+      assert.equal(ran.code, 2, ran.stderr);
+      assert.match(ran.stderr, problem);
+      assert.match(ran.stderr, /\[EVIDENT_USAGE\]\n$/);
+    }
   });
 
   it('refuses a rollback to an older checkpoint', async () => {

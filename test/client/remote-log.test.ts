@@ -391,9 +391,21 @@ describe('RemoteLog.verify, trusting only the key', () => {
     }
   });
 
-  it('refuses a checkpoint the key did not sign', async () => {
+  it('refuses a checkpoint the key did not sign, and one that is not UTF-8', async () => {
     const other = signingLog('verify.example/log');
     await assert.rejects(remote.verify({ policy: { log: other.key } }), { code: 'EVIDENT_NOTE_UNVERIFIED' });
+    // A byte that is not UTF-8 in a signature line: refused, not read as U+FFFD and passed on to --remember.
+    const latin1 = await proxy(service.base, (request, upstream) =>
+      request.url === '/checkpoint' ? Buffer.concat([upstream.body, Buffer.from([0xe9, 0x0a])]) : 'pass',
+    );
+    try {
+      await assert.rejects(new RemoteLog({ url: latin1.base }).verify({ policy: { log: signed.key } }), {
+        code: 'EVIDENT_NOTE_MALFORMED',
+        message: /not UTF-8/,
+      });
+    } finally {
+      await latin1.close();
+    }
   });
 
   it('calls a history rewritten with recomputed hashes rewritten; where, when the tiles still hold the old tree', async () => {
