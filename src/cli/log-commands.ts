@@ -8,7 +8,7 @@ import { copyLog } from '../copy.js';
 import { canonicalize } from '../encoding/canonical.js';
 import { parseIJson } from '../encoding/ijson.js';
 import { type Entry, type EntryInput, entryIndexOf } from '../entry.js';
-import { EvidentError, InvalidEntryError, NoteError, TrustError } from '../errors.js';
+import { EvidentError, InvalidEntryError, LogCorruptError, NoteError, TrustError } from '../errors.js';
 import type { Appended } from '../lifecycle/sequencer.js';
 import { type AuditLog, Log } from '../log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
@@ -349,12 +349,12 @@ export const LOG_COMMANDS: Record<string, Command> = {
     const json = v.json === true;
     await using(logOf(v, true), async (log) => {
       const printer = new EntryPrinter(json);
-      let next = Math.max(0, (await log.head()).size - count);
-      next = await printFrom(log, next, printer);
+      const printed = { next: Math.max(0, (await log.head()).size - count), hash: null as string | null };
+      await printFrom(log, printed, printer);
       if (v.follow) printer.end(); // following an empty log: the header now, the rows as they come
       while (v.follow) {
         await sleep(200);
-        next = await printFrom(log, next, printer);
+        await printFrom(log, printed, printer);
       }
       printer.end();
     });
@@ -465,13 +465,26 @@ async function verifyRemote(v: {
   return result.ok ? 0 : 1;
 }
 
-async function printFrom(log: AuditLog, fromSeq: number, printer: EntryPrinter): Promise<number> {
-  let next = fromSeq;
-  for await (const entry of log.read({ fromSeq })) {
+/**
+ * Prints the entries from `printed.next` on, and moves it past them. Each must
+ * follow the last one printed (its prev is that one's hash): a log replaced or
+ * rewritten under `tail -f` stops it, rather than print another history on.
+ */
+async function printFrom(
+  log: AuditLog,
+  printed: { next: number; hash: string | null },
+  printer: EntryPrinter,
+): Promise<void> {
+  for await (const entry of log.read({ fromSeq: printed.next })) {
+    if (printed.hash !== null && entry.prev !== printed.hash) {
+      throw new LogCorruptError(
+        `entry ${entry.seq} does not follow entry ${entry.seq - 1} as it was printed: the log was rewritten or replaced`,
+      );
+    }
     printer.print(entry);
-    next = entry.seq + 1;
+    printed.next = entry.seq + 1;
+    printed.hash = entry.hash;
   }
-  return next;
 }
 
 /** Entries as NDJSON, or as a table whose header is printed with the first row: never before a failure. */

@@ -1,7 +1,8 @@
 /** The `evident` command as scripts see it: output formats and exit codes. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -110,6 +111,10 @@ describe('evident CLI', () => {
     const waiters: [string, () => void][] = [];
     const sawActor = (actor: string) =>
       new Promise<void>((resolve) => (seen.includes(actor) ? resolve() : waiters.push([actor, resolve])));
+    let stderrOf = '';
+    follower.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderrOf += chunk;
+    });
     let buffered = '';
     follower.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
@@ -124,6 +129,22 @@ describe('evident CLI', () => {
       await evident(['append', '--dir', dir, '--actor', 'after-2', '--action', 'x.y']);
       await sawActor('after-2');
       assert.deepEqual(seen, ['before', 'after-1', 'after-2']);
+      // The file replaced by a copy of itself (a restore): followed.
+      const path = join(dir, 'log.jsonl');
+      const kept = readFileSync(path);
+      writeFileSync(`${path}.copy`, kept);
+      renameSync(`${path}.copy`, path);
+      await evident(['append', '--dir', dir, '--actor', 'after-3', '--action', 'x.y']);
+      await sawActor('after-3');
+      // Replaced by an older copy that then grows another history: tail stops, naming the entry.
+      writeFileSync(`${path}.copy`, kept);
+      renameSync(`${path}.copy`, path);
+      await evident(['append', '--dir', dir, '--actor', 'other-3', '--action', 'x.y']);
+      await evident(['append', '--dir', dir, '--actor', 'other-4', '--action', 'x.y']);
+      const [code] = (await once(follower, 'exit')) as [number];
+      assert.equal(code, 1);
+      assert.match(stderrOf, /entry 4 does not follow entry 3 as it was printed.*\[EVIDENT_LOG_CORRUPT\]/);
+      assert.deepEqual(seen, ['before', 'after-1', 'after-2', 'after-3']);
     } finally {
       follower.kill();
     }

@@ -155,8 +155,9 @@ export class FileEntries implements EntryStore {
 
   async #head(): Promise<Head> {
     if (this.#readOnly) {
-      const { size } = await this.#files.fstat(this.#logFd);
-      const { last } = await readLastLine(this.#files, this.#logFd, size);
+      const fd = await this.#readerFd();
+      const { size } = await this.#files.fstat(fd);
+      const { last } = await readLastLine(this.#files, fd, size);
       return last === null ? EMPTY_HEAD : headOf(entryOf(last.text, last.offset));
     }
     return this.#locked(async () => {
@@ -197,19 +198,22 @@ export class FileEntries implements EntryStore {
     const files = this.#files;
     let stat = await files.stat(this.logPath); // one call: identity and size
     if (stat === null) throw new LogCorruptError(`${this.logPath} was removed while the log was open`);
-    if (!sameFile(stat, this.#logFile)) {
-      // Replaced under us (a checkout, a restore): follow the path, trust nothing cached.
+    const replaced = !sameFile(stat, this.#logFile);
+    if (replaced) {
+      // Replaced under us (a restore, a checkout): follow the path, but only onto a file that still holds
+      // every entry this writer knew — the checks below, with nothing taken from the old file's size or time.
       this.#retiredFds.push(this.#logFd);
       this.#logFd = await this.#openLog();
-      this.#known = null;
       this.#cursor = null;
       stat = await files.fstat(this.#logFd);
     }
     const known = this.#known;
-    if (known !== null && stat.size === known.end && stat.mtimeMs === known.mtimeMs) return known.head;
+    if (known !== null && !replaced && stat.size === known.end && stat.mtimeMs === known.mtimeMs) return known.head;
     if (known !== null && stat.size < known.end) {
       throw new LogCorruptError(
-        `${this.logPath} shrank from ${known.end} to ${stat.size} bytes while open: entries were removed outside evident`,
+        replaced
+          ? `${this.logPath} was replaced by a file of ${stat.size} bytes while open, without the ${known.end} bytes of entries it held`
+          : `${this.logPath} shrank from ${known.end} to ${stat.size} bytes while open: entries were removed outside evident`,
       );
     }
     if (known !== null && known.head.size > 0) await this.#unchanged(known);
@@ -314,10 +318,10 @@ export class FileEntries implements EntryStore {
 
   async *#read(query: ReadQuery): AsyncGenerator<Entry> {
     const files = this.#files;
-    const fd = this.#logFd;
+    const fd = await this.#readerFd();
     const { size } = await files.fstat(fd);
     let start = 0;
-    if (query.fromSeq !== undefined && query.fromSeq > 0) start = await this.#offsetOf(query.fromSeq, size);
+    if (query.fromSeq !== undefined && query.fromSeq > 0) start = await this.#offsetOf(fd, query.fromSeq, size);
     if (query.since !== undefined) {
       const since = query.since;
       start = Math.max(start, await lowerBound(files, fd, size, (text) => entryOf(text, -1).ts >= since));
@@ -336,9 +340,25 @@ export class FileEntries implements EntryStore {
   }
 
   /** Where the line of entry `seq` starts (or the end, if the log is shorter): a binary search, seq only grows. */
-  #offsetOf(seq: number, size: number): Promise<number> {
+  #offsetOf(fd: number, seq: number, size: number): Promise<number> {
     if (seq === 0) return Promise.resolve(0);
-    return lowerBound(this.#files, this.#logFd, size, (text) => entryOf(text, -1).seq >= seq);
+    return lowerBound(this.#files, fd, size, (text) => entryOf(text, -1).seq >= seq);
+  }
+
+  /**
+   * The descriptor a read-only log reads through: the file now at the path,
+   * reopened when it was replaced there (a restore), so `tail -f` goes on
+   * following the log. A writer's follows the path under the lock (#refresh).
+   */
+  async #readerFd(): Promise<number> {
+    if (!this.#readOnly) return this.#logFd;
+    const stat = await this.#files.stat(this.logPath);
+    if (stat !== null && !sameFile(stat, this.#logFile)) {
+      this.#retiredFds.push(this.#logFd);
+      this.#logFd = await this.#openLog();
+      this.#cursor = null;
+    }
+    return this.#logFd;
   }
 
   /**
@@ -362,7 +382,7 @@ export class FileEntries implements EntryStore {
     const fd = this.#logFd;
     const { size } = await this.#files.fstat(fd);
     const cursor = this.#cursor;
-    const start = cursor !== null && cursor.seq === from ? cursor.offset : await this.#offsetOf(from, size);
+    const start = cursor !== null && cursor.seq === from ? cursor.offset : await this.#offsetOf(fd, from, size);
     let done = 0;
     let failure = null as LogCorruptError | null;
     const link = Buffer.allocUnsafe(HASH_SIZE);
@@ -413,11 +433,13 @@ export class FileEntries implements EntryStore {
   }
 
   async #verify(check: ChainCheck): Promise<VerifyResult> {
-    const { size } = await this.#files.fstat(this.#logFd);
-    const start = check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(check.after.size, size) : 0;
+    const fd = await this.#readerFd();
+    const { size } = await this.#files.fstat(fd);
+    const start =
+      check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(fd, check.after.size, size) : 0;
     const cores = availableParallelism();
     const threads = Math.min(cores, check.threads ?? (size < 16 << 20 ? 1 : 4));
-    const result = await verifyFile(this.#files, this.#logFd, this.logPath, start, { ...check, threads });
+    const result = await verifyFile(this.#files, fd, this.logPath, start, { ...check, threads });
     const recovered = (await this.#files.list(join(this.dir, QUARANTINE_DIR))).length;
     return recovered === 0 ? result : { ...result, recovered };
   }

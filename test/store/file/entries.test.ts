@@ -3,7 +3,8 @@
  * the entries carry them, whatever their data holds; a run that does not
  * chain is refused, naming the entry; a write that really fails is cut off;
  * a whole last entry that lacks only its newline is completed, not cut; a
- * log file replaced at its path is followed.
+ * log file replaced at its path is followed only if it holds what the writer
+ * acknowledged.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -159,6 +160,38 @@ describe('appending to log.jsonl', () => {
     assert.equal(entry.seq, 1);
     assert.equal(readLines(path).length, 2, 'appended to the file at the path');
     assert.equal((await log.verify()).ok, true);
+    await log.close();
+  });
+
+  it('refuses a log file replaced by one without what it acknowledged: an older copy, another log', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'log.jsonl');
+    const log = await Log.open({ store: dir, create: true });
+    await log.append({ actor: 'a', action: 'x.y' });
+    const backup = readFileSync(path);
+    await log.appendBatch([
+      { actor: 'b', action: 'x.y' },
+      { actor: 'c', action: 'x.y' },
+    ]);
+    const acknowledged = readFileSync(path);
+    writeFileSync(`${path}.restore`, backup);
+    renameSync(`${path}.restore`, path);
+    await assert.rejects(log.append({ actor: 'd', action: 'x.y' }), {
+      code: 'EVIDENT_LOG_CORRUPT',
+      message: /was replaced by a file of \d+ bytes while open, without the \d+ bytes of entries it held/,
+    });
+    assert.deepEqual(readFileSync(path), backup, 'nothing written onto the older copy');
+    // Another log's file, as long as this one's: its line where this writer's head was is not that head.
+    const other = tempDir();
+    const foreign = await Log.open({ store: other, create: true });
+    await foreign.appendBatch(['e', 'f', 'g'].map((actor) => ({ actor, action: 'x.y' })));
+    await foreign.close();
+    writeFileSync(`${path}.restore`, acknowledged);
+    renameSync(`${path}.restore`, path); // back to what it acknowledged: followed again
+    assert.equal((await log.append({ actor: 'h', action: 'x.y' })).seq, 3);
+    writeFileSync(`${path}.other`, readFileSync(join(other, 'log.jsonl')));
+    renameSync(`${path}.other`, path);
+    await assert.rejects(log.append({ actor: 'i', action: 'x.y' }), { code: 'EVIDENT_LOG_CORRUPT' });
     await log.close();
   });
 });
