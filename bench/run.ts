@@ -110,6 +110,21 @@ async function evidentRate(dir: string, callers: number, build: Build = current)
   return count / seconds;
 }
 
+/** appendBatch calls of two entries per second, one caller: each its own commit, as each append of evident_1. */
+async function batchRate(dir: string): Promise<number> {
+  const log = await Log.open({ store: dir });
+  settleDisk();
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() - started < MS) {
+    await log.appendBatch([event(count), event(count + 1)]);
+    count++;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await log.close();
+  return count / seconds;
+}
+
 /** Per-event baselines (a) and (b): one caller, since each append holds the lock from read to fsync anyway. */
 function baselineRate(dir: string, headFromEnd: boolean): number {
   const appender = new PerEventAppender(dir, headFromEnd);
@@ -282,6 +297,7 @@ async function httpRun(): Promise<void> {
 
 async function appendRun(): Promise<void> {
   add('evident_1', await evidentRate(await seeded(SMALL), 1));
+  add('evident_batch_1', await batchRate(await seeded(SMALL)));
   add('evident_16', await evidentRate(await seeded(SMALL), 16));
   add('evident_256', await evidentRate(await seeded(SMALL), 256));
   add('evident_4x64', await processesRate(await seeded(SMALL), 4, 64));
@@ -515,6 +531,11 @@ const rows: [string, string, string][] = [];
 if (runs('appends')) {
   rows.push(
     ['durable appends/s, 1 caller', int(get('evident_1')), `${ratio(get('evident_1'), get('o1head_b'))} (b)`],
+    [
+      'durable appendBatch calls/s of 2 entries, 1 caller',
+      int(get('evident_batch_1')),
+      `${ratio(get('evident_batch_1'), get('evident_1'))} appends (its range recorded first: one more sync)`,
+    ],
     ['durable appends/s, 16 callers', int(get('evident_16')), `${ratio(get('evident_16'), get('o1head_b'))} (b)`],
     [
       'durable appends/s, 256 callers',

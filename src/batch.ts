@@ -23,6 +23,7 @@ import type { CommittedBatch, SealedBatch, UnsealedBatch } from './store/store.j
 
 export class Batch implements UnsealedBatch {
   readonly count: number;
+  readonly atomic: boolean;
   readonly #entries: readonly PreparedEntry[];
   readonly #ids: string[];
   readonly #atSize: number | undefined;
@@ -31,10 +32,14 @@ export class Batch implements UnsealedBatch {
   /** The committed entries' hashes in hex, once entries() has been asked for. */
   #hashes: string[] | null = null;
 
-  /** `atSize`: the batch may only be sealed after a head of that size (a log's first entry: 0). */
-  constructor(entries: readonly PreparedEntry[], atSize?: number) {
+  /**
+   * `atSize`: the batch may only be sealed after a head of that size (a log's
+   * first entry: 0). `atomic`: it holds a caller's batch of several entries.
+   */
+  constructor(entries: readonly PreparedEntry[], atSize?: number, atomic = false) {
     this.#entries = entries;
     this.count = entries.length;
+    this.atomic = atomic;
     this.#ids = entries.map(() => newEntryId());
     this.#atSize = atSize;
     let maxBytes = 0;

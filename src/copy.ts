@@ -138,6 +138,8 @@ async function isPrefixOf(head: Head, to: Store, source: Store): Promise<boolean
 /** Lines already sealed, verified, to be appended as they are, after exactly the head they follow. */
 class CopiedBatch implements UnsealedBatch {
   readonly count: number;
+  /** A copy cut short is resumed from what it left, whole entries: no need to land each batch whole. */
+  readonly atomic = false;
   readonly #lines: string[];
   readonly #hashes: string[];
   readonly #after: Head;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Log } from '../src/log.js';
 import type { Recovery } from '../src/store/store.js';
-import { FIXTURES, readLines, runNode, tempDir } from './helpers.js';
+import { evident, FIXTURES, readLines, runNode, tempDir } from './helpers.js';
 
 const WRITER = join(FIXTURES, 'crash-writer.js');
 
@@ -97,5 +97,47 @@ describe('crash safety', () => {
     assert.equal(after.ok, true);
     assert.equal(after.size, 3);
     await reopened.close();
+  });
+
+  it('a batch cut short by a crash, even between lines, is moved aside whole: all of it or none', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.appendBatch([
+      { actor: 'before', action: 'test.ok' },
+      { actor: 'before', action: 'test.ok' },
+    ]);
+    await log.close();
+    const logFile = join(dir, 'log.jsonl');
+    const goodBytes = readFileSync(logFile);
+
+    const ran = await runNode(WRITER, [dir, 'torn-batch']);
+    assert.equal(ran.signal, 'SIGKILL');
+    const part = readFileSync(logFile).subarray(goodBytes.length);
+    assert.equal(part.toString().split('\n').length - 1, 4, 'four whole lines of the ten, and nothing torn');
+    assert.equal(part.at(-1), 0x0a);
+
+    const readOnly = new Log({ store: dir, readOnly: true });
+    const before = await readOnly.verify();
+    await readOnly.close();
+    assert.equal(before.ok, false);
+    assert.deepEqual([before.size, before.failure?.seq, before.failure?.reason], [2, 2, 'torn-tail']);
+    assert.match(before.failure?.message ?? '', /a commit of entries from seq 2 was cut short/);
+
+    const checked = await evident(['verify', '--dir', dir]);
+    assert.equal(checked.code, 1);
+    assert.match(checked.stdout, /FAILED: torn-tail at seq 2 .*a commit of entries from seq 2 was cut short/);
+
+    const next = await evident(['append', '--dir', dir, '--actor', 'after', '--action', 'test.ok']);
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal((JSON.parse(next.stdout) as { seq: number }).seq, 2, 'none of the batch was kept');
+    const told =
+      /^evident: the log ended in a batch written in part \((\d+) bytes from entry 2 at byte (\d+): .*it was moved to (\S+), and appends go on after the last whole commit\n$/.exec(
+        next.stderr,
+      );
+    assert.ok(told, next.stderr);
+    assert.deepEqual([Number(told[1]), Number(told[2])], [part.length, goodBytes.length]);
+    assert.deepEqual(readFileSync(told[3] as string), part, 'its lines are kept in quarantine');
+    const after = await new Log({ store: dir, readOnly: true }).verify();
+    assert.deepEqual([after.ok, after.size], [true, 3]);
   });
 });

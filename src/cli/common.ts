@@ -75,10 +75,14 @@ export function parseWithPositionals<const T extends ParseArgsConfig>(
 /** Tells of a torn last line a writer moved aside, when it happens. */
 function openLog(options: LogOptions): Log {
   const log = new Log(options);
-  log.on('recovered', ({ offset, bytes, file }) => {
+  log.on('recovered', ({ offset, bytes, file, fromSeq }) => {
     process.stderr.write(
-      `evident: the log ended in an incomplete line (${bytes} bytes at byte ${offset}: a writer that died ` +
-        `mid-write, or a cut); it was moved to ${file}, and appends go on after the last complete entry\n`,
+      fromSeq === undefined
+        ? `evident: the log ended in an incomplete line (${bytes} bytes at byte ${offset}: a writer that died ` +
+            `mid-write, or a cut); it was moved to ${file}, and appends go on after the last complete entry\n`
+        : `evident: the log ended in a batch written in part (${bytes} bytes from entry ${fromSeq} at byte ` +
+            `${offset}: a writer that died mid-commit, never acknowledged); it was moved to ${file}, and appends ` +
+            'go on after the last whole commit\n',
     );
   });
   return log;

@@ -269,7 +269,7 @@ export const LOG_COMMANDS: Record<string, Command> = {
     }
     if (!v.json && result.recovered !== undefined) {
       write(
-        `note: ${result.recovered} incomplete last line(s) were moved aside since the log began ` +
+        `note: ${result.recovered} incomplete last line(s) or batch(es) were moved aside since the log began ` +
           `(a writer died mid-write, or the log was cut): see ${location}/quarantine\n`,
       );
     }

@@ -115,7 +115,12 @@ export class Sequencer {
     while (this.#queue.length > 0) {
       const batch = this.#takeBatch();
       try {
-        const unsealed = new Batch(batch.flatMap((pending) => pending.prepared));
+        const atomic = batch.some((pending) => pending.prepared.length > 1);
+        const unsealed = new Batch(
+          batch.flatMap((pending) => pending.prepared),
+          undefined,
+          atomic,
+        );
         const committed = await this.#options.commit(unsealed);
         let at = 0;
         for (const pending of batch) {

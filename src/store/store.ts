@@ -26,6 +26,12 @@ import type { TileWrite } from '../merkle/tiles.js';
 export interface UnsealedBatch {
   /** How many entries. */
   readonly count: number;
+  /**
+   * Whether it holds a caller's batch of several entries, which must land all
+   * or none across a crash too (a store whose commit is not one atomic step
+   * must make it so: the file store records the range first).
+   */
+  readonly atomic: boolean;
   /** Their lines after `head`, sealed. */
   seal(head: Head): SealedBatch;
 }
@@ -113,6 +119,8 @@ export interface Recovery {
   bytes: number;
   /** Where the bytes were saved. */
   file: string;
+  /** Set when they were the part written of a commit cut short: the seq its first entry would have had. */
+  fromSeq?: number;
 }
 
 /** The record itself. */

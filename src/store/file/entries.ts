@@ -9,7 +9,8 @@
  * is never held waiting for this event loop to notice). A failed write or
  * sync is cut off before the lock is released. A torn last line (a writer
  * that died mid-write) is moved to <dir>/quarantine/ — never deleted — by
- * the next writer, under the lock.
+ * the next writer, under the lock; so is the written part of a commit that
+ * had to land whole and did not (intent.ts).
  */
 import { constants } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -30,7 +31,8 @@ import type {
   VerifyResult,
 } from '../store.js';
 import { type FileStat, type Files, guarded, ownDirectory, storeError } from './files.js';
-import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
+import { cutShort, decodeIntent, encodeIntent, INTENT_BYTES, INTENT_FILE, type Intent } from './intent.js';
+import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, readLineAt, scanLineBytes } from './lines.js';
 import { PathLock } from './lock.js';
 import { verifyFile } from './verify.js';
 
@@ -76,6 +78,8 @@ export class FileEntries implements EntryStore {
   #known: Known | null = null;
   /** Where the entry after the last one leaves() read starts, to spare the next read a search. */
   #cursor: { seq: number; offset: number } | null = null;
+  /** The intent record's descriptor, once a writer needed it (-1 before). */
+  #intentFd = -1;
 
   constructor(dir: string, files: Files, durability: Durability) {
     this.dir = dir;
@@ -132,9 +136,18 @@ export class FileEntries implements EntryStore {
       const bytes = sealed.lines;
       let mtimeMs: number;
       try {
+        if (batch.atomic) {
+          const first = sealed.leaves.toString('hex', 0, HASH_SIZE);
+          await this.#intend({ start, end: start + bytes.length, seq: after.size, first, prev: after.hash });
+        }
         await writeAll(this.#files, this.#logFd, bytes);
         mtimeMs = (await this.#files.fstat(this.#logFd)).mtimeMs;
-        if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
+        if (batch.atomic) {
+          // Acknowledged once synced: the record goes, under the lock (another writer's would follow it), so
+          // that a cut made later into these entries (a newline deleted) is never taken for this commit's.
+          if (this.#durability === 'fsync') await this.#files.fdatasync(this.#logFd);
+          await this.#files.ftruncate(this.#intentFd, 0);
+        } else if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
       } catch (error) {
         await this.#rollBack(start);
         const what = batch.count === 1 ? '1 entry' : `${batch.count} entries`;
@@ -217,6 +230,11 @@ export class FileEntries implements EntryStore {
       );
     }
     if (known !== null && known.head.size > 0) await this.#unchanged(known);
+    const intent = await this.#cutShort(this.#logFd, stat.size);
+    if (intent !== null && intent.start >= (known?.end ?? 0)) {
+      await this.#quarantine(intent.start, stat.size, intent.seq);
+      stat = { ...stat, size: intent.start };
+    }
     let { last, completeEnd } = await readLastLine(files, this.#logFd, stat.size);
     if (completeEnd < stat.size) {
       if (await this.#lacksOnlyItsNewline(last?.text ?? null, completeEnd, stat.size)) {
@@ -277,25 +295,89 @@ export class FileEntries implements EntryStore {
     return true;
   }
 
-  /** Moves bytes [from, to) — a line whose write never completed — into quarantine/, then cuts them off. */
-  async #quarantine(from: number, to: number): Promise<void> {
+  /**
+   * Moves bytes [from, to) — a line whose write never completed, or the part
+   * written of a commit cut short (from entry `fromSeq`) — into quarantine/,
+   * then cuts them off.
+   */
+  async #quarantine(from: number, to: number, fromSeq?: number): Promise<void> {
     const files = this.#files;
     const bytes = Buffer.allocUnsafe(to - from);
     await readFully(files, this.#logFd, bytes, bytes.length, from);
     const dir = join(this.dir, QUARANTINE_DIR);
     await ownDirectory(files, dir);
     const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-at-${from}.partial`);
-    await files.writeFile(file, bytes);
-    const fd = await files.open(file, constants.O_RDONLY);
     try {
-      await files.fsync(fd);
-    } finally {
-      await files.close(fd);
+      await files.writeFile(file, bytes);
+      const fd = await files.open(file, constants.O_RDONLY);
+      try {
+        await files.fsync(fd);
+      } finally {
+        await files.close(fd);
+      }
+      await syncDir(files, dir);
+      await files.ftruncate(this.#logFd, from);
+    } catch (error) {
+      // The bytes are still in the log (nothing was cut): a copy of them, whole or not, would only be miscounted
+      // by verify as a repair, once more on every attempt. (A name already taken is another repair's copy.)
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') await files.remove(file).catch(() => {});
+      throw error;
     }
-    await syncDir(files, dir);
-    await files.ftruncate(this.#logFd, from);
     await files.fdatasync(this.#logFd);
-    this.#onRecover({ offset: from, bytes: bytes.length, file });
+    this.#onRecover({ offset: from, bytes: bytes.length, file, ...(fromSeq === undefined ? {} : { fromSeq }) });
+  }
+
+  /** Records, before a commit that must land whole writes anything, the range it will write (intent.ts). */
+  async #intend(intent: Intent): Promise<void> {
+    if (this.#intentFd < 0) {
+      const path = join(this.dir, INTENT_FILE);
+      const created = (await this.#files.stat(path)) === null;
+      this.#intentFd = await this.#openIntent(constants.O_RDWR | (created ? constants.O_CREAT : 0));
+      if (created) await syncDir(this.#files, this.dir);
+    }
+    await this.#files.writeAt(this.#intentFd, encodeIntent(intent), 0);
+    if (this.#durability === 'fsync') await this.#files.fdatasync(this.#intentFd);
+  }
+
+  /** The intent recorded for a commit that the log file (`fd`, `size` bytes) holds only in part; else null. */
+  async #cutShort(fd: number, size: number): Promise<Intent | null> {
+    const intent = await this.#intent();
+    if (intent === null || !(intent.start < size && size < intent.end)) return null;
+    const line = await readLineAt(this.#files, fd, intent.start, size);
+    const link = line === null ? null : linkOf(Buffer.from(line.text), 0, Buffer.byteLength(line.text));
+    return cutShort(intent, size, link === null ? null : { seq: link[0], hash: link[2] }) ? intent : null;
+  }
+
+  /** The intent last recorded, if any: through the writer's descriptor, or read once by a reader. */
+  async #intent(): Promise<Intent | null> {
+    let fd = this.#intentFd;
+    if (fd < 0) {
+      try {
+        fd = await this.#openIntent(this.#readOnly ? constants.O_RDONLY : constants.O_RDWR);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw error;
+      }
+      if (this.#readOnly) {
+        try {
+          return await readIntent(this.#files, fd);
+        } finally {
+          await this.#files.close(fd);
+        }
+      }
+      this.#intentFd = fd;
+    }
+    return readIntent(this.#files, fd);
+  }
+
+  async #openIntent(flags: number): Promise<number> {
+    const path = join(this.dir, INTENT_FILE);
+    const fd = await this.#files.open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    if (!(await this.#files.fstat(fd)).isFile) {
+      await this.#files.close(fd);
+      throw new LogCorruptError(`${path} is not a regular file`);
+    }
+    return fd;
   }
 
   /** After a failed append: cut the file back to `end`. If even that fails, forget the head so the next commit re-reads it and quarantines the torn bytes. */
@@ -439,15 +521,28 @@ export class FileEntries implements EntryStore {
       check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(fd, check.after.size, size) : 0;
     const cores = availableParallelism();
     const threads = Math.min(cores, check.threads ?? (size < 16 << 20 ? 1 : 4));
-    const result = await verifyFile(this.#files, fd, this.logPath, start, { ...check, threads });
+    let result = await verifyFile(this.#files, fd, this.logPath, start, { ...check, threads });
+    // Lines of a commit cut short are whole entries that were never acknowledged: the next writer moves them aside.
+    const intent = await this.#cutShort(fd, size);
+    if (intent !== null && intent.start >= start && (result.ok || (result.failure?.offset ?? 0) >= intent.start)) {
+      const message = `a commit of entries from seq ${intent.seq} was cut short (${size - intent.start} of its ${intent.end - intent.start} bytes written): the next append moves them to ${QUARANTINE_DIR}/`;
+      result = {
+        ok: false,
+        size: intent.seq,
+        head: intent.prev,
+        bytes: intent.start - start,
+        failure: { seq: intent.seq, line: intent.seq + 1, offset: intent.start, reason: 'torn-tail', message },
+      };
+    }
     const recovered = (await this.#files.list(join(this.dir, QUARANTINE_DIR))).length;
     return recovered === 0 ? result : { ...result, recovered };
   }
 
   async close(): Promise<void> {
     await this.#lock.close();
-    const fds = [this.#logFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
+    const fds = [this.#logFd, this.#intentFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
     this.#logFd = -1;
+    this.#intentFd = -1;
     this.#known = null;
     this.#cursor = null;
     await Promise.all(fds.map((fd) => this.#files.close(fd)));
@@ -516,4 +611,11 @@ export async function syncDir(files: Files, dir: string): Promise<void> {
   } finally {
     await files.close(fd);
   }
+}
+
+/** The intent record behind `fd`, or null. */
+async function readIntent(files: Files, fd: number): Promise<Intent | null> {
+  const bytes = Buffer.alloc(INTENT_BYTES);
+  const read = await readFully(files, fd, bytes, bytes.length, 0);
+  return decodeIntent(bytes.subarray(0, read));
 }

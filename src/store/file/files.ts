@@ -160,12 +160,18 @@ export const nodeFiles: Files = {
     const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
     const file = await fs.promises.open(temporary, CREATE_NEW, 0o644);
     try {
-      await file.writeFile(data);
-      if (durable) await file.sync();
-    } finally {
-      await file.close();
+      try {
+        await file.writeFile(data);
+        if (durable) await file.sync();
+      } finally {
+        await file.close();
+      }
+      await fs.promises.rename(temporary, path);
+    } catch (error) {
+      // A disk that is full, say: the half-written copy does not stay behind.
+      await fs.promises.rm(temporary, { force: true }).catch(() => {});
+      throw error;
     }
-    await fs.promises.rename(temporary, path);
     if (durable) await syncDirectory(dirname(path));
   },
   remove: (path) => fs.promises.rm(path, { recursive: true, force: true }),

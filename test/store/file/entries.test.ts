@@ -8,13 +8,23 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Entry } from '../../../src/entry.js';
 import { Log } from '../../../src/log.js';
+import { type Files, nodeFiles } from '../../../src/store/file/files.js';
 import { FileStore } from '../../../src/store/file/store.js';
-import { FIXTURES, readLines, tempDir, writeLines } from '../../helpers.js';
+import { FIXTURES, osError, readLines, tempDir, writeLines } from '../../helpers.js';
 
 /** A log whose entries carry `"hash":"` and `"prev":"` inside their data and targets. */
 async function trickyLog(): Promise<{ dir: string; entries: Entry[] }> {
@@ -84,7 +94,7 @@ describe('leaf hashes read back from log.jsonl', () => {
 });
 
 describe('appending to log.jsonl', () => {
-  it('cuts off a write that really fails (a file-size limit), and the chain goes on', async () => {
+  it('cuts off a batch whose write really fails (a file-size limit), and the chain goes on', async () => {
     const dir = tempDir();
     const log = await Log.open({ store: dir, create: true });
     await log.appendBatch([
@@ -106,15 +116,18 @@ describe('appending to log.jsonl', () => {
     };
     assert.equal(report.failure?.code, 'EVIDENT_WRITE_FAILED', JSON.stringify(report));
     assert.equal(report.failure?.cause, 'EFBIG');
-    assert.match(report.failure?.message ?? '', /could not append 1 entry to .*log\.jsonl/);
+    assert.match(report.failure?.message ?? '', /could not append 2 entries to .*log\.jsonl/);
     assert.equal(report.small, 3);
     const after = readLines(path);
     assert.deepEqual(after.slice(0, 3), before);
     assert.equal(after.length, 4);
     assert.equal(existsSync(join(dir, 'quarantine')), false, 'nothing torn was left to quarantine');
+    // The small entry sits where the batch's intent said it would write: not taken for the batch cut short.
     const reopened = await Log.open({ store: dir });
+    assert.equal((await reopened.append({ actor: 'later', action: 'x.y' })).seq, 4);
     assert.equal((await reopened.verify()).ok, true);
     await reopened.close();
+    assert.equal(existsSync(join(dir, 'quarantine')), false, 'nothing moved aside');
     assert.equal(readFileSync(path, 'utf8').includes('test.big'), false);
   });
 
@@ -147,6 +160,42 @@ describe('appending to log.jsonl', () => {
     assert.equal((await again.append({ actor: 'd', action: 'x.y' })).seq, 1);
     assert.equal(recovered.length, 1);
     await again.close();
+  });
+
+  it('leaves no copy in quarantine when a torn line cannot be cut off (an append-only file), and no temporary files', async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.append({ actor: 'a', action: 'x.y' });
+    await log.close();
+    const path = join(dir, 'log.jsonl');
+    appendFileSync(path, '{"actor":"torn');
+    const before = readFileSync(path);
+    const files: Files = {
+      ...nodeFiles,
+      ftruncate: async (fd, length) => {
+        if (length > 0) throw osError('EPERM', 'operation not permitted');
+        return nodeFiles.ftruncate(fd, length);
+      },
+    };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const stuck = new Log({ store: new FileStore(dir, { files }) });
+      await assert.rejects(stuck.append({ actor: 'b', action: 'x.y' }), { message: /EPERM/ });
+      await stuck.close().catch(() => {});
+    }
+    assert.deepEqual(readFileSync(path), before, 'the torn line is still where it was');
+    assert.deepEqual(readdirSync(join(dir, 'quarantine')), [], 'no copy counted as a repair that never happened');
+    const repaired = await Log.open({ store: dir });
+    await repaired.append({ actor: 'c', action: 'x.y' });
+    assert.equal((await repaired.verify()).recovered, 1, 'one repair, once it could be made');
+    await repaired.close();
+    // A file replaced whole that cannot be put in place leaves no temporary copy beside it.
+    mkdirSync(join(dir, 'occupied', 'inside'), { recursive: true });
+    await assert.rejects(nodeFiles.replaceFile(join(dir, 'occupied'), Buffer.from('x'), true));
+    assert.deepEqual(
+      readdirSync(dir).filter((name) => name.endsWith('.tmp')),
+      [],
+      'no temporary files left behind',
+    );
   });
 
   it('follows a log file replaced at its path (a restore, a checkout)', async () => {

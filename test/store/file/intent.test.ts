@@ -1,0 +1,42 @@
+/**
+ * The intent record of a batch in flight: read back exactly as written, and
+ * never believed when torn, mixed with an older record, or about other
+ * entries than the ones at its start.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { cutShort, decodeIntent, encodeIntent, INTENT_BYTES, type Intent } from '../../../src/store/file/intent.js';
+
+const intent: Intent = { start: 1_000, end: 9_000, seq: 12, first: 'a'.repeat(64), prev: 'b'.repeat(64) };
+const first = { seq: 12, hash: 'a'.repeat(64) };
+
+describe('the intent record', () => {
+  it('is read back as written, in one sector', () => {
+    const bytes = encodeIntent(intent);
+    assert.equal(bytes.length, INTENT_BYTES);
+    assert.deepEqual(decodeIntent(bytes), intent);
+    assert.equal(decodeIntent(Buffer.alloc(0)), null, 'an emptied record says nothing');
+  });
+
+  it('is not believed torn, or mixed with an older one', () => {
+    const bytes = encodeIntent(intent);
+    for (let cut = 0; cut < bytes.length; cut += 7) {
+      const torn = Buffer.concat([bytes.subarray(0, cut), Buffer.alloc(bytes.length - cut)]);
+      const decoded = decodeIntent(torn);
+      assert.ok(decoded === null || cut >= bytes.indexOf(0x0a), `cut at ${cut}`);
+    }
+    const older = encodeIntent({ ...intent, start: 5_000, end: 7_000 });
+    const mixed = Buffer.concat([bytes.subarray(0, 20), older.subarray(20)]);
+    assert.equal(decodeIntent(mixed), null);
+  });
+
+  it('names a commit cut short only when the file ends inside its range and its first entry starts it', () => {
+    assert.equal(cutShort(intent, 5_000, first), true);
+    assert.equal(cutShort(intent, 1_000, first), false, 'nothing of it written');
+    assert.equal(cutShort(intent, 9_000, first), false, 'all of it written');
+    assert.equal(cutShort(intent, 12_000, first), false, 'the file has grown past it');
+    assert.equal(cutShort(intent, 5_000, null), false, 'no whole line at its start: a torn line, handled as one');
+    assert.equal(cutShort(intent, 5_000, { seq: 12, hash: 'c'.repeat(64) }), false, 'other entries, written since');
+    assert.equal(cutShort(intent, 5_000, { seq: 13, hash: 'a'.repeat(64) }), false);
+  });
+});
