@@ -25,6 +25,7 @@ import {
   InvalidOptionError,
   LogClosedError,
   LogCorruptError,
+  NoteError,
   OutOfRangeError,
   QueueFullError,
   type RecordFailedError,
@@ -45,7 +46,7 @@ import { locateRewrite, verifyAgainst, verifySince } from './lifecycle/verify.js
 import { emptyRoot } from './merkle/hash.js';
 import { verifyInclusion } from './merkle/verify.js';
 import { type Checkpoint, checkpointOfNote, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
-import { verifierKeyOf } from './note/keys.js';
+import { type PrivateNoteKey, verifierKeyOf } from './note/keys.js';
 import { ed25519Signer, openNote, signNote } from './note/note.js';
 import { type TrustedCheckpoint, trustCheckpoint } from './note/trust.js';
 import { formatReceipt } from './receipt.js';
@@ -680,30 +681,54 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
   async #declareSigning(source: string): Promise<void> {
     const key = checkpointKey(loadSignerKey(source, (message) => process.emitWarning(`evident: ${message}`)));
     const store = this.#store;
+    const signsAs = (declared: SigningIdentity) =>
+      new InvalidOptionError(
+        `the log in ${this.location} already signs as ${declared.origin} with ${verifierKeyOf(declared.verifierKey)}`,
+      );
+    // Entries found where none were when the log was opened: another init may have declared its key meanwhile.
+    const notEmpty = async (size: number) => {
+      let first: Entry | null = null;
+      for await (const entry of store.entries.read({ fromSeq: 0, limit: 1 })) first = entry;
+      const declared = identityOf(first);
+      return declared !== null
+        ? signsAs(declared)
+        : new InvalidOptionError(
+            `the log in ${this.location} has ${size} entries and does not sign: a log signs from its first entry ` +
+              '(start a signing log in a new directory)',
+          );
+    };
     const declared = this.#identity;
     if (declared !== null) {
-      if (verifierKeyOf(declared.verifierKey) !== verifierKeyOf(key)) {
-        throw new InvalidOptionError(
-          `the log in ${this.location} already signs as ${declared.origin} with ${verifierKeyOf(declared.verifierKey)}`,
-        );
-      }
+      if (verifierKeyOf(declared.verifierKey) !== verifierKeyOf(key)) throw signsAs(declared);
     } else {
       const head = await store.entries.head();
-      if (head.size > 0) {
-        throw new InvalidOptionError(
-          `the log in ${this.location} has ${head.size} entries and does not sign: a log signs from its first entry ` +
-            '(start a signing log in a new directory)',
-        );
-      }
+      if (head.size > 0) throw await notEmpty(head.size);
       const empty = signNote(formatCheckpoint({ origin: key.name, size: 0, root: emptyRoot(), extensions: [] }), [
         ed25519Signer(key),
       ]);
-      const stored = await store.checkpoints.read();
-      if (stored === null) await store.checkpoints.replace(null, empty);
-      else if (parseCheckpoint(openNote(stored, [key]).text).size !== 0) {
-        throw new HistoryMismatchError(`the log in ${this.location} is empty but its checkpoint covers entries`);
+      let stored = await store.checkpoints.read();
+      if (stored === null && !(await store.checkpoints.replace(null, empty))) stored = await store.checkpoints.read();
+      if (stored !== null) {
+        const checkpoint = checkpointOfNote(stored);
+        if (checkpoint.size !== 0) {
+          throw new HistoryMismatchError(`the log in ${this.location} is empty but its checkpoint covers entries`);
+        }
+        if (!isSignedBy(stored, key)) {
+          // Another init, with another key, stored its checkpoint first and is about to declare that key.
+          const size = (await store.entries.head()).size;
+          if (size > 0) throw await notEmpty(size);
+          throw new InvalidOptionError(
+            `the log in ${this.location} is being declared for ${checkpoint.origin} by another init (its empty ` +
+              'checkpoint is stored); if none is running, remove that checkpoint and init again',
+          );
+        }
       }
-      await store.entries.commit(new Batch([prepareEntry(initEntry(key), this.#maxEntryBytes, true)], 0));
+      try {
+        await store.entries.commit(new Batch([prepareEntry(initEntry(key), this.#maxEntryBytes, true)], 0));
+      } catch (error) {
+        const size = (await store.entries.head()).size;
+        throw size > 0 ? await notEmpty(size) : error;
+      }
     }
     if (!source.startsWith('PRIVATE+KEY+')) await store.setKeyFile(source);
   }
@@ -730,5 +755,16 @@ function emptyTreeCheckpoint(note: string | null): boolean {
     return checkpointOfNote(note).size === 0;
   } catch {
     return false;
+  }
+}
+
+/** Whether `note` carries a signature by `key` that verifies. */
+function isSignedBy(note: string, key: PrivateNoteKey): boolean {
+  try {
+    openNote(note, [key]);
+    return true;
+  } catch (error) {
+    if (error instanceof NoteError) return false;
+    throw error;
   }
 }

@@ -134,6 +134,25 @@ describe("a signing log's identity", () => {
     }
   });
 
+  it('is declared once when inits with different keys race: the others are told whose key it signs with', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = join(tempDir(), 'contested');
+      const keys = Array.from({ length: 5 }, (_, k) => signingLog(`identity.example/contender-${k}`));
+      const outcomes = await Promise.allSettled(keys.map((key) => Log.init({ store: dir, signingKey: key.keyFile })));
+      const won = outcomes.flatMap((outcome, k) => (outcome.status === 'fulfilled' ? [k] : []));
+      assert.equal(won.length, 1, JSON.stringify(outcomes));
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') {
+          assert.match(
+            (outcome.reason as Error).message,
+            new RegExp(`(already signs as|is being declared for) identity\\.example/contender-${won[0]}\\b`),
+          );
+        }
+      }
+      assert.equal(entriesOf(dir).length, 1);
+    }
+  });
+
   it("is never half made: an init beaten by another writer's first entry leaves a log that takes appends", async () => {
     const log = signingLog('identity.example/beaten');
     await Log.init({ store: log.dir }); // an empty log that does not sign
