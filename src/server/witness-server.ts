@@ -68,6 +68,13 @@ export function buildWitnessServer(options: WitnessServerOptions): FastifyInstan
       .send(`${status >= 500 ? 'the witness failed; see its log' : error.message}\n`);
   });
 
+  // The one endpoint is POST's: another method there is told so (405), not that nothing is there (404).
+  app.route({
+    method: ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH'],
+    url: '/add-checkpoint',
+    handler: (_request, reply) =>
+      reply.code(405).header('allow', 'POST').type('text/plain; charset=utf-8').send('add-checkpoint takes POST\n'),
+  });
   app.post('/add-checkpoint', async (request, reply) => {
     const { old, proof, note } = parseSubmission(typeof request.body === 'string' ? request.body : '');
     const origin = checkpointOfNote(note).origin; // a malformed checkpoint is a bad request

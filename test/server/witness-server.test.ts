@@ -185,6 +185,8 @@ describe('witnesses over HTTP', () => {
     assert.equal((await submit(url1, 0, [Buffer.alloc(32)], next)).status, 400, 'a proof from 0');
     assert.equal((await submit(url1, size, [], 'not a note')).status, 400);
     assert.equal((await fetch(`${url1}/add-checkpoint`, { method: 'POST', body: 'hello' })).status, 400);
+    const got = await fetch(`${url1}/add-checkpoint`);
+    assert.deepEqual([got.status, got.headers.get('allow')], [405, 'POST'], 'another method is told which');
 
     // Rolled back: the log's key signs a smaller tree (an old checkpoint, resubmitted).
     assert.equal((await submit(url1, size, [], note.replace(/\n\d+\n/, '\n1\n'))).status, 403, 'an edited note');
