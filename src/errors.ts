@@ -197,12 +197,8 @@ export class KeyError extends EvidentError {
 
 /** An RFC 9162 proof that does not verify. */
 export class ProofError extends EvidentError {
-  /** True when the proof is well formed but leads to another root: the trees differ, or it is another tree's proof. */
-  readonly rootMismatch: boolean;
-
-  constructor(message: string, rootMismatch = false) {
+  constructor(message: string) {
     super('EVIDENT_BAD_PROOF', message);
-    this.rootMismatch = rootMismatch;
   }
 }
 

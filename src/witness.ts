@@ -122,11 +122,12 @@ export class Witness {
         try {
           verifyConsistency(last.size, checkpoint.size, proof, Buffer.from(last.root, 'base64'), checkpoint.root);
         } catch (error) {
-          // A proof of the wrong shape says nothing about the log; one that leads elsewhere shows another tree.
-          if (!(error instanceof ProofError) || !error.rootMismatch) throw error;
-          throw new WitnessError(
-            'EVIDENT_WITNESS_FORK',
-            `${origin} at ${checkpoint.size} does not extend what was cosigned at ${last.size}: ${(error as Error).message}`,
+          // A proof that fails cannot say whether the log forked or the proof is for other sizes (C2SP
+          // tlog-witness answers 422 either way); one made from the log itself can (the CLI's --log).
+          if (!(error instanceof ProofError)) throw error;
+          throw new ProofError(
+            `the proof does not show ${origin} at ${checkpoint.size} extends what was cosigned at ${last.size} ` +
+              `(a fork, or a proof for other sizes): ${error.message}`,
           );
         }
       }

@@ -100,44 +100,65 @@ describe('crash safety', () => {
   });
 
   it('a batch cut short by a crash, even between lines, is moved aside whole: all of it or none', async () => {
-    const dir = tempDir();
-    const log = await Log.open({ store: dir, create: true });
-    await log.appendBatch([
-      { actor: 'before', action: 'test.ok' },
-      { actor: 'before', action: 'test.ok' },
-    ]);
-    await log.close();
-    const logFile = join(dir, 'log.jsonl');
-    const goodBytes = readFileSync(logFile);
+    await batchCutShort('torn-batch');
+  });
 
-    const ran = await runNode(WRITER, [dir, 'torn-batch']);
-    assert.equal(ran.signal, 'SIGKILL');
-    const part = readFileSync(logFile).subarray(goodBytes.length);
-    assert.equal(part.toString().split('\n').length - 1, 4, 'four whole lines of the ten, and nothing torn');
-    assert.equal(part.at(-1), 0x0a);
-
-    const readOnly = new Log({ store: dir, readOnly: true });
-    const before = await readOnly.verify();
-    await readOnly.close();
-    assert.equal(before.ok, false);
-    assert.deepEqual([before.size, before.failure?.seq, before.failure?.reason], [2, 2, 'torn-tail']);
-    assert.match(before.failure?.message ?? '', /a commit of entries from seq 2 was cut short/);
-
-    const checked = await evident(['verify', '--dir', dir]);
-    assert.equal(checked.code, 1);
-    assert.match(checked.stdout, /FAILED: torn-tail at seq 2 .*a commit of entries from seq 2 was cut short/);
-
-    const next = await evident(['append', '--dir', dir, '--actor', 'after', '--action', 'test.ok']);
-    assert.equal(next.code, 0, next.stderr);
-    assert.equal((JSON.parse(next.stdout) as { seq: number }).seq, 2, 'none of the batch was kept');
-    const told =
-      /^evident: the log ended in a batch written in part \((\d+) bytes from entry 2 at byte (\d+): .*it was moved to (\S+), and appends go on after the last whole commit\n$/.exec(
-        next.stderr,
-      );
-    assert.ok(told, next.stderr);
-    assert.deepEqual([Number(told[1]), Number(told[2])], [part.length, goodBytes.length]);
-    assert.deepEqual(readFileSync(told[3] as string), part, 'its lines are kept in quarantine');
-    const after = await new Log({ store: dir, readOnly: true }).verify();
-    assert.deepEqual([after.ok, after.size], [true, 3]);
+  it('a batch cut short after its record was replaced at its path (a restore): moved aside all the same', async () => {
+    await batchCutShort('torn-batch-replaced');
   });
 });
+
+/**
+ * The crash fixture in `mode` kills its writer 4 lines into a 10-entry batch: readers see the log end before
+ * the batch, verify names it, a copy leaves it out, and the next writer moves it aside whole.
+ */
+async function batchCutShort(mode: 'torn-batch' | 'torn-batch-replaced'): Promise<void> {
+  const dir = tempDir();
+  const log = await Log.open({ store: dir, create: true });
+  await log.appendBatch([
+    { actor: 'before', action: 'test.ok' },
+    { actor: 'before', action: 'test.ok' },
+  ]);
+  await log.close();
+  const logFile = join(dir, 'log.jsonl');
+
+  const ran = await runNode(WRITER, [dir, mode]);
+  assert.equal(ran.signal, 'SIGKILL', ran.stderr);
+  const size = mode === 'torn-batch' ? 2 : 4; // the entries acknowledged before the batch
+  const lines = readFileSync(logFile, 'utf8').split('\n');
+  assert.equal(lines.at(-1), '', 'nothing torn');
+  assert.equal(lines.length - 1, size + 4, 'four whole lines of the ten');
+  const goodBytes = Buffer.byteLength(lines.slice(0, size).join('\n')) + 1;
+  const part = readFileSync(logFile).subarray(goodBytes);
+
+  const readOnly = new Log({ store: dir, readOnly: true });
+  assert.equal((await readOnly.head()).size, size, 'readers see the log end before the batch');
+  const seqs: number[] = [];
+  for await (const entry of readOnly.read()) seqs.push(entry.seq);
+  assert.deepEqual(seqs, [...Array(size).keys()]);
+  const before = await readOnly.verify();
+  await readOnly.close();
+  assert.equal(before.ok, false);
+  assert.deepEqual([before.size, before.failure?.seq, before.failure?.reason], [size, size, 'torn-tail']);
+  assert.match(before.failure?.message ?? '', new RegExp(`a commit of entries from seq ${size} was cut short`));
+
+  const checked = await evident(['verify', '--dir', dir]);
+  assert.equal(checked.code, 1);
+  assert.match(checked.stdout, new RegExp(`FAILED: torn-tail at seq ${size} .*was cut short`));
+  const copy = await evident(['copy', '--from', dir, '--to', join(tempDir(), 'copy')]);
+  assert.equal(copy.code, 0, copy.stderr);
+  assert.match(copy.stdout, new RegExp(`^copied ${size} entries`), 'a copy takes only what was acknowledged');
+
+  const next = await evident(['append', '--dir', dir, '--actor', 'after', '--action', 'test.ok']);
+  assert.equal(next.code, 0, next.stderr);
+  assert.equal((JSON.parse(next.stdout) as { seq: number }).seq, size, 'none of the batch was kept');
+  const told = new RegExp(
+    `^evident: the log ended in a batch written in part \\((\\d+) bytes from entry ${size} at byte (\\d+): .*` +
+      'it was moved to (\\S+), and appends go on after the last whole commit\\n$',
+  ).exec(next.stderr);
+  assert.ok(told, next.stderr);
+  assert.deepEqual([Number(told[1]), Number(told[2])], [part.length, goodBytes]);
+  assert.deepEqual(readFileSync(told[3] as string), part, 'its lines are kept in quarantine');
+  const after = await new Log({ store: dir, readOnly: true }).verify();
+  assert.deepEqual([after.ok, after.size], [true, size + 1]);
+}

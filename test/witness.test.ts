@@ -101,8 +101,9 @@ describe('a witness', () => {
     // A proof of the wrong shape is a bad proof, not evidence of a fork; the witness still takes the right one.
     const reader = new Log({ store: log.dir, readOnly: true });
     const proof = await reader.consistencyProof(1, 5);
+    const otherSizes = await reader.consistencyProof(2, 5); // a true proof, of another tree than the one cosigned
     await reader.close();
-    for (const bad of [[Buffer.alloc(0), ...proof.slice(1)], [...proof, ...proof], proof.slice(1)]) {
+    for (const bad of [[Buffer.alloc(0), ...proof.slice(1)], [...proof, ...proof], proof.slice(1), otherSizes]) {
       await assert.rejects(witness.cosign(later, log.key, bad), { code: 'EVIDENT_BAD_PROOF' });
     }
     await witness.cosign(later, log.key, proof);

@@ -187,7 +187,14 @@ export const TLOG_COMMANDS: Record<string, Command> = {
         const size = checkpointOfNote(note).size;
         const last = witness.lastSeen(logKey.name)?.size ?? 0;
         const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
-        const result = await witness.cosign(note, logKey, proof);
+        // The log's own proof between exactly these sizes: if it fails, the log's tree is not the one cosigned.
+        const result = await witness.cosign(note, logKey, proof).catch((error: unknown) => {
+          if ((error as EvidentError).code !== 'EVIDENT_BAD_PROOF') throw error;
+          throw new EvidentError(
+            'EVIDENT_WITNESS_FORK',
+            `${logKey.name} at ${size} does not extend what this witness cosigned at ${last}: the log forked`,
+          );
+        });
         await log.addCosignatures(result);
         return result;
       });

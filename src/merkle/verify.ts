@@ -101,6 +101,6 @@ export function verifyConsistency(
     sn = half(sn);
   }
   if (sn !== 0) throw new ProofError(`consistency proof is too short (${proof.length} hashes)`);
-  if (!fr.equals(root1)) throw new ProofError('consistency proof does not lead to the first root', true);
-  if (!sr.equals(root2)) throw new ProofError('consistency proof does not lead to the second root', true);
+  if (!fr.equals(root1)) throw new ProofError('consistency proof does not lead to the first root');
+  if (!sr.equals(root2)) throw new ProofError('consistency proof does not lead to the second root');
 }

@@ -78,8 +78,9 @@ export class FileEntries implements EntryStore {
   #known: Known | null = null;
   /** Where the entry after the last one leaves() read starts, to spare the next read a search. */
   #cursor: { seq: number; offset: number } | null = null;
-  /** The intent record's descriptor, once a writer needed it (-1 before). */
+  /** The intent record's descriptor, once a writer needed it (-1 before), and the identity of its file. */
   #intentFd = -1;
+  #intentFile: FileStat | null = null;
 
   constructor(dir: string, files: Files, durability: Durability) {
     this.dir = dir;
@@ -169,8 +170,7 @@ export class FileEntries implements EntryStore {
   async #head(): Promise<Head> {
     if (this.#readOnly) {
       const fd = await this.#readerFd();
-      const { size } = await this.#files.fstat(fd);
-      const { last } = await readLastLine(this.#files, fd, size);
+      const { last } = await readLastLine(this.#files, fd, await this.#visibleEnd(fd));
       return last === null ? EMPTY_HEAD : headOf(entryOf(last.text, last.offset));
     }
     return this.#locked(async () => {
@@ -215,8 +215,9 @@ export class FileEntries implements EntryStore {
     if (replaced) {
       // Replaced under us (a restore, a checkout): follow the path, but only onto a file that still holds
       // every entry this writer knew — the checks below, with nothing taken from the old file's size or time.
+      const fd = await this.#openLog(); // retire the old descriptor only once there is a new one
       this.#retiredFds.push(this.#logFd);
-      this.#logFd = await this.#openLog();
+      this.#logFd = fd;
       this.#cursor = null;
       stat = await files.fstat(this.#logFd);
     }
@@ -329,45 +330,60 @@ export class FileEntries implements EntryStore {
 
   /** Records, before a commit that must land whole writes anything, the range it will write (intent.ts). */
   async #intend(intent: Intent): Promise<void> {
-    if (this.#intentFd < 0) {
-      const path = join(this.dir, INTENT_FILE);
-      const created = (await this.#files.stat(path)) === null;
-      this.#intentFd = await this.#openIntent(constants.O_RDWR | (created ? constants.O_CREAT : 0));
-      if (created) await syncDir(this.#files, this.dir);
-    }
-    await this.#files.writeAt(this.#intentFd, encodeIntent(intent), 0);
-    if (this.#durability === 'fsync') await this.#files.fdatasync(this.#intentFd);
+    const fd = await this.#intentHandle();
+    await this.#files.writeAt(fd, encodeIntent(intent), 0);
+    if (this.#durability === 'fsync') await this.#files.fdatasync(fd);
+  }
+
+  /**
+   * Under the lock: the writer's descriptor of the record at its path, opened
+   * (created) when it has none, or when the file there is not the one it has
+   * open (replaced, removed): a record must be where the next writer reads it.
+   */
+  async #intentHandle(): Promise<number> {
+    const stat = await this.#files.stat(join(this.dir, INTENT_FILE));
+    if (this.#intentFd >= 0 && sameFile(stat, this.#intentFile)) return this.#intentFd;
+    const fd = await this.#openIntent(constants.O_RDWR | (stat === null ? constants.O_CREAT : 0));
+    if (stat === null) await syncDir(this.#files, this.dir);
+    if (this.#intentFd >= 0) await this.#files.close(this.#intentFd);
+    this.#intentFd = fd;
+    this.#intentFile = await this.#files.fstat(fd);
+    return fd;
   }
 
   /** The intent recorded for a commit that the log file (`fd`, `size` bytes) holds only in part; else null. */
   async #cutShort(fd: number, size: number): Promise<Intent | null> {
     const intent = await this.#intent();
-    if (intent === null || !(intent.start < size && size < intent.end)) return null;
+    if (intent === null || !(intent.start < size && size < intent.end - 1)) return null;
     const line = await readLineAt(this.#files, fd, intent.start, size);
     const link = line === null ? null : linkOf(Buffer.from(line.text), 0, Buffer.byteLength(line.text));
     return cutShort(intent, size, link === null ? null : { seq: link[0], hash: link[2] }) ? intent : null;
   }
 
-  /** The intent last recorded, if any: through the writer's descriptor, or read once by a reader. */
+  /** The intent recorded at the path now, if any (read through a descriptor of its own). */
   async #intent(): Promise<Intent | null> {
-    let fd = this.#intentFd;
-    if (fd < 0) {
-      try {
-        fd = await this.#openIntent(this.#readOnly ? constants.O_RDONLY : constants.O_RDWR);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-        throw error;
-      }
-      if (this.#readOnly) {
-        try {
-          return await readIntent(this.#files, fd);
-        } finally {
-          await this.#files.close(fd);
-        }
-      }
-      this.#intentFd = fd;
+    let fd: number;
+    try {
+      fd = await this.#openIntent(constants.O_RDONLY);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
     }
-    return readIntent(this.#files, fd);
+    try {
+      return await readIntent(this.#files, fd);
+    } finally {
+      await this.#files.close(fd);
+    }
+  }
+
+  /**
+   * Where what readers may see of the file (`fd`) ends: before the part
+   * written of a batch that is cut short or still being written, which is
+   * not (yet) acknowledged; else its size.
+   */
+  async #visibleEnd(fd: number): Promise<number> {
+    const { size } = await this.#files.fstat(fd);
+    return (await this.#cutShort(fd, size))?.start ?? size;
   }
 
   async #openIntent(flags: number): Promise<number> {
@@ -401,7 +417,7 @@ export class FileEntries implements EntryStore {
   async *#read(query: ReadQuery): AsyncGenerator<Entry> {
     const files = this.#files;
     const fd = await this.#readerFd();
-    const { size } = await files.fstat(fd);
+    const size = await this.#visibleEnd(fd);
     let start = 0;
     if (query.fromSeq !== undefined && query.fromSeq > 0) start = await this.#offsetOf(fd, query.fromSeq, size);
     if (query.since !== undefined) {
@@ -436,8 +452,9 @@ export class FileEntries implements EntryStore {
     if (!this.#readOnly) return this.#logFd;
     const stat = await this.#files.stat(this.logPath);
     if (stat !== null && !sameFile(stat, this.#logFile)) {
+      const fd = await this.#openLog(); // retire the old descriptor only once there is a new one
       this.#retiredFds.push(this.#logFd);
-      this.#logFd = await this.#openLog();
+      this.#logFd = fd;
       this.#cursor = null;
     }
     return this.#logFd;
@@ -543,6 +560,7 @@ export class FileEntries implements EntryStore {
     const fds = [this.#logFd, this.#intentFd, ...this.#retiredFds.splice(0)].filter((fd) => fd >= 0);
     this.#logFd = -1;
     this.#intentFd = -1;
+    this.#intentFile = null;
     this.#known = null;
     this.#cursor = null;
     await Promise.all(fds.map((fd) => this.#files.close(fd)));

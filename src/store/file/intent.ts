@@ -9,8 +9,10 @@
  * strictly inside the range moves the part written to quarantine/.
  *
  * Once the commit is synced the writer empties the record, still holding the
- * lock (not synced: a record a crash brings back names a range the file has
- * grown past). A record whose range's first line is not the commit's own
+ * lock. That is not synced: a record a crash brings back names a batch that
+ * is whole in the file, or that the file has grown past; only a cut into
+ * that batch made by hand afterwards would then move the rest of it aside
+ * (into quarantine/, never lost). A record whose range's first line is not the commit's own
  * first entry says nothing either: after a commit rolled back, or a batch
  * moved aside, the next commit writes other entries from the same place. A
  * record that is torn or unreadable belongs to a commit that never began
@@ -56,12 +58,15 @@ export function decodeIntent(bytes: Buffer): Intent | null {
 /**
  * Whether a log file of `size` bytes, whose line at `intent.start` holds the
  * entry `atStart` (its seq and hash; null when there is no whole line there),
- * ends inside the commit `intent` describes: written in part.
+ * ends inside the commit `intent` describes: written in part. All but the
+ * last newline is the whole batch: that newline is put back, as for any whole
+ * last entry that lacks it (and a record that a crash brought back, over a
+ * batch acknowledged since, must not make a deleted newline cost the batch).
  */
 export function cutShort(intent: Intent, size: number, atStart: { seq: number; hash: string } | null): boolean {
   return (
     intent.start < size &&
-    size < intent.end &&
+    size < intent.end - 1 &&
     atStart !== null &&
     atStart.seq === intent.seq &&
     atStart.hash === intent.first

@@ -24,16 +24,16 @@ export interface PostgresTarget {
 export const DEFAULT_SCHEMA = 'evident';
 
 /**
- * The URL parameters node-postgres acts on (besides evident's `schema`). `binary` and `replication`
- * are left out: evident reads rows as text and writes through ordinary sessions.
+ * The URL parameters node-postgres acts on in a `postgres://` URL (besides evident's `schema`). Left out:
+ * `binary` and `replication` (evident reads rows as text, through ordinary sessions), and `db`, `encoding`
+ * and `keepAliveInitialDelayMillis`, which it reads only from socket URLs or option objects: `?db=` would
+ * open the log in the path's database, not the one named.
  */
 const PARAMETERS = new Set([
   'host',
   'port',
   'user',
   'password',
-  'db',
-  'encoding',
   'client_encoding',
   'application_name',
   'fallback_application_name',
@@ -50,7 +50,6 @@ const PARAMETERS = new Set([
   'query_timeout',
   'idle_in_transaction_session_timeout',
   'connectionTimeoutMillis',
-  'keepAliveInitialDelayMillis',
 ]);
 
 /** Parses `postgres://…[?schema=NAME]`; the schema must be a plain lower-case identifier. */

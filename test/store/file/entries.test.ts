@@ -16,6 +16,7 @@ import {
   readFileSync,
   renameSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -210,6 +211,23 @@ describe('appending to log.jsonl', () => {
     assert.equal(readLines(path).length, 2, 'appended to the file at the path');
     assert.equal((await log.verify()).ok, true);
     await log.close();
+  });
+
+  it('a replacement it cannot open (a symbolic link) is refused, and the log still closes cleanly', async () => {
+    for (const readOnly of [true, false]) {
+      const dir = tempDir();
+      const path = join(dir, 'log.jsonl');
+      const made = await Log.open({ store: dir, create: true });
+      await made.append({ actor: 'a', action: 'x.y' });
+      await made.close();
+      const log = new Log({ store: dir, readOnly });
+      assert.equal((await log.head()).size, 1);
+      writeFileSync(join(dir, 'elsewhere.jsonl'), readFileSync(path));
+      symlinkSync('elsewhere.jsonl', `${path}.link`);
+      renameSync(`${path}.link`, path);
+      await assert.rejects(readOnly ? log.head() : log.append({ actor: 'b', action: 'x.y' }));
+      await log.close(); // each descriptor closed once: no EBADF
+    }
   });
 
   it('refuses a log file replaced by one without what it acknowledged: an older copy, another log', async () => {

@@ -34,6 +34,7 @@ describe('the intent record', () => {
     assert.equal(cutShort(intent, 5_000, first), true);
     assert.equal(cutShort(intent, 1_000, first), false, 'nothing of it written');
     assert.equal(cutShort(intent, 9_000, first), false, 'all of it written');
+    assert.equal(cutShort(intent, 8_999, first), false, 'all but the last newline: whole, the newline put back');
     assert.equal(cutShort(intent, 12_000, first), false, 'the file has grown past it');
     assert.equal(cutShort(intent, 5_000, null), false, 'no whole line at its start: a torn line, handled as one');
     assert.equal(cutShort(intent, 5_000, { seq: 12, hash: 'c'.repeat(64) }), false, 'other entries, written since');

@@ -248,7 +248,7 @@ describe('a PostgreSQL log', () => {
       await assert.rejects(Log.init({ store: `${url}${bad}` }), { code: 'EVIDENT_INVALID_OPTION' }, bad);
     }
     // A misspelt parameter would open the default schema's log instead of the one meant.
-    for (const bad of ['&shema=audit', '&binary=true', '&sslmod=require']) {
+    for (const bad of ['&shema=audit', '&binary=true', '&sslmod=require', '&db=other']) {
       await assert.rejects(
         Log.init({ store: `${url}${bad}` }),
         { code: 'EVIDENT_INVALID_OPTION', message: /is not a parameter of a PostgreSQL store URL/ },
