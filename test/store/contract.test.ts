@@ -206,5 +206,30 @@ for (const backend of BACKENDS) {
       assert.equal(verifyReceipt(parseReceipt(receipt), entry, { log: keys.key }).size, 2);
       await writer.close();
     });
+
+    it('lets one of several inits with different keys at once declare its key; the others are told whose', async () => {
+      const make = backend.log();
+      const keys = Array.from({ length: 4 }, (_, k) => signingLog(`contract.example/racer-${k}`));
+      const outcomes = await Promise.allSettled(
+        keys.map((key) => Log.init({ store: make(), signingKey: key.keyFile })),
+      );
+      const won = outcomes.flatMap((outcome, k) => (outcome.status === 'fulfilled' ? [k] : []));
+      assert.equal(won.length, 1, JSON.stringify(outcomes));
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') {
+          const { message } = outcome.reason as Error;
+          assert.match(
+            message,
+            new RegExp(`(already signs as|is being declared for) contract\\.example/racer-${won[0]}\\b`),
+          );
+        }
+      }
+      const winner = keys[won[0] as number] as (typeof keys)[number];
+      const writer = new Log({ store: make(), key: winner.keyFile });
+      const entry = await writer.append({ actor: 'a', action: 'x.y' });
+      assert.equal(entry.seq, 1, 'one declaration, then this entry');
+      assert.equal(verifyReceipt(parseReceipt(await writer.receipt(1)), entry, { log: winner.key }).size, 2);
+      await writer.close();
+    });
   });
 }
