@@ -12,6 +12,9 @@
 import { constants } from 'node:fs';
 import { type FileStat, type Files, openOwn } from './files.js';
 
+/** How long a wait for a lock goes on before a warning says so (a holder stopped, say); tests shorten it. */
+export const lockPatience = { ms: 10_000 };
+
 export class PathLock {
   readonly path: string;
   readonly #files: Files;
@@ -57,9 +60,18 @@ export class PathLock {
         if (!wait) return null;
         const granted = files.lockWait(fd);
         this.#waiting = granted.catch(() => undefined);
+        // A lock held for seconds is not a busy log but a holder that stopped (SIGSTOP, a debugger, a hung
+        // disk): say so once, and go on waiting, as flock does.
+        const patience = setTimeout(() => {
+          process.emitWarning(
+            `evident: ${this.path} has been locked by another process for ${lockPatience.ms / 1000} s; still waiting`,
+          );
+        }, lockPatience.ms);
+        patience.unref();
         try {
           await granted;
         } finally {
+          clearTimeout(patience);
           this.#waiting = null;
         }
       }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
   appendFileSync,
+  constants,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -24,8 +25,9 @@ import { describe, it } from 'node:test';
 import type { Entry } from '../../../src/entry.js';
 import { Log } from '../../../src/log.js';
 import { type Files, nodeFiles } from '../../../src/store/file/files.js';
+import { lockPatience } from '../../../src/store/file/lock.js';
 import { FileStore } from '../../../src/store/file/store.js';
-import { FIXTURES, osError, readLines, tempDir, writeLines } from '../../helpers.js';
+import { FIXTURES, osError, readLines, tempDir, until, writeLines } from '../../helpers.js';
 
 /** A log whose entries carry `"hash":"` and `"prev":"` inside their data and targets. */
 async function trickyLog(): Promise<{ dir: string; entries: Entry[] }> {
@@ -211,6 +213,33 @@ describe('appending to log.jsonl', () => {
     assert.equal(readLines(path).length, 2, 'appended to the file at the path');
     assert.equal((await log.verify()).ok, true);
     await log.close();
+  });
+
+  it('says when it has waited long for an append lock another holder keeps, and goes on once it is free', async () => {
+    const dir = tempDir();
+    const made = await Log.open({ store: dir, create: true });
+    await made.close();
+    // Another open file description of the lock file: flock excludes it as it would another process.
+    const holder = await nodeFiles.open(join(dir, 'lock'), constants.O_RDWR);
+    assert.equal(nodeFiles.tryLock(holder), true);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on('warning', onWarning);
+    const patience = lockPatience.ms;
+    lockPatience.ms = 50;
+    try {
+      const log = new Log({ store: dir });
+      const appended = log.append({ actor: 'a', action: 'x.y' });
+      await until(() => warnings.length > 0, 'a warning about the wait');
+      assert.match(warnings[0] as string, /lock has been locked by another process for 0\.05 s; still waiting/);
+      nodeFiles.unlock(holder);
+      assert.equal((await appended).seq, 0);
+      await log.close();
+    } finally {
+      lockPatience.ms = patience;
+      process.off('warning', onWarning);
+      await nodeFiles.close(holder);
+    }
   });
 
   it('a replacement it cannot open (a symbolic link) is refused, and the log still closes cleanly', async () => {
