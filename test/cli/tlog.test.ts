@@ -319,33 +319,12 @@ describe('witnesses (CLI)', () => {
     assert.match(receipt, /— w1\.example /);
     assert.match(receipt, /— w2\.example /);
     writeFileSync(join(root, 'e3.json'), readLines(join(dir, 'log.jsonl'))[3] as string);
-    const verified = await ok([
-      'verify-receipt',
-      join(root, 'r-both'),
-      '--entry',
-      join(root, 'e3.json'),
-      '--key',
-      logVkey,
-      '--witness',
-      w1.vkey,
-      '--witness',
-      w2.vkey,
-      '--quorum',
-      '2',
-    ]);
+    const receiptOf3 = ['verify-receipt', join(root, 'r-both'), '--entry', join(root, 'e3.json'), '--key', logVkey];
+    const verified = await ok([...receiptOf3, '--witness', w1.vkey, '--witness', w2.vkey, '--quorum', '2']);
     assert.match(verified, /cosigned by w1\.example, w2\.example/);
     // A log's key given as a witness's would count a plain signature as a cosignature: refused as a bad key.
     const plain = (await ok(['keygen', '--name', 'w9.example', '--out', join(root, 'w9.key')])).trim();
-    const wrongKind = await evident([
-      'verify-receipt',
-      join(root, 'r-both'),
-      '--entry',
-      join(root, 'e3.json'),
-      '--key',
-      logVkey,
-      '--witness',
-      plain,
-    ]);
+    const wrongKind = await evident([...receiptOf3, '--witness', plain]);
     assert.equal(wrongKind.code, 2);
     assert.match(wrongKind.stderr, /witness key w9\.example is not a witness key \[EVIDENT_BAD_KEY\]/);
     // A proof file that is not what `evident proof` writes: said so, and nothing cosigned.
