@@ -103,6 +103,32 @@ describe('crash safety', () => {
     await batchCutShort('torn-batch');
   });
 
+  it("a batch cut short right before its first line's newline: moved aside, and no later entry with it", async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.append({ actor: 'before', action: 'test.ok' });
+    await log.close();
+    const goodBytes = readFileSync(join(dir, 'log.jsonl')).length;
+    const ran = await runNode(WRITER, [dir, 'torn-batch-first']);
+    assert.equal(ran.signal, 'SIGKILL', ran.stderr);
+    assert.ok(!readFileSync(join(dir, 'log.jsonl')).subarray(goodBytes).includes(0x0a), 'one line, no newline');
+    // Its first entry is whole but for the newline: not the batch, only part of it. It goes, and the next does not.
+    for (const actor of ['next', 'third']) {
+      const appended = await evident(['append', '--dir', dir, '--actor', actor, '--action', 'test.ok']);
+      assert.equal(appended.code, 0, appended.stderr);
+    }
+    const entries = readLines(join(dir, 'log.jsonl')).map((line) => JSON.parse(line) as { seq: number; actor: string });
+    assert.deepEqual(
+      entries.map((e) => [e.seq, e.actor]),
+      [
+        [0, 'before'],
+        [1, 'next'],
+        [2, 'third'],
+      ],
+    );
+    assert.equal((await new Log({ store: dir, readOnly: true }).verify()).ok, true);
+  });
+
   it('a batch cut short after its record was replaced at its path (a restore): moved aside all the same', async () => {
     await batchCutShort('torn-batch-replaced');
   });

@@ -16,7 +16,16 @@ import { constants } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseEntry } from '../../chain.js';
-import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, hashedText, headOf, leafHashOfText } from '../../entry.js';
+import {
+  DEFAULT_MAX_ENTRY_BYTES,
+  EMPTY_HEAD,
+  type Entry,
+  GENESIS_PREV,
+  type Head,
+  hashedText,
+  headOf,
+  leafHashOfText,
+} from '../../entry.js';
 import { EvidentError, LogCorruptError, LogNotFoundError, LogWriteError } from '../../errors.js';
 import { HASH_SIZE } from '../../merkle/hash.js';
 import { matchesQuery } from '../query.js';
@@ -32,7 +41,7 @@ import type {
 } from '../store.js';
 import { type FileStat, type Files, guarded, ownDirectory, storeError } from './files.js';
 import { cutShort, decodeIntent, encodeIntent, INTENT_BYTES, INTENT_FILE, type Intent } from './intent.js';
-import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, readLineAt, scanLineBytes } from './lines.js';
+import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
 import { PathLock } from './lock.js';
 import { verifyFile } from './verify.js';
 
@@ -355,8 +364,12 @@ export class FileEntries implements EntryStore {
   async #cutShort(fd: number, size: number): Promise<Intent | null> {
     const intent = await this.#intent();
     if (intent === null || !(intent.start < size && size < intent.end - 1)) return null;
-    const line = await readLineAt(this.#files, fd, intent.start, size);
-    const link = line === null ? null : linkOf(Buffer.from(line.text), 0, Buffer.byteLength(line.text));
+    // The batch's first line, with or without its newline (a write may stop right before it): an entry is at
+    // most DEFAULT_MAX_ENTRY_BYTES, so the bytes read hold all of it if it is there.
+    const bytes = Buffer.allocUnsafe(Math.min(size - intent.start, DEFAULT_MAX_ENTRY_BYTES + 1));
+    const read = await readFully(this.#files, fd, bytes, bytes.length, intent.start);
+    const newline = bytes.subarray(0, read).indexOf(0x0a);
+    const link = linkOf(bytes, 0, newline < 0 ? read : newline);
     return cutShort(intent, size, link === null ? null : { seq: link[0], hash: link[2] }) ? intent : null;
   }
 

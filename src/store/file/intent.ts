@@ -57,7 +57,7 @@ export function decodeIntent(bytes: Buffer): Intent | null {
 
 /**
  * Whether a log file of `size` bytes, whose line at `intent.start` holds the
- * entry `atStart` (its seq and hash; null when there is no whole line there),
+ * entry `atStart` (its seq and hash, newline or not; null when no entry is there),
  * ends inside the commit `intent` describes: written in part. All but the
  * last newline is the whole batch: that newline is put back, as for any whole
  * last entry that lacks it (and a record that a crash brought back, over a
