@@ -185,18 +185,24 @@ export const TLOG_COMMANDS: Record<string, Command> = {
         if (note === null)
           throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.location} does not sign checkpoints`);
         const size = checkpointOfNote(note).size;
-        const last = witness.lastSeen(logKey.name)?.size ?? 0;
-        const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
-        // The log's own proof between exactly these sizes: if it fails, the log's tree is not the one cosigned.
-        const result = await witness.cosign(note, logKey, proof).catch((error: unknown) => {
-          if ((error as EvidentError).code !== 'EVIDENT_BAD_PROOF') throw error;
-          throw new EvidentError(
-            'EVIDENT_WITNESS_FORK',
-            `${logKey.name} at ${size} does not extend what this witness cosigned at ${last}: the log forked`,
-          );
-        });
-        await log.addCosignatures(result);
-        return result;
+        for (;;) {
+          const last = witness.lastSeen(logKey.name)?.size ?? 0;
+          const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
+          try {
+            const result = await witness.cosign(note, logKey, proof);
+            await log.addCosignatures(result);
+            return result;
+          } catch (error) {
+            if ((error as EvidentError).code !== 'EVIDENT_BAD_PROOF') throw error;
+            // Another cosigner of this state moved it meanwhile: a proof from the size it holds now.
+            if ((witness.lastSeen(logKey.name)?.size ?? 0) !== last) continue;
+            // The log's own proof between exactly these sizes failed: its tree is not the one cosigned.
+            throw new EvidentError(
+              'EVIDENT_WITNESS_FORK',
+              `${logKey.name} at ${size} does not extend what this witness cosigned at ${last}: the log forked`,
+            );
+          }
+        }
       });
     } else {
       const proof = v.proof === undefined ? [] : parseProofFile(readFileArg(v.proof, 'proof'));

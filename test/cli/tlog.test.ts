@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Entry } from '../../src/entry.js';
 import { Log } from '../../src/log.js';
 import { verifyConsistency, verifyInclusion } from '../../src/merkle/verify.js';
-import { evident, FIXTURES, readLines, tempDir } from '../helpers.js';
+import { evident, FIXTURES, readLines, tempDir, until } from '../helpers.js';
 
 let root: string;
 let logKey: string;
@@ -352,6 +352,44 @@ describe('witnesses (CLI)', () => {
       assert.match(ran.stderr, problem);
       assert.match(ran.stderr, /\[EVIDENT_USAGE\]\n$/);
     }
+  });
+
+  it('cosigning from a log goes on when another cosigner moved the state meanwhile: no fork is claimed', async () => {
+    const dir = await signingLog('moved', 4);
+    const state = join(root, 'moved-state');
+    assert.equal((await cosign(state, w1.key, dir)).code, 0);
+    await appendN(dir, 1);
+    writeFileSync(join(root, 'moved.cp'), await ok(['checkpoint', '--dir', dir]));
+    writeFileSync(
+      join(root, 'moved.proof'),
+      await ok(['proof', 'consistency', '--from', '5', '--to', '6', '--dir', dir]),
+    );
+    await appendN(dir, 1);
+    // This cosigner makes its proof from 5, then waits; meanwhile another cosigns 6.
+    const gate = join(root, 'moved.gate');
+    const slow = evident(['witness', 'cosign', '--state', state, '--key', w1.key, '--log-key', logVkey, '--log', dir], {
+      nodeArgs: ['--import', join(FIXTURES, 'slow-cosign.js')],
+      env: { EVIDENT_TEST_GATE: gate },
+    });
+    await until(() => existsSync(`${gate}.reached`), 'the slow cosigner at its gate');
+    await ok([
+      'witness',
+      'cosign',
+      '--state',
+      state,
+      '--key',
+      w1.key,
+      '--log-key',
+      logVkey,
+      '--checkpoint',
+      join(root, 'moved.cp'),
+      '--proof',
+      join(root, 'moved.proof'),
+    ]);
+    writeFileSync(gate, '');
+    const ran = await slow;
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, /^audit\.example\/log\n7\n/);
   });
 
   it('refuses a rollback to an older checkpoint', async () => {
