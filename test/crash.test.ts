@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Log } from '../src/log.js';
+import { nodeFiles } from '../src/store/file/files.js';
 import type { Recovery } from '../src/store/store.js';
 import { evident, FIXTURES, readLines, runNode, tempDir } from './helpers.js';
 
@@ -78,6 +79,12 @@ describe('crash safety', () => {
     assert.ok(torn.length > 0 && !torn.includes(0x0a), 'the kill left a torn line with no newline');
 
     const readOnly = new Log({ store: dir, readOnly: true });
+    const holder = await nodeFiles.open(join(dir, 'lock'), constants.O_RDONLY);
+    assert.equal(nodeFiles.tryLock(holder), true); // as a writer in the middle of that write would
+    const during = await readOnly.verify();
+    nodeFiles.unlock(holder);
+    await nodeFiles.close(holder);
+    assert.deepEqual([during.ok, during.size], [true, 2], 'a line being written is not yet the log');
     const before = await readOnly.verify();
     await readOnly.close();
     assert.equal(before.failure?.reason, 'torn-tail');
@@ -162,6 +169,13 @@ async function batchCutShort(mode: 'torn-batch' | 'torn-batch-replaced'): Promis
   const seqs: number[] = [];
   for await (const entry of readOnly.read()) seqs.push(entry.seq);
   assert.deepEqual(seqs, [...Array(size).keys()]);
+  // While a writer holds the append lock, that is a commit in flight: verify checks what precedes it.
+  const holder = await nodeFiles.open(join(dir, 'lock'), constants.O_RDONLY);
+  assert.equal(nodeFiles.tryLock(holder), true);
+  const during = await readOnly.verify();
+  nodeFiles.unlock(holder);
+  await nodeFiles.close(holder);
+  assert.deepEqual([during.ok, during.size], [true, size], JSON.stringify(during.failure));
   const before = await readOnly.verify();
   await readOnly.close();
   assert.equal(before.ok, false);

@@ -546,26 +546,71 @@ export class FileEntries implements EntryStore {
 
   async #verify(check: ChainCheck): Promise<VerifyResult> {
     const fd = await this.#readerFd();
-    const { size } = await this.#files.fstat(fd);
+    const { end, cut } = await this.#settledEnd(fd);
     const start =
-      check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(fd, check.after.size, size) : 0;
+      check.after !== undefined && check.after.size > 0 ? await this.#offsetOf(fd, check.after.size, end) : 0;
     const cores = availableParallelism();
-    const threads = Math.min(cores, check.threads ?? (size < 16 << 20 ? 1 : 4));
-    let result = await verifyFile(this.#files, fd, this.logPath, start, { ...check, threads });
+    const threads = Math.min(cores, check.threads ?? (end < 16 << 20 ? 1 : 4));
+    let result = await verifyFile(this.#files, fd, this.logPath, start, { ...check, threads }, end);
     // Lines of a commit cut short are whole entries that were never acknowledged: the next writer moves them aside.
-    const intent = await this.#cutShort(fd, size);
-    if (intent !== null && intent.start >= start && (result.ok || (result.failure?.offset ?? 0) >= intent.start)) {
-      const message = `a commit of entries from seq ${intent.seq} was cut short (${size - intent.start} of its ${intent.end - intent.start} bytes written): the next append moves them to ${QUARANTINE_DIR}/`;
+    if (cut !== null && cut.start >= start && (result.ok || (result.failure?.offset ?? 0) >= cut.start)) {
+      const message = `a commit of entries from seq ${cut.seq} was cut short (${end - cut.start} of its ${cut.end - cut.start} bytes written): the next append moves them to ${QUARANTINE_DIR}/`;
       result = {
         ok: false,
-        size: intent.seq,
-        head: intent.prev,
-        bytes: intent.start - start,
-        failure: { seq: intent.seq, line: intent.seq + 1, offset: intent.start, reason: 'torn-tail', message },
+        size: cut.seq,
+        head: cut.prev,
+        bytes: cut.start - start,
+        failure: { seq: cut.seq, line: cut.seq + 1, offset: cut.start, reason: 'torn-tail', message },
       };
     }
     const recovered = (await this.#files.list(join(this.dir, QUARANTINE_DIR))).length;
     return recovered === 0 ? result : { ...result, recovered };
+  }
+
+  /**
+   * Where verify reads the file (`fd`) to, and the batch cut short there, if
+   * any. A file ending in part of a line or of a batch is a commit in flight
+   * while a writer holds the append lock: verify stops before it, as readers
+   * do. With the lock free it is a crash's, and named; so that a commit that
+   * just finished is not taken for one, the file is looked at again holding
+   * the lock for that moment.
+   */
+  async #settledEnd(fd: number): Promise<{ end: number; cut: Intent | null }> {
+    const look = async () => {
+      const { size } = await this.#files.fstat(fd);
+      const cut = await this.#cutShort(fd, size);
+      const { completeEnd } = await readLastLine(this.#files, fd, size);
+      return { size, cut, completeEnd, partial: cut !== null || completeEnd < size };
+    };
+    const first = await look();
+    if (!first.partial) return { end: first.size, cut: null };
+    const settled = await this.#whileNoWriter(look);
+    if (settled === null) return { end: first.cut?.start ?? first.completeEnd, cut: null };
+    return { end: settled.size, cut: settled.cut };
+  }
+
+  /** `work`'s result, run holding the append lock if no writer holds it now; null if one does. */
+  async #whileNoWriter<T>(work: () => Promise<T>): Promise<T | null> {
+    let fd: number;
+    try {
+      // Read-only: a reader may not write here, and flock needs no more.
+      fd = await this.#files.open(join(this.dir, LOCK_FILE), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      // No lock file: no writer has opened the log. One this reader may not open: it cannot tell, and judges
+      // the file as it is, as verify always did.
+      if (['ENOENT', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) return work();
+      throw error;
+    }
+    try {
+      if (!this.#files.tryLock(fd)) return null;
+      try {
+        return await work();
+      } finally {
+        this.#files.unlock(fd);
+      }
+    } finally {
+      await this.#files.close(fd);
+    }
   }
 
   async close(): Promise<void> {
