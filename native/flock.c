@@ -56,12 +56,12 @@ static int get_fd(napi_env env, napi_callback_info info, int *fd) {
   return 1;
 }
 
-/* tryLock(fd): takes the exclusive lock if it is free; false if it is held. */
-static napi_value try_lock(napi_env env, napi_callback_info info) {
+/* flock(fd, op | LOCK_NB): true when taken, false when another descriptor holds the lock in a mode that excludes it. */
+static napi_value try_flock(napi_env env, napi_callback_info info, int op) {
   int fd;
   if (!get_fd(env, info, &fd)) return NULL;
   int rc;
-  do rc = flock(fd, LOCK_EX | LOCK_NB);
+  do rc = flock(fd, op | LOCK_NB);
   while (rc == -1 && errno == EINTR);
   if (rc == -1 && errno != EWOULDBLOCK) {
     throw_errno(env, errno, "flock");
@@ -70,6 +70,16 @@ static napi_value try_lock(napi_env env, napi_callback_info info) {
   napi_value result;
   if (napi_get_boolean(env, rc == 0, &result) != napi_ok) return NULL;
   return result;
+}
+
+/* tryLock(fd): takes the exclusive lock if it is free; false if it is held. */
+static napi_value try_lock(napi_env env, napi_callback_info info) {
+  return try_flock(env, info, LOCK_EX);
+}
+
+/* tryLockShared(fd): takes a shared lock unless the exclusive one is held (a reader's look: readers share it). */
+static napi_value try_lock_shared(napi_env env, napi_callback_info info) {
+  return try_flock(env, info, LOCK_SH);
 }
 
 /* unlock(fd): releases the lock this descriptor holds. */
@@ -126,13 +136,14 @@ static napi_value lock_wait(napi_env env, napi_callback_info info) {
   return evident_job_start(env, "evident.flock", fns, w);
 }
 
-/* Adds tryLock, lockWait and unlock to `exports` (see addon.c). */
+/* Adds tryLock, tryLockShared, lockWait and unlock to `exports` (see addon.c). */
 napi_value evident_flock_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tryLock", NULL, try_lock, NULL, NULL, NULL, napi_default, NULL},
+      {"tryLockShared", NULL, try_lock_shared, NULL, NULL, NULL, napi_default, NULL},
       {"lockWait", NULL, lock_wait, NULL, NULL, NULL, napi_default, NULL},
       {"unlock", NULL, unlock, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
 }

@@ -181,11 +181,11 @@ export const TLOG_COMMANDS: Record<string, Command> = {
     let cosigned: string;
     if (v.log !== undefined) {
       cosigned = await withLog({ store: v.log, readOnly: true }, async (log) => {
-        const note = await log.checkpoint();
-        if (note === null)
-          throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.location} does not sign checkpoints`);
-        const size = checkpointOfNote(note).size;
-        for (;;) {
+        for (let attempt = 1; ; attempt++) {
+          const note = await log.checkpoint();
+          if (note === null)
+            throw new EvidentError('EVIDENT_NO_KEY', `the log in ${log.location} does not sign checkpoints`);
+          const size = checkpointOfNote(note).size;
           const last = witness.lastSeen(logKey.name)?.size ?? 0;
           const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
           try {
@@ -193,9 +193,13 @@ export const TLOG_COMMANDS: Record<string, Command> = {
             await log.addCosignatures(result);
             return result;
           } catch (error) {
-            if ((error as EvidentError).code !== 'EVIDENT_BAD_PROOF') throw error;
-            // Another cosigner of this state moved it meanwhile: a proof from the size it holds now.
-            if ((witness.lastSeen(logKey.name)?.size ?? 0) !== last) continue;
+            const code = (error as EvidentError).code;
+            if (code !== 'EVIDENT_BAD_PROOF' && code !== 'EVIDENT_WITNESS_ROLLBACK') throw error;
+            // Another cosigner of this state moved it meanwhile, or the log signed a newer checkpoint than the one
+            // read: again, with the log's checkpoint and the witness's size as they are now.
+            const moved = (witness.lastSeen(logKey.name)?.size ?? 0) !== last || (await log.checkpoint()) !== note;
+            if (moved && attempt < 10) continue;
+            if (code === 'EVIDENT_WITNESS_ROLLBACK') throw error;
             // The log's own proof between exactly these sizes failed: its tree is not the one cosigned.
             throw new EvidentError(
               'EVIDENT_WITNESS_FORK',

@@ -354,7 +354,7 @@ describe('witnesses (CLI)', () => {
     }
   });
 
-  it('cosigning from a log goes on when another cosigner moved the state meanwhile: no fork is claimed', async () => {
+  it('cosigning from a log goes on when another cosigner moved the state meanwhile: no fork or rollback claimed', async () => {
     const dir = await signingLog('moved', 4);
     const state = join(root, 'moved-state');
     assert.equal((await cosign(state, w1.key, dir)).code, 0);
@@ -386,10 +386,13 @@ describe('witnesses (CLI)', () => {
       '--proof',
       join(root, 'moved.proof'),
     ]);
+    // And then past the checkpoint it read: the log grew, and another cosigned that.
+    await appendN(dir, 1);
+    assert.equal((await cosign(state, w1.key, dir)).code, 0);
     writeFileSync(gate, '');
     const ran = await slow;
     assert.equal(ran.code, 0, ran.stderr);
-    assert.match(ran.stdout, /^audit\.example\/log\n7\n/);
+    assert.match(ran.stdout, /^audit\.example\/log\n8\n/, 'it cosigns the checkpoint the log has now');
   });
 
   it('refuses a rollback to an older checkpoint', async () => {

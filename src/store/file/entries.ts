@@ -573,7 +573,8 @@ export class FileEntries implements EntryStore {
    * while a writer holds the append lock: verify stops before it, as readers
    * do. With the lock free it is a crash's, and named; so that a commit that
    * just finished is not taken for one, the file is looked at again holding
-   * the lock for that moment.
+   * a shared lock for that moment (writers take it exclusively; readers share
+   * it, so two verifies never take each other for writers).
    */
   async #settledEnd(fd: number): Promise<{ end: number; cut: Intent | null }> {
     const look = async () => {
@@ -589,27 +590,42 @@ export class FileEntries implements EntryStore {
     return { end: settled.size, cut: settled.cut };
   }
 
-  /** `work`'s result, run holding the append lock if no writer holds it now; null if one does. */
+  /**
+   * `work`'s result, run holding a shared lock on the append lock's file if
+   * no writer holds it now (other readers share it); null if a writer does.
+   * Where that cannot be told — no lock file, one this reader may not open or
+   * that is not a plain file, no flock addon — `work` runs as it is.
+   */
   async #whileNoWriter<T>(work: () => Promise<T>): Promise<T | null> {
+    const files = this.#files;
     let fd: number;
     try {
-      // Read-only: a reader may not write here, and flock needs no more.
-      fd = await this.#files.open(join(this.dir, LOCK_FILE), constants.O_RDONLY | constants.O_NOFOLLOW);
+      // Read-only, not following a link, never waiting on a FIFO: a reader may not write here, flock needs no more.
+      fd = await files.open(
+        join(this.dir, LOCK_FILE),
+        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      );
     } catch (error) {
-      // No lock file: no writer has opened the log. One this reader may not open: it cannot tell, and judges
-      // the file as it is, as verify always did.
-      if (['ENOENT', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) return work();
+      if (['ENOENT', 'EACCES', 'EPERM', 'ELOOP'].includes((error as NodeJS.ErrnoException).code ?? '')) return work();
       throw error;
     }
     try {
-      if (!this.#files.tryLock(fd)) return null;
+      if (!(await files.fstat(fd)).isFile) return await work();
+      let taken: boolean;
+      try {
+        taken = files.tryLockShared(fd);
+      } catch (error) {
+        if ((error as EvidentError).code === 'EVIDENT_NATIVE') return await work();
+        throw error;
+      }
+      if (!taken) return null;
       try {
         return await work();
       } finally {
-        this.#files.unlock(fd);
+        files.unlock(fd);
       }
     } finally {
-      await this.#files.close(fd);
+      await files.close(fd);
     }
   }
 

@@ -55,6 +55,8 @@ export interface Files {
   list(path: string): Promise<string[]>;
   /** flock(LOCK_EX|LOCK_NB): true when taken. */
   tryLock(fd: number): boolean;
+  /** flock(LOCK_SH|LOCK_NB): true when taken (others may share it), false when it is held exclusively. */
+  tryLockShared(fd: number): boolean;
   /** flock(LOCK_EX), waiting on a dedicated thread. */
   lockWait(fd: number): Promise<void>;
   unlock(fd: number): void;
@@ -181,6 +183,7 @@ export const nodeFiles: Files = {
       throw error;
     }),
   tryLock: (fd) => native().tryLock(fd),
+  tryLockShared: (fd) => native().tryLockShared(fd),
   lockWait: (fd) => native().lockWait(fd),
   unlock: (fd) => native().unlock(fd),
 };

@@ -16,6 +16,8 @@ import { EvidentError } from '../../errors.js';
 interface Addon {
   /** flock(LOCK_EX | LOCK_NB): true when taken, false when another holds it. */
   tryLock(fd: number): boolean;
+  /** flock(LOCK_SH | LOCK_NB): true when taken, false when another holds it exclusively. */
+  tryLockShared(fd: number): boolean;
   /** flock(LOCK_EX), waiting on a thread of its own (never libuv's pool). */
   lockWait(fd: number): Promise<void>;
   /** flock(LOCK_UN). */

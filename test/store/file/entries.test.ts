@@ -16,6 +16,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -240,6 +241,52 @@ describe('appending to log.jsonl', () => {
       process.off('warning', onWarning);
       await nodeFiles.close(holder);
     }
+  });
+
+  it('verify takes a torn end for a commit in flight only while a writer holds the lock, whatever else is there', async () => {
+    const dir = tempDir();
+    const made = await Log.open({ store: dir, create: true });
+    await made.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+    ]);
+    await made.close();
+    appendFileSync(join(dir, 'log.jsonl'), '{"action":"x.y","act');
+    const verdict = async (files: Files = nodeFiles) => {
+      const log = new Log({ store: new FileStore(dir, { files }), readOnly: true });
+      try {
+        const result = await log.verify();
+        return result.ok ? `ok ${result.size}` : `${result.failure?.reason} ${result.size}`;
+      } finally {
+        await log.close();
+      }
+    };
+    assert.equal(await verdict(), 'torn-tail 2');
+    const lockPath = join(dir, 'lock');
+    for (const [mode, expected] of [
+      ['exclusive', 'ok 2'], // a writer's: its write is in flight
+      ['shared', 'torn-tail 2'], // another verify's: no writer there
+    ] as const) {
+      const holder = await nodeFiles.open(lockPath, constants.O_RDONLY);
+      assert.equal(mode === 'exclusive' ? nodeFiles.tryLock(holder) : nodeFiles.tryLockShared(holder), true);
+      assert.equal(await verdict(), expected, mode);
+      nodeFiles.unlock(holder);
+      await nodeFiles.close(holder);
+    }
+    // Where a writer cannot be told apart: judged as it is, never waited on.
+    const noAddon: Files = {
+      ...nodeFiles,
+      tryLockShared: () => {
+        throw Object.assign(new Error('no addon'), { code: 'EVIDENT_NATIVE' });
+      },
+    };
+    assert.equal(await verdict(noAddon), 'torn-tail 2', 'no flock addon');
+    rmSync(lockPath);
+    spawnSync('mkfifo', [lockPath]);
+    assert.equal(await verdict(), 'torn-tail 2', 'a FIFO');
+    rmSync(lockPath);
+    symlinkSync('elsewhere', lockPath);
+    assert.equal(await verdict(), 'torn-tail 2', 'a symbolic link');
   });
 
   it('a replacement it cannot open (a symbolic link) is refused, and the log still closes cleanly', async () => {

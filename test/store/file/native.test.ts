@@ -38,6 +38,24 @@ describe('flock', () => {
     }
   });
 
+  it('shares a shared lock among readers, and keeps it from a writer and a writer from it', () => {
+    const dir = tempDir();
+    closeSync(openSync(join(dir, 'lock'), 'a'));
+    const [reader1, reader2, writer] = [0, 1, 2].map(() => openSync(join(dir, 'lock'), 'r'));
+    try {
+      assert.equal(addon.tryLockShared(reader1 as number), true);
+      assert.equal(addon.tryLockShared(reader2 as number), true, 'readers share it');
+      assert.equal(addon.tryLock(writer as number), false, 'a writer waits for the readers');
+      addon.unlock(reader1 as number);
+      addon.unlock(reader2 as number);
+      assert.equal(addon.tryLock(writer as number), true);
+      assert.equal(addon.tryLockShared(reader1 as number), false, 'a reader sees the writer');
+      addon.unlock(writer as number);
+    } finally {
+      for (const fd of [reader1, reader2, writer]) closeSync(fd as number);
+    }
+  });
+
   it('refuses what is not a descriptor, and reports a bad one with its errno code', async () => {
     assert.throws(() => (addon.tryLock as (...a: unknown[]) => unknown)('x'), TypeError);
     const closed = openSync(join(tempDir(), 'lock'), 'a');
