@@ -375,6 +375,9 @@ export const TLOG_COMMANDS: Record<string, Command> = {
   },
 };
 
+/** A SHA-256 hash in standard base64, as proofs carry them. */
+const BASE64_HASH = /^[A-Za-z0-9+/]{43}=$/;
+
 /** Proof hashes from `evident proof` output: JSON (its "proof" array) or text (the lines that are only a hash). */
 function parseProofFile(text: string): Buffer[] {
   if (text.trimStart().startsWith('{')) {
@@ -386,7 +389,7 @@ function parseProofFile(text: string): Buffer[] {
     }
     if (!Array.isArray(proof)) throw new UsageError('--proof: the JSON has no "proof" array');
     return proof.map((h) => {
-      if (typeof h !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(h)) {
+      if (typeof h !== 'string' || !BASE64_HASH.test(h)) {
         throw new UsageError(`--proof: ${JSON.stringify(h)} is not a base64 SHA-256 hash`);
       }
       return Buffer.from(h, 'base64');
@@ -394,7 +397,7 @@ function parseProofFile(text: string): Buffer[] {
   }
   return text
     .split('\n')
-    .filter((line) => /^[A-Za-z0-9+/]{43}=$/.test(line))
+    .filter((line) => BASE64_HASH.test(line))
     .map((line) => Buffer.from(line, 'base64'));
 }
 

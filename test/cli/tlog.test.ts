@@ -281,6 +281,12 @@ describe('witnesses (CLI)', () => {
 
   const cosign = (state: string, key: string, log: string) =>
     evident(['witness', 'cosign', '--state', state, '--key', key, '--log-key', logVkey, '--log', log]);
+  /** Cosigns the checkpoint in file `checkpoint` (with the proof in file `proof`, if any) as witness w1. */
+  const cosignFile = (state: string, checkpoint: string, proof?: string) =>
+    evident([
+      ...['witness', 'cosign', '--state', state, '--key', w1.key, '--log-key', logVkey, '--checkpoint', checkpoint],
+      ...(proof === undefined ? [] : ['--proof', proof]),
+    ]);
 
   it('cosigns a growing log; verification can require a quorum of witnesses', async () => {
     const dir = await signingLog('witnessed', 10);
@@ -334,20 +340,7 @@ describe('witnesses (CLI)', () => {
       ['{"proof":["zz"]}', /--proof: "zz" is not a base64 SHA-256 hash/],
     ] as const) {
       writeFileSync(join(root, 'bad.proof'), text);
-      const ran = await evident([
-        'witness',
-        'cosign',
-        '--state',
-        s1,
-        '--key',
-        w1.key,
-        '--log-key',
-        logVkey,
-        '--checkpoint',
-        join(root, 'cp'),
-        '--proof',
-        join(root, 'bad.proof'),
-      ]);
+      const ran = await cosignFile(s1, join(root, 'cp'), join(root, 'bad.proof'));
       assert.equal(ran.code, 2, ran.stderr);
       assert.match(ran.stderr, problem);
       assert.match(ran.stderr, /\[EVIDENT_USAGE\]\n$/);
@@ -372,20 +365,8 @@ describe('witnesses (CLI)', () => {
       env: { EVIDENT_TEST_GATE: gate },
     });
     await until(() => existsSync(`${gate}.reached`), 'the slow cosigner at its gate');
-    await ok([
-      'witness',
-      'cosign',
-      '--state',
-      state,
-      '--key',
-      w1.key,
-      '--log-key',
-      logVkey,
-      '--checkpoint',
-      join(root, 'moved.cp'),
-      '--proof',
-      join(root, 'moved.proof'),
-    ]);
+    const other = await cosignFile(state, join(root, 'moved.cp'), join(root, 'moved.proof'));
+    assert.equal(other.code, 0, other.stderr);
     // And then past the checkpoint it read: the log grew, and another cosigned that.
     await appendN(dir, 1);
     assert.equal((await cosign(state, w1.key, dir)).code, 0);
@@ -402,18 +383,7 @@ describe('witnesses (CLI)', () => {
     await appendN(dir, 5);
     assert.equal((await cosign(state, w1.key, dir)).code, 0);
     writeFileSync(join(root, 'old.cp'), old);
-    const ran = await evident([
-      'witness',
-      'cosign',
-      '--state',
-      state,
-      '--key',
-      w1.key,
-      '--log-key',
-      logVkey,
-      '--checkpoint',
-      join(root, 'old.cp'),
-    ]);
+    const ran = await cosignFile(state, join(root, 'old.cp'));
     assert.equal(ran.code, 1);
     assert.match(ran.stderr, /EVIDENT_WITNESS_ROLLBACK/);
   });

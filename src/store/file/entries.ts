@@ -40,7 +40,7 @@ import type {
   VerifyResult,
 } from '../store.js';
 import { type FileStat, type Files, guarded, ownDirectory, storeError } from './files.js';
-import { cutShort, decodeIntent, encodeIntent, INTENT_BYTES, INTENT_FILE, type Intent } from './intent.js';
+import { cutShort, decodeIntent, encodeIntent, endsInside, INTENT_BYTES, INTENT_FILE, type Intent } from './intent.js';
 import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
 import { PathLock } from './lock.js';
 import { verifyFile } from './verify.js';
@@ -224,11 +224,7 @@ export class FileEntries implements EntryStore {
     if (replaced) {
       // Replaced under us (a restore, a checkout): follow the path, but only onto a file that still holds
       // every entry this writer knew — the checks below, with nothing taken from the old file's size or time.
-      const fd = await this.#openLog(); // retire the old descriptor only once there is a new one
-      this.#retiredFds.push(this.#logFd);
-      this.#logFd = fd;
-      this.#cursor = null;
-      stat = await files.fstat(this.#logFd);
+      stat = await files.fstat(await this.#follow());
     }
     const known = this.#known;
     if (known !== null && !replaced && stat.size === known.end && stat.mtimeMs === known.mtimeMs) return known.head;
@@ -363,7 +359,7 @@ export class FileEntries implements EntryStore {
   /** The intent recorded for a commit that the log file (`fd`, `size` bytes) holds only in part; else null. */
   async #cutShort(fd: number, size: number): Promise<Intent | null> {
     const intent = await this.#intent();
-    if (intent === null || !(intent.start < size && size < intent.end - 1)) return null;
+    if (intent === null || !endsInside(intent, size)) return null;
     // The batch's first line, with or without its newline (a write may stop right before it): an entry is at
     // most DEFAULT_MAX_ENTRY_BYTES, so the bytes read hold all of it if it is there.
     const bytes = Buffer.allocUnsafe(Math.min(size - intent.start, DEFAULT_MAX_ENTRY_BYTES + 1));
@@ -464,13 +460,16 @@ export class FileEntries implements EntryStore {
   async #readerFd(): Promise<number> {
     if (!this.#readOnly) return this.#logFd;
     const stat = await this.#files.stat(this.logPath);
-    if (stat !== null && !sameFile(stat, this.#logFile)) {
-      const fd = await this.#openLog(); // retire the old descriptor only once there is a new one
-      this.#retiredFds.push(this.#logFd);
-      this.#logFd = fd;
-      this.#cursor = null;
-    }
-    return this.#logFd;
+    return stat !== null && !sameFile(stat, this.#logFile) ? this.#follow() : this.#logFd;
+  }
+
+  /** Opens the log file now at the path in place of ours, which is retired (a reader may still use it). */
+  async #follow(): Promise<number> {
+    const fd = await this.#openLog(); // retire the old descriptor only once there is a new one
+    this.#retiredFds.push(this.#logFd);
+    this.#logFd = fd;
+    this.#cursor = null;
+    return fd;
   }
 
   /**

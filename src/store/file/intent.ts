@@ -64,15 +64,14 @@ export function decodeIntent(bytes: Buffer): Intent | null {
  * batch acknowledged since, must not make a deleted newline cost the batch).
  */
 export function cutShort(intent: Intent, size: number, atStart: { seq: number; hash: string } | null): boolean {
-  return (
-    intent.start < size &&
-    size < intent.end - 1 &&
-    atStart !== null &&
-    atStart.seq === intent.seq &&
-    atStart.hash === intent.first
-  );
+  return endsInside(intent, size) && atStart !== null && atStart.seq === intent.seq && atStart.hash === intent.first;
 }
 
 function check(fields: string): string {
   return createHash('sha256').update(fields).digest('hex').slice(0, 16);
+}
+
+/** Whether a file of `size` bytes ends after the range's start and before all of it but its last newline. */
+export function endsInside(intent: Intent, size: number): boolean {
+  return intent.start < size && size < intent.end - 1;
 }
