@@ -40,7 +40,16 @@ import type {
   VerifyResult,
 } from '../store.js';
 import { type FileStat, type Files, guarded, ownDirectory, storeError } from './files.js';
-import { cutShort, decodeIntent, encodeIntent, endsInside, INTENT_BYTES, INTENT_FILE, type Intent } from './intent.js';
+import {
+  cutShort,
+  decodeIntent,
+  encodeIntent,
+  endsInside,
+  INTENT_BYTES,
+  INTENT_FILE,
+  type Intent,
+  NO_INTENT,
+} from './intent.js';
 import { CHUNK, iterateLines, lowerBound, readFully, readLastLine, scanLineBytes } from './lines.js';
 import { PathLock } from './lock.js';
 import { verifyFile } from './verify.js';
@@ -156,7 +165,7 @@ export class FileEntries implements EntryStore {
           // Acknowledged once synced: the record goes, under the lock (another writer's would follow it), so
           // that a cut made later into these entries (a newline deleted) is never taken for this commit's.
           if (this.#durability === 'fsync') await this.#files.fdatasync(this.#logFd);
-          await this.#files.ftruncate(this.#intentFd, 0);
+          await this.#files.writeAt(this.#intentFd, NO_INTENT, 0);
         } else if (this.#durability === 'fsync') await this.#lock.syncAndRelease(this.#logFd);
       } catch (error) {
         await this.#rollBack(start);

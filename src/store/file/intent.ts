@@ -8,8 +8,10 @@
  * the range (synced, for durable logs), and whoever finds the file ending
  * strictly inside the range moves the part written to quarantine/.
  *
- * Once the commit is synced the writer empties the record, still holding the
- * lock. That is not synced: a record a crash brings back names a batch that
+ * Once the commit is synced the writer blanks the record, still holding the
+ * lock. It overwrites it in place rather than truncating the file: a file
+ * whose size and blocks never change after the first record costs its syncs
+ * one data block and no journal commit. The blanking is not synced: a record a crash brings back names a batch that
  * is whole in the file, or that the file has grown past; only a cut into
  * that batch made by hand afterwards would then move the rest of it aside
  * (into quarantine/, never lost). A record whose range's first line is not the commit's own
@@ -33,6 +35,9 @@ export interface Intent {
 
 /** The most a record takes: read and written whole, one sector. */
 export const INTENT_BYTES = 256;
+
+/** A blank record: no commit in flight. */
+export const NO_INTENT: Buffer = Buffer.alloc(INTENT_BYTES, 0x20);
 
 /** The record's bytes: its fields and a check over them, padded to INTENT_BYTES. */
 export function encodeIntent(intent: Intent): Buffer {

@@ -1,11 +1,18 @@
 /**
  * The intent record of a batch in flight: read back exactly as written, and
- * never believed when torn, mixed with an older record, or about other
+ * never believed when torn, blanked in part, mixed with an older record, or about other
  * entries than the ones at its start.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cutShort, decodeIntent, encodeIntent, INTENT_BYTES, type Intent } from '../../../src/store/file/intent.js';
+import {
+  cutShort,
+  decodeIntent,
+  encodeIntent,
+  INTENT_BYTES,
+  type Intent,
+  NO_INTENT,
+} from '../../../src/store/file/intent.js';
 
 const intent: Intent = { start: 1_000, end: 9_000, seq: 12, first: 'a'.repeat(64), prev: 'b'.repeat(64) };
 const first = { seq: 12, hash: 'a'.repeat(64) };
@@ -15,7 +22,9 @@ describe('the intent record', () => {
     const bytes = encodeIntent(intent);
     assert.equal(bytes.length, INTENT_BYTES);
     assert.deepEqual(decodeIntent(bytes), intent);
-    assert.equal(decodeIntent(Buffer.alloc(0)), null, 'an emptied record says nothing');
+    assert.equal(decodeIntent(Buffer.alloc(0)), null, 'an empty file says nothing');
+    assert.equal(NO_INTENT.length, INTENT_BYTES);
+    assert.equal(decodeIntent(NO_INTENT), null, 'a blanked record says nothing');
   });
 
   it('is not believed torn, or mixed with an older one', () => {
@@ -24,6 +33,12 @@ describe('the intent record', () => {
       const torn = Buffer.concat([bytes.subarray(0, cut), Buffer.alloc(bytes.length - cut)]);
       const decoded = decodeIntent(torn);
       assert.ok(decoded === null || cut >= bytes.indexOf(0x0a), `cut at ${cut}`);
+    }
+    for (let cut = 1; cut < bytes.length; cut += 7) {
+      const blankedInPart = Buffer.concat([NO_INTENT.subarray(0, cut), bytes.subarray(cut)]);
+      assert.equal(decodeIntent(blankedInPart), null, `blanked up to ${cut}`);
+      const writtenInPart = Buffer.concat([bytes.subarray(0, cut), NO_INTENT.subarray(cut)]);
+      assert.ok(decodeIntent(writtenInPart) === null || cut > bytes.indexOf(0x0a), `written up to ${cut}`);
     }
     const older = encodeIntent({ ...intent, start: 5_000, end: 7_000 });
     const mixed = Buffer.concat([bytes.subarray(0, 20), older.subarray(20)]);
