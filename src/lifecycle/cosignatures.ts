@@ -1,7 +1,12 @@
 /**
  * Checkpoints as witnesses cosigned them, kept beside the log so that
- * receipts can carry the cosignatures: one note per checkpoint, named by the
- * SHA-256 of its text, gathering every signature given for it.
+ * receipts can carry the cosignatures. Each copy a witness returned is kept
+ * as given, named by the SHA-256 of the whole note; reading gathers the
+ * copies of one checkpoint into one note with one signature per key: a
+ * witness asked again (a server restarted, `witness cosign` run twice) signs
+ * the same checkpoint with a new time, and every such line kept would soon
+ * pass the 100 signatures a note may carry (signed-note; Go's note.Open
+ * refuses more), making the checkpoint and every receipt unreadable.
  */
 import { hash } from 'node:crypto';
 import { EvidentError } from '../errors.js';
@@ -31,6 +36,16 @@ export async function addCosignatures(
   const all = (await store.list()).map((k) => ({ ...k, size: checkpointOfNote(k.note).size }));
   const largest = Math.max(...all.map((k) => k.size));
   for (const k of all) if (k.size < largest) await store.remove(k.key);
+  // Copies of the largest that another copy supersedes go too, so that asking witnesses again keeps no more.
+  const copies = all
+    .filter((k) => k.size === largest)
+    .map((k): KeptCopy & { removed: boolean } => ({ key: k.key, signers: signersOf(k.note), removed: false }));
+  for (const copy of copies) {
+    if (copies.some((other) => other !== copy && !other.removed && supersedes(other, copy))) {
+      copy.removed = true;
+      await store.remove(copy.key);
+    }
+  }
   return checkpoint;
 }
 
@@ -58,13 +73,74 @@ export async function withKeptCosignatures(store: CosignatureStore, note: string
   return gathered(await store.list(), splitNote(note).text, signatureLines(note));
 }
 
-/** Checkpoint `text` with the signature lines `first`, then those of every kept copy of it, each once. */
+/**
+ * Checkpoint `text` with the signature lines `first`, then those of every
+ * kept copy of it: one line per key (its latest cosignature), at most
+ * MAX_LINES in all.
+ */
 function gathered(kept: readonly KeptNote[], text: string, first: readonly string[]): string {
-  const lines = new Set(first);
+  const lines = new Map<string, Signer>();
+  const add = (line: string) => {
+    const signer = signerOf(line);
+    const had = lines.get(signer.id);
+    if (had === undefined ? lines.size < MAX_LINES : signer.time > had.time) lines.set(signer.id, signer);
+  };
+  for (const line of first) add(line);
   for (const { note } of kept) {
-    if (splitNote(note).text === text) for (const line of signatureLines(note)) lines.add(line);
+    if (splitNote(note).text === text) for (const line of signatureLines(note)) add(line);
   }
-  return `${text}\n${[...lines].join('')}`;
+  return `${text}\n${[...lines.values()].map((signer) => signer.line).join('')}`;
+}
+
+/** The most signature lines a gathered note carries: signed-note's limit for what a verifier must read. */
+const MAX_LINES = 100;
+
+/** A signature line, the key that made it (name and key hash) and, for a cosignature/v1, its time. */
+interface Signer {
+  line: string;
+  id: string;
+  time: bigint;
+}
+
+/** Who made a signature line (`— NAME BASE64\n`) and when: a cosignature/v1 carries its time after the key hash. */
+function signerOf(line: string): Signer {
+  const [name, base64] = line.slice(2, -1).split(' ') as [string, string];
+  const raw = Buffer.from(base64, 'base64');
+  const time = raw.length === COSIGNATURE_BYTES ? raw.readBigUInt64BE(4) : -1n;
+  return { line, id: `${name} ${raw.toString('hex', 0, 4)}`, time };
+}
+
+/** Key hash, time and Ed25519 signature: the bytes of a cosignature/v1 line (c2sp.org/tlog-cosignature). */
+const COSIGNATURE_BYTES = 4 + 8 + 64;
+
+/** A kept copy of a checkpoint: its key in the store, and its signers' times, by key. */
+interface KeptCopy {
+  key: string;
+  signers: Map<string, bigint>;
+}
+
+/** A kept copy's signers, by key: their times. */
+function signersOf(note: string): Map<string, bigint> {
+  return new Map(
+    signatureLines(note)
+      .map((line) => signerOf(line))
+      .map((s) => [s.id, s.time]),
+  );
+}
+
+/**
+ * Whether copy `a` makes copy `b` needless: it holds a signature by every
+ * key `b` does, none older. Of two copies with the same keys and times the
+ * one with the larger name goes, so that two writers tidying at once keep one.
+ */
+function supersedes(a: KeptCopy, b: KeptCopy): boolean {
+  let same = a.signers.size === b.signers.size;
+  for (const [id, time] of b.signers) {
+    const theirs = a.signers.get(id);
+    if (theirs === undefined || theirs < time) return false;
+    if (theirs !== time) same = false;
+  }
+  return !same || a.key < b.key;
 }
 
 /** The signature lines of a signed note, each with its newline. */

@@ -1,0 +1,81 @@
+/**
+ * Cosignatures kept with a signing log: every copy a witness returns is kept
+ * until another supersedes it, and the checkpoint the log serves carries one
+ * signature per key, the latest — so that asking the same witnesses again,
+ * however often, never grows the note past what a verifier reads.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Log } from '../../src/log.js';
+import { ALG_COSIGNATURE_V1, generateNoteKey, parseSignerKey, parseVerifierKey } from '../../src/note/keys.js';
+import { cosignatureTime, cosigner, openNote, signNote, splitNote } from '../../src/note/note.js';
+import { signingLog } from '../helpers.js';
+
+/** A witness key pair, parsed. */
+function witnessKey(name: string) {
+  const { signer, verifier } = generateNoteKey(name, ALG_COSIGNATURE_V1);
+  return { signer: parseSignerKey(signer), verifier: parseVerifierKey(verifier) };
+}
+
+/** `note` with a cosignature by `witness` at POSIX time `time` added after its signatures. */
+function cosigned(note: string, witness: ReturnType<typeof witnessKey>, time: number): string {
+  const opened = openNote(note, [parseVerifierKey(logVerifier)]);
+  return signNote(opened.text, [cosigner(witness.signer, () => time)], opened.sigs);
+}
+let logVerifier = '';
+
+const signatureLines = (note: string) => splitNote(note).signatures.trimEnd().split('\n');
+
+describe('cosignatures kept with a signing log', () => {
+  it('serve one signature per witness, its latest, however often the witness is asked again', async () => {
+    const setup = signingLog('cosign.example/again');
+    await setup.init();
+    logVerifier = setup.verifier;
+    const log = new Log({ store: setup.dir, key: setup.keyFile });
+    try {
+      const note = (await log.latestCheckpoint()) as string;
+      const w1 = witnessKey('w1.example');
+      const w2 = witnessKey('w2.example');
+      for (let time = 1_000; time < 1_150; time++) await log.addCosignatures(cosigned(note, w1, time));
+      await log.addCosignatures(cosigned(note, w2, 500));
+      const served = (await log.latestCheckpoint()) as string;
+      const lines = signatureLines(served);
+      assert.equal(lines.length, 3, 'the log, w1 and w2, each once');
+      const opened = openNote(served, [setup.key, w1.verifier, w2.verifier]);
+      assert.deepEqual(
+        opened.sigs.map((s) => s.name),
+        ['cosign.example/again', 'w1.example', 'w2.example'],
+      );
+      assert.equal(cosignatureTime(opened.sigs[1] as (typeof opened.sigs)[0]), 1_149, "w1's latest");
+      assert.equal(cosignatureTime(opened.sigs[2] as (typeof opened.sigs)[0]), 500);
+      // Stored: the last copy of w1's and w2's, not one per time w1 was asked.
+      assert.equal(readdirSync(join(setup.dir, 'cosignatures')).length, 2);
+      // An older cosignature given late does not replace a newer one.
+      await log.addCosignatures(cosigned(note, w1, 1_001));
+      const again = openNote((await log.latestCheckpoint()) as string, [w1.verifier]);
+      assert.equal(cosignatureTime(again.sigs[0] as (typeof again.sigs)[0]), 1_149);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('never serve more signatures than a note may carry', async () => {
+    const setup = signingLog('cosign.example/many');
+    await setup.init();
+    logVerifier = setup.verifier;
+    const log = new Log({ store: setup.dir, key: setup.keyFile });
+    try {
+      const note = (await log.latestCheckpoint()) as string;
+      const witnesses = Array.from({ length: 120 }, (_, i) => witnessKey(`w${i}.example`));
+      for (const witness of witnesses) await log.addCosignatures(cosigned(note, witness, 7));
+      const served = (await log.latestCheckpoint()) as string;
+      assert.equal(signatureLines(served).length, 100);
+      const opened = openNote(served, [setup.key, ...witnesses.map((w) => w.verifier)]);
+      assert.equal(opened.sigs[0]?.name, 'cosign.example/many', "the log's own signature first");
+    } finally {
+      await log.close();
+    }
+  });
+});
