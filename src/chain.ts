@@ -15,9 +15,10 @@
 
 import { isUtf8 } from 'node:buffer';
 import { hash as digest } from 'node:crypto';
-import { isCanonicalText, MAX_DEPTH, nestsDeeperThan } from './encoding/canonical.js';
+import { canonicalize, isCanonicalText, MAX_DEPTH, nestsDeeperThan } from './encoding/canonical.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 import { HASH_KEY, scanEntry } from './entry-scan.js';
+import { InvalidEntryError } from './errors.js';
 
 export type FailureReason =
   | 'malformed'
@@ -110,6 +111,17 @@ export function parseEntry(text: string): Entry | string {
   }
   for (const name in e) if (!FIELDS.has(name)) return `unknown member ${JSON.stringify(name)}`;
   return e as unknown as Entry;
+}
+
+/** Why a parsed line holds what evident never writes (a lone surrogate, a noncharacter, an inexact integer); else null. */
+function notIJson(parsed: Entry): string | null {
+  try {
+    canonicalize(parsed, '$', MAX_DEPTH + 1);
+    return null;
+  } catch (error) {
+    if (!(error instanceof InvalidEntryError)) throw error;
+    return `line is not I-JSON: ${error.field} ${error.problem}`;
+  }
 }
 
 const HASH_MEMBER_BYTES = 74; // "hash":"<64 hex>",
@@ -235,8 +247,11 @@ export class ChainVerifier {
       const text = bytes.toString('utf8', from, to);
       const parsed = parseEntry(text);
       if (typeof parsed === 'string') return fail('malformed', parsed);
-      if (!isCanonicalText(text, parsed, MAX_DEPTH + 1))
+      if (!isCanonicalText(text, parsed, MAX_DEPTH + 1)) {
+        const refused = notIJson(parsed);
+        if (refused !== null) return fail('malformed', refused);
         return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
+      }
       entry = parsed;
       const targets = parsed.targets === undefined ? null : JSON.stringify(parsed.targets);
       indexed = { ts: parsed.ts, actor: parsed.actor, action: parsed.action, targets };

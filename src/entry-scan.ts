@@ -13,12 +13,12 @@
  * Only `data` is free-form; it alone goes through JSON.parse and the
  * canonical check. The scan accepts a strict subset of what the full check
  * (parseEntry + isCanonicalText) accepts: any line with a backslash or a byte
- * below 0x20, invalid UTF-8, or any other deviation returns null, and the
+ * below 0x20, invalid UTF-8, a noncharacter, or any other deviation returns null, and the
  * caller runs the full check, which decides and names the failure. So the fast
  * path can speed verification up but never change its verdict.
  */
 import { isUtf8 } from 'node:buffer';
-import { isCanonicalText, MAX_DEPTH } from './encoding/canonical.js';
+import { isCanonicalText, MAX_DEPTH, NONCHARACTER } from './encoding/canonical.js';
 
 export interface ScannedEntry {
   log: string;
@@ -96,6 +96,7 @@ export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry
   // Decoding replaces invalid UTF-8 with U+FFFD, so invalid bytes could look like valid text: refuse them first.
   if (!isUtf8(bytes.subarray(from, to))) return null;
   const text = bytes.toString('utf8', from, to);
+  if (NONCHARACTER.test(text)) return null; // not I-JSON: the full check names it
   const m = SHAPE.exec(text);
   if (m === null) return null;
   const dataText = m[3];

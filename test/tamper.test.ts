@@ -165,6 +165,25 @@ describe('tamper detection', () => {
     assert.match(result.failure?.message ?? '', /not valid UTF-8/);
   });
 
+  it('data evident never writes (not I-JSON), resealed: malformed, naming it', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['lone-surrogate', '"\\ud800"', /\$\.data\.x string contains a lone surrogate/],
+      ['big-integer', '9007199254740992', /\$\.data\.x the integer 9007199254740992 is beyond/],
+      ['noncharacter', '"\uFFFF"', /\$\.data\.x string contains a Unicode noncharacter/],
+    ];
+    for (const [name, value, message] of cases) {
+      const lines = [...original];
+      const entry = JSON.parse(original[5] as string) as Entry;
+      // Sealed over the text as written: canonicalize itself refuses to write these.
+      const { hash: _old, ...rest } = { ...entry, data: { x: 'X' } };
+      const covered = canonicalize(rest).replace('"X"', value);
+      lines[5] = covered.replace(',"id":', `,"hash":"${leafHashOfText(covered)}","id":`);
+      const result = await verifyLines(lines, name);
+      expectFailure(result, 5, 'malformed');
+      assert.match(result.failure?.message ?? '', message);
+    }
+  });
+
   it('data nested deeper than an entry may hold, resealed: malformed, naming it, at any depth', async () => {
     for (const depth of [65, 200_000]) {
       const lines = [...original];

@@ -8,8 +8,11 @@
  *
  * Values that JSON cannot carry faithfully are rejected with the path of the
  * offending field, never coerced: NaN and ±Infinity (§3.2.2.3), strings with
- * lone surrogates (§3.2.2.2, I-JSON), undefined, functions, symbols, bigints,
- * and objects that are not plain (Date, Map, class instances...).
+ * lone surrogates (§3.2.2.2) or noncharacters (I-JSON, RFC 7493 §2.1),
+ * integers beyond ±(2^53−1) that a reader could not take back exactly
+ * (RFC 7493 §2.2; from 1e21 on JCS writes them with an exponent, as any
+ * double), undefined, functions, symbols, bigints, and objects that are not
+ * plain (Date, Map, class instances...).
  */
 import { InvalidEntryError } from '../errors.js';
 
@@ -46,10 +49,13 @@ class Encoder {
   encode(value: unknown): string {
     switch (typeof value) {
       case 'string':
-        if (!isWellFormed(value)) this.#fail('string contains a lone surrogate (not valid Unicode)');
+        if (!isWellFormed(value)) this.#fail(`string ${notIJson(value)}`);
         return JSON.stringify(value);
       case 'number':
         if (!Number.isFinite(value)) this.#fail(`${value} is not a JSON number`);
+        if (Number.isInteger(value) && Math.abs(value) > Number.MAX_SAFE_INTEGER && Math.abs(value) < 1e21) {
+          this.#fail(`the integer ${value} is beyond ±(2^53−1), so it cannot be kept exactly: write it as a string`);
+        }
         return JSON.stringify(value);
       case 'boolean':
         return value ? 'true' : 'false';
@@ -94,7 +100,7 @@ class Encoder {
     let text = '{';
     for (const [k, name] of names.entries()) {
       this.#path.push(name);
-      if (!isWellFormed(name)) this.#fail('member name contains a lone surrogate');
+      if (!isWellFormed(name)) this.#fail(`member name ${notIJson(name)}`);
       text += `${k === 0 ? '' : ','}${JSON.stringify(name)}:${this.encode(record[name])}`;
       this.#path.pop();
     }
@@ -108,9 +114,24 @@ export function fieldPath(path: string, name: string): string {
 }
 
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/**
+ * Unicode noncharacters, which I-JSON strings must not hold (RFC 7493 §2.1):
+ * U+FDD0..U+FDEF, and the last two code points of every plane (U+FFFE,
+ * U+FFFF; U+1FFFE as the pair D83F DFFE, and so on to U+10FFFF).
+ */
+export const NONCHARACTER =
+  /[\uFDD0-\uFDEF\uFFFE\uFFFF]|[\uD83F\uD87F\uD8BF\uD8FF\uD93F\uD97F\uD9BF\uD9FF\uDA3F\uDA7F\uDABF\uDAFF\uDB3F\uDB7F\uDBBF\uDBFF][\uDFFE\uDFFF]/;
 
+/** Whether a string holds only Unicode scalar values that I-JSON allows. */
 function isWellFormed(text: string): boolean {
-  return !loneSurrogate.test(text);
+  return !loneSurrogate.test(text) && !NONCHARACTER.test(text);
+}
+
+/** What is wrong with a string isWellFormed refuses. */
+function notIJson(text: string): string {
+  return loneSurrogate.test(text)
+    ? 'contains a lone surrogate (not valid Unicode)'
+    : 'contains a Unicode noncharacter (such as U+FFFF), which I-JSON does not allow';
 }
 
 /**
@@ -125,13 +146,17 @@ function isWellFormed(text: string): boolean {
 export function isCanonicalText(text: string, parsed: unknown, maxDepth: number): boolean {
   const sorted = membersSorted(parsed, maxDepth);
   if (sorted === 'too deep') return false;
-  if (sorted) return JSON.stringify(parsed) === text;
+  // JSON.stringify writes what canonicalize refuses, but only as a \u escape (a lone surrogate) or a run of
+  // 16 digits (an integer beyond ±(2^53−1)); noncharacters stand as themselves.
+  if (sorted && !MAYBE_REFUSED.test(text)) return JSON.stringify(parsed) === text;
   try {
     return canonicalize(parsed, '$', maxDepth) === text;
   } catch {
     return false; // parsed JSON that JCS rejects (a lone surrogate escape) is not canonical
   }
 }
+
+const MAYBE_REFUSED = new RegExp(`\\\\u|\\d{16}|${NONCHARACTER.source}`);
 
 /** Whether `value` nests more than `maxDepth` objects and arrays deep; it looks no deeper than that. */
 export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {

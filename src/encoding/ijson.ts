@@ -12,7 +12,9 @@
  *   - nesting deeper than an entry may (its object, and MAX_DEPTH levels of
  *     data within it).
  *
- * Lone surrogates are refused when the value is canonicalised; invalid UTF-8
+ * Lone surrogates and noncharacters are refused when the value is
+ * canonicalised (canonical.ts), as are integers beyond ±(2^53−1) a caller
+ * builds as values; invalid UTF-8
  * is refused where the bytes are read (the text here is already decoded).
  *
  * Pure code. It validates in one pass over the text, then JSON.parse builds
@@ -43,8 +45,10 @@ class Checker {
   readonly #text: string;
   readonly #where: string;
   #at = 0;
-  /** The next backslash at or after where a string was last searched (2^32 - 1: none). */
+  /** The next backslash and quote at or after where a string was last searched (2^32 - 1: none), so that
+   * every character is looked at once however many escapes a string holds. */
   #backslash = -1;
+  #quote = -1;
   /** Where the value being read is: member names and array positions from the top. */
   readonly #path: (string | number)[] = [];
 
@@ -128,10 +132,10 @@ class Checker {
     const text = this.#text;
     let escaped = false;
     for (let at = this.#at + 1; ; ) {
-      const quote = text.indexOf('"', at);
+      if (this.#quote < at) this.#quote = text.indexOf('"', at);
       if (this.#backslash < at) this.#backslash = text.indexOf('\\', at) >>> 0; // none: past any quote
-      if (this.#backslash > quote) {
-        this.#at = quote + 1;
+      if (this.#backslash > this.#quote) {
+        this.#at = this.#quote + 1;
         return escaped;
       }
       escaped = true;

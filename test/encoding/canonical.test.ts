@@ -26,13 +26,13 @@ describe('RFC 8785 vectors', () => {
 describe('canonicalize', () => {
   it('sorts members by UTF-16 code units, including integer-like names V8 would put first', () => {
     assert.equal(canonicalize({ b: 1, a: 2, 10: 'x', 9: 'y' }), '{"10":"x","9":"y","a":2,"b":1}');
-    assert.equal(canonicalize({ '\u{1F600}': 1, '\uFFFF': 2 }), '{"\u{1F600}":1,"\uFFFF":2}');
+    assert.equal(canonicalize({ '\uFFFD': 2, '\u{1F600}': 1 }), '{"\u{1F600}":1,"\uFFFD":2}');
   });
 
   it('writes numbers as ECMAScript does', () => {
     assert.equal(
-      canonicalize([1e21, 1e-7, -0, 0.1 + 0.2, 2 ** 53]),
-      '[1e+21,1e-7,0,0.30000000000000004,9007199254740992]',
+      canonicalize([1e21, 1e-7, -0, 0.1 + 0.2, 2 ** 53 - 1]),
+      '[1e+21,1e-7,0,0.30000000000000004,9007199254740991]',
     );
   });
 
@@ -41,6 +41,11 @@ describe('canonicalize', () => {
     ['Infinity', { list: [1, Number.POSITIVE_INFINITY] }, '$.list[1]'],
     ['a lone high surrogate', { s: 'x\uD800' }, '$.s'],
     ['a lone low surrogate in a name', { '\uDC00': 1 }, '$["\\udc00"]'],
+    ['a noncharacter (U+FFFF)', { s: 'a\uFFFF' }, '$.s'],
+    ['a noncharacter (U+FDD0) in a name', { '\uFDD0': 1 }, '$["\uFDD0"]'],
+    ['a noncharacter of a supplementary plane (U+10FFFF)', { s: ['\uDBFF\uDFFF'] }, '$.s[0]'],
+    ['an integer beyond 2^53 − 1', { n: 2 ** 53 }, '$.n'],
+    ['a negative integer beyond −(2^53 − 1)', { n: -(2 ** 60) }, '$.n'],
     ['a Date', { when: new Date(0) }, '$.when'],
     ['a Map', { m: new Map() }, '$.m'],
     ['a class instance', { c: new (class Point {})() }, '$.c'],
@@ -59,6 +64,22 @@ describe('canonicalize', () => {
       );
     });
   }
+
+  it('takes the edges of what it refuses: the largest safe integers, 1e21 and up, U+FFFD and U+10FFFD', () => {
+    assert.equal(
+      canonicalize([2 ** 53 - 1, -(2 ** 53 - 1), 1e21, 2 ** 80]),
+      '[9007199254740991,-9007199254740991,1e+21,1.2089258196146292e+24]',
+    );
+    assert.equal(canonicalize('\uFFFD\uFDCF\uFDF0\uDBFF\uDFFD'), '"\uFFFD\uFDCF\uFDF0\uDBFF\uDFFD"');
+  });
+
+  it('does not take for canonical text holding what it refuses, though JSON.stringify writes it back the same', () => {
+    for (const text of ['{"s":"\\ud800"}', '{"n":9007199254740992}', '{"s":"\uFFFF"}']) {
+      assert.equal(JSON.stringify(JSON.parse(text)), text);
+      assert.equal(isCanonicalText(text, JSON.parse(text), 10), false, text);
+    }
+    assert.equal(isCanonicalText('{"n":1234567890123456}', { n: 1234567890123456 }, 10), true, '16 digits, safe');
+  });
 
   it('refuses a cycle', () => {
     const cyclic: Record<string, unknown> = {};

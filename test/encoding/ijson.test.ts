@@ -5,7 +5,9 @@
  * than the limit — and everything else parses as JSON.parse parses it.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { MAX_DEPTH, parseIJson } from '../../src/encoding/ijson.js';
 import { InvalidEntryError } from '../../src/errors.js';
 
@@ -66,6 +68,33 @@ describe('I-JSON input', () => {
     refused(`{"d":${nested(MAX_DEPTH + 1)}}`, /\$\.d(\[0\]){64}$/, /nests deeper than 64 levels/);
     refused(nested(10_000), /\$/, /nests deeper than 64 levels|not valid JSON/);
     refused(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`, /\$/, /nests deeper|not valid JSON/);
+  });
+
+  it('reads a string of a million escapes in one pass, not one pass per escape', async () => {
+    // Looking for the closing quote again after every escape took 150 s for these (12 MB, under the HTTP
+    // limit): a thread of its own, given far more than the linear pass needs, must come back with the value.
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(new URL('../../src/encoding/ijson.js', import.meta.url).href)}).then(({ parseIJson }) => {
+        const lengths = [];
+        for (const escape of ['\\\\n', '\\\\ud83d\\\\ude00', '\\\\"']) {
+          lengths.push(parseIJson('{"s":"' + escape.repeat(1000000) + '"}', 'body').s.length);
+        }
+        parentPort.postMessage(lengths);
+      });`,
+      { eval: true },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const lengths = await Promise.race([
+      once(worker, 'message').then(([message]) => message as number[]),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer in 30 s')), 30_000);
+      }),
+    ]).finally(() => {
+      clearTimeout(timer);
+      return worker.terminate();
+    });
+    assert.deepEqual(lengths, [1_000_000, 2_000_000, 1_000_000]);
   });
 
   it('says what is wrong with text that is not JSON', () => {
