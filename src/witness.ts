@@ -33,7 +33,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EvidentError, ProofError, WitnessError } from './errors.js';
-import type { Hash } from './merkle/hash.js';
+import { emptyRoot, type Hash } from './merkle/hash.js';
 import { verifyConsistency } from './merkle/verify.js';
 import type { Checkpoint } from './note/checkpoint.js';
 import { ALG_COSIGNATURE_V1, type PrivateNoteKey, type PublicNoteKey, parseSignerKey } from './note/keys.js';
@@ -102,6 +102,7 @@ export class Witness {
   async cosign(note: string, logKey: PublicNoteKey, proof: readonly Hash[]): Promise<string> {
     const checkpoint = trustCheckpoint(note, { log: logKey });
     const origin = checkpoint.origin;
+    emptyTreeAtSizeZero(checkpoint);
     this.#advance(checkpoint, (last) => {
       if (last === null) return;
       if (checkpoint.size < last.size) {
@@ -155,9 +156,7 @@ export class Witness {
         `old size ${old} is larger than the checkpoint's ${checkpoint.size}`,
       );
     }
-    if ((old === 0 || old === checkpoint.size) && proof.length > 0) {
-      throw new EvidentError('EVIDENT_BAD_REQUEST', `a proof from size ${old} to ${checkpoint.size} is empty`);
-    }
+    emptyTreeAtSizeZero(checkpoint);
     this.#advance(checkpoint, (last) => {
       const lastSize = last?.size ?? 0;
       if (old !== lastSize) {
@@ -165,6 +164,13 @@ export class Witness {
           'EVIDENT_WITNESS_CONFLICT',
           `this witness last cosigned ${origin} at size ${lastSize}, not ${old}`,
           lastSize,
+        );
+      }
+      // From 0, or between equal sizes, there is nothing to prove: a proof given is not one (422, as any
+      // proof that does not verify), checked once the client is known to start from the right size.
+      if ((old === 0 || old === checkpoint.size) && proof.length > 0) {
+        throw new ProofError(
+          `a consistency proof from size ${old} to ${checkpoint.size} is empty, not ${proof.length} hashes`,
         );
       }
       if (last === null) return;
@@ -286,6 +292,13 @@ function makeDirectory(dir: string): void {
 }
 
 /** Refuses a checkpoint of the size last cosigned with another root: a fork (409 over HTTP, with that size). */
+/** A checkpoint of size 0 must have the empty tree's root (C2SP tlog-witness: else 422), or it vouches for a tree no log has. */
+function emptyTreeAtSizeZero(checkpoint: Checkpoint): void {
+  if (checkpoint.size === 0 && !checkpoint.root.equals(emptyRoot())) {
+    throw new ProofError(`${checkpoint.origin} at size 0 has a root that is not the empty tree's`);
+  }
+}
+
 function sameTreeAtSize(origin: string, last: Seen, checkpoint: Checkpoint): void {
   if (checkpoint.size === last.size && !checkpoint.root.equals(Buffer.from(last.root, 'base64'))) {
     throw new WitnessError(

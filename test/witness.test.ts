@@ -5,11 +5,14 @@
  * is named, and a missing proof is called what it is.
  */
 import assert from 'node:assert/strict';
-import { cpSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Log } from '../src/log.js';
+import { emptyRoot } from '../src/merkle/hash.js';
+import { formatCheckpoint } from '../src/note/checkpoint.js';
 import { ALG_COSIGNATURE_V1, generateNoteKey, parseSignerKey } from '../src/note/keys.js';
+import { ed25519Signer, signNote } from '../src/note/note.js';
 import { Witness } from '../src/witness.js';
 import { ROOT, runNode, signingLog, tempDir } from './helpers.js';
 
@@ -85,6 +88,33 @@ describe('a witness', () => {
     );
     const outcomes = runs.map((run) => run.stdout.trim()).sort();
     assert.deepEqual(outcomes, ['EVIDENT_WITNESS_FORK', 'cosigned'], runs.map((r) => r.stderr).join(''));
+  });
+
+  it('takes a size-0 checkpoint only with the empty tree as its root, and no proof where none can be', async () => {
+    const state = tempDir();
+    const witness = new Witness({ key: parseSignerKey(witnessKey()), dir: state });
+    const log = signingLog('witness.example/empty');
+    const signer = ed25519Signer(parseSignerKey(readFileSync(log.keyFile, 'utf8')));
+    const emptyWith = (root: Buffer) =>
+      signNote(formatCheckpoint({ origin: 'witness.example/empty', size: 0, root, extensions: [] }), [signer]);
+    const notEmpty = emptyWith(Buffer.alloc(32));
+    // A false tree head vouched for would stand in the witness's state against the true one.
+    await assert.rejects(witness.addCheckpoint(0, [], notEmpty, log.key), { code: 'EVIDENT_BAD_PROOF' });
+    await assert.rejects(witness.cosign(notEmpty, log.key, []), { code: 'EVIDENT_BAD_PROOF' });
+    assert.equal(witness.lastSeen('witness.example/empty'), null, 'nothing recorded');
+    await witness.addCheckpoint(0, [], emptyWith(emptyRoot()), log.key);
+    await log.init();
+    const one = await checkpointOf(log, 0);
+    await assert.rejects(witness.addCheckpoint(0, [Buffer.alloc(32)], one, log.key), {
+      code: 'EVIDENT_BAD_PROOF',
+      message: /a consistency proof from size 0 to 1 is empty/,
+    });
+    await witness.addCheckpoint(0, [], one, log.key);
+    await assert.rejects(witness.addCheckpoint(1, [Buffer.alloc(32)], one, log.key), { code: 'EVIDENT_BAD_PROOF' });
+    // The size it holds comes first: a client starting from the wrong size learns the right one (409).
+    await assert.rejects(witness.addCheckpoint(0, [Buffer.alloc(32)], one, log.key), {
+      code: 'EVIDENT_WITNESS_CONFLICT',
+    });
   });
 
   it('names a state it cannot read, and a proof it was not given', async () => {

@@ -56,9 +56,12 @@ export class Replays {
       if (key === undefined) continue;
       const id = idOf(entry.via?.token as string, key);
       const known = this.#find(id);
-      // A batch's entries are consecutive: each one after the first moves its last seq.
+      // A batch's entries are consecutive: each one after the first moves its last seq. A later entry with the
+      // same key that does not follow (the key used again through another server on this log) is another
+      // request's: the first request's entries are what a retry gets, never the entries between the two.
       if (known === undefined) this.#add(id, { first: entry.seq, last: entry.seq }, Date.parse(entry.ts));
-      else known.keys.set(id, pack({ first: known.appended.first, last: entry.seq }));
+      else if (entry.seq === known.appended.last + 1)
+        known.keys.set(id, pack({ first: known.appended.first, last: entry.seq }));
     }
   }
 

@@ -204,6 +204,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   };
 
   const admitted = async <T>(count: number, work: () => Promise<T>): Promise<T> => {
+    if (count > maxPending) {
+      // Never admitted however long it waits: not a reason to retry.
+      throw new EvidentError(
+        'EVIDENT_TOO_LARGE',
+        `the batch holds ${count} entries; this server takes at most ${maxPending} at once: split it`,
+      );
+    }
     if (pending + count > maxPending) {
       throw new EvidentError('EVIDENT_QUEUE_FULL', `the log has ${pending} entries waiting to be appended; retry`);
     }
@@ -222,8 +229,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     metrics.appended(reply.statusCode, reply.statusCode === 201 ? entries : 0, reply.elapsedTime / 1000);
   });
 
-  app.post('/v1/entries', async (request, reply) => {
-    const token = (await authorize(request, 'append')) as Token;
+  // The token is checked before the body is read: a request without the right is refused before it holds
+  // up to bodyLimit bytes of the server's memory.
+  const authorized = new WeakMap<FastifyRequest, Token>();
+  const onRequest = async (request: FastifyRequest) => {
+    authorized.set(request, (await authorize(request, 'append')) as Token);
+  };
+  app.post('/v1/entries', { onRequest }, async (request, reply) => {
+    const token = authorized.get(request) as Token;
     const body = typeof request.body === 'string' ? request.body : '';
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     const batch = type === 'application/x-ndjson';
@@ -396,6 +409,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
     let quiet = 0;
     while (open) {
+      try {
+        await authorize(request, 'read'); // a token revoked meanwhile ends the stream, as it ends new requests
+      } catch (error) {
+        const { code, message } = error as EvidentError;
+        raw.end(`event: error\ndata: ${JSON.stringify({ error: { code, message } })}\n\n`);
+        return;
+      }
       let sent = false;
       for await (const entry of log.read({ fromSeq: next, limit: 1000 })) {
         if (!raw.write(`id: ${entry.seq}\nevent: entry\ndata: ${JSON.stringify(entry)}\n\n`)) {
@@ -523,13 +543,21 @@ function time(text: string | undefined, name: string): string | undefined {
 /** The tokens, read again when the file changes (a revoked token stops working within a second). */
 function tokenSource(path: string | null): () => Promise<Token[]> {
   if (path === null) return async () => [];
-  let tokens = readTokens(path);
+  let tokens: Token[] | EvidentError = readTokens(path);
   let checked = Date.now();
   return async () => {
     if (Date.now() - checked >= 1000) {
       checked = Date.now();
-      tokens = readTokens(path);
+      try {
+        tokens = readTokens(path);
+      } catch (error) {
+        // A file broken by hand refuses every token until it is mended: an edit meant to revoke one must not
+        // leave the list it replaced in force.
+        tokens =
+          error instanceof EvidentError ? error : new EvidentError('EVIDENT_BAD_CONFIG', (error as Error).message);
+      }
     }
+    if (tokens instanceof EvidentError) throw tokens;
     return tokens;
   };
 }

@@ -5,8 +5,9 @@
  * A secret is printed once, when it is made.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { EvidentError, InvalidOptionError } from '../errors.js';
+import { native } from '../store/file/native.js';
 
 export const SCOPES = ['append', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -57,6 +58,46 @@ function writeTokens(path: string, tokens: Token[]): void {
   renameSync(temporary, path);
 }
 
+/** How long a change waits for another change to the same file before it gives up. */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Runs `change` holding an exclusive flock on `<path>.lock`: changes are
+ * read, modified and written whole, so two at once (a revoke and an add)
+ * would otherwise each write what it read, and one of them would be lost — a
+ * revoked token back, or a new one gone though its secret was handed out.
+ * Synchronous, as the CLI's token commands are: it polls the lock.
+ */
+function changing<T>(path: string, change: () => T): T {
+  const lockPath = `${path}.lock`;
+  let fd: number;
+  try {
+    fd = openSync(lockPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    throw new EvidentError('EVIDENT_BAD_CONFIG', `cannot open ${lockPath}: ${(error as Error).message}`);
+  }
+  try {
+    const addon = native();
+    const until = Date.now() + LOCK_WAIT_MS;
+    while (!addon.tryLock(fd)) {
+      if (Date.now() > until) {
+        throw new EvidentError(
+          'EVIDENT_BAD_CONFIG',
+          `${path} is being changed by another process (${lockPath} is locked)`,
+        );
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+    try {
+      return change();
+    } finally {
+      addon.unlock(fd);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Makes a token; returns its secret, which is stored nowhere. */
 export function addToken(path: string, name: string, scopes: string[], actors?: string[]): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
@@ -71,27 +112,31 @@ export function addToken(path: string, name: string, scopes: string[], actors?: 
   for (const pattern of actors ?? []) {
     if (pattern === '') throw new InvalidOptionError('an empty --actors pattern');
   }
-  const tokens = readTokens(path);
-  if (tokens.some((t) => t.name === name)) throw new InvalidOptionError(`a token named ${name} exists already`);
-  const secret = `evt_${randomBytes(32).toString('base64url')}`;
-  const token: Token = {
-    name,
-    hash: digest(secret),
-    scopes: [...new Set(scopes)] as Scope[],
-    created: new Date().toISOString(),
-  };
-  if (actors !== undefined && actors.length > 0) token.actors = actors;
-  writeTokens(path, [...tokens, token]);
-  return secret;
+  return changing(path, () => {
+    const tokens = readTokens(path);
+    if (tokens.some((t) => t.name === name)) throw new InvalidOptionError(`a token named ${name} exists already`);
+    const secret = `evt_${randomBytes(32).toString('base64url')}`;
+    const token: Token = {
+      name,
+      hash: digest(secret),
+      scopes: [...new Set(scopes)] as Scope[],
+      created: new Date().toISOString(),
+    };
+    if (actors !== undefined && actors.length > 0) token.actors = actors;
+    writeTokens(path, [...tokens, token]);
+    return secret;
+  });
 }
 
 /** Removes a token; false if there was none of that name. */
 export function revokeToken(path: string, name: string): boolean {
-  const tokens = readTokens(path);
-  const kept = tokens.filter((t) => t.name !== name);
-  if (kept.length === tokens.length) return false;
-  writeTokens(path, kept);
-  return true;
+  return changing(path, () => {
+    const tokens = readTokens(path);
+    const kept = tokens.filter((t) => t.name !== name);
+    if (kept.length === tokens.length) return false;
+    writeTokens(path, kept);
+    return true;
+  });
 }
 
 /** The token whose secret this is, or null. */
@@ -111,8 +156,28 @@ export function mayActAs(token: Token, actor: string): boolean {
   return token.actors.some((pattern) => globMatch(pattern, actor));
 }
 
-/** `*` matches any run of characters; everything else itself. */
-function globMatch(pattern: string, text: string): boolean {
-  const parts = pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  return new RegExp(`^${parts.join('.*')}$`, 's').test(text);
+/**
+ * `*` matches any run of characters; everything else itself. Greedy, going
+ * back only to the last star: at most pattern × text steps, where a regular
+ * expression of several `.*` backtracked for seconds on a long actor.
+ */
+export function globMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1; // the pattern's last star seen, and where in the text its run ends so far
+  let starEnd = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      starEnd = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++starEnd;
+    } else return false;
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }

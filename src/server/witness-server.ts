@@ -5,12 +5,15 @@
  *                          proof lines, an empty line, a signed checkpoint
  *
  *   200  this witness's cosignature line (text/plain)
- *   400  a malformed body, old > the checkpoint's size, a proof from 0
- *   403  no signature by a key the witness trusts for that origin
+ *   400  a malformed body, old > the checkpoint's size
+ *   403  no signature by a key the witness trusts for that origin, or one by
+ *        such a key that does not verify
  *   404  an origin the witness does not witness
  *   409  `old` is not the size it last cosigned, or that size with another
  *        root: the body is that size (text/x.tlog.size)
- *   422  the consistency proof does not verify
+ *   422  the consistency proof does not verify (a proof from 0, or between
+ *        equal sizes, is empty), or a size-0 checkpoint's root is not the
+ *        empty tree's
  *
  * The check and the new state are one atomic step (witness.ts): concurrent
  * submissions for one origin cannot both advance from the same size.
@@ -20,6 +23,7 @@ import { EvidentError, WitnessError } from '../errors.js';
 import { HASH_SIZE, type Hash } from '../merkle/hash.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
 import type { PublicNoteKey } from '../note/keys.js';
+import { openNote } from '../note/note.js';
 import type { Witness } from '../witness.js';
 
 export interface WitnessServerOptions {
@@ -42,7 +46,7 @@ const STATUS: Partial<Record<string, number>> = {
   EVIDENT_BAD_PROOF: 422,
 };
 
-const MAX_BODY = 64 * 1024;
+const MAX_BODY = 1 << 20; // room for 100 signature lines of post-quantum size
 const MAX_PROOF = 63;
 
 export function buildWitnessServer(options: WitnessServerOptions): FastifyInstance {
@@ -80,6 +84,9 @@ export function buildWitnessServer(options: WitnessServerOptions): FastifyInstan
     const origin = checkpointOfNote(note).origin; // a malformed checkpoint is a bad request
     const keys = options.logs.filter((key) => key.name === origin);
     if (keys.length === 0) throw new EvidentError('EVIDENT_NOT_FOUND', `this witness does not witness ${origin}`);
+    // Every trusted key's signature must verify (403 if one does not), not only the one a key below accepts:
+    // a bad signature by one trusted key is refused even when another trusted key signed too.
+    openNote(note, keys);
     let failure: unknown;
     for (const key of keys) {
       try {

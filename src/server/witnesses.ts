@@ -107,7 +107,14 @@ export class WitnessPusher {
     const url = new URL('add-checkpoint', (witness.url as string).replace(/\/?$/, '/'));
     for (let attempt = 0; attempt < 3; attempt++) {
       const old = status.size ?? 0;
-      if (old > checkpoint.size) return; // it has cosigned a newer checkpoint already
+      if (old > checkpoint.size) {
+        // Not a cosignature of this checkpoint: another process of this log is ahead of this one (its next
+        // checkpoint will catch up), or this log was rolled back to a size the witness has seen past.
+        throw new Error(
+          `${witness.name} has cosigned size ${old} of this log, more than this checkpoint's ${checkpoint.size}: ` +
+            'another server of this log is ahead, or the log was rolled back',
+        );
+      }
       const proof = old > 0 && old < checkpoint.size ? await this.#log.consistencyProof(old, checkpoint.size) : [];
       const body = `old ${old}\n${proof.map((hash) => `${hash.toString('base64')}\n`).join('')}\n${note}`;
       const response = await fetch(url, {

@@ -99,6 +99,14 @@ describe('Replays', () => {
       replayed: true,
     });
     assert.deepEqual(await replays.once('bot', 'one', fail), { first: one.seq, last: one.seq, replayed: true });
+    // A key used again by another server on the log: a retry gets the first request's entries, never what
+    // others appended between the two.
+    const other = await log.append({ actor: 'c', action: 'x.y', data: { secret: 1 } }, { via: { token: 'other' } });
+    await log.append({ actor: 'b', action: 'x.y' }, { via: { token: 'bot', key: 'one' } });
+    const reloaded = new Replays();
+    await reloaded.load(log);
+    assert.deepEqual(await reloaded.once('bot', 'one', fail), { first: one.seq, last: one.seq, replayed: true });
+    assert.ok(other.seq > one.seq);
     // The same log read a day and more later: its keys are past the window.
     const later = new Replays({ now: () => Date.now() + REPLAY_WINDOW_MS + HOUR });
     await later.load(log);

@@ -6,8 +6,8 @@
  * that knows only the log's origin and verifier key would check it.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
@@ -21,7 +21,18 @@ import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { buildServer } from '../../src/server/server.js';
 import { addToken, revokeToken } from '../../src/server/tokens.js';
-import { buildGo, daemon, evident, readLines, readStore, run, signingLog, tempDir, until } from '../helpers.js';
+import {
+  buildGo,
+  daemon,
+  evident,
+  flockers,
+  readLines,
+  readStore,
+  run,
+  signingLog,
+  tempDir,
+  until,
+} from '../helpers.js';
 
 let base = '';
 let close: () => Promise<void>;
@@ -193,27 +204,39 @@ describe('evident serve', () => {
   it('pushes back with 503 and Retry-After when more entries wait than it takes, and writes none of them', async () => {
     const small = signingLog('busy.example/log');
     await small.init();
-    const busyLog = new Log({ store: small.dir });
+    const busyLog = await Log.open({ store: small.dir });
     const busy = buildServer({ log: busyLog, tokens: tokensFile, maxPending: 5 });
     const url = await busy.listen({ host: '127.0.0.1', port: 0 });
+    // Another process holds the append lock, so that the first batch stays queued.
+    const holder = spawn('flock', ['--exclusive', join(small.dir, 'lock'), 'cat'], {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
     try {
+      await until(() => flockers(join(small.dir, 'lock')).length > 0, 'the lock held');
+      const post = (lines: string[]) =>
+        fetch(`${url}/v1/entries`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret.writer}`, 'content-type': 'application/x-ndjson' },
+          body: `${lines.join('\n')}\n`,
+        });
       const batch = Array.from({ length: 6 }, (_, i) => JSON.stringify({ actor: 'a', action: 'x.y', data: { i } }));
-      const response = await fetch(`${url}/v1/entries`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${secret.writer}`, 'content-type': 'application/x-ndjson' },
-        body: `${batch.join('\n')}\n`,
-      });
+      const queued = post(batch.slice(0, 4));
+      // Queued once this process waits for the lock (the server runs here).
+      await until(() => flockers(join(small.dir, 'lock'), true).includes(process.pid), 'the batch waiting to commit');
+      const response = await post(batch.slice(4));
       assert.equal(response.status, 503);
       assert.equal(response.headers.get('retry-after'), '1');
       assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'EVIDENT_QUEUE_FULL');
-      assert.equal((await busyLog.head()).size, 1, 'only the entry that declares the key');
-      const fits = await fetch(`${url}/v1/entries`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${secret.writer}`, 'content-type': 'application/x-ndjson' },
-        body: `${batch.slice(0, 5).join('\n')}\n`,
-      });
-      assert.equal(fits.status, 201);
+      holder.stdin.end();
+      assert.equal((await queued).status, 201);
+      assert.equal((await busyLog.head()).size, 5, 'the entry that declares the key, and the first batch');
+      // A batch larger than the server ever queues is not told to retry: it can never be taken whole.
+      const tooMany = await post(batch);
+      assert.equal(tooMany.status, 413);
+      assert.equal(((await tooMany.json()) as { error: { code: string } }).error.code, 'EVIDENT_TOO_LARGE');
+      assert.equal((await busyLog.head()).size, 5);
     } finally {
+      holder.kill();
       await busy.close();
       await busyLog.close();
     }
@@ -244,13 +267,61 @@ describe('evident serve', () => {
     assert.equal(json(bad).error.code, 'EVIDENT_BAD_REQUEST');
   });
 
-  it('a revoked token stops working', async () => {
+  it('a revoked token stops working, in the streams it opened too', async () => {
     const temporary = addToken(tokensFile, 'temporary', ['read']);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await call('GET', '/v1/entries', { token: temporary })).status, 200);
+    const tail = await fetch(`${base}/v1/tail`, {
+      headers: { authorization: `Bearer ${temporary}` },
+      signal: AbortSignal.timeout(10_000), // a stream that goes on is the failure
+    });
+    assert.equal(tail.status, 200);
     revokeToken(tokensFile, 'temporary');
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await call('GET', '/v1/entries', { token: temporary })).status, 401);
+    await post(secret.writer as string, '{"actor":"after-revoke","action":"a.b"}');
+    // The stream ends with an error event, and carries nothing appended after the revoke.
+    const text = await tail.text();
+    assert.match(text, /event: error\ndata: \{"error":\{"code":"EVIDENT_UNAUTHORIZED"/);
+    assert.doesNotMatch(text, /after-revoke/);
+  });
+
+  it('refuses every token while the token file is broken, until it is mended', async () => {
+    const kept = readFileSync(tokensFile);
+    writeFileSync(tokensFile, '{"tokens": [');
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      for (let i = 0; i < 3; i++) {
+        // An edit that broke the file must not leave the list it replaced in force.
+        const refused = await call('GET', '/v1/entries', { token: secret.reader as string });
+        assert.equal(refused.status, 500, `request ${i}`);
+      }
+    } finally {
+      writeFileSync(tokensFile, kept);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await call('GET', '/v1/entries', { token: secret.reader as string })).status, 200);
+  });
+
+  it('refuses a request without the right token before reading its body', async () => {
+    const url = new URL('/v1/entries', base);
+    // A body of the largest size announced, and never sent: the answer must come without it.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': String(8 << 20) },
+      });
+      const timer = setTimeout(() => reject(new Error('no answer in 10 s: the server waits for the body')), 10_000);
+      req.on('response', (response) => {
+        clearTimeout(timer);
+        response.resume();
+        req.destroy();
+        resolve(response.statusCode ?? 0);
+      });
+      req.on('error', () => {});
+      req.flushHeaders();
+    });
+    assert.equal(status, 401);
   });
 
   it('reads by filter, pages with after/next, in JSON or NDJSON', async () => {

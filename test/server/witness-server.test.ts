@@ -6,11 +6,12 @@
  * down never holding up appends.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Log } from '../../src/log.js';
+import { emptyRoot } from '../../src/merkle/hash.js';
 import { checkpointOfNote, formatCheckpoint } from '../../src/note/checkpoint.js';
 import { ALG_COSIGNATURE_V1, generateNoteKey, parseSignerKey, parseVerifierKey } from '../../src/note/keys.js';
 import { ed25519Signer, signNote, splitNote } from '../../src/note/note.js';
@@ -19,7 +20,9 @@ import { trustCheckpoint } from '../../src/note/trust.js';
 import { parseReceipt, verifyReceipt } from '../../src/receipt.js';
 import { buildServer } from '../../src/server/server.js';
 import { addToken } from '../../src/server/tokens.js';
+import { buildWitnessServer } from '../../src/server/witness-server.js';
 import { WitnessPusher } from '../../src/server/witnesses.js';
+import { Witness } from '../../src/witness.js';
 import { daemon, signingLog, tempDir, until } from '../helpers.js';
 
 function witnessKeys(name: string) {
@@ -175,14 +178,14 @@ describe('witnesses over HTTP', () => {
     const current = await submit(url1, known, proof, note);
     assert.equal(current.status, 200, current.text);
     assert.match(current.text, /^— w1\.example\/witness [A-Za-z0-9+/=]+\n$/);
-    assert.equal((await submit(url1, size, [Buffer.alloc(32)], note)).status, 400, 'a proof between equal sizes');
+    assert.equal((await submit(url1, size, [Buffer.alloc(32)], note)).status, 422, 'a proof between equal sizes');
     await log.append({ actor: 'a', action: 'x.y' });
     const next = (await log.checkpoint()) as string;
     const nextSize = checkpointOfNote(next).size;
     const bad = await log.consistencyProof(size - 1, nextSize); // a proof, but not from `size`
     assert.equal((await submit(url1, size, bad, next)).status, 422);
     assert.equal((await submit(url1, nextSize + 1, [], next)).status, 400, 'old beyond the checkpoint');
-    assert.equal((await submit(url1, 0, [Buffer.alloc(32)], next)).status, 400, 'a proof from 0');
+    assert.equal((await submit(url1, 0, [Buffer.alloc(32)], next)).status, 409, 'a proof from 0: its size first');
     assert.equal((await submit(url1, size, [], 'not a note')).status, 400);
     assert.equal((await fetch(`${url1}/add-checkpoint`, { method: 'POST', body: 'hello' })).status, 400);
     const got = await fetch(`${url1}/add-checkpoint`);
@@ -234,6 +237,57 @@ describe('witnesses over HTTP', () => {
     assert.deepEqual(answers.map((r) => r.status).sort(), [200, 409], 'one wins; the other is told the new size');
     const winner = answers[0]?.status === 200 ? a : b;
     assert.equal(answers.find((r) => r.status === 409)?.text, `${checkpointOfNote(winner).size}\n`);
+  });
+
+  it('refuses (403) a checkpoint with a bad signature by one trusted key, though another trusted key signed it', async () => {
+    // Two keys trusted for one origin, as while a log rotates its key.
+    const origin = 'rotating.example/log';
+    const a = generateNoteKey(origin);
+    const b = generateNoteKey(origin);
+    const witness = new Witness({ key: readFileSync(w1.file, 'utf8').trim(), dir: tempDir() });
+    const app = buildWitnessServer({ witness, logs: [parseVerifierKey(a.verifier), parseVerifierKey(b.verifier)] });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const text = formatCheckpoint({ origin, size: 0, root: emptyRoot(), extensions: [] });
+      const signedByA = signNote(text, [ed25519Signer(parseSignerKey(a.signer))]);
+      const keyHash = Buffer.alloc(4);
+      keyHash.writeUInt32BE(parseVerifierKey(b.verifier).keyHash);
+      const forgedB = `— ${origin} ${Buffer.concat([keyHash, Buffer.alloc(64)]).toString('base64')}\n`;
+      const refused = await submit(url, 0, [], `${signedByA}${forgedB}`);
+      assert.equal(refused.status, 403, refused.text);
+      assert.match(refused.text, /invalid signature/);
+      const taken = await submit(url, 0, [], signedByA);
+      assert.equal(taken.status, 200, taken.text);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a witness that holds a larger tree than the checkpoint pushed is not taken to have cosigned it', async () => {
+    const ahead = signingLog('rolled.example/log');
+    await ahead.init();
+    const witness = new Witness({ key: readFileSync(w1.file, 'utf8').trim(), dir: tempDir() });
+    const app = buildWitnessServer({ witness, logs: [ahead.key] });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      // The witness cosigns the log at 6 entries; then the log is restored from a backup of 1.
+      const backup = join(tempDir(), 'backup');
+      cpSync(ahead.dir, backup, { recursive: true });
+      const grown = new Log({ store: ahead.dir });
+      await grown.appendBatch(Array.from({ length: 5 }, (_, i) => ({ actor: 'a', action: 'x.y', data: { i } })));
+      assert.equal((await submit(url, 0, [], (await grown.checkpoint()) as string)).status, 200);
+      await grown.close();
+      const restored = new Log({ store: backup });
+      const pusher = new WitnessPusher(restored, [{ name: 'w1', key: parseVerifierKey(w1.verifier), url }]);
+      pusher.push((await restored.checkpoint()) as string);
+      await pusher.settled();
+      await restored.close();
+      const [status] = pusher.status();
+      assert.match(status?.error ?? '', /has cosigned size 6 of this log, more than this checkpoint's 1/);
+      assert.equal(status?.cosignedAt, null, 'never reported as cosigned');
+    } finally {
+      await app.close();
+    }
   });
 
   it('a witness that is down does not hold up appends; its state is in the metrics', async () => {
