@@ -47,7 +47,8 @@ export function parseReceipt(text: string): Receipt {
   let at = 1;
   let extra: Buffer | undefined;
   if (lines[at]?.startsWith('extra ')) {
-    extra = strictBase64((lines[at] as string).slice(6), 'extra');
+    const encoded = (lines[at] as string).slice(6);
+    extra = encoded === '' ? Buffer.alloc(0) : strictBase64(encoded, 'extra'); // empty data is base64 too
     at++;
   }
   const index = /^index (0|[1-9][0-9]*)$/.exec(lines[at] ?? '');

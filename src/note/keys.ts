@@ -11,6 +11,7 @@
  * (C2SP tlog-cosignature, cosignature/v1) made with an Ed25519 key.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { decodeStdBase64 } from '../encoding/base64.js';
 import { KeyError } from '../errors.js';
 
 export const ALG_ED25519 = 0x01;
@@ -18,10 +19,15 @@ export const ALG_COSIGNATURE_V1 = 0x04;
 
 export type KeyAlgorithm = typeof ALG_ED25519 | typeof ALG_COSIGNATURE_V1;
 
-/** Go's unicode.IsSpace set, and '+': what a key name must not contain. */
-const NOT_IN_NAME = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000+]/;
+/**
+ * Go's unicode.IsSpace set, and '+' (signed-note §Signatures); and control
+ * characters, which no note may hold, so a key named with one could sign
+ * nothing that opens.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+const NOT_IN_NAME = /[\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000+]/;
 
-/** A key name: non-empty, no white space, no '+' (signed-note §Signatures). */
+/** A key name: non-empty, no white space, no control character, no '+'. */
 export function isValidKeyName(name: string): boolean {
   return name.length > 0 && !NOT_IN_NAME.test(name);
 }
@@ -106,8 +112,8 @@ function splitKey(text: string): [string, string, string] | null {
 function decodeKey(encoded: string, hash: string, name: string): Buffer {
   if (!isValidKeyName(name)) throw new KeyError(`key name ${JSON.stringify(name)} is empty or has a space or '+'`);
   if (!/^[0-9a-f]{8}$/.test(hash)) throw new KeyError(`key ${name}: hash ${JSON.stringify(hash)} is not 8 hex digits`);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) throw new KeyError(`key ${name}: key is not base64`);
-  const raw = Buffer.from(encoded, 'base64');
+  const raw = decodeStdBase64(encoded);
+  if (raw === null) throw new KeyError(`key ${name}: key is not padded standard base64`);
   if (raw.length < 2) throw new KeyError(`key ${name}: key is too short`);
   return raw;
 }

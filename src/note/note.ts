@@ -15,6 +15,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { sign as ed25519Sign, verify as ed25519Verify } from 'node:crypto';
+import { decodeStdBase64 } from '../encoding/base64.js';
 import { NoteError } from '../errors.js';
 import { ALG_COSIGNATURE_V1, isValidKeyName, type PrivateNoteKey, type PublicNoteKey } from './keys.js';
 
@@ -41,6 +42,7 @@ export interface NoteSigner {
 }
 
 const SIG_PREFIX = '— ';
+const MAX_COSIGNATURE_TIME = 2n ** 63n - 1n;
 const MAX_SIGNATURES = 100;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters other than newline make a note malformed
 const CONTROL = /[\u0000-\u0009\u000b-\u001f]/;
@@ -69,7 +71,7 @@ export function openNote(message: string | Uint8Array, known: readonly PublicNot
     const space = rest.indexOf(' ');
     const name = space < 0 ? rest : rest.slice(0, space);
     const base64 = space < 0 ? '' : rest.slice(space + 1);
-    const raw = decodeBase64(base64);
+    const raw = base64 === '' ? null : decodeStdBase64(base64);
     if (raw === null || !isValidKeyName(name) || raw.length < 5) throw malformed(`bad signature line for ${name}`);
     const keyHash = raw.readUInt32BE(0);
     const signature: NoteSignature = { name, keyHash, base64 };
@@ -102,16 +104,10 @@ export function splitNote(message: string): { text: string; signatures: string }
   return { text: message.slice(0, split + 1), signatures: message.slice(split + 2) };
 }
 
-/** Strict standard base64 (RFC 4648 §4), as Go's StdEncoding decodes it; null if it is not. */
-function decodeBase64(text: string): Buffer | null {
-  if (text.length === 0 || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
-  const raw = Buffer.from(text, 'base64');
-  return raw.toString('base64') === text ? raw : null; // refuses non-zero padding bits
-}
-
 function verifySignature(key: PublicNoteKey, text: Buffer, signature: Buffer): boolean {
   if (key.alg === ALG_COSIGNATURE_V1) {
-    if (signature.length !== 8 + 64) return false;
+    // The time is a uint64 that must not exceed 2^63 − 1 (c2sp.org/tlog-cosignature).
+    if (signature.length !== 8 + 64 || signature.readBigUInt64BE(0) > MAX_COSIGNATURE_TIME) return false;
     const message = cosignedMessage(signature.readBigUInt64BE(0), text);
     return ed25519Verify(null, message, key.key, signature.subarray(8));
   }

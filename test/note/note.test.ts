@@ -101,6 +101,29 @@ describe('signed notes', () => {
     assert.throws(() => parseVerifierKey(key.verifier.replace(/\+([0-9a-f]{8})\+/, '+00000000+')), /hash/);
     assert.throws(() => generateNoteKey('has space'), /space/);
     assert.throws(() => generateNoteKey('a+b'), /'\+'/);
+    // A name with a control character could sign nothing that opens: refused when the key is made.
+    assert.throws(() => generateNoteKey('bad\u0001name'), { code: 'EVIDENT_BAD_KEY' });
+    // Base64 as Go's StdEncoding reads it: whole groups, padded; trailing characters are refused.
+    for (const tail of ['A', 'A=', 'AAAA=', '=']) {
+      assert.throws(() => parseVerifierKey(`${key.verifier}${tail}`), { code: 'EVIDENT_BAD_KEY' }, tail);
+    }
+  });
+
+  it("reads signature lines' base64 as Go does: non-zero bits after the last byte are taken", () => {
+    const log = generateNoteKey('pad.example');
+    const note = signNote('text\n', [ed25519Signer(parseSignerKey(log.signer))]);
+    const line = note.trimEnd().split('\n').at(-1) as string;
+    const base64 = line.split(' ')[2] as string; // 68 bytes: one padding character, two spare bits
+    assert.ok(base64.endsWith('=') && !base64.endsWith('=='));
+    const last = base64.at(-2) as string;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const flipped = `${base64.slice(0, -2)}${alphabet[alphabet.indexOf(last) ^ 1]}=`;
+    assert.deepEqual(Buffer.from(flipped, 'base64'), Buffer.from(base64, 'base64'), 'the same bytes');
+    const known = [parseVerifierKey(log.verifier)];
+    assert.equal(openNote(note.replace(base64, flipped), known).sigs.length, 1, 'the log key');
+    // An unknown signer's line written so is ignored, not a reason to refuse the note.
+    const other = `— other.example/w ${flipped}\n`;
+    assert.equal(openNote(`${note}${other}`, known).unverified.length, 1);
   });
 
   it('cosignatures (cosignature/v1) carry their time and verify only with the cosigner key', () => {
@@ -122,6 +145,9 @@ describe('signed notes', () => {
     raw.writeBigUInt64BE(1_700_000_001n, 4);
     const moved = cosigned.replace(sigLine.split(' ')[2] as string, raw.toString('base64'));
     assert.throws(() => openNote(moved, [parseVerifierKey(witness.verifier)]), noteCode('EVIDENT_NOTE_BAD_SIGNATURE'));
+    // A time beyond 2^63 − 1 is refused even when signed (c2sp.org/tlog-cosignature).
+    const late = signNote(text, [cosigner(parseSignerKey(witness.signer), () => 2 ** 63)], opened.sigs);
+    assert.throws(() => openNote(late, [parseVerifierKey(witness.verifier)]), noteCode('EVIDENT_NOTE_BAD_SIGNATURE'));
   });
 });
 
