@@ -193,8 +193,8 @@ export function argument(text: string, flag: string): string {
 }
 
 /** RFC 3339 (or a plain date) to the log's UTC millisecond form, so comparisons are exact. */
-export function parseTime(text: string, flag: string): string {
-  const time = logTime(text);
+export function parseTime(text: string, flag: '--since' | '--until'): string {
+  const time = logTime(text, flag === '--since' ? 'since' : 'until');
   if (time === null) {
     throw new UsageError(`${flag}: ${JSON.stringify(text)} is not an RFC 3339 time such as 2026-11-22T09:30:00Z`);
   }

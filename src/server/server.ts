@@ -100,6 +100,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   for (const type of ['application/json', 'application/x-ndjson']) {
     app.addContentTypeParser(type, (request, payload, done) => {
+      // Bytes taken as UTF-8 JSON must be that: a compressed body, or one in another charset, is refused whole.
+      const coding = request.headers['content-encoding'];
+      if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+        return done(unsupported(`Content-Encoding ${coding}: send the body uncompressed`));
+      }
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+      if (charset !== undefined && !['utf-8', 'utf8'].includes(charset.toLowerCase())) {
+        return done(unsupported(`charset ${charset}: the body must be UTF-8`));
+      }
       const declared = Number(request.headers['content-length']);
       if (declared > bodyLimit)
         return done(new EvidentError('EVIDENT_TOO_LARGE', `the body is over ${bodyLimit} bytes`));
@@ -151,7 +160,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     } else if (typeof error.statusCode === 'number' && error.statusCode < 500) {
       code = 'EVIDENT_BAD_REQUEST';
       status = error.statusCode;
-      if (status === 415) message = `${message}: send application/json (one entry) or application/x-ndjson (a batch)`;
+      if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+        message = `${message}: send application/json (one entry) or application/x-ndjson (a batch)`;
+      }
     } else {
       code = 'EVIDENT_WRITE_FAILED';
       status = 500;
@@ -171,8 +182,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** The token a request carries, allowed `scope`; throws 401/403. Reads pass without one when public. */
   const authorize = async (request: FastifyRequest, scope: Scope): Promise<Token | null> => {
     if (scope === 'read' && options.publicReads === true) return null;
-    const header = request.headers.authorization;
-    const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    // The scheme's name is case-insensitive (RFC 9110 §11.1).
+    const secret = /^bearer +(.*)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
     if (secret === undefined || secret === '') {
       throw new EvidentError('EVIDENT_UNAUTHORIZED', 'this needs a token: Authorization: Bearer <secret>');
     }
@@ -401,6 +412,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    raw.flushHeaders(); // the client learns the stream is open now, not with its first event
     streams.add(raw);
     let open = true;
     raw.on('close', () => {
@@ -531,13 +543,18 @@ function count(text: string | undefined, name: string): number | undefined {
 }
 
 /** An RFC 3339 time parameter, normalised as entries store times; undefined when absent. */
-function time(text: string | undefined, name: string): string | undefined {
+function time(text: string | undefined, name: 'since' | 'until'): string | undefined {
   if (text === undefined) return undefined;
-  const parsed = logTime(text);
+  const parsed = logTime(text, name);
   if (parsed === null) {
     throw new EvidentError('EVIDENT_BAD_REQUEST', `${name}: ${JSON.stringify(text)} is not an RFC 3339 time`);
   }
   return parsed;
+}
+
+/** A 415 naming what the server cannot take. */
+function unsupported(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 415 });
 }
 
 /** The tokens, read again when the file changes (a revoked token stops working within a second). */

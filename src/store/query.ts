@@ -27,7 +27,7 @@ export function checkedQuery(query: ReadQuery): ReadQuery {
   for (const name of ['since', 'until'] as const) {
     const value = query[name];
     if (value === undefined) continue;
-    const time = typeof value === 'string' ? logTime(value) : null;
+    const time = typeof value === 'string' ? logTime(value, name) : null;
     if (time === null) {
       throw new InvalidOptionError(
         `read(): ${name} is an RFC 3339 time such as 2026-11-22T09:30:00Z, not ${JSON.stringify(value)}`,

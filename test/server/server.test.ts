@@ -181,6 +181,27 @@ describe('evident serve', () => {
       json(cases.at(-1)?.[0] as (typeof cases)[0][0]).error.message,
       /send application\/json .* or application\/x-ndjson/,
     );
+    // Bytes that are not UTF-8 JSON as sent: refused whole, not read as if they were.
+    const entry = '{"actor":"a","action":"b.c"}';
+    const compressed = await call('POST', '/v1/entries', {
+      token: secret.writer as string,
+      body: entry,
+      type: 'application/json',
+      headers: { 'content-encoding': 'br' },
+    });
+    assert.equal(compressed.status, 415, compressed.text);
+    assert.match(json(compressed).error.message, /Content-Encoding br: send the body uncompressed/);
+    const latin1 = await post(secret.writer as string, entry, 'application/json; charset=iso-8859-1');
+    assert.equal(latin1.status, 415, latin1.text);
+    assert.match(json(latin1).error.message, /charset iso-8859-1: the body must be UTF-8/);
+    const utf8 = await post(secret.writer as string, entry, 'application/json; charset="UTF-8"');
+    assert.equal(utf8.status, 201, 'UTF-8 named is taken');
+    const lowercase = await call('POST', '/v1/entries', {
+      body: entry,
+      type: 'application/json',
+      headers: { authorization: `bearer ${secret.writer}` },
+    });
+    assert.equal(lowercase.status, 201, 'the scheme is case-insensitive');
     const blank = await post(secret.writer as string, '{"actor":"a","action":"b.c"}\n\n', 'application/x-ndjson');
     assert.equal(blank.status, 400);
     assert.deepEqual(json(blank).error, {
@@ -188,7 +209,7 @@ describe('evident serve', () => {
       message: 'line 2: empty line (expected a JSON object)',
       line: 2,
     });
-    assert.equal(json(await call('GET', '/v1/health')).size, before, 'nothing written');
+    assert.equal(json(await call('GET', '/v1/health')).size, before + 2, 'nothing written but the two taken');
     // The ci token may append as any ci-* actor.
     assert.equal((await post(secret.ci as string, '{"actor":"ci-nightly","action":"b.c"}')).status, 201);
   });
