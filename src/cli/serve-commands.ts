@@ -181,7 +181,9 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       }
       if (!existsSync(file)) throw new UsageError(`token list: there is no ${file} (evident token add creates it)`);
       for (const t of readTokens(file)) {
-        write(`${t.name}\t${t.scopes.join(',')}\t${t.actors?.join(',') ?? '*'}\t${t.created}\n`);
+        // Patterns apart by spaces; one that holds a space, comma, quote or backslash is shown as a JSON string.
+        const actors = t.actors?.map((p) => (/^[^\s",\\]+$/.test(p) ? p : JSON.stringify(p))).join(' ') ?? '*';
+        write(`${t.name}\t${t.scopes.join(',')}\t${actors}\t${t.created}\n`);
       }
       return 0;
     }

@@ -76,7 +76,7 @@ export async function withKeptCosignatures(store: CosignatureStore, note: string
 /**
  * Checkpoint `text` with the signature lines `first`, then those of every
  * kept copy of it: one line per key (its latest cosignature), at most
- * MAX_LINES in all.
+ * MAX_LINES in all, the others in the order of their keys.
  */
 function gathered(kept: readonly KeptNote[], text: string, first: readonly string[]): string {
   const lines = new Map<string, Signer>();
@@ -86,10 +86,14 @@ function gathered(kept: readonly KeptNote[], text: string, first: readonly strin
     if (had === undefined ? lines.size < MAX_LINES : signer.time > had.time) lines.set(signer.id, signer);
   };
   for (const line of first) add(line);
+  const own = lines.size;
   for (const { note } of kept) {
     if (splitNote(note).text === text) for (const line of signatureLines(note)) add(line);
   }
-  return `${text}\n${[...lines.values()].map((signer) => signer.line).join('')}`;
+  // The note's own lines first; the others by key, so that every reader of the same copies serves the same note.
+  const signers = [...lines.values()];
+  const others = signers.slice(own).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return `${text}\n${[...signers.slice(0, own), ...others].map((signer) => signer.line).join('')}`;
 }
 
 /** The most signature lines a gathered note carries: signed-note's limit for what a verifier must read. */

@@ -84,9 +84,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     bodyLimit: options.bodyLimit ?? 8 << 20, // the parsers below count it themselves
     requestTimeout: options.requestTimeoutMs ?? 30_000,
     connectionTimeout: 60_000,
-    return503OnClosing: true,
+    return503OnClosing: false, // answered below, in evident's own shape and with Retry-After
   });
   const tokens = tokenSource(options.tokens);
+  // Once the server is closing, requests still arriving on open connections are told to come back.
+  let closing = false;
+  app.addHook('onRequest', async () => {
+    if (closing) throw new EvidentError('EVIDENT_CLOSED', 'the server is shutting down: retry shortly');
+  });
   const replays = options.replays ?? new Replays();
   const metrics = new Metrics();
   let pending = 0;
@@ -374,7 +379,16 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     const seq = seqParam(request);
     const wait = count((request.query as { wait?: string }).wait, 'wait') ?? 0;
     if (wait > 60) throw new EvidentError('EVIDENT_BAD_REQUEST', 'wait: at most 60 seconds');
-    const receipt = await log.receipt(seq, { waitMs: wait * 1000 });
+    const receipt = await log.receipt(seq, { waitMs: wait * 1000 }).catch((error: unknown) => {
+      // The log's own message names where it is stored: not a reader's business.
+      if (error instanceof EvidentError && error.code === 'EVIDENT_NOT_YET') {
+        throw new EvidentError(
+          'EVIDENT_NOT_YET',
+          `no signed checkpoint covers entry ${seq} yet: retry, or ?wait=SECONDS`,
+        );
+      }
+      throw error;
+    });
     return reply.type('text/plain; charset=utf-8').send(receipt);
   });
 
@@ -400,6 +414,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   // is appended by any writer; without either, the entries appended from now on. Each event's id is its seq.
   const streams = new Set<NodeJS.WritableStream & { end(): void }>();
   app.addHook('preClose', (done) => {
+    closing = true;
     for (const stream of streams) stream.end();
     done();
   });

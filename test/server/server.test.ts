@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { get as httpsGet } from 'node:https';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { splitBundle } from '../../src/api/layout.js';
@@ -451,6 +452,71 @@ describe('evident serve', () => {
     assert.ok(checkpoint.size > entry.seq);
   });
 
+  it('answers requests that arrive while it shuts down with 503, Retry-After and an evident error', async () => {
+    const closingDir = join(tempDir(), 'closing');
+    const closingLog = await Log.open({ store: closingDir, create: true });
+    const app = buildServer({ log: closingLog, tokens: tokensFile });
+    const url = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+    // An append held in flight by another process's lock, and a second request behind it on the connection.
+    const holder = spawn('flock', ['--exclusive', join(closingDir, 'lock'), 'cat'], {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    const socket = connect(Number(url.port), '127.0.0.1');
+    let answers = '';
+    socket.on('data', (chunk) => {
+      answers += chunk;
+    });
+    try {
+      await until(() => flockers(join(closingDir, 'lock')).length > 0, 'the lock held');
+      const body = '{"actor":"a","action":"x.y"}';
+      socket.write(
+        `POST /v1/entries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret.writer}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      await until(() => flockers(join(closingDir, 'lock'), true).includes(process.pid), 'the append waiting');
+      const closed = app.close();
+      socket.write('GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
+      holder.stdin.end();
+      await closed;
+      await until(() => answers.includes('EVIDENT_CLOSED'), 'the second answer');
+      const [first, second] = answers.split(/(?=HTTP\/1\.1 )/);
+      assert.match(first ?? '', /^HTTP\/1\.1 201 /, 'the append in flight is finished and acknowledged');
+      assert.match(second ?? '', /^HTTP\/1\.1 503 /);
+      assert.match(second ?? '', /\r\nretry-after: 1\r\n/i);
+      assert.match(second ?? '', /\{"error":\{"code":"EVIDENT_CLOSED","message":"the server is shutting down/);
+    } finally {
+      holder.kill();
+      socket.destroy();
+      await closingLog.close();
+    }
+  });
+
+  it('says a receipt is not ready yet (503) without naming where the log is stored', async () => {
+    const slow = signingLog('slow.example/log');
+    await slow.init();
+    // A server on a read-only log signs nothing; its writer signs at most once an hour, and did at init.
+    const writer = await Log.open({ store: slow.dir, checkpointInterval: 3_600_000 });
+    const slowLog = await Log.open({ store: slow.dir, readOnly: true });
+    const app = buildServer({ log: slowLog, tokens: tokensFile });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const entry = await writer.append({ actor: 'a', action: 'x.y' });
+      const response = await fetch(`${url}/v1/entries/${entry.seq}/receipt?wait=0`, {
+        headers: { authorization: `Bearer ${secret.reader}` },
+      });
+      assert.equal(response.status, 503);
+      assert.equal(response.headers.get('retry-after'), '1');
+      const { error } = (await response.json()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'EVIDENT_NOT_YET');
+      assert.match(error.message, /no signed checkpoint covers entry 1 yet/);
+      assert.ok(!error.message.includes(slow.dir), error.message);
+    } finally {
+      await app.close();
+      await slowLog.close();
+      await writer.close();
+    }
+  });
+
   it('serves C2SP tlog-tiles that a client knowing only the verifier key can check', async () => {
     const lines = Array.from({ length: 600 }, (_, i) => JSON.stringify({ actor: 'load', action: 'x.y', data: { i } }));
     assert.equal((await post(secret.writer as string, lines.join('\n'), 'application/x-ndjson')).status, 201);
@@ -535,6 +601,11 @@ describe('evident token', () => {
     assert.match(again.stderr, /exists already/);
     const badScope = await evident(['token', 'add', 'x', '--scopes', 'root', '--tokens', file]);
     assert.equal(badScope.code, 2);
+    // Two patterns are never shown as one.
+    const two = ['token', 'add', 'two', '--scopes', 'append', '--actors', 'a,b', '--actors', 'c', '--tokens', file];
+    assert.equal((await evident(two)).code, 0);
+    assert.match((await evident(['token', 'list', '--tokens', file])).stdout, /^two\tappend\t"a,b" c\t/m);
+    assert.equal((await evident(['token', 'revoke', 'two', '--tokens', file])).code, 0);
     assert.equal((await evident(['token', 'revoke', 'ci', '--tokens', file])).code, 0);
     assert.equal((await evident(['token', 'list', '--tokens', file])).stdout, '');
     const unknown = await evident(['token', 'frob']);
