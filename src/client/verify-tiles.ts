@@ -64,7 +64,8 @@ interface Chunk {
 }
 
 /** Verifies the log the API serves; see the module comment. Throws if its checkpoint is missing or not trusted. */
-export async function verifyTiles(fetch: FetchPath, options: TilesVerifyOptions): Promise<TilesVerifyResult> {
+export async function verifyTiles(fetchPath: FetchPath, options: TilesVerifyOptions): Promise<TilesVerifyResult> {
+  const fetch = withFullTileFallback(fetchPath);
   const note = await fetch('checkpoint');
   if (note === null)
     throw new EvidentError('EVIDENT_NOT_FOUND', 'the server has no checkpoint (the log does not sign)');
@@ -284,6 +285,30 @@ function entryLine(
   }
   if (canonical !== text) return { reason: 'not-canonical', message: 'the entry is not RFC 8785 canonical JSON' };
   return canonicalize({ ...value, hash: leaf.toString('hex') });
+}
+
+/**
+ * `fetch`, reading a partial tile or entry bundle the server no longer has
+ * from the full one: tlog-tiles lets a log delete a partial tile once the
+ * full one exists, and lets clients fall back to it. The full tile's first
+ * W hashes, or first W entries, are the partial one (null if it has fewer).
+ */
+function withFullTileFallback(fetch: FetchPath): FetchPath {
+  return async (path) => {
+    const got = await fetch(path);
+    const partial = /^(tile\/.+)\.p\/([1-9][0-9]*)$/.exec(path);
+    if (got !== null || partial === null) return got;
+    const full = await fetch(partial[1] as string);
+    if (full === null) return null;
+    const width = Number(partial[2]);
+    if (!path.startsWith('tile/entries/'))
+      return full.length >= width * HASH_SIZE ? full.subarray(0, width * HASH_SIZE) : null;
+    const entries = splitBundle(full);
+    if (entries === null || entries.length < width) return null;
+    let end = 0;
+    for (const entry of entries.slice(0, width)) end += 2 + entry.length;
+    return full.subarray(0, end);
+  };
 }
 
 /**
