@@ -1,5 +1,5 @@
 /** The HTTP service's commands: serve, token. */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { InvalidOptionError } from '../errors.js';
 import { Log } from '../log.js';
 import { parsePolicy } from '../note/policy.js';
@@ -82,6 +82,13 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       // A missing or bad file is refused now, not found out at the first request.
       if (!existsSync(tokens)) throw new UsageError(`--tokens: there is no ${tokens} (evident token add creates it)`);
       readTokens(tokens);
+      const mode = statSync(tokens).mode;
+      if ((mode & 0o077) !== 0) {
+        // Hashes only, but the names, scopes and actor patterns are the service's access policy.
+        process.stderr.write(
+          `evident: warning: the token file ${tokens} can be read by others (mode ${(mode & 0o777).toString(8)}); chmod 600 it\n`,
+        );
+      }
     } else {
       process.stderr.write('evident: no --tokens: reads are public, and appends are refused (401)\n');
     }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { connect } from 'node:net';
@@ -714,6 +714,22 @@ describe('evident serve, the process', () => {
     }
     assert.equal(await server.exited, 0);
     assert.equal((await readStore(dir)).length, 1);
+  });
+
+  it('warns when the token file can be read by others', async () => {
+    const dir = join(tempDir(), 'log');
+    assert.equal((await evident(['init', '--dir', dir])).code, 0);
+    const file = join(tempDir(), 'tokens.json');
+    addToken(file, 'r', ['read']);
+    chmodSync(file, 0o644);
+    const server = daemon(['serve', '--dir', dir, '--listen', '127.0.0.1:0', '--tokens', file]);
+    try {
+      await server.url;
+      assert.match(server.stderr(), /warning: the token file .* can be read by others \(mode 644\); chmod 600 it/);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
   });
 
   it('serves HTTPS with --tls-cert and --tls-key', async () => {
