@@ -15,7 +15,13 @@
 
 import { isUtf8 } from 'node:buffer';
 import { hash as digest } from 'node:crypto';
-import { canonicalize, isCanonicalText, MAX_DEPTH, nestsDeeperThan } from './encoding/canonical.js';
+import {
+  canonicalizeInput,
+  isCanonicalText,
+  MAX_DEPTH,
+  MAYBE_NOT_IJSON,
+  nestsDeeperThan,
+} from './encoding/canonical.js';
 import { EMPTY_HEAD, type Entry, GENESIS_PREV, type Head, leafHashOfText } from './entry.js';
 import { HASH_KEY, scanEntry } from './entry-scan.js';
 import { InvalidEntryError } from './errors.js';
@@ -116,7 +122,7 @@ export function parseEntry(text: string): Entry | string {
 /** Why a parsed line holds what evident never writes (a lone surrogate, a noncharacter, an inexact integer); else null. */
 function notIJson(parsed: Entry): string | null {
   try {
-    canonicalize(parsed, '$', MAX_DEPTH + 1);
+    canonicalizeInput(parsed, '$', MAX_DEPTH + 1);
     return null;
   } catch (error) {
     if (!(error instanceof InvalidEntryError)) throw error;
@@ -252,6 +258,9 @@ export class ChainVerifier {
         if (refused !== null) return fail('malformed', refused);
         return fail('not-canonical', 'line is not RFC 8785 canonical JSON');
       }
+      // What append refuses, in a line sealed some other way (or before the rule): malformed, named.
+      const refused = MAYBE_NOT_IJSON.test(text) ? notIJson(parsed) : null;
+      if (refused !== null) return fail('malformed', refused);
       entry = parsed;
       const targets = parsed.targets === undefined ? null : JSON.stringify(parsed.targets);
       indexed = { ts: parsed.ts, actor: parsed.actor, action: parsed.action, targets };

@@ -100,6 +100,8 @@ export function scanEntry(bytes: Buffer, from: number, to: number): ScannedEntry
   const m = SHAPE.exec(text);
   if (m === null) return null;
   const dataText = m[3];
+  // Digits that may be an integer I-JSON refuses: the full check looks.
+  if (dataText !== undefined && /\d{16}/.test(dataText)) return null;
   if (dataText !== undefined && !isCanonicalFlatObject(dataText)) {
     let data: unknown;
     try {

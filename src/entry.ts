@@ -8,7 +8,7 @@
  * so the chain's hashes are also the Merkle tree's leaves.
  */
 import { hash as digest, randomBytes, randomUUID } from 'node:crypto';
-import { canonicalize, fieldPath, MAX_DEPTH } from './encoding/canonical.js';
+import { canonicalize, canonicalizeInput, fieldPath, MAX_DEPTH } from './encoding/canonical.js';
 import { type EvidentError, InvalidEntryError } from './errors.js';
 
 /** What a caller records. */
@@ -166,22 +166,22 @@ export function prepareEntry(
   if (record.targets !== undefined) {
     if (!Array.isArray(record.targets)) throw new InvalidEntryError('$.targets', 'must be an array of strings');
     for (const [i, target] of record.targets.entries()) requireName(target, `$.targets[${i}]`, 4096);
-    targets = `,"targets":${canonicalize(record.targets, '$.targets')}`;
+    targets = `,"targets":${canonicalizeInput(record.targets, '$.targets')}`;
   }
   let outcome = '';
   if (record.outcome !== undefined) {
-    outcome = `,"outcome":${canonicalize(requireName(record.outcome, '$.outcome'), '$.outcome')}`;
+    outcome = `,"outcome":${canonicalizeInput(requireName(record.outcome, '$.outcome'), '$.outcome')}`;
   }
-  let before = `"action":${canonicalize(action, '$.action')},"actor":${canonicalize(actor, '$.actor')}`;
+  let before = `"action":${canonicalizeInput(action, '$.action')},"actor":${canonicalizeInput(actor, '$.actor')}`;
   let data: string | null = null;
   if (record.data !== undefined) {
     if (typeof record.data !== 'object' || record.data === null || Array.isArray(record.data)) {
       throw new InvalidEntryError('$.data', 'must be a plain JSON object');
     }
-    data = canonicalize(record.data, '$.data', MAX_DEPTH);
+    data = canonicalizeInput(record.data, '$.data', MAX_DEPTH);
     before += `,"data":${data}`;
   }
-  const viaText = via === undefined ? '' : `,"via":${canonicalize(checkVia(via), '$.via')}`;
+  const viaText = via === undefined ? '' : `,"via":${canonicalizeInput(checkVia(via), '$.via')}`;
   const maxBytes =
     Buffer.byteLength(before) +
     Buffer.byteLength(outcome) +

@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } fr
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { FailureReason } from '../src/chain.js';
+import { copyLog } from '../src/copy.js';
 import { canonicalize } from '../src/encoding/canonical.js';
 import { type Entry, hashedText, leafHashOfText } from '../src/entry.js';
 import { Log } from '../src/log.js';
@@ -174,7 +175,7 @@ describe('tamper detection', () => {
     for (const [name, value, message] of cases) {
       const lines = [...original];
       const entry = JSON.parse(original[5] as string) as Entry;
-      // Sealed over the text as written: canonicalize itself refuses to write these.
+      // Sealed over the text as written, as a writer before the rule (or another tool) would have.
       const { hash: _old, ...rest } = { ...entry, data: { x: 'X' } };
       const covered = canonicalize(rest).replace('"X"', value);
       lines[5] = covered.replace(',"id":', `,"hash":"${leafHashOfText(covered)}","id":`);
@@ -182,6 +183,28 @@ describe('tamper detection', () => {
       expectFailure(result, 5, 'malformed');
       assert.match(result.failure?.message ?? '', message);
     }
+  });
+
+  it('a log holding such an entry, even first, can still be opened and read; verify and copy name it', async () => {
+    // A non-signing log whose first entry holds a noncharacter and an integer append now refuses.
+    const entry = JSON.parse(original[0] as string) as Entry;
+    const { hash: _old, ...rest } = { ...entry, data: { s: 'a\uFFFFb', n: 2 ** 60 } };
+    const covered = canonicalize(rest);
+    const lines = [covered.replace(',"id":', `,"hash":"${leafHashOfText(covered)}","id":`)];
+    const dir = join(root, 'old-rules');
+    mkdirSync(dir);
+    writeLines(join(dir, 'log.jsonl'), lines);
+    const log = new Log({ store: dir, readOnly: true });
+    const read: Entry[] = [];
+    for await (const e of log.read()) read.push(e);
+    assert.deepEqual(read[0]?.data, { s: 'a\uFFFFb', n: 2 ** 60 });
+    const result = await log.verify();
+    await log.close();
+    expectFailure(result, 0, 'malformed');
+    // copy verifies as it goes: it stops there with verify's words, not an error about input.
+    await assert.rejects(copyLog({ from: dir, to: join(root, 'old-rules-copy') }), {
+      message: /entry 0 fails verification \(malformed: line is not I-JSON: \$\.data\.n the integer/,
+    });
   });
 
   it('data nested deeper than an entry may hold, resealed: malformed, naming it, at any depth', async () => {

@@ -8,11 +8,15 @@
  *
  * Values that JSON cannot carry faithfully are rejected with the path of the
  * offending field, never coerced: NaN and ±Infinity (§3.2.2.3), strings with
- * lone surrogates (§3.2.2.2) or noncharacters (I-JSON, RFC 7493 §2.1),
- * integers beyond ±(2^53−1) that a reader could not take back exactly
- * (RFC 7493 §2.2; from 1e21 on JCS writes them with an exponent, as any
- * double), undefined, functions, symbols, bigints, and objects that are not
- * plain (Date, Map, class instances...).
+ * lone surrogates (§3.2.2.2), undefined, functions, symbols, bigints, and
+ * objects that are not plain (Date, Map, class instances...).
+ *
+ * What a caller gives to be recorded (canonicalizeInput) must also be I-JSON:
+ * no noncharacters (RFC 7493 §2.1), no integers beyond ±(2^53−1) that a
+ * reader could not take back exactly (§2.2; from 1e21 on JCS writes them
+ * with an exponent, as any double). Entries already stored are written back
+ * (canonicalize) whatever they hold, so that a log written before that rule
+ * can still be read, copied and served, and verify names what breaks it.
  */
 import { InvalidEntryError } from '../errors.js';
 
@@ -25,7 +29,12 @@ export const MAX_DEPTH = 64;
  * arrays nested deeper than `maxDepth` are refused too.
  */
 export function canonicalize(value: unknown, path = '$', maxDepth = Number.POSITIVE_INFINITY): string {
-  return new Encoder(path, maxDepth).encode(value);
+  return new Encoder(path, maxDepth, false).encode(value);
+}
+
+/** canonicalize(), refusing too what I-JSON does not allow: for what a caller gives to be recorded. */
+export function canonicalizeInput(value: unknown, path = '$', maxDepth = Number.POSITIVE_INFINITY): string {
+  return new Encoder(path, maxDepth, true).encode(value);
 }
 
 /** One canonicalisation: where it is (kept as parts, made a path only for an error) and what it is inside. */
@@ -34,10 +43,22 @@ class Encoder {
   readonly #maxDepth: number;
   readonly #path: (string | number)[] = [];
   readonly #ancestors: object[] = [];
+  /** Whether I-JSON's rules on noncharacters and integers apply too. */
+  readonly #input: boolean;
 
-  constructor(root: string, maxDepth: number) {
+  constructor(root: string, maxDepth: number, input: boolean) {
     this.#root = root;
     this.#maxDepth = maxDepth;
+    this.#input = input;
+  }
+
+  /** Why `text` cannot be encoded here, or null. */
+  #badString(text: string): string | null {
+    if (loneSurrogate.test(text)) return 'contains a lone surrogate (not valid Unicode)';
+    if (this.#input && NONCHARACTER.test(text)) {
+      return 'contains a Unicode noncharacter (such as U+FFFF), which I-JSON does not allow';
+    }
+    return null;
   }
 
   #fail(problem: string): never {
@@ -48,12 +69,19 @@ class Encoder {
 
   encode(value: unknown): string {
     switch (typeof value) {
-      case 'string':
-        if (!isWellFormed(value)) this.#fail(`string ${notIJson(value)}`);
+      case 'string': {
+        const bad = this.#badString(value);
+        if (bad !== null) this.#fail(`string ${bad}`);
         return JSON.stringify(value);
+      }
       case 'number':
         if (!Number.isFinite(value)) this.#fail(`${value} is not a JSON number`);
-        if (Number.isInteger(value) && Math.abs(value) > Number.MAX_SAFE_INTEGER && Math.abs(value) < 1e21) {
+        if (
+          this.#input &&
+          Number.isInteger(value) &&
+          Math.abs(value) > Number.MAX_SAFE_INTEGER &&
+          Math.abs(value) < 1e21
+        ) {
           this.#fail(`the integer ${value} is beyond ±(2^53−1), so it cannot be kept exactly: write it as a string`);
         }
         return JSON.stringify(value);
@@ -100,7 +128,8 @@ class Encoder {
     let text = '{';
     for (const [k, name] of names.entries()) {
       this.#path.push(name);
-      if (!isWellFormed(name)) this.#fail(`member name ${notIJson(name)}`);
+      const bad = this.#badString(name);
+      if (bad !== null) this.#fail(`member name ${bad}`);
       text += `${k === 0 ? '' : ','}${JSON.stringify(name)}:${this.encode(record[name])}`;
       this.#path.pop();
     }
@@ -122,18 +151,6 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
 export const NONCHARACTER =
   /[\uFDD0-\uFDEF\uFFFE\uFFFF]|[\uD83F\uD87F\uD8BF\uD8FF\uD93F\uD97F\uD9BF\uD9FF\uDA3F\uDA7F\uDABF\uDAFF\uDB3F\uDB7F\uDBBF\uDBFF][\uDFFE\uDFFF]/;
 
-/** Whether a string holds only Unicode scalar values that I-JSON allows. */
-function isWellFormed(text: string): boolean {
-  return !loneSurrogate.test(text) && !NONCHARACTER.test(text);
-}
-
-/** What is wrong with a string isWellFormed refuses. */
-function notIJson(text: string): string {
-  return loneSurrogate.test(text)
-    ? 'contains a lone surrogate (not valid Unicode)'
-    : 'contains a Unicode noncharacter (such as U+FFFF), which I-JSON does not allow';
-}
-
 /**
  * True when `text` is exactly the canonical encoding of `parsed` (its own
  * JSON.parse result) and nests at most `maxDepth` levels. This is the fast
@@ -146,9 +163,8 @@ function notIJson(text: string): string {
 export function isCanonicalText(text: string, parsed: unknown, maxDepth: number): boolean {
   const sorted = membersSorted(parsed, maxDepth);
   if (sorted === 'too deep') return false;
-  // JSON.stringify writes what canonicalize refuses, but only as a \u escape (a lone surrogate) or a run of
-  // 16 digits (an integer beyond ±(2^53−1)); noncharacters stand as themselves.
-  if (sorted && !MAYBE_REFUSED.test(text)) return JSON.stringify(parsed) === text;
+  // JSON.stringify writes a lone surrogate, which canonicalize refuses, and only as a \u escape.
+  if (sorted && !text.includes('\\u')) return JSON.stringify(parsed) === text;
   try {
     return canonicalize(parsed, '$', maxDepth) === text;
   } catch {
@@ -156,7 +172,8 @@ export function isCanonicalText(text: string, parsed: unknown, maxDepth: number)
   }
 }
 
-const MAYBE_REFUSED = new RegExp(`\\\\u|\\d{16}|${NONCHARACTER.source}`);
+/** Text that may hold what I-JSON does not allow (a noncharacter, or 16 digits in a row): check it whole. */
+export const MAYBE_NOT_IJSON = new RegExp(`\\d{16}|${NONCHARACTER.source}`);
 
 /** Whether `value` nests more than `maxDepth` objects and arrays deep; it looks no deeper than that. */
 export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
