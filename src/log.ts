@@ -46,7 +46,7 @@ import { locateRewrite, verifyAgainst, verifySince } from './lifecycle/verify.js
 import { emptyRoot } from './merkle/hash.js';
 import { verifyInclusion } from './merkle/verify.js';
 import { type Checkpoint, checkpointOfNote, formatCheckpoint, parseCheckpoint } from './note/checkpoint.js';
-import { type PrivateNoteKey, verifierKeyOf } from './note/keys.js';
+import { type PrivateNoteKey, type PublicNoteKey, parseVerifierKey, verifierKeyOf } from './note/keys.js';
 import { ed25519Signer, openNote, signNote } from './note/note.js';
 import { type TrustedCheckpoint, trustCheckpoint } from './note/trust.js';
 import { formatReceipt } from './receipt.js';
@@ -581,10 +581,15 @@ export class Log extends EventEmitter<LogEvents> implements AuditLog {
     return withKeptCosignatures(this.#store.cosignatures, note);
   }
 
-  /** Keeps a witness's cosigned copy of one of this log's checkpoints, for receipts to carry. */
-  async addCosignatures(note: string): Promise<Checkpoint> {
+  /**
+   * Keeps a witness's cosigned copy of one of this log's checkpoints, for
+   * receipts to carry: its lines by the `witnesses` keys (verifier keys, or
+   * their text), each of which must verify; lines by other keys are dropped.
+   */
+  async addCosignatures(note: string, witnesses: readonly (PublicNoteKey | string)[]): Promise<Checkpoint> {
     await this.ready();
-    return addCosignatures(this.#store.cosignatures, this.#identity, note);
+    const keys = witnesses.map((k) => (typeof k === 'string' ? parseVerifierKey(k) : k));
+    return addCosignatures(this.#store.cosignatures, this.#identity, note, keys);
   }
 
   /** Checks the whole chain in one streaming pass (or ranges on threads); names the first bad entry. */

@@ -76,6 +76,12 @@ export class Witness {
     this.#now = options.now;
   }
 
+  /** This witness's public key, which its cosignatures verify under. */
+  get verifierKey(): PublicNoteKey {
+    const { name, alg, keyHash, publicKey, key } = this.#key;
+    return { name, alg, keyHash, publicKey, key };
+  }
+
   /** Makes the state directory (0700) if missing, and checks that it is a directory this process can write. */
   checkState(): void {
     try {

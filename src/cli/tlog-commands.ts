@@ -190,7 +190,7 @@ export const TLOG_COMMANDS: Record<string, Command> = {
           const proof = last > 0 && last < size ? await log.consistencyProof(last, size) : [];
           try {
             const result = await witness.cosign(note, logKey, proof);
-            await log.addCosignatures(result);
+            await log.addCosignatures(result, [witness.verifierKey]);
             return result;
           } catch (error) {
             const code = (error as EvidentError).code;

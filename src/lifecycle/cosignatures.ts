@@ -9,17 +9,25 @@
  * refuses more), making the checkpoint and every receipt unreadable.
  */
 import { hash } from 'node:crypto';
-import { EvidentError } from '../errors.js';
+import { EvidentError, NoteError } from '../errors.js';
 import { type Checkpoint, checkpointOfNote, parseCheckpoint } from '../note/checkpoint.js';
+import type { PublicNoteKey } from '../note/keys.js';
 import { openNote, splitNote } from '../note/note.js';
 import type { CosignatureStore, KeptNote } from '../store/store.js';
 import type { SigningIdentity } from './signing.js';
 
-/** Keeps the cosignatures on `note`, a checkpoint of this log (its signature is checked), with those kept before. */
+/**
+ * Keeps the cosignatures on `note`, a checkpoint of this log, with those
+ * kept before: the lines by the `witnesses` keys, each of which must verify,
+ * and the log's own (which must too). Lines by other keys are not kept: the
+ * kept lines are compared by key and time alone, so one that does not verify
+ * must never come in, where it would displace a true one.
+ */
 export async function addCosignatures(
   store: CosignatureStore,
   identity: SigningIdentity | null,
   note: string,
+  witnesses: readonly PublicNoteKey[],
 ): Promise<Checkpoint> {
   if (identity === null) throw new EvidentError('EVIDENT_NO_KEY', 'this log does not sign checkpoints');
   const opened = openNote(note, [identity.verifierKey]);
@@ -27,9 +35,22 @@ export async function addCosignatures(
   if (checkpoint.origin !== identity.origin) {
     throw new EvidentError('EVIDENT_UNTRUSTED', `a checkpoint for ${checkpoint.origin}, not ${identity.origin}`);
   }
+  const keys = [identity.verifierKey, ...witnesses];
+  const lines: string[] = [];
+  let cosignatures = 0;
+  for (const line of signatureLines(note)) {
+    const key = keys.find((k) => signerOf(line).id === `${k.name} ${k.keyHash.toString(16).padStart(8, '0')}`);
+    if (key === undefined) continue;
+    openNote(`${opened.text}\n${line}`, [key]); // throws if this line does not verify
+    lines.push(line);
+    if (key !== identity.verifierKey) cosignatures++;
+  }
+  if (cosignatures === 0) {
+    throw new NoteError('EVIDENT_NOTE_UNVERIFIED', 'the note has no cosignature by a witness key given');
+  }
   // Kept as given, never merged into another copy: two witnesses' cosignatures added at once by different
   // callers or processes cannot overwrite each other. Reading gathers the copies of one checkpoint.
-  const kept = `${opened.text}\n${signatureLines(note).join('')}`;
+  const kept = `${opened.text}\n${lines.join('')}`;
   await store.put(keptKey(kept), kept);
   // Receipts use the largest cosigned checkpoint that covers their entry, and the largest covers every entry a
   // smaller one does: copies of smaller ones serve nothing, and would pile up with every checkpoint.
@@ -76,7 +97,7 @@ export async function withKeptCosignatures(store: CosignatureStore, note: string
 /**
  * Checkpoint `text` with the signature lines `first`, then those of every
  * kept copy of it: one line per key (its latest cosignature), at most
- * MAX_LINES in all, the others in the order of their keys.
+ * MAX_LINES in all: `first`, the log's, then the others in the order of their keys.
  */
 function gathered(kept: readonly KeptNote[], text: string, first: readonly string[]): string {
   const lines = new Map<string, Signer>();
@@ -90,9 +111,11 @@ function gathered(kept: readonly KeptNote[], text: string, first: readonly strin
   for (const { note } of kept) {
     if (splitNote(note).text === text) for (const line of signatureLines(note)) add(line);
   }
-  // The note's own lines first; the others by key, so that every reader of the same copies serves the same note.
+  // The note's own lines first, then the log's signature (the one line that is not a cosignature), then the
+  // cosignatures by key: every reader of the same copies serves the same note.
   const signers = [...lines.values()];
-  const others = signers.slice(own).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const rank = (signer: Signer) => (signer.time < 0n ? 0 : 1);
+  const others = signers.slice(own).sort((a, b) => rank(a) - rank(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return `${text}\n${[...signers.slice(0, own), ...others].map((signer) => signer.line).join('')}`;
 }
 
@@ -123,13 +146,13 @@ interface KeptCopy {
   signers: Map<string, bigint>;
 }
 
-/** A kept copy's signers, by key: their times. */
+/** A kept copy's signers, by key: the latest time of each. */
 function signersOf(note: string): Map<string, bigint> {
-  return new Map(
-    signatureLines(note)
-      .map((line) => signerOf(line))
-      .map((s) => [s.id, s.time]),
-  );
+  const signers = new Map<string, bigint>();
+  for (const { id, time } of signatureLines(note).map(signerOf)) {
+    if (!(time <= (signers.get(id) ?? -2n))) signers.set(id, time);
+  }
+  return signers;
 }
 
 /**

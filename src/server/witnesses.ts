@@ -10,13 +10,14 @@
  */
 import { causeOf } from '../client/remote-log.js';
 import { checkpointOfNote } from '../note/checkpoint.js';
+import type { PublicNoteKey } from '../note/keys.js';
 import { openNote } from '../note/note.js';
 import type { PolicyWitness } from '../note/policy.js';
 
 /** What pushing needs of the log. */
 export interface CosignedLog {
   consistencyProof(size1: number, size2: number): Promise<Buffer[]>;
-  addCosignatures(note: string): Promise<unknown>;
+  addCosignatures(note: string, witnesses: readonly PublicNoteKey[]): Promise<unknown>;
 }
 
 /** One witness as the log sees it. */
@@ -139,7 +140,7 @@ export class WitnessPusher {
       if (!opened.sigs.some((sig) => sig.name === witness.key.name && sig.keyHash === witness.key.keyHash)) {
         throw new Error(`${witness.name} answered without a cosignature by its key`);
       }
-      await this.#log.addCosignatures(cosigned);
+      await this.#log.addCosignatures(cosigned, [witness.key]);
       status.size = checkpoint.size;
       status.cosignedAt = Date.now();
       return;

@@ -38,8 +38,8 @@ describe('cosignatures kept with a signing log', () => {
       const note = (await log.latestCheckpoint()) as string;
       const w1 = witnessKey('w1.example');
       const w2 = witnessKey('w2.example');
-      for (let time = 1_000; time < 1_150; time++) await log.addCosignatures(cosigned(note, w1, time));
-      await log.addCosignatures(cosigned(note, w2, 500));
+      for (let time = 1_000; time < 1_150; time++) await log.addCosignatures(cosigned(note, w1, time), [w1.verifier]);
+      await log.addCosignatures(cosigned(note, w2, 500), [w2.verifier]);
       const served = (await log.latestCheckpoint()) as string;
       const lines = signatureLines(served);
       assert.equal(lines.length, 3, 'the log, w1 and w2, each once');
@@ -57,9 +57,47 @@ describe('cosignatures kept with a signing log', () => {
       // Stored: the last copy of w1's and w2's, not one per time w1 was asked.
       assert.equal(readdirSync(join(setup.dir, 'cosignatures')).length, 2);
       // An older cosignature given late does not replace a newer one.
-      await log.addCosignatures(cosigned(note, w1, 1_001));
+      await log.addCosignatures(cosigned(note, w1, 1_001), [w1.verifier]);
       const again = openNote((await log.latestCheckpoint()) as string, [w1.verifier]);
       assert.equal(cosignatureTime(again.sigs[0] as (typeof again.sigs)[0]), 1_149);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('keep only lines that verify under the witness keys given: a forged later one never displaces a true one', async () => {
+    const setup = signingLog('cosign.example/forged');
+    await setup.init();
+    logVerifier = setup.verifier;
+    const log = new Log({ store: setup.dir, key: setup.keyFile });
+    try {
+      const note = (await log.latestCheckpoint()) as string;
+      const w1 = witnessKey('w1.example');
+      const w2 = witnessKey('w2.example');
+      await log.addCosignatures(cosigned(note, w1, 100), [w1.verifier]);
+      // A line by w1's key with a later time and a signature that is not w1's.
+      const good = cosigned(note, w1, 200);
+      const line = good.trimEnd().split('\n').at(-1) as string;
+      const raw = Buffer.from(line.split(' ')[2] as string, 'base64');
+      raw.writeUInt8(raw.readUInt8(raw.length - 1) ^ 1, raw.length - 1);
+      const forged = good.replace(line, `${line.split(' ').slice(0, 2).join(' ')} ${raw.toString('base64')}`);
+      await assert.rejects(log.addCosignatures(forged, [w1.verifier]), { code: 'EVIDENT_NOTE_BAD_SIGNATURE' });
+      // Lines by keys not given are not kept; a note with none by a given key is refused.
+      await assert.rejects(log.addCosignatures(cosigned(note, w2, 300), [w1.verifier]), {
+        code: 'EVIDENT_NOTE_UNVERIFIED',
+      });
+      const served = (await log.latestCheckpoint()) as string;
+      const opened = openNote(served, [setup.key, w1.verifier, w2.verifier]);
+      assert.deepEqual(
+        opened.sigs.map((s) => [s.name, s.name === 'w1.example' ? cosignatureTime(s) : null]),
+        [
+          ['cosign.example/forged', null],
+          ['w1.example', 100],
+        ],
+      );
+      // The largest checkpoint a receipt serves lists the log's signature first too.
+      const best = (await log.cosignedCheckpoint()) as string;
+      assert.match(best.split('\n\n')[1] as string, /^— cosign\.example\/forged /);
     } finally {
       await log.close();
     }
@@ -73,7 +111,7 @@ describe('cosignatures kept with a signing log', () => {
     try {
       const note = (await log.latestCheckpoint()) as string;
       const witnesses = Array.from({ length: 120 }, (_, i) => witnessKey(`w${i}.example`));
-      for (const witness of witnesses) await log.addCosignatures(cosigned(note, witness, 7));
+      for (const witness of witnesses) await log.addCosignatures(cosigned(note, witness, 7), [witness.verifier]);
       const served = (await log.latestCheckpoint()) as string;
       assert.equal(signatureLines(served).length, 100);
       const opened = openNote(served, [setup.key, ...witnesses.map((w) => w.verifier)]);
