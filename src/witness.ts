@@ -297,7 +297,6 @@ function makeDirectory(dir: string): void {
   }
 }
 
-/** Refuses a checkpoint of the size last cosigned with another root: a fork (409 over HTTP, with that size). */
 /** A checkpoint of size 0 must have the empty tree's root (C2SP tlog-witness: else 422), or it vouches for a tree no log has. */
 function emptyTreeAtSizeZero(checkpoint: Checkpoint): void {
   if (checkpoint.size === 0 && !checkpoint.root.equals(emptyRoot())) {
@@ -305,6 +304,7 @@ function emptyTreeAtSizeZero(checkpoint: Checkpoint): void {
   }
 }
 
+/** Refuses a checkpoint of the size last cosigned with another root: a fork (409 over HTTP, with that size). */
 function sameTreeAtSize(origin: string, last: Seen, checkpoint: Checkpoint): void {
   if (checkpoint.size === last.size && !checkpoint.root.equals(Buffer.from(last.root, 'base64'))) {
     throw new WitnessError(

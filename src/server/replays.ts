@@ -51,17 +51,21 @@ export class Replays {
   /** Indexes the keys of the entries appended within the window. */
   async load(log: Log): Promise<void> {
     const since = new Date(this.#now() - REPLAY_WINDOW_MS).toISOString();
+    const commitOf = new Map<string, string>(); // each key's first request's time: one commit, one time
     for await (const entry of log.read({ since })) {
       const key = entry.via?.key;
       if (key === undefined) continue;
       const id = idOf(entry.via?.token as string, key);
       const known = this.#find(id);
-      // A batch's entries are consecutive: each one after the first moves its last seq. A later entry with the
-      // same key that does not follow (the key used again through another server on this log) is another
-      // request's: the first request's entries are what a retry gets, never the entries between the two.
-      if (known === undefined) this.#add(id, { first: entry.seq, last: entry.seq }, Date.parse(entry.ts));
-      else if (entry.seq === known.appended.last + 1)
+      // A request's entries are consecutive and of one commit, so of one time: each one after the first moves
+      // its last seq. A later entry with the same key that is not (the key used again through another server on
+      // this log) is another request's: a retry gets the first request's entries, never others appended since.
+      if (known === undefined) {
+        this.#add(id, { first: entry.seq, last: entry.seq }, Date.parse(entry.ts));
+        commitOf.set(id, entry.ts);
+      } else if (entry.seq === known.appended.last + 1 && entry.ts === commitOf.get(id)) {
         known.keys.set(id, pack({ first: known.appended.first, last: entry.seq }));
+      }
     }
   }
 

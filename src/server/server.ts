@@ -89,8 +89,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const tokens = tokenSource(options.tokens);
   // Once the server is closing, requests still arriving on open connections are told to come back.
   let closing = false;
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', async (request) => {
     if (closing) throw new EvidentError('EVIDENT_CLOSED', 'the server is shutting down: retry shortly');
+    // No route: answered now, before any body it carries is read.
+    if (request.is404)
+      throw new EvidentError('EVIDENT_NOT_FOUND', `no such resource: ${request.method} ${request.url}`);
   });
   const replays = options.replays ?? new Replays();
   const metrics = new Metrics();
@@ -106,12 +109,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   for (const type of ['application/json', 'application/x-ndjson']) {
     app.addContentTypeParser(type, (request, payload, done) => {
       // Bytes taken as UTF-8 JSON must be that: a compressed body, or one in another charset, is refused whole.
-      const coding = request.headers['content-encoding'];
-      if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+      const coding = request.headers['content-encoding']?.trim().toLowerCase();
+      if (coding !== undefined && coding !== '' && coding !== 'identity') {
         return done(unsupported(`Content-Encoding ${coding}: send the body uncompressed`));
       }
       const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
-      if (charset !== undefined && !['utf-8', 'utf8'].includes(charset.toLowerCase())) {
+      if (charset !== undefined && !['utf-8', 'utf8', 'us-ascii'].includes(charset.toLowerCase())) {
         return done(unsupported(`charset ${charset}: the body must be UTF-8`));
       }
       const declared = Number(request.headers['content-length']);
@@ -245,14 +248,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     metrics.appended(reply.statusCode, reply.statusCode === 201 ? entries : 0, reply.elapsedTime / 1000);
   });
 
-  // The token is checked before the body is read: a request without the right is refused before it holds
-  // up to bodyLimit bytes of the server's memory.
-  const authorized = new WeakMap<FastifyRequest, Token>();
+  // The token is checked before the body is read — a request without the right is refused before it holds up
+  // to bodyLimit bytes of the server's memory — and again once it is read, in case it was revoked meanwhile.
   const onRequest = async (request: FastifyRequest) => {
-    authorized.set(request, (await authorize(request, 'append')) as Token);
+    await authorize(request, 'append');
   };
   app.post('/v1/entries', { onRequest }, async (request, reply) => {
-    const token = authorized.get(request) as Token;
+    const token = (await authorize(request, 'append')) as Token;
     const body = typeof request.body === 'string' ? request.body : '';
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     const batch = type === 'application/x-ndjson';

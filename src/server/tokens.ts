@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { EvidentError, InvalidOptionError } from '../errors.js';
 import { native } from '../store/file/native.js';
 
@@ -62,19 +63,21 @@ function writeTokens(path: string, tokens: Token[]): void {
 const LOCK_WAIT_MS = 10_000;
 
 /**
- * Runs `change` holding an exclusive flock on `<path>.lock`: changes are
- * read, modified and written whole, so two at once (a revoke and an add)
- * would otherwise each write what it read, and one of them would be lost — a
- * revoked token back, or a new one gone though its secret was handed out.
- * Synchronous, as the CLI's token commands are: it polls the lock.
+ * Runs `change` holding an exclusive flock on the directory that holds the
+ * file: changes are read, modified and written whole, so two at once (a
+ * revoke and an add) would otherwise each write what it read, and one of
+ * them would be lost — a revoked token back, or a new one gone though its
+ * secret was handed out. The directory, not a lock file: it needs no file of
+ * its own that another user may have created first, and it is not replaced
+ * as the file is. Synchronous, as the CLI's token commands are: it polls.
  */
 function changing<T>(path: string, change: () => T): T {
-  const lockPath = `${path}.lock`;
+  const directory = dirname(path);
   let fd: number;
   try {
-    fd = openSync(lockPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    fd = openSync(directory, constants.O_RDONLY | constants.O_DIRECTORY);
   } catch (error) {
-    throw new EvidentError('EVIDENT_BAD_CONFIG', `cannot open ${lockPath}: ${(error as Error).message}`);
+    throw new EvidentError('EVIDENT_BAD_CONFIG', `cannot open ${directory}: ${(error as Error).message}`);
   }
   try {
     const addon = native();
@@ -83,7 +86,7 @@ function changing<T>(path: string, change: () => T): T {
       if (Date.now() > until) {
         throw new EvidentError(
           'EVIDENT_BAD_CONFIG',
-          `${path} is being changed by another process (${lockPath} is locked)`,
+          `${path} is being changed by another process (${directory} is locked)`,
         );
       }
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);

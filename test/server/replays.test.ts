@@ -100,13 +100,26 @@ describe('Replays', () => {
     });
     assert.deepEqual(await replays.once('bot', 'one', fail), { first: one.seq, last: one.seq, replayed: true });
     // A key used again by another server on the log: a retry gets the first request's entries, never what
-    // others appended between the two.
+    // others appended between the two, nor the second request's own, even right after the first.
     const other = await log.append({ actor: 'c', action: 'x.y', data: { secret: 1 } }, { via: { token: 'other' } });
     await log.append({ actor: 'b', action: 'x.y' }, { via: { token: 'bot', key: 'one' } });
+    const adjacent = await log.append({ actor: 'd', action: 'x.y' }, { via: { token: 'bot', key: 'twice' } });
+    await new Promise((resolve) => setTimeout(resolve, 5)); // another commit, another millisecond
+    await log.append({ actor: 'd', action: 'x.y' }, { via: { token: 'bot', key: 'twice' } });
     const reloaded = new Replays();
     await reloaded.load(log);
     assert.deepEqual(await reloaded.once('bot', 'one', fail), { first: one.seq, last: one.seq, replayed: true });
     assert.ok(other.seq > one.seq);
+    assert.deepEqual(await reloaded.once('bot', 'twice', fail), {
+      first: adjacent.seq,
+      last: adjacent.seq,
+      replayed: true,
+    });
+    assert.deepEqual(await reloaded.once('ci', 'batch-1', fail), {
+      first: (batch[0] as { seq: number }).seq,
+      last: (batch[2] as { seq: number }).seq,
+      replayed: true,
+    });
     // The same log read a day and more later: its keys are past the window.
     const later = new Replays({ now: () => Date.now() + REPLAY_WINDOW_MS + HOUR });
     await later.load(log);

@@ -325,25 +325,27 @@ describe('evident serve', () => {
     assert.equal((await call('GET', '/v1/entries', { token: secret.reader as string })).status, 200);
   });
 
-  it('refuses a request without the right token before reading its body', async () => {
-    const url = new URL('/v1/entries', base);
+  it('refuses a request without the right token, or to no route, before reading its body', async () => {
     // A body of the largest size announced, and never sent: the answer must come without it.
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = request(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': String(8 << 20) },
+    const answer = (path: string, method: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(new URL(path, base), {
+          method,
+          headers: { 'content-type': 'application/json', 'content-length': String(8 << 20) },
+        });
+        const timer = setTimeout(() => reject(new Error('no answer in 10 s: the server waits for the body')), 10_000);
+        req.on('response', (response) => {
+          clearTimeout(timer);
+          response.resume();
+          req.destroy();
+          resolve(response.statusCode ?? 0);
+        });
+        req.on('error', () => {});
+        req.flushHeaders();
       });
-      const timer = setTimeout(() => reject(new Error('no answer in 10 s: the server waits for the body')), 10_000);
-      req.on('response', (response) => {
-        clearTimeout(timer);
-        response.resume();
-        req.destroy();
-        resolve(response.statusCode ?? 0);
-      });
-      req.on('error', () => {});
-      req.flushHeaders();
-    });
-    assert.equal(status, 401);
+    assert.equal(await answer('/v1/entries', 'POST'), 401);
+    assert.equal(await answer('/v1/nothere', 'POST'), 404);
+    assert.equal(await answer('/v1/entries', 'PUT'), 404);
   });
 
   it('reads by filter, pages with after/next, in JSON or NDJSON', async () => {

@@ -26,6 +26,7 @@ import { describe, it } from 'node:test';
 import type { Entry } from '../../../src/entry.js';
 import { Log } from '../../../src/log.js';
 import { type Files, nodeFiles } from '../../../src/store/file/files.js';
+import { INTENT_BYTES } from '../../../src/store/file/intent.js';
 import { lockPatience } from '../../../src/store/file/lock.js';
 import { FileStore } from '../../../src/store/file/store.js';
 import { FIXTURES, osError, readLines, tempDir, until, writeLines } from '../../helpers.js';
@@ -98,6 +99,28 @@ describe('leaf hashes read back from log.jsonl', () => {
 });
 
 describe('appending to log.jsonl', () => {
+  it("records a batch's range before writing it, and blanks the record in place once it is durable", async () => {
+    const dir = tempDir();
+    const log = await Log.open({ store: dir, create: true });
+    await log.append({ actor: 'a', action: 'x.y' }); // a single entry needs no record
+    assert.equal(existsSync(join(dir, 'pending')), false);
+    await log.appendBatch([
+      { actor: 'a', action: 'x.y' },
+      { actor: 'b', action: 'x.y' },
+    ]);
+    const first = statSync(join(dir, 'pending'));
+    // The same file, its one block overwritten: no size or block change for the next record's sync to commit.
+    assert.equal(readFileSync(join(dir, 'pending'), 'latin1'), ' '.repeat(INTENT_BYTES));
+    await log.appendBatch([
+      { actor: 'c', action: 'x.y' },
+      { actor: 'd', action: 'x.y' },
+    ]);
+    await log.close();
+    const second = statSync(join(dir, 'pending'));
+    assert.equal(second.ino, first.ino);
+    assert.equal(readFileSync(join(dir, 'pending'), 'latin1'), ' '.repeat(INTENT_BYTES));
+  });
+
   it('cuts off a batch whose write really fails (a file-size limit), and the chain goes on', async () => {
     const dir = tempDir();
     const log = await Log.open({ store: dir, create: true });
