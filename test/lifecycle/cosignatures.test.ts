@@ -19,23 +19,31 @@ function witnessKey(name: string) {
   return { signer: parseSignerKey(signer), verifier: parseVerifierKey(verifier) };
 }
 
-/** `note` with a cosignature by `witness` at POSIX time `time` added after its signatures. */
-function cosigned(note: string, witness: ReturnType<typeof witnessKey>, time: number): string {
-  const opened = openNote(note, [parseVerifierKey(logVerifier)]);
-  return signNote(opened.text, [cosigner(witness.signer, () => time)], opened.sigs);
+/** A signing log named `name`, opened with its key, and its first checkpoint; closed after `work`. */
+async function withSigningLog(
+  name: string,
+  work: (log: Log, note: string, setup: ReturnType<typeof signingLog>) => Promise<void>,
+): Promise<void> {
+  const setup = signingLog(name);
+  await setup.init();
+  const log = new Log({ store: setup.dir, key: setup.keyFile });
+  try {
+    await work(log, (await log.latestCheckpoint()) as string, setup);
+  } finally {
+    await log.close();
+  }
 }
-let logVerifier = '';
+
+/** `note` (signed by the log) with a cosignature by `witness` at POSIX time `time` added after its signatures. */
+function cosigned(note: string, witness: ReturnType<typeof witnessKey>, time: number): string {
+  return `${note}${splitNote(signNote(splitNote(note).text, [cosigner(witness.signer, () => time)])).signatures}`;
+}
 
 const signatureLines = (note: string) => splitNote(note).signatures.trimEnd().split('\n');
 
 describe('cosignatures kept with a signing log', () => {
-  it('serve one signature per witness, its latest, however often the witness is asked again', async () => {
-    const setup = signingLog('cosign.example/again');
-    await setup.init();
-    logVerifier = setup.verifier;
-    const log = new Log({ store: setup.dir, key: setup.keyFile });
-    try {
-      const note = (await log.latestCheckpoint()) as string;
+  it('serve one signature per witness, its latest, however often the witness is asked again', () =>
+    withSigningLog('cosign.example/again', async (log, note, setup) => {
       const w1 = witnessKey('w1.example');
       const w2 = witnessKey('w2.example');
       for (let time = 1_000; time < 1_150; time++) await log.addCosignatures(cosigned(note, w1, time), [w1.verifier]);
@@ -60,18 +68,10 @@ describe('cosignatures kept with a signing log', () => {
       await log.addCosignatures(cosigned(note, w1, 1_001), [w1.verifier]);
       const again = openNote((await log.latestCheckpoint()) as string, [w1.verifier]);
       assert.equal(cosignatureTime(again.sigs[0] as (typeof again.sigs)[0]), 1_149);
-    } finally {
-      await log.close();
-    }
-  });
+    }));
 
-  it('keep only lines that verify under the witness keys given: a forged later one never displaces a true one', async () => {
-    const setup = signingLog('cosign.example/forged');
-    await setup.init();
-    logVerifier = setup.verifier;
-    const log = new Log({ store: setup.dir, key: setup.keyFile });
-    try {
-      const note = (await log.latestCheckpoint()) as string;
+  it('keep only lines that verify under the witness keys given: a forged later one never displaces a true one', () =>
+    withSigningLog('cosign.example/forged', async (log, note, setup) => {
       const w1 = witnessKey('w1.example');
       const w2 = witnessKey('w2.example');
       await log.addCosignatures(cosigned(note, w1, 100), [w1.verifier]);
@@ -98,26 +98,15 @@ describe('cosignatures kept with a signing log', () => {
       // The largest checkpoint a receipt serves lists the log's signature first too.
       const best = (await log.cosignedCheckpoint()) as string;
       assert.match(best.split('\n\n')[1] as string, /^— cosign\.example\/forged /);
-    } finally {
-      await log.close();
-    }
-  });
+    }));
 
-  it('never serve more signatures than a note may carry', async () => {
-    const setup = signingLog('cosign.example/many');
-    await setup.init();
-    logVerifier = setup.verifier;
-    const log = new Log({ store: setup.dir, key: setup.keyFile });
-    try {
-      const note = (await log.latestCheckpoint()) as string;
+  it('never serve more signatures than a note may carry', () =>
+    withSigningLog('cosign.example/many', async (log, note, setup) => {
       const witnesses = Array.from({ length: 120 }, (_, i) => witnessKey(`w${i}.example`));
       for (const witness of witnesses) await log.addCosignatures(cosigned(note, witness, 7), [witness.verifier]);
       const served = (await log.latestCheckpoint()) as string;
       assert.equal(signatureLines(served).length, 100);
       const opened = openNote(served, [setup.key, ...witnesses.map((w) => w.verifier)]);
       assert.equal(opened.sigs[0]?.name, 'cosign.example/many', "the log's own signature first");
-    } finally {
-      await log.close();
-    }
-  });
+    }));
 });
