@@ -39,7 +39,8 @@ export async function addCosignatures(
   const lines: string[] = [];
   let cosignatures = 0;
   for (const line of signatureLines(note)) {
-    const key = keys.find((k) => signerOf(line).id === `${k.name} ${k.keyHash.toString(16).padStart(8, '0')}`);
+    const { id } = signerOf(line);
+    const key = keys.find((k) => signerId(k.name, k.keyHash) === id);
     if (key === undefined) continue;
     openNote(`${opened.text}\n${line}`, [key]); // throws if this line does not verify
     lines.push(line);
@@ -134,7 +135,12 @@ function signerOf(line: string): Signer {
   const [name, base64] = line.slice(2, -1).split(' ') as [string, string];
   const raw = Buffer.from(base64, 'base64');
   const time = raw.length === COSIGNATURE_BYTES ? raw.readBigUInt64BE(4) : -1n;
-  return { line, id: `${name} ${raw.toString('hex', 0, 4)}`, time };
+  return { line, id: signerId(name, raw.readUInt32BE(0)), time };
+}
+
+/** A key's identity among signature lines: its name and key hash. */
+function signerId(name: string, keyHash: number): string {
+  return `${name} ${keyHash.toString(16).padStart(8, '0')}`;
 }
 
 /** Key hash, time and Ed25519 signature: the bytes of a cosignature/v1 line (c2sp.org/tlog-cosignature). */
