@@ -107,10 +107,17 @@ describe('evident CLI', () => {
     const follower = spawn(process.execPath, [CLI, 'tail', '-f', '-n', '1', '--json', '--dir', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Taken at once: the follower may exit (as it must at the end) before the test gets to wait for it.
+    const exited = once(follower, 'exit') as Promise<[number | null]>;
     const seen: string[] = [];
     const waiters: [string, () => void][] = [];
     const sawActor = (actor: string) =>
-      new Promise<void>((resolve) => (seen.includes(actor) ? resolve() : waiters.push([actor, resolve])));
+      Promise.race([
+        new Promise<void>((resolve) => (seen.includes(actor) ? resolve() : waiters.push([actor, resolve]))),
+        exited.then(([code]) => {
+          if (!seen.includes(actor)) assert.fail(`tail -f exited ${code} before printing ${actor}: ${stderrOf}`);
+        }),
+      ]);
     let stderrOf = '';
     follower.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderrOf += chunk;
@@ -141,7 +148,7 @@ describe('evident CLI', () => {
       renameSync(`${path}.copy`, path);
       await evident(['append', '--dir', dir, '--actor', 'other-3', '--action', 'x.y']);
       await evident(['append', '--dir', dir, '--actor', 'other-4', '--action', 'x.y']);
-      const [code] = (await once(follower, 'exit')) as [number];
+      const [code] = await exited;
       assert.equal(code, 1);
       assert.match(stderrOf, /entry 4 does not follow entry 3 as it was printed.*\[EVIDENT_LOG_CORRUPT\]/);
       assert.deepEqual(seen, ['before', 'after-1', 'after-2', 'after-3']);
