@@ -4,7 +4,6 @@ import { InvalidOptionError } from '../errors.js';
 import { Log } from '../log.js';
 import { parsePolicy } from '../note/policy.js';
 import { Replays } from '../server/replays.js';
-import { buildServer } from '../server/server.js';
 import { addToken, readTokens, revokeToken } from '../server/tokens.js';
 import { WitnessPusher } from '../server/witnesses.js';
 import {
@@ -127,6 +126,8 @@ export const SERVE_COMMANDS: Record<string, Command> = {
       witnesses.push(note);
     }
     // Request logs (pino, JSON lines on stdout): method, URL, status, time; never headers, tokens or bodies.
+    // Loaded here, not with the CLI: fastify and pino take longer to load than a whole `evident append`.
+    const { buildServer } = await import('../server/server.js');
     let app: ReturnType<typeof buildServer>;
     try {
       app = buildServer({

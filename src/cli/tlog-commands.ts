@@ -16,7 +16,6 @@ import { openNote } from '../note/note.js';
 import { parsePolicy } from '../note/policy.js';
 import { type TrustedCheckpoint, type TrustPolicy, trustCheckpoint } from '../note/trust.js';
 import { parseReceipt, verifyReceipt } from '../receipt.js';
-import { buildWitnessServer } from '../server/witness-server.js';
 import { Witness } from '../witness.js';
 import {
   type Command,
@@ -460,6 +459,7 @@ async function witnessServe(args: string[]): Promise<number> {
   const witness = new Witness({ key: loadSignerKey(v.key), dir: v.state });
   witness.checkState(); // a state that cannot be written is refused now, not at the first submission
   const { host, port } = listenAddress(v.listen);
+  const { buildWitnessServer } = await import('../server/witness-server.js'); // fastify: only when serving
   const app = buildWitnessServer({ witness, logs, logger: loggerOption(v['log-level']) });
   const address = await listenOn(app, { host, port });
   process.stderr.write(`evident: witnessing ${logs.map((key) => key.name).join(', ')} on ${address}\n`);

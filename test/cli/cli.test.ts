@@ -269,4 +269,28 @@ describe('evident CLI', () => {
     // 64 threads took 968 MB before they were capped; the cores here are few.
     assert.ok((many?.rss ?? 0) < 120 * availableParallelism(), `peak RSS ${many?.rss} MB with --threads 64`);
   });
+
+  it('a command on a directory log loads neither the HTTP server nor the PostgreSQL client', async () => {
+    const dir = join(tempDir(), 'log');
+    const loaded = async (args: string[]) => {
+      const run = await evident(args, { nodeArgs: ['--import', join(FIXTURES, 'report-packages.js')] });
+      return { run, packages: (/^packages (.*)$/m.exec(run.stderr)?.[1] ?? '').split(' ') };
+    };
+    for (const args of [
+      ['init', '--dir', dir],
+      ['append', '--dir', dir, '--actor', 'a', '--action', 'x.y'],
+      ['verify', '--dir', dir],
+      ['log', '--dir', dir],
+    ]) {
+      const { run, packages } = await loaded(args);
+      assert.equal(run.code, 0, run.stderr);
+      // Loading fastify, pino and pg took longer than the rest of a whole `evident append`.
+      for (const name of ['fastify', 'pino', 'pg']) {
+        assert.ok(!packages.includes(name), `evident ${args[0]} loaded ${name}: ${packages.join(' ')}`);
+      }
+    }
+    // The probe sees a package a command does load: a PostgreSQL log's (here, a schema that holds none).
+    const { packages } = await loaded(['log', '--store', 'postgres://127.0.0.1/test?schema=no_log_here']);
+    assert.ok(packages.includes('pg'), packages.join(' '));
+  });
 });

@@ -6,7 +6,8 @@
  * of a lazily opened connection is closed by construction. A pool is ended
  * when the last store using it closes.
  */
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import { EvidentError, InvalidOptionError } from '../../errors.js';
 
 export type Pool = pg.Pool;
@@ -106,6 +107,17 @@ function hidePassword(spec: string): string {
 
 const pools = new Map<string, { pool: Pool; users: number }>();
 
+let loaded: typeof pg | undefined;
+
+/**
+ * node-postgres, loaded on first use (synchronously: it is CommonJS), so
+ * that a directory log's process never pays for loading it.
+ */
+function pgModule(): typeof pg {
+  loaded ??= createRequire(import.meta.url)('pg') as typeof pg;
+  return loaded;
+}
+
 /** The process's pool for `url`, made now if there is none; each call must be matched by releasePool. */
 export function acquirePool(url: string): Pool {
   const known = pools.get(url);
@@ -118,7 +130,7 @@ export function acquirePool(url: string): Pool {
   // a vanished writer's transaction, and so free the head row it locked; the URL's parameters override them.
   // The pool reads its connect timeout from its options only, not from the URL: passed on from there.
   const connectTimeout = new URL(url).searchParams.get('connectionTimeoutMillis');
-  const pool = new pg.Pool({
+  const pool = new (pgModule().Pool)({
     connectionString: url,
     max: 10,
     application_name: 'evident',
@@ -177,7 +189,7 @@ export function connectionLost(error: unknown): boolean {
 
 /** The identifier `name`, quoted for SQL. */
 export function quoted(name: string): string {
-  return pg.escapeIdentifier(name);
+  return pgModule().escapeIdentifier(name);
 }
 
 /**
