@@ -54,7 +54,8 @@ class Encoder {
 
   /** Why `text` cannot be encoded here, or null. */
   #badString(text: string): string | null {
-    if (loneSurrogate.test(text)) return 'contains a lone surrogate (not valid Unicode)';
+    if (!MAYBE_BAD.test(text)) return null; // most text: no surrogate and nothing near a noncharacter
+    if (!text.isWellFormed()) return 'contains a lone surrogate (not valid Unicode)';
     if (this.#input && NONCHARACTER.test(text)) {
       return 'contains a Unicode noncharacter (such as U+FFFF), which I-JSON does not allow';
     }
@@ -126,7 +127,8 @@ class Encoder {
     // Array.prototype.sort compares strings by UTF-16 code units, as §3.2.3 requires.
     const names = Object.keys(record).sort();
     let text = '{';
-    for (const [k, name] of names.entries()) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[k] as string;
       this.#path.push(name);
       const bad = this.#badString(name);
       if (bad !== null) this.#fail(`member name ${bad}`);
@@ -142,7 +144,8 @@ export function fieldPath(path: string, name: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(name) ? `${path}.${name}` : `${path}[${JSON.stringify(name)}]`;
 }
 
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Any surrogate, or a character of the BMP's noncharacter ranges: text without one needs no closer look. */
+const MAYBE_BAD = /[\uD800-\uDFFF\uFDD0-\uFDEF\uFFFE\uFFFF]/;
 /**
  * Unicode noncharacters, which I-JSON strings must not hold (RFC 7493 §2.1):
  * U+FDD0..U+FDEF, and the last two code points of every plane (U+FFFE,
