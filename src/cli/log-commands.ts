@@ -35,12 +35,12 @@ import {
   write,
 } from './common.js';
 import { events } from './ndjson.js';
-import { ProgressBar, TABLE_HEADER, tableRow } from './output.js';
+import { ProgressBar, TABLE_HEADER, tableRow, thousands } from './output.js';
 import { TRUST_HELP, trustArgs, trustedOrFailed, trustFlags } from './tlog-commands.js';
 
 /** Lines of stdin committed in batches of this many: all or nothing up to it. */
 export const BATCH_LINES = 4096;
-const BATCH = BATCH_LINES.toLocaleString('en-US');
+const BATCH = thousands(BATCH_LINES);
 
 export const LOG_HELP: Record<string, string> = {
   init: `Usage: evident init [--dir D] [--key FILE]
@@ -373,7 +373,7 @@ function trustedFile(
 /** The verdict line of an intact log; `from`: the first entry read, when those before it were verified before. */
 function writeVerified(result: VerifyResult, started: number, from = 0): void {
   const seconds = (performance.now() - started) / 1000;
-  const rate = Math.round((result.size - from) / Math.max(seconds, 1e-3)).toLocaleString('en-US');
+  const rate = thousands(Math.round((result.size - from) / Math.max(seconds, 1e-3)));
   const read = from === 0 ? '' : ` (the ${result.size - from} from seq ${from} read)`;
   write(
     `ok: ${result.size} ${result.size === 1 ? 'entry' : 'entries'} verified${read} in ${seconds.toFixed(2)}s (${rate} entries/s), head ${result.head}\n`,
